@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The one test command of the workspace (README, .ci/run).
+#
+# Installs what the tests need (a Python venv with moto, the MCP servers and python-hcl2; a venv of
+# its own for checkov; Debian's docker-registry), starts the moto server and a local OCI registry on
+# 127.0.0.1, runs fmt, clippy, every test (one build: cargo nextest + doctests) and the Terraform
+# checks, then stops what it started.
+#
+# Environment:
+#   TOOLSHED_SKIP_INSTALL=1   do not pip/apt install (use what is there)
+#   TOOLSHED_VENV=DIR         the test venv (default .venv in the workspace)
+#   TOOLSHED_CHECKOV_VENV=DIR the checkov venv (default .venv-checkov)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+run_dir="$root/.toolshed-run"
+mkdir -p "$run_dir"
+venv=${TOOLSHED_VENV:-$root/.venv}
+checkov_venv=${TOOLSHED_CHECKOV_VENV:-$root/.venv-checkov}
+pids=()
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+cleanup() {
+  for pid in "${pids[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # url seconds
+  local url=$1 deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then log "timed out waiting for $url"; return 1; fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------- installs
+if [ "${TOOLSHED_SKIP_INSTALL:-0}" != 1 ]; then
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating test venv $venv"
+    python3 -m venv "$venv"
+  fi
+  log "installing Python test dependencies"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  if [ ! -x "$checkov_venv/bin/checkov" ]; then
+    log "creating checkov venv $checkov_venv"
+    python3 -m venv "$checkov_venv"
+    "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
+  fi
+  if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-registry ]; then
+    log "installing Debian's docker-registry"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+    else
+      sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+    fi
+  fi
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+  fi
+fi
+export PATH="$venv/bin:$PATH"
+export TOOLSHED_TEST_PYTHON="$venv/bin/python"
+export TOOLSHED_TEST_VENV_BIN="$venv/bin"
+
+# ---------------------------------------------------------------- services
+# Tests that need a backend read these variables; when they are set the backend MUST be there
+# (TOOLSHED_REQUIRE_BACKENDS=1 turns a skip into a failure).
+export TOOLSHED_REQUIRE_BACKENDS=1
+
+moto_port=$(free_port)
+log "starting moto on 127.0.0.1:$moto_port"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$run_dir/moto.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$moto_port/moto-api/data.json" 30
+export TOOLSHED_TEST_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+
+registry_port=$(free_port)
+registry_bin=$(command -v docker-registry || echo /usr/bin/docker-registry)
+mkdir -p "$run_dir/registry"
+cat >"$run_dir/registry.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: $run_dir/registry }
+  delete: { enabled: true }
+http:
+  addr: 127.0.0.1:$registry_port
+YML
+log "starting docker-registry on 127.0.0.1:$registry_port"
+"$registry_bin" serve "$run_dir/registry.yml" >"$run_dir/registry.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$registry_port/v2/" 30
+export TOOLSHED_TEST_REGISTRY="127.0.0.1:$registry_port"
+
+if docker info >/dev/null 2>&1; then
+  export TOOLSHED_TEST_DOCKER=1
+else
+  log "no Docker engine reachable: Docker tests will fail under TOOLSHED_REQUIRE_BACKENDS"
+fi
+
+# ---------------------------------------------------------------- Rust
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast
+log "doctests"
+cargo test --workspace --doc --locked
+
+# ---------------------------------------------------------------- Terraform
+if [ -x scripts/check-terraform.sh ]; then
+  log "terraform checks"
+  TOOLSHED_CHECKOV="$checkov_venv/bin/checkov" scripts/check-terraform.sh
+fi
+log "all checks passed"

@@ -1,0 +1,121 @@
+//! The labels (Docker) / tags (ECS) that mark a task as ours. One definition for every runner, so
+//! the sweep recognises tasks the same way on every backend.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ServerId, SessionId, Timestamp};
+
+/// Present with value `true` on every task we start. Runners list, stop and remove only tasks
+/// carrying it.
+pub const LABEL_MANAGED: &str = "toolshed.managed";
+/// The server id.
+pub const LABEL_SERVER: &str = "toolshed.server";
+/// `playground` or `verification`.
+pub const LABEL_PURPOSE: &str = "toolshed.purpose";
+/// The session id (playground tasks).
+pub const LABEL_SESSION: &str = "toolshed.session";
+/// The verification run id (check tasks).
+pub const LABEL_RUN: &str = "toolshed.run";
+/// Expiry, Unix seconds.
+pub const LABEL_EXPIRES_AT: &str = "toolshed.expires-at";
+
+/// Why a task runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskPurpose {
+    /// A playground session.
+    Playground {
+        /// The session.
+        session_id: SessionId,
+    },
+    /// The MCP check of a verification run.
+    Verification {
+        /// The run.
+        run_id: String,
+    },
+}
+
+/// Parsed labels of one of our tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLabels {
+    /// The server.
+    pub server_id: ServerId,
+    /// Why it runs.
+    pub purpose: TaskPurpose,
+    /// When it must be gone.
+    pub expires_at: Timestamp,
+}
+
+impl TaskLabels {
+    /// Key/value pairs to attach (ECS tags, Docker labels).
+    ///
+    /// ```
+    /// use toolshed_core::domain::{ServerId, SessionId, TaskLabels, TaskPurpose};
+    /// let labels = TaskLabels {
+    ///     server_id: ServerId::new("time").unwrap(),
+    ///     purpose: TaskPurpose::Playground { session_id: SessionId::new("s-00000001").unwrap() },
+    ///     expires_at: chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
+    /// };
+    /// let pairs = labels.to_pairs();
+    /// assert_eq!(TaskLabels::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))), Some(labels));
+    /// ```
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_SERVER.to_owned(), self.server_id.to_string()),
+            (
+                LABEL_EXPIRES_AT.to_owned(),
+                self.expires_at.timestamp().to_string(),
+            ),
+        ];
+        match &self.purpose {
+            TaskPurpose::Playground { session_id } => {
+                pairs.push((LABEL_PURPOSE.to_owned(), "playground".to_owned()));
+                pairs.push((LABEL_SESSION.to_owned(), session_id.to_string()));
+            }
+            TaskPurpose::Verification { run_id } => {
+                pairs.push((LABEL_PURPOSE.to_owned(), "verification".to_owned()));
+                pairs.push((LABEL_RUN.to_owned(), run_id.clone()));
+            }
+        }
+        pairs
+    }
+
+    /// Parses labels; `None` unless the task is marked managed and every label is well formed.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        let mut managed = false;
+        let (mut server, mut purpose, mut session, mut run, mut expires) =
+            (None, None, None, None, None);
+        for (k, v) in pairs {
+            match k {
+                LABEL_MANAGED => managed = v == "true",
+                LABEL_SERVER => server = ServerId::new(v).ok(),
+                LABEL_PURPOSE => purpose = Some(v.to_owned()),
+                LABEL_SESSION => session = SessionId::new(v).ok(),
+                LABEL_RUN => run = Some(v.to_owned()),
+                LABEL_EXPIRES_AT => {
+                    expires = v
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                }
+                _ => {}
+            }
+        }
+        if !managed {
+            return None;
+        }
+        let purpose = match purpose.as_deref() {
+            Some("playground") => TaskPurpose::Playground {
+                session_id: session?,
+            },
+            Some("verification") => TaskPurpose::Verification { run_id: run? },
+            _ => return None,
+        };
+        Some(Self {
+            server_id: server?,
+            purpose,
+            expires_at: expires?,
+        })
+    }
+}

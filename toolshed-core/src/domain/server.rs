@@ -1,0 +1,258 @@
+//! The `Server` record: a registered MCP server, its verification state and its last good image.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    CommitSha, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl, ServerId,
+    ServerMetadata, Timestamp, VerificationFailure, VerifiedImage,
+};
+use crate::error::{Error, Result};
+
+/// Default container port of an MCP server (and of the stdio bridge).
+pub const DEFAULT_MCP_PORT: u16 = 8000;
+/// Default MCP path.
+pub const DEFAULT_MCP_PATH: &str = "/mcp";
+
+/// How a server speaks MCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transport {
+    /// The image serves streamable HTTP itself.
+    Http {
+        /// Container port.
+        port: u16,
+        /// MCP path, e.g. `/mcp`.
+        path: String,
+    },
+    /// The server speaks stdio only: the verification build wraps it with the stdio bridge,
+    /// which serves it on [`DEFAULT_MCP_PORT`] at [`DEFAULT_MCP_PATH`].
+    Stdio {
+        /// The command (and arguments) that starts the server inside the image.
+        command: Vec<String>,
+    },
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport::Http {
+            port: DEFAULT_MCP_PORT,
+            path: DEFAULT_MCP_PATH.to_owned(),
+        }
+    }
+}
+
+impl Transport {
+    /// Validates the transport.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Transport::Http { port, path } => {
+                if *port == 0 {
+                    return Err(Error::invalid("port", "must be 1-65535"));
+                }
+                super::validate_http_path(path)
+            }
+            Transport::Stdio { command } => {
+                if command.is_empty() || command[0].trim().is_empty() {
+                    return Err(Error::invalid("command", "stdio transport needs a command"));
+                }
+                if command.len() > 64 || command.iter().any(|a| a.len() > 4096 || a.contains('\0'))
+                {
+                    return Err(Error::invalid(
+                        "command",
+                        "at most 64 arguments of at most 4096 bytes, without NUL",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The container port the running image serves MCP on.
+    pub fn container_port(&self) -> u16 {
+        match self {
+            Transport::Http { port, .. } => *port,
+            Transport::Stdio { .. } => DEFAULT_MCP_PORT,
+        }
+    }
+
+    /// The MCP path of the running image.
+    pub fn path(&self) -> &str {
+        match self {
+            Transport::Http { path, .. } => path,
+            Transport::Stdio { .. } => DEFAULT_MCP_PATH,
+        }
+    }
+}
+
+/// CPU and memory of a server's tasks (Fargate units: 1024 = 1 vCPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResources {
+    /// CPU units.
+    pub cpu_units: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+}
+
+impl Default for TaskResources {
+    fn default() -> Self {
+        Self {
+            cpu_units: 256,
+            memory_mib: 512,
+        }
+    }
+}
+
+impl TaskResources {
+    /// Validates against the Fargate ranges (256-16384 CPU units, 512-122880 MiB).
+    pub fn validate(&self) -> Result<()> {
+        if !(256..=16384).contains(&self.cpu_units) {
+            return Err(Error::invalid("cpu_units", "must be 256-16384"));
+        }
+        if !(512..=122_880).contains(&self.memory_mib) {
+            return Err(Error::invalid("memory_mib", "must be 512-122880"));
+        }
+        Ok(())
+    }
+}
+
+/// The verification state shown to users. Launchability does not depend on it: a server whose
+/// re-verification failed keeps its last good image and stays launchable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    /// Never verified.
+    Unverified,
+    /// The last verification succeeded.
+    Verified,
+    /// The last verification failed (see [`Server::last_failure`]).
+    Failed,
+}
+
+/// What the last successful probe found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolInventory {
+    /// Handshake information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_info: Option<McpServerInfo>,
+    /// The tools.
+    #[serde(default)]
+    pub tools: Vec<McpTool>,
+    /// Set when the handshake succeeded but tools could not be listed without configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gated_reason: Option<String>,
+}
+
+/// Everything needed to register a server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRegistration {
+    /// Id.
+    pub id: ServerId,
+    /// Repository.
+    pub repo: RepoUrl,
+    /// Branch or tag to follow.
+    pub git_ref: GitRef,
+    /// How it speaks MCP.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Task size.
+    #[serde(default)]
+    pub resources: TaskResources,
+    /// A description set by a person (never overwritten by generation).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A language set by a person.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// A registered MCP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// Id.
+    pub id: ServerId,
+    /// Repository.
+    pub repo: RepoUrl,
+    /// Branch or tag followed.
+    pub git_ref: GitRef,
+    /// How it speaks MCP.
+    pub transport: Transport,
+    /// Task size.
+    pub resources: TaskResources,
+    /// User-facing state of the last verification.
+    pub state: VerificationState,
+    /// The last good image. Only a completed verification sets it; a failed one never touches it.
+    pub image: Option<VerifiedImage>,
+    /// What the last successful probe found.
+    pub tools: ToolInventory,
+    /// Why the last verification failed, if it did.
+    pub last_failure: Option<VerificationFailure>,
+    /// Description, language, docs.
+    pub metadata: ServerMetadata,
+    /// How many verifications completed successfully.
+    pub verification_count: u32,
+    /// Registration time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Optimistic-concurrency version, bumped by every write of the repository.
+    pub version: u64,
+}
+
+/// Longest accepted manual description.
+pub const MAX_DESCRIPTION_LEN: usize = 2000;
+/// Longest accepted language name.
+pub const MAX_LANGUAGE_LEN: usize = 64;
+
+impl Server {
+    /// A new, unverified server from a validated registration.
+    pub fn register(reg: ServerRegistration, now: Timestamp) -> Result<Self> {
+        reg.transport.validate()?;
+        reg.resources.validate()?;
+        let manual = |v: Option<String>, field: &'static str, max: usize| -> Result<_> {
+            match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+                Some(s) if s.chars().count() > max => {
+                    Err(Error::invalid(field, format!("at most {max} characters")))
+                }
+                Some(s) => Ok(Some(MetadataField {
+                    value: s,
+                    provenance: Provenance::manual(now),
+                })),
+                None => Ok(None),
+            }
+        };
+        let metadata = ServerMetadata {
+            description: manual(reg.description, "description", MAX_DESCRIPTION_LEN)?,
+            language: manual(reg.language, "language", MAX_LANGUAGE_LEN)?,
+            docs: None,
+            last_error: None,
+        };
+        Ok(Self {
+            id: reg.id,
+            repo: reg.repo,
+            git_ref: reg.git_ref,
+            transport: reg.transport,
+            resources: reg.resources,
+            state: VerificationState::Unverified,
+            image: None,
+            tools: ToolInventory::default(),
+            last_failure: None,
+            metadata,
+            verification_count: 0,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        })
+    }
+
+    /// The commit of the last good image (`lastVerifiedSha`).
+    pub fn last_verified_commit(&self) -> Option<&CommitSha> {
+        self.image.as_ref().map(|i| &i.commit)
+    }
+
+    /// The image a launch must run, or [`Error::NotVerified`].
+    pub fn launchable_image(&self) -> Result<&VerifiedImage> {
+        self.image.as_ref().ok_or_else(|| Error::NotVerified {
+            server_id: self.id.clone(),
+        })
+    }
+}

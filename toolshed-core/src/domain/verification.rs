@@ -1,0 +1,184 @@
+//! Verification runs, leases and failures. A run's progress is stored with its lease so that any
+//! process can resume it after a crash once the lease expires.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CommitSha, ImageRef, ProbeReport, ServerId, TaskHandle, Timestamp};
+use crate::error::{Error, Result};
+
+/// A build's id as the builder reports it (CodeBuild build id, local build id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct BuildId(String);
+
+impl BuildId {
+    /// Wraps a build id: 1-1024 visible ASCII characters.
+    pub fn new(raw: impl Into<String>) -> Result<Self> {
+        let raw = raw.into();
+        if (1..=1024).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_graphic()) {
+            Ok(Self(raw))
+        } else {
+            Err(Error::invalid(
+                "build_id",
+                format!("{raw:?} is not a build id"),
+            ))
+        }
+    }
+
+    /// The id string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<BuildId> for String {
+    fn from(v: BuildId) -> String {
+        v.0
+    }
+}
+
+impl TryFrom<String> for BuildId {
+    type Error = Error;
+    fn try_from(v: String) -> Result<Self> {
+        Self::new(v)
+    }
+}
+
+/// The steps of a verification, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStep {
+    /// Resolve the followed ref to a commit.
+    ResolveCommit,
+    /// Build and push the image.
+    Build,
+    /// Resolve the pushed tag to its digest.
+    ResolveDigest,
+    /// Start the image once and check it speaks MCP.
+    Check,
+    /// Record the new image, commit and tools.
+    Record,
+}
+
+impl fmt::Display for VerificationStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerificationStep::ResolveCommit => "resolve-commit",
+            VerificationStep::Build => "build",
+            VerificationStep::ResolveDigest => "resolve-digest",
+            VerificationStep::Check => "check",
+            VerificationStep::Record => "record",
+        })
+    }
+}
+
+/// How far a run got. Stored after every step (and on build polls, which also renews the lease).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum RunProgress {
+    /// Building; `build` is `None` until the builder accepted the build.
+    Building {
+        /// The build, once started.
+        build: Option<BuildId>,
+    },
+    /// The image is built and its digest resolved.
+    Built {
+        /// The image.
+        image: ImageRef,
+    },
+    /// The check task runs (its handle recorded so a resumer can stop it).
+    Checking {
+        /// The image.
+        image: ImageRef,
+        /// The check task, once started.
+        task: Option<TaskHandle>,
+    },
+    /// The probe succeeded; only the record step remains.
+    Checked {
+        /// The image.
+        image: ImageRef,
+        /// What the probe found.
+        report: ProbeReport,
+    },
+}
+
+impl RunProgress {
+    /// The step this progress is at.
+    pub fn step(&self) -> VerificationStep {
+        match self {
+            RunProgress::Building { build: None } => VerificationStep::Build,
+            RunProgress::Building { build: Some(_) } => VerificationStep::Build,
+            RunProgress::Built { .. } | RunProgress::Checking { .. } => VerificationStep::Check,
+            RunProgress::Checked { .. } => VerificationStep::Record,
+        }
+    }
+}
+
+/// One verification attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationRun {
+    /// Unique id of the attempt.
+    pub run_id: String,
+    /// The commit being verified.
+    pub commit: CommitSha,
+    /// Whether it was forced (rebuild even when the commit is unchanged).
+    pub forced: bool,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How far it got.
+    pub progress: RunProgress,
+}
+
+/// A verification lease: at most one holder per server, with an expiry and a fencing token.
+///
+/// The token grows by one on every acquisition (including take-over of an expired lease); every
+/// write of the holder carries it, and a write with a stale token fails with
+/// [`Error::LeaseLost`], so a worker that paused past its expiry cannot clobber its successor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationLease {
+    /// The server.
+    pub server_id: ServerId,
+    /// Who holds it (process / worker id).
+    pub holder: String,
+    /// Fencing token.
+    pub token: u64,
+    /// When it was (last) acquired.
+    pub acquired_at: Timestamp,
+    /// When it may be taken over.
+    pub expires_at: Timestamp,
+    /// The run it protects.
+    pub run: VerificationRun,
+}
+
+impl VerificationLease {
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// Why a verification failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationFailure {
+    /// The failed step.
+    pub step: VerificationStep,
+    /// Why, for humans (build failure phase, probe outcome…).
+    pub reason: String,
+    /// The commit that was being verified, when known.
+    pub commit: Option<CommitSha>,
+    /// A link to the build log, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_url: Option<String>,
+    /// When.
+    pub at: Timestamp,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+}

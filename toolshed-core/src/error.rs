@@ -1,0 +1,344 @@
+//! The one error type of `toolshed-core`, shared by the services and the ports.
+//!
+//! Variants are grouped by *meaning* (not found, conflict, precondition, backend failure…) so an
+//! HTTP layer can map them to statuses without knowing which adapter produced them, and every
+//! variant says what failed, for which id, and — through [`Error::is_retryable`] — whether a retry
+//! can help.
+
+use std::fmt;
+
+use crate::domain::{ServerId, Timestamp, VerificationStep};
+
+/// Boxed source error carried by backend failures.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of entity an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntityKind {
+    /// A registered MCP server.
+    Server,
+    /// A playground session.
+    Session,
+    /// A container image.
+    Image,
+    /// A build.
+    Build,
+    /// A running task or container.
+    Task,
+    /// A stored document.
+    Docs,
+    /// A verification lease.
+    Lease,
+    /// An MCP tool.
+    Tool,
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EntityKind::Server => "server",
+            EntityKind::Session => "session",
+            EntityKind::Image => "image",
+            EntityKind::Build => "build",
+            EntityKind::Task => "task",
+            EntityKind::Docs => "docs",
+            EntityKind::Lease => "verification lease",
+            EntityKind::Tool => "tool",
+        })
+    }
+}
+
+/// Which session cap was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapScope {
+    /// The per-server cap.
+    PerServer,
+    /// The platform-wide cap.
+    Total,
+}
+
+impl fmt::Display for CapScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CapScope::PerServer => "per-server",
+            CapScope::Total => "total",
+        })
+    }
+}
+
+/// How an MCP probe or tool call failed. Adapters classify, services record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProbeFailureKind {
+    /// Nothing accepted a connection at the endpoint (before the readiness deadline).
+    Unreachable,
+    /// Something answered, but not MCP (e.g. a plain web server).
+    NotMcp,
+    /// The connection was accepted but `initialize` did not complete in time.
+    HandshakeTimeout,
+    /// The peer spoke MCP but broke the protocol.
+    Protocol,
+    /// A tool call did not finish before its deadline.
+    CallTimeout,
+}
+
+impl fmt::Display for ProbeFailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProbeFailureKind::Unreachable => "unreachable",
+            ProbeFailureKind::NotMcp => "not an MCP server",
+            ProbeFailureKind::HandshakeTimeout => "handshake timed out",
+            ProbeFailureKind::Protocol => "MCP protocol error",
+            ProbeFailureKind::CallTimeout => "tool call timed out",
+        })
+    }
+}
+
+/// The error of every service and port in `toolshed-core`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input failed validation; nothing was changed. Never retryable as is.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which field or parameter.
+        field: &'static str,
+        /// Why it was rejected, phrased for the caller.
+        reason: String,
+    },
+
+    /// The entity does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked up.
+        kind: EntityKind,
+        /// Its id.
+        id: String,
+    },
+
+    /// An entity with this id already exists.
+    #[error("{kind} {id} already exists")]
+    AlreadyExists {
+        /// What was created.
+        kind: EntityKind,
+        /// Its id.
+        id: String,
+    },
+
+    /// An optimistic-concurrency check failed: somebody else changed the entity first.
+    /// Re-read and retry.
+    #[error("{kind} {id} was changed concurrently (expected version {expected})")]
+    Conflict {
+        /// What was updated.
+        kind: EntityKind,
+        /// Its id.
+        id: String,
+        /// The version the caller read.
+        expected: u64,
+    },
+
+    /// A verification of this server is already running (its lease is held and not expired).
+    #[error("verification of server {server_id} is already in progress (held by {holder} until {expires_at})")]
+    VerificationInProgress {
+        /// The server.
+        server_id: ServerId,
+        /// Who holds the lease.
+        holder: String,
+        /// When the lease expires and may be taken over.
+        expires_at: Timestamp,
+    },
+
+    /// The caller's lease was taken over (fencing token is stale) or released; its work must stop.
+    #[error("verification lease of server {server_id} with token {token} is no longer held")]
+    LeaseLost {
+        /// The server.
+        server_id: ServerId,
+        /// The stale fencing token.
+        token: u64,
+    },
+
+    /// The server has no verified image yet: it cannot be launched.
+    #[error("server {server_id} has no verified image; verify it first")]
+    NotVerified {
+        /// The server.
+        server_id: ServerId,
+    },
+
+    /// The session is not running (yet, or any more), so the operation cannot be served.
+    #[error("session {session_id} is not running ({state})")]
+    SessionNotRunning {
+        /// The session.
+        session_id: String,
+        /// Its current state, for the message.
+        state: String,
+    },
+
+    /// A session cap is reached.
+    #[error("{scope} session cap of {limit} reached for server {server_id}")]
+    CapReached {
+        /// Which cap.
+        scope: CapScope,
+        /// The cap.
+        limit: u32,
+        /// The server that asked.
+        server_id: ServerId,
+    },
+
+    /// A verification step failed; the last good image is untouched.
+    #[error("verification of server {server_id} failed at step {step}: {reason}")]
+    VerificationFailed {
+        /// The server.
+        server_id: ServerId,
+        /// The step that failed.
+        step: VerificationStep,
+        /// Why.
+        reason: String,
+        /// Whether retrying the verification may succeed (e.g. a transient backend error).
+        retryable: bool,
+    },
+
+    /// An MCP probe or tool call failed at the transport / protocol level.
+    #[error("MCP {kind} at {endpoint}: {detail}")]
+    Probe {
+        /// Classification.
+        kind: ProbeFailureKind,
+        /// The endpoint URL.
+        endpoint: String,
+        /// Detail for humans.
+        detail: String,
+    },
+
+    /// The tool is not offered by the server.
+    #[error("server {server_id} has no tool named {tool:?}")]
+    UnknownTool {
+        /// The server.
+        server_id: String,
+        /// The tool name asked for.
+        tool: String,
+    },
+
+    /// Tool arguments violate the tool's input schema; nothing was sent.
+    #[error("arguments for tool {tool:?} are invalid at {pointer}: {reason}")]
+    InvalidToolArguments {
+        /// The tool.
+        tool: String,
+        /// JSON pointer of the offending field (`""` for the root).
+        pointer: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A backend (AWS, Docker, SQLite, OpenAI, git…) call failed.
+    #[error("{backend} {operation} failed{}: {source}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
+    Backend {
+        /// The backend, e.g. `"dynamodb"`, `"ecs"`, `"docker"`.
+        backend: &'static str,
+        /// The operation, e.g. `"RunTask"`.
+        operation: &'static str,
+        /// The id the call was about, when there is one.
+        id: Option<String>,
+        /// Whether retrying may help (throttling, timeouts, 5xx).
+        retryable: bool,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The backend refused for lack of permission. Not retryable until the policy changes.
+    #[error("{backend} {operation}: permission denied: {detail}")]
+    PermissionDenied {
+        /// The backend.
+        backend: &'static str,
+        /// The operation.
+        operation: &'static str,
+        /// Detail.
+        detail: String,
+    },
+
+    /// An operation did not finish within its deadline.
+    #[error("{operation} timed out after {after_ms} ms{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
+    Timeout {
+        /// What timed out.
+        operation: &'static str,
+        /// The id concerned.
+        id: Option<String>,
+        /// The deadline in milliseconds.
+        after_ms: u64,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: EntityKind, id: impl fmt::Display) -> Self {
+        Error::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Backend`].
+    pub fn backend(
+        backend: &'static str,
+        operation: &'static str,
+        id: Option<String>,
+        retryable: bool,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            backend,
+            operation,
+            id,
+            retryable,
+            source: source.into(),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    ///
+    /// ```
+    /// use toolshed_core::Error;
+    /// assert!(!Error::invalid("server_id", "empty").is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Conflict { .. }
+            | Error::VerificationInProgress { .. }
+            | Error::CapReached { .. }
+            | Error::Timeout { .. }
+            | Error::SessionNotRunning { .. } => true,
+            Error::Backend { retryable, .. } => *retryable,
+            Error::VerificationFailed { retryable, .. } => *retryable,
+            Error::Probe { kind, .. } => matches!(
+                kind,
+                ProbeFailureKind::Unreachable
+                    | ProbeFailureKind::HandshakeTimeout
+                    | ProbeFailureKind::CallTimeout
+            ),
+            Error::InvalidInput { .. }
+            | Error::NotFound { .. }
+            | Error::AlreadyExists { .. }
+            | Error::LeaseLost { .. }
+            | Error::NotVerified { .. }
+            | Error::UnknownTool { .. }
+            | Error::InvalidToolArguments { .. }
+            | Error::PermissionDenied { .. } => false,
+        }
+    }
+
+    /// Whether this is [`Error::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}

@@ -1,0 +1,70 @@
+//! Building a repository's image at a commit (CodeBuild, the Docker engine).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{BuildId, CommitSha, ImageTag, RepoUrl, ServerId, Transport};
+use crate::error::Result;
+
+/// A build to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// The server.
+    pub server_id: ServerId,
+    /// The repository.
+    pub repo: RepoUrl,
+    /// The exact commit to build.
+    pub commit: CommitSha,
+    /// The tag to push (`<serverId>-<sha12>`, see [`ImageTag::for_build`]).
+    pub tag: ImageTag,
+    /// The repository to push to.
+    pub repository: String,
+    /// How the server speaks MCP; a stdio server gets the stdio bridge added.
+    pub transport: Transport,
+    /// Makes a retried start return the same build (the verification run id).
+    pub idempotency_token: String,
+}
+
+/// Where a build is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BuildStatus {
+    /// Queued or running.
+    InProgress {
+        /// Current phase, when known.
+        phase: Option<String>,
+    },
+    /// Pushed.
+    Succeeded,
+    /// Failed, stopped or timed out.
+    Failed {
+        /// The failing phase (e.g. `BUILD`, `POST_BUILD`).
+        phase: Option<String>,
+        /// Why, for humans (a log tail or the builder's message).
+        reason: String,
+        /// A link to the full log.
+        log_url: Option<String>,
+        /// Whether rebuilding may help (infrastructure fault vs. a broken Dockerfile).
+        retryable: bool,
+    },
+}
+
+/// Builds images.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ImageBuilder: Send + Sync + Debug {
+    /// Starts a build and returns at once.
+    ///
+    /// # Errors
+    /// `Backend` / `PermissionDenied` when the builder refuses; a started build that fails later
+    /// is reported by [`Self::build_status`], not here.
+    async fn start_build(&self, request: &BuildRequest) -> Result<BuildId>;
+
+    /// Current status.
+    ///
+    /// # Errors
+    /// `NotFound` (kind `Build`) for an unknown id.
+    async fn build_status(&self, build: &BuildId) -> Result<BuildStatus>;
+}

@@ -1,0 +1,26 @@
+//! Where built images live (ECR, an OCI registry).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::domain::{ImageRef, ImageTag};
+use crate::error::Result;
+
+/// A registry repository that verification builds push to.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ImageStore: Send + Sync + Debug {
+    /// The repository builds push to, e.g. `…dkr.ecr.…/toolshed/mcp-servers`.
+    fn repository(&self) -> String;
+
+    /// Resolves a tag to its digest.
+    ///
+    /// # Errors
+    /// Returns `Ok(None)` when the tag does not exist (never an error for "missing");
+    /// `Backend` / `PermissionDenied` for everything else.
+    async fn resolve_tag(&self, tag: &ImageTag) -> Result<Option<ImageRef>>;
+
+    /// Whether the image's digest is still stored (lifecycle rules may have expired it).
+    async fn contains(&self, image: &ImageRef) -> Result<bool>;
+}

@@ -1,0 +1,43 @@
+//! Speaking MCP to a running server.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{Endpoint, ProbeReport, ToolCall, ToolCallOutput};
+use crate::error::Result;
+
+/// Handshakes with, lists the tools of, and calls tools on an MCP server over streamable HTTP.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait McpProbe: Send + Sync + Debug {
+    /// One attempt: `initialize`, then `tools/list` (all pages), within `deadline`.
+    ///
+    /// # Errors
+    /// `Probe` with kind `Unreachable`, `NotMcp`, `HandshakeTimeout` or `Protocol`. A server that
+    /// completes the handshake but cannot list tools without configuration is **not** an error:
+    /// it returns `ToolsOutcome::Gated`.
+    async fn probe(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport>;
+
+    /// Readiness after a start: polls the port, then the handshake, with backoff until `deadline`
+    /// (never a fixed sleep), and returns the first successful probe.
+    ///
+    /// # Errors
+    /// The last attempt's `Probe` error once the deadline passes (`Unreachable` if the port never
+    /// opened, `HandshakeTimeout` if it never answered).
+    async fn wait_ready(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport>;
+
+    /// Calls a tool. `input_schema`, when given, is checked before anything is sent.
+    ///
+    /// # Errors
+    /// `InvalidToolArguments` (nothing sent), `UnknownTool`, `Probe` with `CallTimeout` or a
+    /// transport kind. A tool that fails is `Ok` with `is_error: true`.
+    async fn call_tool(
+        &self,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        input_schema: Option<serde_json::Value>,
+        deadline: Duration,
+    ) -> Result<ToolCallOutput>;
+}

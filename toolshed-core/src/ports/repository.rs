@@ -1,0 +1,201 @@
+//! Persistence of servers, verification leases and playground sessions.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, StopReason,
+    Timestamp, ToolInventory, VerificationFailure, VerificationLease, VerificationRun,
+    VerifiedImage,
+};
+use crate::error::Result;
+
+/// What a successful verification writes, in one atomic write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationCompletion {
+    /// The new image (digest-pinned) and its commit.
+    pub image: VerifiedImage,
+    /// What the probe found.
+    pub tools: ToolInventory,
+}
+
+/// Outcome of [`ServerRepository::create_session`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionInsert {
+    /// The session was stored.
+    Created(PlaygroundSession),
+    /// A session with this id already existed (a retried launch): here it is, unchanged.
+    Existing(PlaygroundSession),
+}
+
+/// Outcome of [`ServerRepository::end_session`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEnd {
+    /// This call ended it.
+    Ended(PlaygroundSession),
+    /// It had already ended (idempotent repeat): unchanged.
+    AlreadyEnded(PlaygroundSession),
+}
+
+impl SessionEnd {
+    /// The session either way.
+    pub fn into_session(self) -> PlaygroundSession {
+        match self {
+            SessionEnd::Ended(s) | SessionEnd::AlreadyEnded(s) => s,
+        }
+    }
+}
+
+/// Servers, leases and sessions.
+///
+/// # Contract (checked by `toolshed_core::testing::conformance`)
+/// - Every successful write of a server or session stores `version + 1` and returns the stored
+///   record; writes that carry a version compare it first and fail with
+///   [`crate::Error::Conflict`] on mismatch.
+/// - Missing records: [`crate::Error::NotFound`] with [`crate::error::EntityKind::Server`] or
+///   `Session`. Duplicate ids on insert: [`crate::Error::AlreadyExists`].
+/// - Lease operations are atomic (a single conditional write or transaction). Fencing tokens only
+///   grow per server, and are never reused, even after release.
+/// - Session caps are enforced atomically with the insert: two concurrent creates can never both
+///   pass a cap with one place left.
+/// - Time is always passed in: implementations never read a clock, so expiry is decided by the
+///   caller's clock and is testable.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ServerRepository: Send + Sync + Debug {
+    /// Stores a new server (its `version` is ignored; stored as 1).
+    ///
+    /// # Errors
+    /// `AlreadyExists` if the id is taken.
+    async fn insert_server(&self, server: &Server) -> Result<Server>;
+
+    /// Reads a server.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn get_server(&self, id: &ServerId) -> Result<Server>;
+
+    /// Lists servers ordered by id, starting after `after`, at most `limit`.
+    async fn list_servers(&self, after: Option<ServerId>, limit: usize) -> Result<Vec<Server>>;
+
+    /// Replaces a server if its stored version equals `server.version`. Does not touch the lease.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` on a version mismatch.
+    async fn update_server(&self, server: &Server) -> Result<Server>;
+
+    /// Takes the verification lease of a server.
+    ///
+    /// With `run = Some(..)` a new run starts; with `None` the caller takes over the stored run of
+    /// an expired lease (resume after a crash). The lease is granted when there is none, or when the
+    /// current one has expired at `now`; its token is the previous token + 1.
+    ///
+    /// # Errors
+    /// `NotFound` if the server does not exist, or `run` is `None` and there is no stored run;
+    /// `VerificationInProgress` when a live lease is held by anyone (the same holder included).
+    async fn acquire_lease(
+        &self,
+        server_id: &ServerId,
+        holder: &str,
+        run: Option<VerificationRun>,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<VerificationLease>;
+
+    /// The current lease, expired or not; `None` when released.
+    async fn get_lease(&self, server_id: &ServerId) -> Result<Option<VerificationLease>>;
+
+    /// Stores the lease's run progress and expiry (a heartbeat), if `lease.token` is still current.
+    ///
+    /// # Errors
+    /// `LeaseLost` if the lease was released or taken over.
+    async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease>;
+
+    /// Records a successful verification and releases the lease, atomically: image, commit,
+    /// tools, state `Verified`, `last_failure` cleared, `verification_count + 1`.
+    ///
+    /// # Errors
+    /// `LeaseLost` if the token is stale (nothing is written).
+    async fn complete_verification(
+        &self,
+        lease: &VerificationLease,
+        completion: &VerificationCompletion,
+        now: Timestamp,
+    ) -> Result<Server>;
+
+    /// Records a failed verification and releases the lease, atomically: state `Failed` and
+    /// `last_failure`; the image (last good one) is left untouched.
+    ///
+    /// # Errors
+    /// `LeaseLost` if the token is stale.
+    async fn fail_verification(
+        &self,
+        lease: &VerificationLease,
+        failure: &VerificationFailure,
+    ) -> Result<Server>;
+
+    /// Stores a new live session, enforcing `caps` atomically (live sessions per server and in
+    /// total, counted before the insert). A session with the same id returns `Existing` unchanged
+    /// and is not counted again.
+    ///
+    /// # Errors
+    /// `CapReached` (nothing stored).
+    async fn create_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+    ) -> Result<SessionInsert>;
+
+    /// Reads a session.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession>;
+
+    /// Updates a live session (task endpoint, `Launching` → `Running`) with a version check.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` on a version mismatch or when the stored session has ended;
+    /// `InvalidInput` if `session.state` is `Stopped` (use [`Self::end_session`]).
+    async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession>;
+
+    /// Ends a session (idempotent): a live session becomes `Stopped` with `reason` and
+    /// `stopped_at = at` and stops counting against caps; an ended one is returned unchanged.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn end_session(
+        &self,
+        id: &SessionId,
+        reason: StopReason,
+        at: Timestamp,
+    ) -> Result<SessionEnd>;
+
+    /// Sessions of a server, newest first, at most `limit`; only live ones when `live_only`.
+    async fn list_sessions_for_server(
+        &self,
+        server_id: &ServerId,
+        live_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>>;
+
+    /// Live sessions with `expires_at <= now`, earliest expiry first, at most `limit`. Must not
+    /// scan every session (an index on expiry of live sessions).
+    async fn list_expired_sessions(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>>;
+
+    /// Live sessions ordered by id, after `after`, at most `limit`.
+    async fn list_live_sessions(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>>;
+
+    /// Live-session counts of a server and in total.
+    async fn count_live_sessions(&self, server_id: &ServerId) -> Result<LiveSessionCounts>;
+}

@@ -1,0 +1,182 @@
+//! Running images as short-lived tasks (ECS Fargate, Docker containers).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Endpoint, ImageRef, Server, ServerId, SessionId, TaskHandle, TaskLabels, TaskPurpose,
+    TaskResources, Timestamp,
+};
+use crate::error::Result;
+
+/// What to run. The image is an [`ImageRef`], which always carries a digest; runners run
+/// [`ImageRef::pinned`], never a tag and never anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The server.
+    pub server_id: ServerId,
+    /// The image, pinned by digest.
+    pub image: ImageRef,
+    /// Container port serving MCP.
+    pub container_port: u16,
+    /// MCP path (for the endpoint).
+    pub mcp_path: String,
+    /// CPU / memory.
+    pub resources: TaskResources,
+    /// Labels / tags marking the task as ours.
+    pub labels: TaskLabels,
+    /// Makes a retried start return the same task (ECS `clientToken`, ≤ 64 ASCII characters).
+    pub idempotency_token: String,
+}
+
+impl TaskSpec {
+    /// The spec of a playground session: always the server's verified image, so a session can
+    /// never run anything else.
+    ///
+    /// # Errors
+    /// `NotVerified` when the server has no verified image.
+    pub fn for_session(
+        server: &Server,
+        session_id: &SessionId,
+        expires_at: Timestamp,
+    ) -> Result<Self> {
+        let image = server.launchable_image()?.image.clone();
+        Ok(Self::new(
+            server,
+            image,
+            TaskPurpose::Playground {
+                session_id: session_id.clone(),
+            },
+            expires_at,
+            session_id.to_string(),
+        ))
+    }
+
+    /// The spec of a verification's check task, for the image just built.
+    pub fn for_check(
+        server: &Server,
+        image: ImageRef,
+        run_id: &str,
+        expires_at: Timestamp,
+    ) -> Self {
+        // clientToken must be ≤ 64 chars: "check-" + the run id (a 32-hex uuid) fits.
+        let token: String = format!("check-{run_id}").chars().take(64).collect();
+        Self::new(
+            server,
+            image,
+            TaskPurpose::Verification {
+                run_id: run_id.to_owned(),
+            },
+            expires_at,
+            token,
+        )
+    }
+
+    fn new(
+        server: &Server,
+        image: ImageRef,
+        purpose: TaskPurpose,
+        expires_at: Timestamp,
+        idempotency_token: String,
+    ) -> Self {
+        Self {
+            server_id: server.id.clone(),
+            image,
+            container_port: server.transport.container_port(),
+            mcp_path: server.transport.path().to_owned(),
+            resources: server.resources,
+            labels: TaskLabels {
+                server_id: server.id.clone(),
+                purpose,
+                expires_at,
+            },
+            idempotency_token,
+        }
+    }
+}
+
+/// Lifecycle of a task as the runner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskState {
+    /// Accepted, not running yet (provisioning, pulling).
+    Pending,
+    /// Running.
+    Running,
+    /// Stopped or stopping.
+    Stopped {
+        /// Why, when the runner says.
+        reason: Option<String>,
+        /// Exit code of the main container, when known.
+        exit_code: Option<i64>,
+    },
+    /// The runner does not know the task (never existed, or forgotten).
+    Missing,
+}
+
+impl TaskState {
+    /// Whether the task is (or will be) running.
+    pub fn is_live(&self) -> bool {
+        matches!(self, TaskState::Pending | TaskState::Running)
+    }
+}
+
+/// A task's state and, once running, its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// State.
+    pub state: TaskState,
+    /// Where MCP answers (only when running).
+    pub endpoint: Option<Endpoint>,
+}
+
+/// One of our tasks, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Handle.
+    pub handle: TaskHandle,
+    /// Its labels.
+    pub labels: TaskLabels,
+    /// State.
+    pub state: TaskState,
+    /// When the runner created it.
+    pub started_at: Option<Timestamp>,
+}
+
+/// A page of tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPage {
+    /// Tasks on this page.
+    pub tasks: Vec<TaskSummary>,
+    /// Cursor of the next page.
+    pub next: Option<String>,
+}
+
+/// Starts, inspects and stops tasks.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait TaskRunner: Send + Sync + Debug {
+    /// Prepares to run `spec.image` (e.g. registers the ECS task definition for this server and
+    /// digest). Called once per verification; idempotent. Launches never need to call it.
+    async fn prepare(&self, spec: &TaskSpec) -> Result<()>;
+
+    /// Starts a task. A repeat with the same `idempotency_token` must not start a second task
+    /// (where the backend allows, it returns the first).
+    ///
+    /// # Errors
+    /// `Backend` (retryable for capacity / throttling), `PermissionDenied`, `InvalidInput` for a
+    /// spec the backend rejects.
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle>;
+
+    /// State and endpoint. An unknown task is `TaskState::Missing`, not an error.
+    async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus>;
+
+    /// Stops a task. Stopping a stopped or unknown task succeeds (idempotent).
+    async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()>;
+
+    /// Lists live tasks carrying our labels (never anything else), from `cursor`, about `limit`
+    /// per page.
+    async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage>;
+}

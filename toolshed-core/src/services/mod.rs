@@ -1,0 +1,1 @@
+//! The use cases. (Filled by the services work of issue 2.)

@@ -1,0 +1,1 @@
+//! In-memory doubles. (Filled by the services work of issue 2.)

@@ -1,0 +1,1 @@
+//! OpenAI metadata generation for the Toolshed SDK. Filled by issue 4.
