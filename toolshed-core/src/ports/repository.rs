@@ -189,7 +189,8 @@ pub trait ServerRepository: Send + Sync + Debug {
         limit: usize,
     ) -> Result<Vec<PlaygroundSession>>;
 
-    /// Live sessions ordered by id, after `after`, at most `limit`.
+    /// Live sessions in a stable backend-defined order, continuing after the session `after`
+    /// (a cursor from the previous page's last element), at most `limit`.
     async fn list_live_sessions(
         &self,
         after: Option<SessionId>,
