@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Runs the verification buildspec (terraform/modules/verification/buildspec.yml) for real.
+
+CodeBuild itself cannot run here, so this plays its part: a real git repository checked out at a
+commit, the real Docker engine, a real OCI registry (Debian's docker-registry) standing in for ECR,
+and a stub `aws` command (ECR login, `describe-images` answered from the registry's API,
+`s3 cp` from a local directory). Phases run the way CodeBuild runs them: one bash, variables kept
+between commands, `post_build` after a failed `build` with CODEBUILD_BUILD_SUCCEEDING=0.
+
+Cases: an HTTP server image is built, pushed as <serverId>-<sha12> and its digest printed (and
+equal to the registry's); a retry of the same commit reports the stored digest without rebuilding;
+a tag whose sha12 is not the checked-out commit is refused; a stdio server is wrapped with the
+bridge (entrypoint + command in exec form, the bridge binary inside); a malformed stdio command
+is refused.
+
+Needs TOOLSHED_TEST_DOCKER=1 and TOOLSHED_TEST_REGISTRY=127.0.0.1:PORT (set by scripts/test.sh);
+without them it prints "skipped: <reason>" and exits 0, unless TOOLSHED_REQUIRE_BACKENDS=1.
+Usage: check_buildspec.py [BUILDSPEC]   (default: the verification module's buildspec.yml)
+Exit status: 0 when every case behaves, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILDSPEC = ROOT / "terraform" / "modules" / "verification" / "buildspec.yml"
+# The verification module's default `stdio_bridge.entrypoint` (examples/mcp_stdio_bridge.rs's CLI).
+BRIDGE_ENTRYPOINT = ["/toolshed/stdio-bridge", "--host", "0.0.0.0", "--port", "8000", "--"]
+
+# The stub `aws` CLI: just what the buildspec calls.
+AWS_STUB = r"""#!/usr/bin/env bash
+set -euo pipefail
+case "$1 $2" in
+  "ecr get-login-password") echo "stub-token" ;;
+  "ecr describe-images")
+    shift 2
+    repo="" tag=""
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --repository-name) repo=$2; shift 2 ;;
+        --image-ids) tag=${2#imageTag=}; shift 2 ;;
+        *) shift ;;
+      esac
+    done
+    digest=$(curl -fsSI \
+      -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+      "http://$STUB_REGISTRY/v2/$repo/manifests/$tag" 2>/dev/null \
+      | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}') || true
+    if [ -z "$digest" ]; then
+      echo "An error occurred (ImageNotFoundException) when calling the DescribeImages operation" >&2
+      exit 254
+    fi
+    echo "$digest" ;;
+  "s3 cp")
+    shift 2
+    args=()
+    for a in "$@"; do case "$a" in --*) ;; *) args+=("$a") ;; esac; done
+    src=${args[0]#s3://}
+    cp "$STUB_S3_DIR/$src" "${args[1]}" ;;
+  *) echo "aws stub: unexpected call: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def skip_or_fail(reason: str) -> int:
+    if os.environ.get("TOOLSHED_REQUIRE_BACKENDS") == "1":
+        print(f"check_buildspec: FAILED: backend missing: {reason}", file=sys.stderr)
+        return 1
+    print(f"check_buildspec: skipped: {reason}")
+    return 0
+
+
+def phase_script(buildspec: dict) -> str:
+    """One bash script running the phases like CodeBuild.
+
+    Each command runs in a subshell (so its `exit` fails only that command, hence the phase) and
+    hands its variables back to the next command, as CodeBuild's shell keeps them. A failed
+    install/pre_build skips the later phases; a failed build still runs post_build with
+    CODEBUILD_BUILD_SUCCEEDING=0.
+    """
+    phases = buildspec["phases"]
+    lines = ["CODEBUILD_BUILD_SUCCEEDING=1", "__stopped=0", '__vars=$(mktemp)']
+    for phase in ("install", "pre_build", "build", "post_build"):
+        commands = (phases.get(phase) or {}).get("commands", [])
+        if not commands:
+            continue
+        lines.append('if [ "$__stopped" = 0 ]; then')
+        lines.append(f"  echo '[phase {phase}]'; __failed=0")
+        for command in commands:
+            lines.append('  if [ "$__failed" = 0 ]; then')
+            # Only plain and exported scalars travel back (no readonly, special or harness variables).
+            lines.append("    ( trap '__rc=$?; declare -p | grep -E \"^declare -[-x]+ [A-Za-z][A-Za-z0-9_]*=\" > \"$__vars\"; exit $__rc' EXIT")
+            lines.append(command.rstrip("\n"))
+            # Not `( ... ) || ...`: bash would ignore the command's own `set -e` there.
+            lines.append("    )")
+            lines.append('    __rc=$?')
+            lines.append('    source "$__vars" 2>/dev/null || true')
+            lines.append('    if [ "$__rc" != 0 ]; then __failed=1; fi')
+            lines.append("  fi")
+        lines.append('  if [ "$__failed" = 1 ]; then')
+        lines.append(f"    echo '[phase {phase} FAILED]'; CODEBUILD_BUILD_SUCCEEDING=0")
+        if phase in ("install", "pre_build"):
+            lines.append("    __stopped=1")
+        lines.append("  fi")
+        lines.append("fi")
+    lines.append('rm -f "$__vars"')
+    lines.append('echo "[build succeeded: $CODEBUILD_BUILD_SUCCEEDING]"')
+    lines.append('[ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]')
+    return "\n".join(lines) + "\n"
+
+
+class Harness:
+    def __init__(self, registry: str, work: Path, buildspec: dict) -> None:
+        self.registry = registry
+        self.work = work
+        self.script = phase_script(buildspec)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.repo_name = f"toolshed-check-{self.run_id}/mcp-servers"
+        self.local_tags: list[str] = []
+        bin_dir = work / "bin"
+        bin_dir.mkdir()
+        stub = bin_dir / "aws"
+        stub.write_text(AWS_STUB, encoding="utf-8")
+        stub.chmod(0o755)
+        self.bin_dir = bin_dir
+        self.s3_dir = work / "s3"
+        (self.s3_dir / "artifacts" / "toolshed").mkdir(parents=True)
+        bridge = self.s3_dir / "artifacts" / "toolshed" / "stdio-bridge"
+        bridge.write_text("#!/bin/sh\necho bridge\n", encoding="utf-8")
+        (work / "docker-config").mkdir()
+
+    def source_repo(self, name: str, files: dict[str, str]) -> tuple[Path, str]:
+        repo = self.work / name
+        repo.mkdir()
+        for rel, content in files.items():
+            (repo / rel).write_text(content, encoding="utf-8")
+        git = ["git", "-C", str(repo), "-c", "user.name=check", "-c", "user.email=check@example.invalid"]
+        subprocess.run(git[:3] + ["init", "-q"], check=True)
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", "server"], check=True)
+        sha = subprocess.run(git[:3] + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        return repo, sha
+
+    def build(self, repo: Path, sha: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        base = {
+            "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '')}",
+            "HOME": str(self.work),
+            "DOCKER_CONFIG": str(self.work / "docker-config"),
+            "AWS_REGION": "eu-west-1",
+            "CODEBUILD_RESOLVED_SOURCE_VERSION": sha,
+            "REPOSITORY_URI": f"{self.registry}/{self.repo_name}",
+            "MCP_TRANSPORT": "http",
+            "BRIDGE_ENTRYPOINT": json.dumps(BRIDGE_ENTRYPOINT),
+            "DOCKERFILE": "Dockerfile",
+            "STUB_REGISTRY": self.registry,
+            "STUB_S3_DIR": str(self.s3_dir),
+        }
+        base.update(env)
+        if "IMAGE_TAG" in base:
+            self.local_tags.append(f"{base['REPOSITORY_URI']}:{base['IMAGE_TAG']}")
+            self.local_tags.append(f"toolshed-build/{base.get('SERVER_ID', 'x')}:{base['IMAGE_TAG']}")
+        return subprocess.run(["bash", "-c", self.script], cwd=repo, env=base, capture_output=True, text=True, timeout=600)
+
+    def registry_digest(self, tag: str) -> str:
+        out = subprocess.run(
+            ["curl", "-fsSI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json",
+             f"http://{self.registry}/v2/{self.repo_name}/manifests/{tag}"],
+            capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("docker-content-digest:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def cleanup(self) -> None:
+        for tag in set(self.local_tags):
+            subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def printed(result: subprocess.CompletedProcess, key: str) -> str:
+    for line in result.stdout.splitlines():
+        if line.startswith(f"{key}="):
+            return line.split("=", 1)[1]
+    return ""
+
+
+def main() -> int:
+    if os.environ.get("TOOLSHED_TEST_DOCKER") != "1":
+        return skip_or_fail("TOOLSHED_TEST_DOCKER is not 1 (no Docker engine)")
+    registry = os.environ.get("TOOLSHED_TEST_REGISTRY", "")
+    if not registry:
+        return skip_or_fail("TOOLSHED_TEST_REGISTRY is unset (no local registry)")
+    try:
+        import yaml
+    except ImportError:
+        print("check_buildspec: PyYAML is not installed", file=sys.stderr)
+        return 1
+    for tool in ("docker", "git", "jq", "curl"):
+        if shutil.which(tool) is None:
+            return skip_or_fail(f"{tool} is not installed")
+
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else BUILDSPEC
+    buildspec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    failures: list[str] = []
+    passed = 0
+
+    def expect(label: str, ok: bool, result: subprocess.CompletedProcess | None = None) -> None:
+        nonlocal passed
+        if ok:
+            passed += 1
+            print(f"  ok: {label}")
+        else:
+            failures.append(label)
+            print(f"  FAILED: {label}", file=sys.stderr)
+            if result is not None:
+                print(textwrap.indent(result.stdout[-3000:] + result.stderr[-3000:], "    | "), file=sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="toolshed-buildspec-") as tmp:
+        h = Harness(registry, Path(tmp), buildspec)
+        try:
+            # A server image FROM scratch: the engine cannot pull anything here.
+            repo, sha = h.source_repo("time", {
+                "Dockerfile": "FROM scratch\nCOPY server.txt /server.txt\nCMD [\"/server\"]\n",
+                "server.txt": f"time server {h.run_id}\n",
+            })
+            tag = f"time-{sha[:12]}"
+            first = h.build(repo, sha, {"IMAGE_TAG": tag, "SERVER_ID": "time"})
+            digest = printed(first, "TOOLSHED_IMAGE_DIGEST")
+            expect("http build succeeds", first.returncode == 0, first)
+            expect("digest printed and equal to the registry's", digest.startswith("sha256:") and digest == h.registry_digest(tag), first)
+            expect("image URI is repository@digest", printed(first, "TOOLSHED_IMAGE_URI") == f"{registry}/{h.repo_name}@{digest}", first)
+
+            again = h.build(repo, sha, {"IMAGE_TAG": tag, "SERVER_ID": "time"})
+            expect("retry of the same commit succeeds without rebuilding",
+                   again.returncode == 0 and "already exists, not rebuilding" in again.stdout and printed(again, "TOOLSHED_IMAGE_DIGEST") == digest, again)
+
+            wrong = h.build(repo, sha, {"IMAGE_TAG": f"time-{'0' * 12}", "SERVER_ID": "time"})
+            expect("a tag for another commit is refused", wrong.returncode != 0 and "does not match tag" in wrong.stderr + wrong.stdout, wrong)
+            expect("nothing is pushed for the refused tag", h.registry_digest(f"time-{'0' * 12}") == "")
+
+            bad_id = h.build(repo, sha, {"IMAGE_TAG": f"Time-{sha[:12]}", "SERVER_ID": "Time"})
+            expect("a bad server id is refused", bad_id.returncode != 0, bad_id)
+
+            stdio_repo, stdio_sha = h.source_repo("stdio", {
+                "Dockerfile": "FROM scratch\nCOPY server.txt /server.txt\n",
+                "server.txt": f"stdio server {h.run_id}\n",
+            })
+            stdio_tag = f"stdio-{stdio_sha[:12]}"
+            command = ["python", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+            stdio = h.build(stdio_repo, stdio_sha, {
+                "IMAGE_TAG": stdio_tag, "SERVER_ID": "stdio", "MCP_TRANSPORT": "stdio",
+                "MCP_STDIO_COMMAND": json.dumps(command),
+                "BRIDGE_S3_URI": "s3://artifacts/toolshed/stdio-bridge",
+            })
+            expect("stdio build succeeds", stdio.returncode == 0, stdio)
+            image = f"{registry}/{h.repo_name}:{stdio_tag}"
+            inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=False)
+            config = json.loads(inspect.stdout)[0]["Config"] if inspect.returncode == 0 else {}
+            expect("stdio image runs the bridge with the server command (exec form)",
+                   config.get("Entrypoint") == BRIDGE_ENTRYPOINT and config.get("Cmd") == command, stdio)
+            expect("stdio image exposes 8000", "8000/tcp" in (config.get("ExposedPorts") or {}))
+            container = subprocess.run(["docker", "create", image], capture_output=True, text=True, check=False).stdout.strip()
+            if container:
+                listing = subprocess.run(["docker", "export", container], capture_output=True, check=False).stdout
+                subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+                with tarfile.open(fileobj=io.BytesIO(listing)) as tar:
+                    members = {m.name: m for m in tar.getmembers()}
+                bridge = members.get("toolshed/stdio-bridge")
+                expect("the bridge binary is in the image, executable",
+                       bridge is not None and bool(bridge.mode & 0o111) and "server.txt" in members)
+            else:
+                expect("the stdio image can be created", False)
+            expect("stdio digest printed", printed(stdio, "TOOLSHED_IMAGE_DIGEST") == h.registry_digest(stdio_tag) != "", stdio)
+
+            bad_cmd = h.build(stdio_repo, stdio_sha, {
+                "IMAGE_TAG": f"stdio2-{stdio_sha[:12]}", "SERVER_ID": "stdio2", "MCP_TRANSPORT": "stdio",
+                "MCP_STDIO_COMMAND": "python -m server", "BRIDGE_S3_URI": "s3://artifacts/toolshed/stdio-bridge",
+            })
+            expect("a stdio command that is not a JSON array is refused",
+                   bad_cmd.returncode != 0 and "MCP_STDIO_COMMAND must be" in bad_cmd.stderr + bad_cmd.stdout, bad_cmd)
+
+            no_bridge = h.build(stdio_repo, stdio_sha, {
+                "IMAGE_TAG": f"stdio3-{stdio_sha[:12]}", "SERVER_ID": "stdio3", "MCP_TRANSPORT": "stdio",
+                "MCP_STDIO_COMMAND": json.dumps(command),
+            })
+            expect("stdio without a configured bridge is refused", no_bridge.returncode != 0, no_bridge)
+
+            broken_repo, broken_sha = h.source_repo("broken", {"Dockerfile": "FROM scratch\nCOPY missing.txt /\n"})
+            broken = h.build(broken_repo, broken_sha, {"IMAGE_TAG": f"broken-{broken_sha[:12]}", "SERVER_ID": "broken"})
+            expect("a broken Dockerfile fails the build and pushes nothing",
+                   broken.returncode != 0 and h.registry_digest(f"broken-{broken_sha[:12]}") == "", broken)
+        finally:
+            h.cleanup()
+
+    status = "OK" if not failures else "FAILED"
+    print(f"check_buildspec: {passed} passed, {len(failures)} failed ({status})")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+# The layout is the one the Rust crate (toolshed-aws) reads and writes: change it only with it.
+
+resource "aws_dynamodb_table" "servers" {
+  count = var.create ? 1 : 0
+
+  name                        = "${var.name}-servers"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "server_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "server_id"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled                 = true
+    recovery_period_in_days = var.point_in_time_recovery.recovery_period_in_days
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = var.tags
+}
+
+resource "aws_dynamodb_table" "sessions" {
+  count = var.create ? 1 : 0
+
+  name                        = "${var.name}-sessions"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "session_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "session_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "server_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "created_at"
+    type = "N"
+  }
+
+  # `live` is present only while a session may still run: a sparse index of sessions to sweep.
+  attribute {
+    name = "live"
+    type = "S"
+  }
+
+  attribute {
+    name = "expires_at"
+    type = "N"
+  }
+
+  global_secondary_index {
+    name            = "by-server"
+    hash_key        = "server_id"
+    range_key       = "created_at"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "live-by-expiry"
+    hash_key        = "live"
+    range_key       = "expires_at"
+    projection_type = "ALL"
+  }
+
+  # Ended sessions are removed by DynamoDB (up to ~2 days late); the sweep never relies on it.
+  ttl {
+    attribute_name = "ttl"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled                 = true
+    recovery_period_in_days = var.point_in_time_recovery.recovery_period_in_days
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = var.tags
+}
