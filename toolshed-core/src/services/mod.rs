@@ -1,1 +1,84 @@
-//! The use cases. (Filled by the services work of issue 2.)
+//! The use cases: register, verify (and its stepwise form), playground sessions, tool calls,
+//! the sweep and metadata.
+//!
+//! Everything hangs off [`Toolshed`], which holds the ports ([`Ports`], each an `Arc<dyn Port>`)
+//! and a typed [`ToolshedConfig`]; each use case lives in its own module as an `impl Toolshed`
+//! block. Composition roots (CLI, HTTP API, Lambda) build one `Toolshed` and share it.
+
+mod config;
+mod execute;
+mod heuristic;
+mod metadata;
+mod playground;
+mod register;
+mod sweep;
+mod verify;
+
+use std::sync::Arc;
+
+pub use config::ToolshedConfig;
+pub use heuristic::HeuristicMetadataGenerator;
+pub use metadata::MetadataOutcome;
+pub use playground::LaunchRequest;
+pub use sweep::{SweepLimits, SweepReport};
+pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
+
+use crate::error::Result;
+use crate::ports::{
+    Clock, DocsStore, ImageBuilder, ImageStore, McpProbe, MetadataGenerator, ServerRepository,
+    SourceRepository, TaskRunner,
+};
+
+/// The adapters the services use.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    /// Servers, leases, sessions.
+    pub repository: Arc<dyn ServerRepository>,
+    /// Where built images live.
+    pub images: Arc<dyn ImageStore>,
+    /// Builds images.
+    pub builder: Arc<dyn ImageBuilder>,
+    /// Runs check tasks and sessions.
+    pub runner: Arc<dyn TaskRunner>,
+    /// Speaks MCP.
+    pub probe: Arc<dyn McpProbe>,
+    /// Reads git repositories.
+    pub source: Arc<dyn SourceRepository>,
+    /// Fills missing metadata ([`HeuristicMetadataGenerator`] when no LLM is configured).
+    pub metadata: Arc<dyn MetadataGenerator>,
+    /// Long docs.
+    pub docs: Arc<dyn DocsStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The services of the Toolshed SDK. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Toolshed {
+    ports: Ports,
+    config: Arc<ToolshedConfig>,
+}
+
+impl Toolshed {
+    /// Wires the services.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the configuration is inconsistent (see [`ToolshedConfig::validate`]).
+    pub fn new(ports: Ports, config: ToolshedConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            ports,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ToolshedConfig {
+        &self.config
+    }
+}

@@ -1,1 +1,30 @@
-//! In-memory doubles. (Filled by the services work of issue 2.)
+//! In-memory doubles of every port, a manual clock and the [`ServerRepository`] conformance
+//! suite (feature `testing`).
+//!
+//! The repository, image store, docs store and source repository are faithful implementations
+//! (fit for single-process use as well as tests); the builder, runner and probe are fakes whose
+//! outcomes, delays and failures tests script. [`HeuristicMetadataGenerator`] is a real generator
+//! (the default when no LLM is configured), re-exported here for convenience.
+//!
+//! [`ServerRepository`]: crate::ports::ServerRepository
+
+mod builder;
+mod clock;
+pub mod conformance;
+mod docs;
+mod image_store;
+mod probe;
+mod repository;
+mod runner;
+mod source;
+
+pub use builder::{BuildResult, BuildScript, FakeImageBuilder};
+pub use clock::ManualClock;
+pub use docs::InMemoryDocsStore;
+pub use image_store::{InMemoryImageStore, TEST_REPOSITORY};
+pub use probe::{FakeMcpProbe, RecordedCall};
+pub use repository::InMemoryServerRepository;
+pub use runner::{FakeTask, FakeTaskRunner};
+pub use source::InMemorySourceRepository;
+
+pub use crate::services::HeuristicMetadataGenerator;

@@ -1,0 +1,116 @@
+//! Typed configuration of the services.
+
+use std::time::Duration;
+
+use crate::domain::{SessionCaps, TtlBounds};
+use crate::error::{Error, Result};
+use crate::ports::SnapshotLimits;
+
+/// Timings, bounds and caps of the use cases. `Default` gives production values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolshedConfig {
+    /// Who takes verification leases (process / worker id), shown to a second caller.
+    pub worker_id: String,
+    /// How long a verification lease lasts without a heartbeat. Must exceed every single wait
+    /// between heartbeats (build poll interval, task poll interval, readiness deadline).
+    pub lease_ttl: Duration,
+    /// Pause between two build status polls (each poll renews the lease).
+    pub build_poll_interval: Duration,
+    /// A build still running this long after the run started fails the verification.
+    pub build_timeout: Duration,
+    /// Pause between two describes of the check task while it starts.
+    pub task_poll_interval: Duration,
+    /// How long the check task may take to get an endpoint (Fargate: typically 30-45 s).
+    pub task_start_timeout: Duration,
+    /// How long the MCP handshake may take once the check task has an endpoint.
+    pub readiness_deadline: Duration,
+    /// Expiry written on the check task's labels: the sweep stops a check task older than this.
+    pub check_task_ttl: Duration,
+    /// Session TTLs.
+    pub ttl_bounds: TtlBounds,
+    /// Live-session caps.
+    pub session_caps: SessionCaps,
+    /// The sweep never stops a task younger than this (a launch records its session just after
+    /// starting the task).
+    pub orphan_grace: Duration,
+    /// Deadline of one tool call.
+    pub tool_call_deadline: Duration,
+    /// Bounds of the repository snapshot handed to the metadata generator.
+    pub snapshot_limits: SnapshotLimits,
+    /// Re-reads after an optimistic-concurrency conflict before giving up.
+    pub conflict_retries: u32,
+}
+
+impl Default for ToolshedConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            lease_ttl: Duration::from_secs(10 * 60),
+            build_poll_interval: Duration::from_secs(10),
+            build_timeout: Duration::from_secs(60 * 60),
+            task_poll_interval: Duration::from_secs(3),
+            task_start_timeout: Duration::from_secs(5 * 60),
+            readiness_deadline: Duration::from_secs(120),
+            check_task_ttl: Duration::from_secs(30 * 60),
+            ttl_bounds: TtlBounds::default(),
+            session_caps: SessionCaps::default(),
+            orphan_grace: Duration::from_secs(2 * 60),
+            tool_call_deadline: Duration::from_secs(30),
+            snapshot_limits: SnapshotLimits::default(),
+            conflict_retries: 5,
+        }
+    }
+}
+
+impl ToolshedConfig {
+    /// Checks the values are consistent.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        if self.worker_id.trim().is_empty() || self.worker_id.len() > 256 {
+            return Err(Error::invalid("worker_id", "must be 1-256 characters"));
+        }
+        for (field, wait) in [
+            ("build_poll_interval", self.build_poll_interval),
+            ("task_poll_interval", self.task_poll_interval),
+            ("readiness_deadline", self.readiness_deadline),
+        ] {
+            if wait >= self.lease_ttl {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "must be shorter than lease_ttl ({} s): the lease is renewed between waits",
+                        self.lease_ttl.as_secs()
+                    ),
+                ));
+            }
+        }
+        if self.session_caps.per_server == 0 || self.session_caps.total == 0 {
+            return Err(Error::invalid("session_caps", "caps must be at least 1"));
+        }
+        if self.check_task_ttl.is_zero() || self.tool_call_deadline.is_zero() {
+            return Err(Error::invalid(
+                "check_task_ttl",
+                "check_task_ttl and tool_call_deadline must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `t + d`, saturating far in the future instead of overflowing.
+pub(crate) fn plus(t: crate::domain::Timestamp, d: Duration) -> crate::domain::Timestamp {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
+/// `later - earlier` as a std duration (zero when negative).
+pub(crate) fn since(
+    later: crate::domain::Timestamp,
+    earlier: crate::domain::Timestamp,
+) -> Duration {
+    (later - earlier).to_std().unwrap_or(Duration::ZERO)
+}

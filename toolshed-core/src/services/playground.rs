@@ -1,0 +1,188 @@
+//! Playground sessions: launch from the verified image pinned by digest, status, stop, list.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::config::plus;
+use super::Toolshed;
+use crate::domain::{
+    IdempotencyKey, PlaygroundSession, ServerId, SessionId, SessionState, StopReason,
+};
+use crate::error::{CapScope, Error, Result};
+use crate::ports::{SessionInsert, TaskSpec, TaskState};
+
+/// A launch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchRequest {
+    /// TTL; the configured default when `None`.
+    pub ttl: Option<Duration>,
+    /// Makes a retried launch return the same session (and never start a second task).
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl Toolshed {
+    /// Launches a session of a verified server: always its recorded image, by digest.
+    ///
+    /// Three round trips: (1) server, existing session and live counts, concurrently;
+    /// (2) the task start; (3) the session insert, which enforces the caps atomically.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a TTL outside the bounds; `NotFound`; `NotVerified`; `CapReached`
+    /// (nothing left running); runner errors.
+    pub async fn launch_session(
+        &self,
+        server_id: &ServerId,
+        request: LaunchRequest,
+    ) -> Result<PlaygroundSession> {
+        let p = &self.ports;
+        let ttl = self.config.ttl_bounds.resolve(request.ttl)?;
+        let session_id = match &request.idempotency_key {
+            Some(key) => SessionId::for_idempotency_key(server_id, key),
+            None => SessionId::random(),
+        };
+        let (server, existing, counts) = tokio::join!(
+            p.repository.get_server(server_id),
+            p.repository.get_session(&session_id),
+            p.repository.count_live_sessions(server_id),
+        );
+        match existing {
+            Ok(session) => return Ok(session),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let server = server?;
+        let counts = counts?;
+        let caps = self.config.session_caps;
+        // Pre-check, to avoid starting a task that the insert would refuse.
+        if counts.server >= caps.per_server {
+            return Err(Error::CapReached {
+                scope: CapScope::PerServer,
+                limit: caps.per_server,
+                server_id: server_id.clone(),
+            });
+        }
+        if counts.total >= caps.total {
+            return Err(Error::CapReached {
+                scope: CapScope::Total,
+                limit: caps.total,
+                server_id: server_id.clone(),
+            });
+        }
+        let now = p.clock.now();
+        let expires_at = plus(now, ttl);
+        // NotVerified when there is no image: the only image a session can ever run.
+        let spec = TaskSpec::for_session(&server, &session_id, expires_at)?;
+        let task = p.runner.start(&spec).await?;
+        let session = PlaygroundSession {
+            id: session_id,
+            server_id: server_id.clone(),
+            image: spec.image.clone(),
+            task: task.clone(),
+            endpoint: None,
+            state: SessionState::Launching,
+            stop_reason: None,
+            idempotency_key: request.idempotency_key,
+            created_at: now,
+            expires_at,
+            stopped_at: None,
+            version: 0,
+        };
+        match p.repository.create_session(&session, caps).await {
+            Ok(SessionInsert::Created(s)) => {
+                info!(server = %server_id, session = %s.id, %task, "session launched");
+                Ok(s)
+            }
+            Ok(SessionInsert::Existing(s)) => Ok(s),
+            Err(e @ Error::CapReached { .. }) => {
+                if let Err(stop) = p.runner.stop(&task, "toolshed: session cap reached").await {
+                    warn!(%task, error = %stop, "could not stop the task of a refused session");
+                }
+                Err(e)
+            }
+            // Any other failure leaves the task to a retry with the same key, or to the sweep.
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A session, refreshed from the runner: `Running` with its endpoint once the task runs;
+    /// ended (`TaskExited`) when the task stopped or vanished.
+    ///
+    /// # Errors
+    /// `NotFound`; runner / repository errors.
+    pub async fn session_status(&self, session_id: &SessionId) -> Result<PlaygroundSession> {
+        let p = &self.ports;
+        let session = p.repository.get_session(session_id).await?;
+        if !session.state.is_live() {
+            return Ok(session);
+        }
+        let status = p.runner.describe(&session.task).await?;
+        match (status.state, status.endpoint) {
+            (TaskState::Running, Some(endpoint)) => {
+                if session.state == SessionState::Running
+                    && session.endpoint.as_ref() == Some(&endpoint)
+                {
+                    return Ok(session);
+                }
+                let mut running = session.clone();
+                running.state = SessionState::Running;
+                running.endpoint = Some(endpoint);
+                match p.repository.update_session(&running).await {
+                    Ok(s) => Ok(s),
+                    // Somebody else refreshed or ended it first: their write wins.
+                    Err(Error::Conflict { .. }) => p.repository.get_session(session_id).await,
+                    Err(e) => Err(e),
+                }
+            }
+            (TaskState::Stopped { .. } | TaskState::Missing, _) => Ok(p
+                .repository
+                .end_session(session_id, StopReason::TaskExited, p.clock.now())
+                .await?
+                .into_session()),
+            _ => Ok(session),
+        }
+    }
+
+    /// Stops a session (idempotent): the task, then the record.
+    ///
+    /// # Errors
+    /// `NotFound`; runner / repository errors (a retry is safe).
+    pub async fn stop_session(&self, session_id: &SessionId) -> Result<PlaygroundSession> {
+        let p = &self.ports;
+        let session = p.repository.get_session(session_id).await?;
+        if !session.state.is_live() {
+            return Ok(session);
+        }
+        p.runner
+            .stop(&session.task, "toolshed: session stopped on request")
+            .await?;
+        let ended = p
+            .repository
+            .end_session(session_id, StopReason::Requested, p.clock.now())
+            .await?
+            .into_session();
+        info!(session = %session_id, "session stopped");
+        Ok(ended)
+    }
+
+    /// Reads a session as stored (no runner call; see [`Self::session_status`]).
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_session(&self, session_id: &SessionId) -> Result<PlaygroundSession> {
+        self.ports.repository.get_session(session_id).await
+    }
+
+    /// Sessions of a server, newest first, at most `limit` (capped at 1000).
+    pub async fn list_sessions(
+        &self,
+        server_id: &ServerId,
+        live_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        self.ports
+            .repository
+            .list_sessions_for_server(server_id, live_only, limit.min(1000))
+            .await
+    }
+}

@@ -1,0 +1,582 @@
+//! Verify / re-verify a server: resolve the commit, build, resolve the digest, start the image
+//! once and check it speaks MCP, then record everything in one write.
+//!
+//! The run's progress is stored with its lease after every step, so the work is a sequence of
+//! [`Toolshed::step_verification`] calls that any process can continue: `verify_server` runs them
+//! all, `start_verification` returns after storing the run (an HTTP handler answers 202), and
+//! `resume_verification` takes over an expired lease and continues from the stored step.
+
+use tracing::{debug, info, warn};
+
+use super::config::{plus, since};
+use super::metadata::MetadataOutcome;
+use super::Toolshed;
+use crate::domain::{
+    Endpoint, ImageTag, ProbeReport, RunProgress, Server, ServerId, TaskHandle, ToolInventory,
+    ToolsOutcome, VerificationFailure, VerificationLease, VerificationRun, VerificationState,
+    VerificationStep, VerifiedImage,
+};
+use crate::error::{Error, Result};
+use crate::ports::{BuildRequest, BuildStatus, TaskSpec, TaskState, VerificationCompletion};
+
+/// Options of a verification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Rebuild even when the commit is unchanged and the image still exists.
+    pub force: bool,
+}
+
+/// What `start_verification` did.
+// Returned once per call, never stored in bulk: boxing would only add noise for callers.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartOutcome {
+    /// The last verified commit is current and its image still exists: nothing to do.
+    UpToDate(Server),
+    /// A run was stored under a fresh lease; continue it with [`Toolshed::drive_verification`]
+    /// (or let another process resume it once the lease expires).
+    Started(VerificationLease),
+}
+
+/// What one [`Toolshed::step_verification`] did.
+// Returned once per call, never stored in bulk: boxing would only add noise for callers.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Progress was stored; call again with this (renewed) lease.
+    Continue(VerificationLease),
+    /// The verification was recorded; the lease is released.
+    Done(Server),
+}
+
+/// What `verify_server` / `resume_verification` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VerifyOutcome {
+    /// Nothing to do.
+    UpToDate(Server),
+    /// Verified; `server` is re-read after the metadata step.
+    Verified {
+        /// The server as recorded.
+        server: Server,
+        /// What the metadata step did (it never fails the verification).
+        metadata: MetadataOutcome,
+    },
+}
+
+impl VerifyOutcome {
+    /// The server either way.
+    pub fn server(&self) -> &Server {
+        match self {
+            VerifyOutcome::UpToDate(s) | VerifyOutcome::Verified { server: s, .. } => s,
+        }
+    }
+}
+
+/// A step's failure, before it is recorded.
+#[derive(Debug)]
+struct StepFailure {
+    step: VerificationStep,
+    reason: String,
+    log_url: Option<String>,
+    retryable: bool,
+}
+
+/// Why a step stopped.
+#[derive(Debug)]
+enum StepError {
+    /// Stop without writing anything (the lease was lost: the successor owns the run).
+    Abort(Error),
+    /// Record the failure and release the lease.
+    Fail(StepFailure),
+}
+
+/// Maps a port error at `step`: a lost lease aborts, anything else fails the step.
+fn at(step: VerificationStep) -> impl Fn(Error) -> StepError {
+    move |e| match e {
+        Error::LeaseLost { .. } => StepError::Abort(e),
+        other => StepError::Fail(StepFailure {
+            step,
+            reason: other.to_string(),
+            log_url: None,
+            retryable: other.is_retryable(),
+        }),
+    }
+}
+
+fn fail(step: VerificationStep, reason: impl Into<String>, retryable: bool) -> StepError {
+    StepError::Fail(StepFailure {
+        step,
+        reason: reason.into(),
+        log_url: None,
+        retryable,
+    })
+}
+
+fn inventory(report: &ProbeReport) -> ToolInventory {
+    ToolInventory {
+        server_info: Some(report.server.clone()),
+        tools: report.tools().to_vec(),
+        gated_reason: match &report.tools {
+            ToolsOutcome::Gated { reason } => Some(reason.clone()),
+            ToolsOutcome::Listed { .. } => None,
+        },
+    }
+}
+
+impl Toolshed {
+    /// Verifies a server and waits: up to date → nothing; otherwise build, check, record, then
+    /// fill missing metadata.
+    ///
+    /// # Errors
+    /// `NotFound`; `VerificationInProgress` when another run holds the lease (no second build);
+    /// `VerificationFailed` with the failed step (the failure is recorded, the last good image
+    /// untouched); `LeaseLost` if this worker's lease was taken over meanwhile.
+    pub async fn verify_server(
+        &self,
+        server_id: &ServerId,
+        options: VerifyOptions,
+    ) -> Result<VerifyOutcome> {
+        match self.start_verification(server_id, options).await? {
+            StartOutcome::UpToDate(server) => Ok(VerifyOutcome::UpToDate(server)),
+            StartOutcome::Started(lease) => self.finish(lease).await,
+        }
+    }
+
+    /// The stepwise start: resolves the commit, and either reports "up to date" or stores a new
+    /// run under a fresh lease and returns at once.
+    ///
+    /// # Errors
+    /// As [`Self::verify_server`]; a commit that cannot be resolved is `VerificationFailed` at
+    /// `ResolveCommit` (recorded on the server).
+    pub async fn start_verification(
+        &self,
+        server_id: &ServerId,
+        options: VerifyOptions,
+    ) -> Result<StartOutcome> {
+        let p = &self.ports;
+        let server = p.repository.get_server(server_id).await?;
+        let commit = match p.source.resolve_commit(&server.repo, &server.git_ref).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.record_resolve_failure(server_id, e).await),
+        };
+        if !options.force && server.last_verified_commit() == Some(&commit) {
+            if let Some(current) = &server.image {
+                if p.images.contains(&current.image).await? {
+                    info!(server = %server_id, %commit, "up to date: commit unchanged and image present");
+                    return Ok(StartOutcome::UpToDate(server));
+                }
+                info!(server = %server_id, "image of the verified commit is gone: rebuilding");
+            }
+        }
+        let now = p.clock.now();
+        let run = VerificationRun {
+            run_id: uuid::Uuid::new_v4().simple().to_string(),
+            commit,
+            forced: options.force,
+            started_at: now,
+            progress: RunProgress::Building { build: None },
+        };
+        let lease = p
+            .repository
+            .acquire_lease(
+                server_id,
+                &self.config.worker_id,
+                Some(run),
+                now,
+                plus(now, self.config.lease_ttl),
+            )
+            .await?;
+        info!(server = %server_id, run = %lease.run.run_id, token = lease.token, "verification started");
+        Ok(StartOutcome::Started(lease))
+    }
+
+    /// Takes over the expired lease of a crashed run and continues it from its stored step (an
+    /// already started build is polled, not started again), then fills missing metadata.
+    ///
+    /// # Errors
+    /// `VerificationInProgress` while the lease is live; `NotFound` when there is no run to
+    /// resume; otherwise as [`Self::verify_server`].
+    pub async fn resume_verification(&self, server_id: &ServerId) -> Result<VerifyOutcome> {
+        let now = self.ports.clock.now();
+        let lease = self
+            .ports
+            .repository
+            .acquire_lease(
+                server_id,
+                &self.config.worker_id,
+                None,
+                now,
+                plus(now, self.config.lease_ttl),
+            )
+            .await?;
+        info!(server = %server_id, run = %lease.run.run_id, token = lease.token, step = %lease.run.progress.step(), "resuming verification");
+        self.finish(lease).await
+    }
+
+    /// Runs the remaining steps of a run to the end (without the metadata step).
+    ///
+    /// # Errors
+    /// As [`Self::step_verification`].
+    pub async fn drive_verification(&self, mut lease: VerificationLease) -> Result<Server> {
+        loop {
+            match self.step_verification(&lease).await? {
+                StepOutcome::Continue(next) => lease = next,
+                StepOutcome::Done(server) => return Ok(server),
+            }
+        }
+    }
+
+    /// Advances a run by one step (start build, one build poll, resolve digest, check, record)
+    /// and stores its progress, renewing the lease.
+    ///
+    /// # Errors
+    /// `VerificationFailed` (recorded, lease released); `LeaseLost` (nothing written).
+    pub async fn step_verification(&self, lease: &VerificationLease) -> Result<StepOutcome> {
+        match self.advance(lease.clone()).await {
+            Ok(outcome) => Ok(outcome),
+            Err(StepError::Abort(e)) => {
+                warn!(server = %lease.server_id, token = lease.token, error = %e, "verification aborted");
+                Err(e)
+            }
+            Err(StepError::Fail(f)) => Err(self.record_failure(lease, f).await),
+        }
+    }
+
+    async fn finish(&self, lease: VerificationLease) -> Result<VerifyOutcome> {
+        let server_id = lease.server_id.clone();
+        let recorded = self.drive_verification(lease).await?;
+        let metadata = match self.fill_missing_metadata(&server_id).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(server = %server_id, error = %e, "metadata step failed");
+                MetadataOutcome::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let server = match self.ports.repository.get_server(&server_id).await {
+            Ok(s) => s,
+            Err(_) => recorded,
+        };
+        Ok(VerifyOutcome::Verified { server, metadata })
+    }
+
+    async fn advance(&self, mut lease: VerificationLease) -> Result<StepOutcome, StepError> {
+        let p = &self.ports;
+        let run = lease.run.clone();
+        match run.progress {
+            RunProgress::Building { build: None } => {
+                let server = p
+                    .repository
+                    .get_server(&lease.server_id)
+                    .await
+                    .map_err(at(VerificationStep::Build))?;
+                let request = BuildRequest {
+                    server_id: server.id.clone(),
+                    repo: server.repo.clone(),
+                    commit: run.commit.clone(),
+                    tag: ImageTag::for_build(&server.id, &run.commit),
+                    repository: p.images.repository(),
+                    transport: server.transport.clone(),
+                    idempotency_token: run.run_id.clone(),
+                };
+                let build = p
+                    .builder
+                    .start_build(&request)
+                    .await
+                    .map_err(at(VerificationStep::Build))?;
+                info!(server = %lease.server_id, %build, "build started");
+                lease.run.progress = RunProgress::Building { build: Some(build) };
+                self.heartbeat(lease, VerificationStep::Build).await
+            }
+            RunProgress::Building { build: Some(build) } => {
+                let status = p
+                    .builder
+                    .build_status(&build)
+                    .await
+                    .map_err(at(VerificationStep::Build))?;
+                match status {
+                    BuildStatus::InProgress { phase } => {
+                        let elapsed = since(p.clock.now(), run.started_at);
+                        if elapsed >= self.config.build_timeout {
+                            return Err(fail(
+                                VerificationStep::Build,
+                                format!(
+                                    "build {build} did not finish within {} s",
+                                    self.config.build_timeout.as_secs()
+                                ),
+                                true,
+                            ));
+                        }
+                        debug!(server = %lease.server_id, %build, ?phase, "build in progress");
+                        let lease = match self.heartbeat(lease, VerificationStep::Build).await? {
+                            StepOutcome::Continue(l) => l,
+                            done => return Ok(done),
+                        };
+                        p.clock.sleep(self.config.build_poll_interval).await;
+                        Ok(StepOutcome::Continue(lease))
+                    }
+                    BuildStatus::Failed {
+                        phase,
+                        reason,
+                        log_url,
+                        retryable,
+                    } => Err(StepError::Fail(StepFailure {
+                        step: VerificationStep::Build,
+                        reason: match phase {
+                            Some(phase) => format!("build failed in phase {phase}: {reason}"),
+                            None => format!("build failed: {reason}"),
+                        },
+                        log_url,
+                        retryable,
+                    })),
+                    BuildStatus::Succeeded => {
+                        let tag = ImageTag::for_build(&lease.server_id, &run.commit);
+                        let image = p
+                            .images
+                            .resolve_tag(&tag)
+                            .await
+                            .map_err(at(VerificationStep::ResolveDigest))?
+                            .ok_or_else(|| {
+                                fail(
+                                    VerificationStep::ResolveDigest,
+                                    format!(
+                                        "build {build} succeeded but tag {tag} is not in {}",
+                                        p.images.repository()
+                                    ),
+                                    true,
+                                )
+                            })?;
+                        info!(server = %lease.server_id, image = %image, "image built");
+                        lease.run.progress = RunProgress::Built { image };
+                        self.heartbeat(lease, VerificationStep::ResolveDigest).await
+                    }
+                }
+            }
+            RunProgress::Built { image } | RunProgress::Checking { image, task: None } => {
+                let server = p
+                    .repository
+                    .get_server(&lease.server_id)
+                    .await
+                    .map_err(at(VerificationStep::Check))?;
+                let expires = plus(p.clock.now(), self.config.check_task_ttl);
+                let spec = TaskSpec::for_check(&server, image.clone(), &run.run_id, expires);
+                p.runner
+                    .prepare(&spec)
+                    .await
+                    .map_err(at(VerificationStep::Check))?;
+                let task = p
+                    .runner
+                    .start(&spec)
+                    .await
+                    .map_err(at(VerificationStep::Check))?;
+                info!(server = %lease.server_id, %task, "check task started");
+                lease.run.progress = RunProgress::Checking {
+                    image,
+                    task: Some(task.clone()),
+                };
+                let out = self.heartbeat(lease, VerificationStep::Check).await;
+                if out.is_err() {
+                    self.stop_check_task(&task).await;
+                }
+                out
+            }
+            RunProgress::Checking {
+                image,
+                task: Some(task),
+            } => {
+                let probed = self.check(&mut lease, &task).await;
+                // Always stop the check task, whatever the probe said.
+                self.stop_check_task(&task).await;
+                let report = probed?;
+                info!(server = %lease.server_id, tools = report.tools().len(), "MCP check passed");
+                lease.run.progress = RunProgress::Checked { image, report };
+                self.heartbeat(lease, VerificationStep::Check).await
+            }
+            RunProgress::Checked { image, report } => {
+                let now = p.clock.now();
+                let completion = VerificationCompletion {
+                    image: VerifiedImage {
+                        image,
+                        commit: run.commit.clone(),
+                        verified_at: now,
+                    },
+                    tools: inventory(&report),
+                };
+                let server = p
+                    .repository
+                    .complete_verification(&lease, &completion, now)
+                    .await
+                    .map_err(at(VerificationStep::Record))?;
+                info!(server = %server.id, commit = %run.commit, "verification recorded");
+                Ok(StepOutcome::Done(server))
+            }
+        }
+    }
+
+    /// Waits for the check task's endpoint (renewing the lease), then for the MCP handshake.
+    async fn check(
+        &self,
+        lease: &mut VerificationLease,
+        task: &TaskHandle,
+    ) -> Result<ProbeReport, StepError> {
+        let p = &self.ports;
+        let step = VerificationStep::Check;
+        let deadline = plus(p.clock.now(), self.config.task_start_timeout);
+        let endpoint: Endpoint = loop {
+            let status = p.runner.describe(task).await.map_err(at(step))?;
+            match (status.state, status.endpoint) {
+                (TaskState::Running, Some(endpoint)) => break endpoint,
+                (TaskState::Stopped { reason, exit_code }, _) => {
+                    return Err(fail(
+                        step,
+                        format!(
+                            "check task {task} stopped before serving MCP: {} (exit code {})",
+                            reason.as_deref().unwrap_or("no reason given"),
+                            exit_code.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+                        ),
+                        false,
+                    ))
+                }
+                (TaskState::Missing, _) => {
+                    return Err(fail(step, format!("check task {task} vanished"), true))
+                }
+                _ => {
+                    if p.clock.now() >= deadline {
+                        return Err(fail(
+                            step,
+                            format!(
+                                "check task {task} had no endpoint within {} s",
+                                self.config.task_start_timeout.as_secs()
+                            ),
+                            true,
+                        ));
+                    }
+                    *lease = self.renew(lease.clone(), step).await?;
+                    p.clock.sleep(self.config.task_poll_interval).await;
+                }
+            }
+        };
+        // A fresh expiry that covers the whole readiness wait.
+        *lease = self.renew(lease.clone(), step).await?;
+        p.probe
+            .wait_ready(&endpoint, self.config.readiness_deadline)
+            .await
+            .map_err(at(step))
+    }
+
+    async fn stop_check_task(&self, task: &TaskHandle) {
+        if let Err(e) = self
+            .ports
+            .runner
+            .stop(task, "toolshed: verification check finished")
+            .await
+        {
+            // The sweep stops it once its label expiry passes.
+            warn!(%task, error = %e, "could not stop the check task");
+        }
+    }
+
+    async fn renew(
+        &self,
+        mut lease: VerificationLease,
+        step: VerificationStep,
+    ) -> Result<VerificationLease, StepError> {
+        lease.expires_at = plus(self.ports.clock.now(), self.config.lease_ttl);
+        self.ports
+            .repository
+            .save_progress(&lease)
+            .await
+            .map_err(at(step))
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: VerificationLease,
+        step: VerificationStep,
+    ) -> Result<StepOutcome, StepError> {
+        self.renew(lease, step).await.map(StepOutcome::Continue)
+    }
+
+    /// Records a step failure and releases the lease; returns the error for the caller.
+    async fn record_failure(&self, lease: &VerificationLease, f: StepFailure) -> Error {
+        let failure = VerificationFailure {
+            step: f.step,
+            reason: f.reason.clone(),
+            commit: Some(lease.run.commit.clone()),
+            log_url: f.log_url,
+            at: self.ports.clock.now(),
+            retryable: f.retryable,
+        };
+        warn!(server = %lease.server_id, step = %f.step, reason = %f.reason, "verification failed");
+        match self
+            .ports
+            .repository
+            .fail_verification(lease, &failure)
+            .await
+        {
+            Ok(_) => {}
+            Err(e @ Error::LeaseLost { .. }) => return e,
+            // The lease stays until it expires; a resumer retries the step.
+            Err(e) => warn!(server = %lease.server_id, error = %e, "could not record the failure"),
+        }
+        Error::VerificationFailed {
+            server_id: lease.server_id.clone(),
+            step: f.step,
+            reason: f.reason,
+            retryable: f.retryable,
+        }
+    }
+
+    /// A commit that cannot be resolved happens before any lease (a run needs a commit): it is
+    /// recorded with a versioned update instead, leaving the image untouched.
+    async fn record_resolve_failure(&self, server_id: &ServerId, e: Error) -> Error {
+        let reason = e.to_string();
+        let retryable = e.is_retryable();
+        let at = self.ports.clock.now();
+        let failure = VerificationFailure {
+            step: VerificationStep::ResolveCommit,
+            reason: reason.clone(),
+            commit: None,
+            log_url: None,
+            at,
+            retryable,
+        };
+        let recorded = self
+            .update_server_with_retry(server_id, |s| {
+                s.state = VerificationState::Failed;
+                s.last_failure = Some(failure.clone());
+                s.updated_at = at;
+            })
+            .await;
+        if let Err(err) = recorded {
+            warn!(server = %server_id, error = %err, "could not record the resolve failure");
+        }
+        Error::VerificationFailed {
+            server_id: server_id.clone(),
+            step: VerificationStep::ResolveCommit,
+            reason,
+            retryable,
+        }
+    }
+
+    /// Re-reads and re-applies `change` on `Conflict`, up to `conflict_retries` times.
+    pub(crate) async fn update_server_with_retry(
+        &self,
+        server_id: &ServerId,
+        mut change: impl FnMut(&mut Server),
+    ) -> Result<Server> {
+        let repo = &self.ports.repository;
+        let mut attempt = 0;
+        loop {
+            let mut server = repo.get_server(server_id).await?;
+            change(&mut server);
+            match repo.update_server(&server).await {
+                Err(Error::Conflict { .. }) if attempt < self.config.conflict_retries => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}

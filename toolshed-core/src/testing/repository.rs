@@ -1,0 +1,412 @@
+//! The reference [`ServerRepository`]: one mutex over maps, implementing every contract rule.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::clock::lock;
+use crate::domain::{
+    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
+    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    VerificationState,
+};
+use crate::error::{CapScope, EntityKind, Error, Result};
+use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+
+#[derive(Debug, Default)]
+struct LeaseSlot {
+    /// Highest token ever handed out for this server: tokens are never reused.
+    last_token: u64,
+    /// The lease, expired or not, until released.
+    current: Option<VerificationLease>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    servers: BTreeMap<ServerId, Server>,
+    leases: HashMap<ServerId, LeaseSlot>,
+    sessions: BTreeMap<SessionId, PlaygroundSession>,
+    /// Expiry index of live sessions: what `list_expired_sessions` reads, like a sparse GSI.
+    expiry_index: BTreeSet<(Timestamp, SessionId)>,
+    live_per_server: HashMap<ServerId, u32>,
+    live_total: u32,
+}
+
+impl Inner {
+    fn server_mut(&mut self, id: &ServerId) -> Result<&mut Server> {
+        self.servers
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(EntityKind::Server, id))
+    }
+
+    /// Checks `lease.token` is the current token of a held lease and releases it.
+    fn take_current_lease(&mut self, lease: &VerificationLease) -> Result<()> {
+        let lost = || Error::LeaseLost {
+            server_id: lease.server_id.clone(),
+            token: lease.token,
+        };
+        let slot = self.leases.get_mut(&lease.server_id).ok_or_else(lost)?;
+        match &slot.current {
+            Some(cur) if cur.token == lease.token => {
+                slot.current = None;
+                Ok(())
+            }
+            _ => Err(lost()),
+        }
+    }
+
+    fn check_current_lease(&self, lease: &VerificationLease) -> Result<()> {
+        match self
+            .leases
+            .get(&lease.server_id)
+            .and_then(|s| s.current.as_ref())
+        {
+            Some(cur) if cur.token == lease.token => Ok(()),
+            _ => Err(Error::LeaseLost {
+                server_id: lease.server_id.clone(),
+                token: lease.token,
+            }),
+        }
+    }
+
+    fn mark_ended(&mut self, session: &PlaygroundSession) {
+        self.expiry_index
+            .remove(&(session.expires_at, session.id.clone()));
+        if let Some(n) = self.live_per_server.get_mut(&session.server_id) {
+            *n = n.saturating_sub(1);
+        }
+        self.live_total = self.live_total.saturating_sub(1);
+    }
+}
+
+/// A [`ServerRepository`] in memory. Fit for tests and for single-process use without a database.
+#[derive(Debug, Default)]
+pub struct InMemoryServerRepository {
+    inner: Mutex<Inner>,
+}
+
+impl InMemoryServerRepository {
+    /// An empty repository.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl ServerRepository for InMemoryServerRepository {
+    async fn insert_server(&self, server: &Server) -> Result<Server> {
+        let mut inner = lock(&self.inner);
+        if inner.servers.contains_key(&server.id) {
+            return Err(Error::AlreadyExists {
+                kind: EntityKind::Server,
+                id: server.id.to_string(),
+            });
+        }
+        let mut stored = server.clone();
+        stored.version = 1;
+        inner.servers.insert(stored.id.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn get_server(&self, id: &ServerId) -> Result<Server> {
+        lock(&self.inner)
+            .servers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(EntityKind::Server, id))
+    }
+
+    async fn list_servers(&self, after: Option<ServerId>, limit: usize) -> Result<Vec<Server>> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .servers
+            .values()
+            .filter(|s| after.as_ref().is_none_or(|a| s.id > *a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_server(&self, server: &Server) -> Result<Server> {
+        let mut inner = lock(&self.inner);
+        let stored = inner.server_mut(&server.id)?;
+        if stored.version != server.version {
+            return Err(Error::Conflict {
+                kind: EntityKind::Server,
+                id: server.id.to_string(),
+                expected: server.version,
+            });
+        }
+        let mut next = server.clone();
+        next.version = server.version + 1;
+        *stored = next.clone();
+        Ok(next)
+    }
+
+    async fn acquire_lease(
+        &self,
+        server_id: &ServerId,
+        holder: &str,
+        run: Option<VerificationRun>,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<VerificationLease> {
+        let mut inner = lock(&self.inner);
+        if !inner.servers.contains_key(server_id) {
+            return Err(Error::not_found(EntityKind::Server, server_id));
+        }
+        let slot = inner.leases.entry(server_id.clone()).or_default();
+        if let Some(cur) = &slot.current {
+            if !cur.is_expired(now) {
+                return Err(Error::VerificationInProgress {
+                    server_id: server_id.clone(),
+                    holder: cur.holder.clone(),
+                    expires_at: cur.expires_at,
+                });
+            }
+        }
+        let run = match run {
+            Some(run) => run,
+            None => slot
+                .current
+                .as_ref()
+                .map(|l| l.run.clone())
+                .ok_or_else(|| Error::not_found(EntityKind::Lease, server_id))?,
+        };
+        slot.last_token += 1;
+        let lease = VerificationLease {
+            server_id: server_id.clone(),
+            holder: holder.to_owned(),
+            token: slot.last_token,
+            acquired_at: now,
+            expires_at,
+            run,
+        };
+        slot.current = Some(lease.clone());
+        Ok(lease)
+    }
+
+    async fn get_lease(&self, server_id: &ServerId) -> Result<Option<VerificationLease>> {
+        Ok(lock(&self.inner)
+            .leases
+            .get(server_id)
+            .and_then(|s| s.current.clone()))
+    }
+
+    async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
+        let mut inner = lock(&self.inner);
+        inner.check_current_lease(lease)?;
+        let slot = inner.leases.entry(lease.server_id.clone()).or_default();
+        let cur = slot.current.get_or_insert_with(|| lease.clone());
+        // Only what a heartbeat may change: the run's progress and the expiry.
+        cur.run = lease.run.clone();
+        cur.expires_at = lease.expires_at;
+        Ok(cur.clone())
+    }
+
+    async fn complete_verification(
+        &self,
+        lease: &VerificationLease,
+        completion: &VerificationCompletion,
+        now: Timestamp,
+    ) -> Result<Server> {
+        let mut inner = lock(&self.inner);
+        inner.check_current_lease(lease)?;
+        let server = inner.server_mut(&lease.server_id)?;
+        server.image = Some(completion.image.clone());
+        server.tools = completion.tools.clone();
+        server.state = VerificationState::Verified;
+        server.last_failure = None;
+        server.verification_count += 1;
+        server.updated_at = now;
+        server.version += 1;
+        let out = server.clone();
+        inner.take_current_lease(lease)?;
+        Ok(out)
+    }
+
+    async fn fail_verification(
+        &self,
+        lease: &VerificationLease,
+        failure: &VerificationFailure,
+    ) -> Result<Server> {
+        let mut inner = lock(&self.inner);
+        inner.check_current_lease(lease)?;
+        let server = inner.server_mut(&lease.server_id)?;
+        server.state = VerificationState::Failed;
+        server.last_failure = Some(failure.clone());
+        server.updated_at = failure.at;
+        server.version += 1;
+        let out = server.clone();
+        inner.take_current_lease(lease)?;
+        Ok(out)
+    }
+
+    async fn create_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+    ) -> Result<SessionInsert> {
+        let mut inner = lock(&self.inner);
+        if let Some(existing) = inner.sessions.get(&session.id) {
+            return Ok(SessionInsert::Existing(existing.clone()));
+        }
+        let per_server = inner
+            .live_per_server
+            .get(&session.server_id)
+            .copied()
+            .unwrap_or(0);
+        if per_server >= caps.per_server {
+            return Err(Error::CapReached {
+                scope: CapScope::PerServer,
+                limit: caps.per_server,
+                server_id: session.server_id.clone(),
+            });
+        }
+        if inner.live_total >= caps.total {
+            return Err(Error::CapReached {
+                scope: CapScope::Total,
+                limit: caps.total,
+                server_id: session.server_id.clone(),
+            });
+        }
+        let mut stored = session.clone();
+        stored.version = 1;
+        if stored.state.is_live() {
+            inner
+                .expiry_index
+                .insert((stored.expires_at, stored.id.clone()));
+            *inner
+                .live_per_server
+                .entry(stored.server_id.clone())
+                .or_default() += 1;
+            inner.live_total += 1;
+        }
+        inner.sessions.insert(stored.id.clone(), stored.clone());
+        Ok(SessionInsert::Created(stored))
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession> {
+        lock(&self.inner)
+            .sessions
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(EntityKind::Session, id))
+    }
+
+    async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession> {
+        if session.state == SessionState::Stopped {
+            return Err(Error::invalid(
+                "session_state",
+                "a session is ended with end_session, not update_session",
+            ));
+        }
+        let mut inner = lock(&self.inner);
+        let stored = inner
+            .sessions
+            .get(&session.id)
+            .ok_or_else(|| Error::not_found(EntityKind::Session, &session.id))?;
+        if stored.version != session.version || !stored.state.is_live() {
+            return Err(Error::Conflict {
+                kind: EntityKind::Session,
+                id: session.id.to_string(),
+                expected: session.version,
+            });
+        }
+        let old_key = (stored.expires_at, stored.id.clone());
+        let mut next = session.clone();
+        next.version = session.version + 1;
+        inner.expiry_index.remove(&old_key);
+        inner
+            .expiry_index
+            .insert((next.expires_at, next.id.clone()));
+        inner.sessions.insert(next.id.clone(), next.clone());
+        Ok(next)
+    }
+
+    async fn end_session(
+        &self,
+        id: &SessionId,
+        reason: StopReason,
+        at: Timestamp,
+    ) -> Result<SessionEnd> {
+        let mut inner = lock(&self.inner);
+        let stored = inner
+            .sessions
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(EntityKind::Session, id))?;
+        if !stored.state.is_live() {
+            return Ok(SessionEnd::AlreadyEnded(stored));
+        }
+        inner.mark_ended(&stored);
+        let mut ended = stored;
+        ended.state = SessionState::Stopped;
+        ended.stop_reason = Some(reason);
+        ended.stopped_at = Some(at);
+        ended.version += 1;
+        inner.sessions.insert(ended.id.clone(), ended.clone());
+        Ok(SessionEnd::Ended(ended))
+    }
+
+    async fn list_sessions_for_server(
+        &self,
+        server_id: &ServerId,
+        live_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let inner = lock(&self.inner);
+        let mut out: Vec<PlaygroundSession> = inner
+            .sessions
+            .values()
+            .filter(|s| &s.server_id == server_id && (!live_only || s.state.is_live()))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn list_expired_sessions(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .expiry_index
+            .iter()
+            .take_while(|(exp, _)| *exp <= now)
+            .take(limit)
+            .filter_map(|(_, id)| inner.sessions.get(id).cloned())
+            .collect())
+    }
+
+    async fn list_live_sessions(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .sessions
+            .values()
+            .filter(|s| s.state.is_live() && after.as_ref().is_none_or(|a| s.id > *a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn count_live_sessions(&self, server_id: &ServerId) -> Result<LiveSessionCounts> {
+        let inner = lock(&self.inner);
+        Ok(LiveSessionCounts {
+            server: inner.live_per_server.get(server_id).copied().unwrap_or(0),
+            total: inner.live_total,
+        })
+    }
+}

@@ -1,0 +1,294 @@
+//! A scriptable task runner.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::clock::lock;
+use crate::domain::{Endpoint, TaskHandle, TaskLabels, Timestamp};
+use crate::error::{Error, Result};
+use crate::ports::{Clock, TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+
+/// A task the fake runner knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeTask {
+    /// Handle.
+    pub handle: TaskHandle,
+    /// The spec it was started with (`None` for foreign tasks).
+    pub spec: Option<TaskSpec>,
+    /// Labels (`None`: not ours, never listed by `list_managed`).
+    pub labels: Option<TaskLabels>,
+    /// State.
+    pub state: TaskState,
+    /// Endpoint while running.
+    pub endpoint: Option<Endpoint>,
+    /// When it was started.
+    pub started_at: Timestamp,
+    /// `describe` calls still answered `Pending` before it runs.
+    pub pending_describes: u32,
+    /// Why it was stopped through `stop`.
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tasks: BTreeMap<TaskHandle, FakeTask>,
+    by_token: HashMap<String, TaskHandle>,
+    start_failures: VecDeque<String>,
+    pending_describes: u32,
+    next_id: u64,
+    prepare_calls: u32,
+    start_calls: u32,
+    describe_calls: u32,
+    stop_calls: u32,
+    list_calls: u32,
+}
+
+/// A [`TaskRunner`] over a map of tasks. Tasks start `Running` with an endpoint on
+/// `127.0.0.1:<port>` (or `Pending` for the first N describes, see
+/// [`FakeTaskRunner::set_pending_describes`]); tests can fail starts, add foreign tasks and make
+/// tasks exit by themselves.
+#[derive(Debug)]
+pub struct FakeTaskRunner {
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Inner>,
+}
+
+impl FakeTaskRunner {
+    /// A runner stamping tasks with `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// New tasks answer `Pending` (no endpoint) to their first `n` describes.
+    pub fn set_pending_describes(&self, n: u32) {
+        lock(&self.inner).pending_describes = n;
+    }
+
+    /// Makes the next `start` fail with a retryable `Backend` error.
+    pub fn fail_next_start(&self, reason: &str) {
+        lock(&self.inner)
+            .start_failures
+            .push_back(reason.to_owned());
+    }
+
+    fn new_handle(inner: &mut Inner) -> Result<TaskHandle> {
+        inner.next_id += 1;
+        TaskHandle::new(format!("task-{:06}", inner.next_id))
+    }
+
+    /// Adds a running task without our labels (somebody else's), which the runner must never
+    /// list nor the sweep stop.
+    pub fn add_foreign_task(&self) -> Result<TaskHandle> {
+        self.add_task(None)
+    }
+
+    /// Adds a running task carrying `labels`, as if started by a process that then crashed.
+    pub fn add_managed_task(&self, labels: TaskLabels) -> Result<TaskHandle> {
+        self.add_task(Some(labels))
+    }
+
+    fn add_task(&self, labels: Option<TaskLabels>) -> Result<TaskHandle> {
+        let now = self.clock.now();
+        let mut inner = lock(&self.inner);
+        let handle = Self::new_handle(&mut inner)?;
+        let port = 20_000 + (inner.next_id % 40_000) as u16;
+        let task = FakeTask {
+            handle: handle.clone(),
+            spec: None,
+            labels,
+            state: TaskState::Running,
+            endpoint: Some(Endpoint::new("127.0.0.1", port, "/mcp")?),
+            started_at: now,
+            pending_describes: 0,
+            stop_reason: None,
+        };
+        inner.tasks.insert(handle.clone(), task);
+        Ok(handle)
+    }
+
+    /// Makes a task exit by itself (exit code 1).
+    pub fn exit_task(&self, handle: &TaskHandle) {
+        if let Some(t) = lock(&self.inner).tasks.get_mut(handle) {
+            t.state = TaskState::Stopped {
+                reason: Some("Essential container in task exited".to_owned()),
+                exit_code: Some(1),
+            };
+            t.endpoint = None;
+        }
+    }
+
+    /// Forgets a task entirely (`describe` then answers `Missing`).
+    pub fn forget_task(&self, handle: &TaskHandle) {
+        lock(&self.inner).tasks.remove(handle);
+    }
+
+    /// A task by handle.
+    pub fn task(&self, handle: &TaskHandle) -> Option<FakeTask> {
+        lock(&self.inner).tasks.get(handle).cloned()
+    }
+
+    /// Every task.
+    pub fn tasks(&self) -> Vec<FakeTask> {
+        lock(&self.inner).tasks.values().cloned().collect()
+    }
+
+    /// Tasks still pending or running.
+    pub fn live_tasks(&self) -> Vec<FakeTask> {
+        lock(&self.inner)
+            .tasks
+            .values()
+            .filter(|t| t.state.is_live())
+            .cloned()
+            .collect()
+    }
+
+    /// Calls to `prepare`.
+    pub fn prepare_calls(&self) -> u32 {
+        lock(&self.inner).prepare_calls
+    }
+
+    /// Calls to `start` (idempotent repeats included).
+    pub fn start_calls(&self) -> u32 {
+        lock(&self.inner).start_calls
+    }
+
+    /// Calls to `describe`.
+    pub fn describe_calls(&self) -> u32 {
+        lock(&self.inner).describe_calls
+    }
+
+    /// Calls to `stop`.
+    pub fn stop_calls(&self) -> u32 {
+        lock(&self.inner).stop_calls
+    }
+
+    /// Calls to `list_managed`.
+    pub fn list_calls(&self) -> u32 {
+        lock(&self.inner).list_calls
+    }
+}
+
+#[async_trait]
+impl TaskRunner for FakeTaskRunner {
+    async fn prepare(&self, _spec: &TaskSpec) -> Result<()> {
+        lock(&self.inner).prepare_calls += 1;
+        Ok(())
+    }
+
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle> {
+        let now = self.clock.now();
+        let mut inner = lock(&self.inner);
+        inner.start_calls += 1;
+        if let Some(reason) = inner.start_failures.pop_front() {
+            return Err(Error::backend(
+                "fake-runner",
+                "RunTask",
+                Some(spec.server_id.to_string()),
+                true,
+                reason,
+            ));
+        }
+        if let Some(h) = inner.by_token.get(&spec.idempotency_token) {
+            return Ok(h.clone());
+        }
+        let handle = Self::new_handle(&mut inner)?;
+        let port = 20_000 + (inner.next_id % 40_000) as u16;
+        let pending = inner.pending_describes;
+        let task = FakeTask {
+            handle: handle.clone(),
+            spec: Some(spec.clone()),
+            labels: Some(spec.labels.clone()),
+            state: if pending > 0 {
+                TaskState::Pending
+            } else {
+                TaskState::Running
+            },
+            endpoint: Some(Endpoint::new("127.0.0.1", port, spec.mcp_path.clone())?),
+            started_at: now,
+            pending_describes: pending,
+            stop_reason: None,
+        };
+        inner.tasks.insert(handle.clone(), task);
+        inner
+            .by_token
+            .insert(spec.idempotency_token.clone(), handle.clone());
+        Ok(handle)
+    }
+
+    async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
+        let mut inner = lock(&self.inner);
+        inner.describe_calls += 1;
+        let Some(t) = inner.tasks.get_mut(task) else {
+            return Ok(TaskStatus {
+                state: TaskState::Missing,
+                endpoint: None,
+            });
+        };
+        if t.state == TaskState::Pending {
+            if t.pending_describes > 0 {
+                t.pending_describes -= 1;
+                return Ok(TaskStatus {
+                    state: TaskState::Pending,
+                    endpoint: None,
+                });
+            }
+            t.state = TaskState::Running;
+        }
+        Ok(TaskStatus {
+            state: t.state.clone(),
+            endpoint: if t.state == TaskState::Running {
+                t.endpoint.clone()
+            } else {
+                None
+            },
+        })
+    }
+
+    async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        inner.stop_calls += 1;
+        if let Some(t) = inner.tasks.get_mut(task) {
+            if t.state.is_live() {
+                t.state = TaskState::Stopped {
+                    reason: Some(reason.to_owned()),
+                    exit_code: None,
+                };
+                t.stop_reason = Some(reason.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {
+        let mut inner = lock(&self.inner);
+        inner.list_calls += 1;
+        let limit = limit.max(1);
+        let mut matching = inner.tasks.values().filter(|t| {
+            t.state.is_live()
+                && t.labels.is_some()
+                && cursor.as_deref().is_none_or(|c| t.handle.as_str() > c)
+        });
+        let mut tasks = Vec::new();
+        for t in matching.by_ref().take(limit) {
+            if let Some(labels) = &t.labels {
+                tasks.push(TaskSummary {
+                    handle: t.handle.clone(),
+                    labels: labels.clone(),
+                    state: t.state.clone(),
+                    started_at: Some(t.started_at),
+                });
+            }
+        }
+        let next = if matching.next().is_some() {
+            tasks.last().map(|t| t.handle.to_string())
+        } else {
+            None
+        };
+        Ok(TaskPage { tasks, next })
+    }
+}

@@ -1,0 +1,190 @@
+//! The conformance suite can fail: repositories that break one rule each are caught.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use toolshed_core::domain::{
+    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, StopReason,
+    Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+};
+use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+use toolshed_core::testing::{conformance, InMemoryServerRepository};
+use toolshed_core::Result;
+
+/// Which rule the wrapper breaks.
+#[derive(Debug, Clone, Copy)]
+enum Bug {
+    IgnoresCaps,
+    NoFencing,
+    ExpiredListIncludesEnded,
+}
+
+#[derive(Debug)]
+struct Broken {
+    inner: InMemoryServerRepository,
+    bug: Bug,
+}
+
+#[async_trait]
+impl ServerRepository for Broken {
+    async fn insert_server(&self, s: &Server) -> Result<Server> {
+        self.inner.insert_server(s).await
+    }
+    async fn get_server(&self, id: &ServerId) -> Result<Server> {
+        self.inner.get_server(id).await
+    }
+    async fn list_servers(&self, after: Option<ServerId>, limit: usize) -> Result<Vec<Server>> {
+        self.inner.list_servers(after, limit).await
+    }
+    async fn update_server(&self, s: &Server) -> Result<Server> {
+        self.inner.update_server(s).await
+    }
+    async fn acquire_lease(
+        &self,
+        id: &ServerId,
+        holder: &str,
+        run: Option<VerificationRun>,
+        now: Timestamp,
+        exp: Timestamp,
+    ) -> Result<VerificationLease> {
+        self.inner.acquire_lease(id, holder, run, now, exp).await
+    }
+    async fn get_lease(&self, id: &ServerId) -> Result<Option<VerificationLease>> {
+        self.inner.get_lease(id).await
+    }
+    async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
+        if matches!(self.bug, Bug::NoFencing) {
+            // Writes with whatever token is current: a paused worker clobbers its successor.
+            if let Some(mut cur) = self.inner.get_lease(&lease.server_id).await? {
+                cur.run = lease.run.clone();
+                return self.inner.save_progress(&cur).await;
+            }
+        }
+        self.inner.save_progress(lease).await
+    }
+    async fn complete_verification(
+        &self,
+        lease: &VerificationLease,
+        c: &VerificationCompletion,
+        now: Timestamp,
+    ) -> Result<Server> {
+        self.inner.complete_verification(lease, c, now).await
+    }
+    async fn fail_verification(
+        &self,
+        lease: &VerificationLease,
+        f: &VerificationFailure,
+    ) -> Result<Server> {
+        self.inner.fail_verification(lease, f).await
+    }
+    async fn create_session(
+        &self,
+        s: &PlaygroundSession,
+        caps: SessionCaps,
+    ) -> Result<SessionInsert> {
+        let caps = match self.bug {
+            Bug::IgnoresCaps => SessionCaps {
+                per_server: u32::MAX,
+                total: u32::MAX,
+            },
+            _ => caps,
+        };
+        self.inner.create_session(s, caps).await
+    }
+    async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession> {
+        self.inner.get_session(id).await
+    }
+    async fn update_session(&self, s: &PlaygroundSession) -> Result<PlaygroundSession> {
+        self.inner.update_session(s).await
+    }
+    async fn end_session(
+        &self,
+        id: &SessionId,
+        r: StopReason,
+        at: Timestamp,
+    ) -> Result<SessionEnd> {
+        self.inner.end_session(id, r, at).await
+    }
+    async fn list_sessions_for_server(
+        &self,
+        id: &ServerId,
+        live_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        self.inner
+            .list_sessions_for_server(id, live_only, limit)
+            .await
+    }
+    async fn list_expired_sessions(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let mut v = self.inner.list_expired_sessions(now, limit).await?;
+        if matches!(self.bug, Bug::ExpiredListIncludesEnded) {
+            // Scans every session of every server it knows, ended ones included.
+            let mut ids = std::collections::BTreeSet::new();
+            for s in &v {
+                ids.insert(s.server_id.clone());
+            }
+            for id in ids {
+                for s in self.inner.list_sessions_for_server(&id, false, 100).await? {
+                    if s.expires_at <= now && !v.iter().any(|x| x.id == s.id) {
+                        v.push(s);
+                    }
+                }
+            }
+            v.sort_by_key(|s| s.expires_at);
+        }
+        Ok(v)
+    }
+    async fn list_live_sessions(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        self.inner.list_live_sessions(after, limit).await
+    }
+    async fn count_live_sessions(&self, id: &ServerId) -> Result<LiveSessionCounts> {
+        self.inner.count_live_sessions(id).await
+    }
+}
+
+fn broken(bug: Bug) -> Arc<dyn ServerRepository> {
+    Arc::new(Broken {
+        inner: InMemoryServerRepository::new(),
+        bug,
+    })
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance: create_session over the per-server cap: expected an error")]
+async fn catches_a_repository_that_ignores_caps() {
+    conformance::check_session_caps(broken(Bug::IgnoresCaps)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "conformance: 20 concurrent creates with per_server=3")]
+async fn catches_a_repository_that_ignores_caps_under_concurrency() {
+    conformance::check_concurrent_session_caps(broken(Bug::IgnoresCaps)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance: save_progress with a stale token: expected an error")]
+async fn catches_a_repository_without_fencing() {
+    conformance::check_lease_takeover(broken(Bug::NoFencing)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance: list_expired_sessions returned ended session")]
+async fn catches_an_expiry_listing_with_ended_sessions() {
+    conformance::check_list_expired_sessions(broken(Bug::ExpiredListIncludesEnded)).await;
+}
+
+#[tokio::test]
+async fn the_unbroken_wrapper_passes() {
+    // The same wrapper, with a bug that only matters elsewhere, passes the checks above.
+    conformance::check_session_caps(broken(Bug::NoFencing)).await;
+    conformance::check_lease_takeover(broken(Bug::IgnoresCaps)).await;
+    conformance::check_list_expired_sessions(broken(Bug::NoFencing)).await;
+}

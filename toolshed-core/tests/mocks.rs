@@ -1,0 +1,70 @@
+//! The `mocks` feature: mockall mocks of the ports, here proving by construction that a launch
+//! of an unverified server never reaches the runner.
+
+use std::sync::Arc;
+
+use toolshed_core::domain::LiveSessionCounts;
+use toolshed_core::domain::{GitRef, RepoUrl, Server, ServerId, ServerRegistration};
+use toolshed_core::error::EntityKind;
+use toolshed_core::ports::{
+    MockDocsStore, MockImageBuilder, MockImageStore, MockMcpProbe, MockMetadataGenerator,
+    MockServerRepository, MockSourceRepository, MockTaskRunner,
+};
+use toolshed_core::services::{LaunchRequest, Ports, Toolshed, ToolshedConfig};
+use toolshed_core::testing::ManualClock;
+use toolshed_core::Error;
+
+#[tokio::test]
+async fn launch_of_an_unverified_server_never_starts_a_task() {
+    let clock = Arc::new(ManualClock::fixed());
+    let server = Server::register(
+        ServerRegistration {
+            id: ServerId::new("time").unwrap(),
+            repo: RepoUrl::new("https://github.com/a/time").unwrap(),
+            git_ref: GitRef::main(),
+            transport: Default::default(),
+            resources: Default::default(),
+            description: None,
+            language: None,
+        },
+        chrono::Utc::now(),
+    )
+    .unwrap();
+
+    let mut repo = MockServerRepository::new();
+    let stored = server.clone();
+    repo.expect_get_server()
+        .times(1)
+        .returning(move |_| Ok(stored.clone()));
+    repo.expect_get_session()
+        .times(1)
+        .returning(|id| Err(Error::not_found(EntityKind::Session, id)));
+    repo.expect_count_live_sessions()
+        .times(1)
+        .returning(|_| Ok(LiveSessionCounts::default()));
+    repo.expect_create_session().never();
+    let mut runner = MockTaskRunner::new();
+    runner.expect_start().never();
+    runner.expect_prepare().never();
+
+    let toolshed = Toolshed::new(
+        Ports {
+            repository: Arc::new(repo),
+            images: Arc::new(MockImageStore::new()),
+            builder: Arc::new(MockImageBuilder::new()),
+            runner: Arc::new(runner),
+            probe: Arc::new(MockMcpProbe::new()),
+            source: Arc::new(MockSourceRepository::new()),
+            metadata: Arc::new(MockMetadataGenerator::new()),
+            docs: Arc::new(MockDocsStore::new()),
+            clock,
+        },
+        ToolshedConfig::default(),
+    )
+    .unwrap();
+    let e = toolshed
+        .launch_session(&server.id, LaunchRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotVerified { .. }), "{e}");
+}
