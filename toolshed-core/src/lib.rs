@@ -14,6 +14,7 @@
 //!   conformance suite. Feature `mocks`: `mockall` mocks of every port.
 #![warn(missing_docs)]
 
+pub mod adapters;
 pub mod domain;
 pub mod error;
 pub mod ports;

@@ -1,0 +1,25 @@
+//! rmcp model → domain types. Nothing of rmcp leaves this module family.
+
+use rmcp::model::{ServerPeerInfo, Tool};
+use serde_json::Value;
+
+use crate::domain::{McpServerInfo, McpTool};
+
+/// The handshake result as the core records it.
+pub(crate) fn server_info(info: &ServerPeerInfo) -> McpServerInfo {
+    McpServerInfo {
+        protocol_version: info.protocol_version.to_string(),
+        name: info.server_info.as_ref().map(|i| i.name.clone()),
+        version: info.server_info.as_ref().map(|i| i.version.clone()),
+        capabilities: serde_json::to_value(&info.capabilities).unwrap_or(Value::Null),
+    }
+}
+
+/// One listed tool.
+pub(crate) fn tool(tool: &Tool) -> McpTool {
+    McpTool {
+        name: tool.name.to_string(),
+        description: tool.description.as_ref().map(|d| d.to_string()),
+        input_schema: Value::Object(tool.input_schema.as_ref().clone()),
+    }
+}

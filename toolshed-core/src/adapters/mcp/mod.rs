@@ -1,0 +1,69 @@
+//! The [`McpProbe`](crate::ports::McpProbe) adapter on `rmcp`, the official Rust MCP SDK.
+//!
+//! - [`RmcpProbe`]: probe (handshake + all tool pages), readiness with backoff, and tool calls
+//!   with arguments checked against the tool's JSON schema before anything is sent.
+//! - `StdioBridge` (feature `mcp-server`): serves a stdio-only MCP server over streamable HTTP,
+//!   so every verified image answers the same way (`examples/mcp_stdio_bridge.rs`).
+//! - `ExampleServer` (feature `mcp-server`): a small deterministic MCP server
+//!   (`examples/mcp_example_server.rs`).
+//!
+//! rmcp types never leave this module: the core sees only [`crate::domain`] types.
+//!
+//! ## Failure classification
+//! | what happened | result |
+//! |---|---|
+//! | TCP connect refused or timed out | `Probe { kind: Unreachable }` |
+//! | connected, `initialize` not answered before the deadline | `Probe { kind: HandshakeTimeout }` |
+//! | an HTTP server answered something that is not JSON-RPC / SSE | `Probe { kind: NotMcp }` |
+//! | JSON-RPC spoken but the handshake broke (error, wrong result, bad version) | `Probe { kind: Protocol }` |
+//! | handshake ok, `tools/list` answered with a JSON-RPC error | `Ok`, `ToolsOutcome::Gated { reason }` |
+//!
+//! **Tools gated** is the rule for servers that need configuration (an API key, an environment
+//! variable) before they can list tools: the server completed `initialize`, so it speaks MCP and
+//! the image is verified, but its `tools/list` answered with a JSON-RPC error (whatever the code,
+//! whether or not it declared the `tools` capability). The error message is the recorded reason.
+//! A `tools/list` that breaks at the transport level or times out is a failure, not gating.
+//!
+//! ## How a server's transport reaches HTTP
+//! A registration says how the image speaks MCP (`domain::Transport`):
+//! - `Transport::Http { port, path }`: the image serves streamable HTTP itself; the probe talks to
+//!   `http://<task>:port/path`.
+//! - `Transport::Stdio { command }`: the server speaks stdio only. The verification build adds the
+//!   static stdio bridge and makes it the entrypoint, so the image serves `:8000/mcp` like any
+//!   other:
+//!
+//! ```dockerfile
+//! COPY mcp_stdio_bridge /usr/local/bin/mcp_stdio_bridge
+//! EXPOSE 8000
+//! ENTRYPOINT ["/usr/local/bin/mcp_stdio_bridge", "--port", "8000", "--path", "/mcp", "--"]
+//! CMD ["mcp-server-time"]   # the registered command, one JSON array element per argument
+//! ```
+//!
+//! The bridge opens its port only after the child answered `initialize`, so readiness
+//! (`wait_ready`: poll the port, then the handshake, with backoff) needs no fixed sleep. It exits
+//! when the child exits, so the task stops with its server.
+
+mod classify;
+mod convert;
+mod output;
+mod probe;
+mod schema;
+
+#[cfg(feature = "mcp-server")]
+mod bridge;
+#[cfg(feature = "mcp-server")]
+mod example_server;
+#[cfg(feature = "mcp-server")]
+mod http_server;
+#[cfg(feature = "mcp-server")]
+mod process;
+
+pub use probe::{RmcpProbe, RmcpProbeConfig};
+pub use schema::validate_arguments;
+
+#[cfg(feature = "mcp-server")]
+pub use bridge::{BridgeConfig, BridgeExit, StdioBridge};
+#[cfg(feature = "mcp-server")]
+pub use example_server::{serve_example_server, ExampleServer};
+#[cfg(feature = "mcp-server")]
+pub use process::{init_tracing, termination_signal};

@@ -1,0 +1,431 @@
+//! [`RmcpProbe`]: the [`McpProbe`] port on rmcp's streamable HTTP client.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ErrorCode,
+    Implementation,
+};
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{RoleClient, ServiceError, ServiceExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{classify, convert, output, schema};
+use crate::domain::{Endpoint, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome};
+use crate::error::{Error, ProbeFailureKind, Result};
+use crate::ports::McpProbe;
+
+/// A connected MCP client session.
+type Session = RunningService<RoleClient, ClientConfig>;
+
+/// How long closing a session may take before it is abandoned (the server's problem then).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tunables of [`RmcpProbe`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RmcpProbeConfig {
+    /// Largest tool output kept, in serialized bytes (default 256 KiB); beyond it the output is
+    /// cut and flagged `truncated`.
+    pub max_output_bytes: usize,
+    /// First pause of [`McpProbe::wait_ready`] between attempts (default 50 ms); doubles each time.
+    pub initial_backoff: Duration,
+    /// Longest pause between readiness attempts (default 1 s).
+    pub max_backoff: Duration,
+    /// Longest single handshake attempt inside `wait_ready` (default 10 s), so one stuck attempt
+    /// cannot use the whole readiness deadline.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RmcpProbeConfig {
+    fn default() -> Self {
+        Self {
+            max_output_bytes: 256 * 1024,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RmcpProbeConfig {
+    /// Sets [`Self::max_output_bytes`].
+    pub fn with_max_output_bytes(mut self, bytes: usize) -> Self {
+        self.max_output_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Self::initial_backoff`] and [`Self::max_backoff`].
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Sets [`Self::attempt_timeout`].
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+}
+
+/// Speaks MCP over streamable HTTP with rmcp. One short-lived session per operation, always
+/// closed, so a probe never leaves state behind in the server.
+///
+/// HTTP proxies from the environment are ignored: endpoints are task or container addresses.
+#[derive(Debug, Clone)]
+pub struct RmcpProbe {
+    config: RmcpProbeConfig,
+    http: reqwest::Client,
+}
+
+impl RmcpProbe {
+    /// A probe with the default [`RmcpProbeConfig`].
+    ///
+    /// # Errors
+    /// `Backend` if the HTTP client cannot be built (TLS initialisation).
+    pub fn new() -> Result<Self> {
+        Self::with_config(RmcpProbeConfig::default())
+    }
+
+    /// A probe with the given tunables.
+    ///
+    /// # Errors
+    /// `Backend` if the HTTP client cannot be built (TLS initialisation).
+    pub fn with_config(config: RmcpProbeConfig) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::backend("mcp", "build HTTP client", None, false, e))?;
+        Ok(Self { config, http })
+    }
+
+    /// Opens the TCP port (Unreachable on failure), then performs `initialize` within what is left
+    /// of `deadline`.
+    async fn connect(&self, endpoint: &Endpoint, until: Instant) -> Result<Session> {
+        let url = endpoint.url();
+        tcp_check(endpoint, until).await?;
+        let transport = StreamableHttpClientTransport::with_client(
+            self.http.clone(),
+            StreamableHttpClientTransportConfig::with_uri(url.clone())
+                .reinit_on_expired_session(false),
+        );
+        let client_config = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("toolshed-probe", env!("CARGO_PKG_VERSION")),
+        );
+        match tokio::time::timeout_at(until, client_config.serve(transport)).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(err)) => {
+                tracing::debug!(endpoint = %url, error = %err, "MCP handshake failed");
+                let (kind, detail) = match classify::classify_init_error(&err) {
+                    Some(kind) => (kind, err.to_string()),
+                    None => {
+                        let left = until
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(500));
+                        let (kind, detail) = classify::sniff(&self.http, &url, left).await;
+                        (kind, format!("{detail} (handshake: {err})"))
+                    }
+                };
+                Err(probe_error(kind, endpoint, detail))
+            }
+            Err(_) => Err(probe_error(
+                ProbeFailureKind::HandshakeTimeout,
+                endpoint,
+                "connection accepted but initialize was not answered before the deadline".into(),
+            )),
+        }
+    }
+
+    /// Reads the handshake result and all tool pages of a connected session.
+    async fn describe(
+        &self,
+        session: &Session,
+        endpoint: &Endpoint,
+        until: Instant,
+    ) -> Result<ProbeReport> {
+        let info = session.peer_info().ok_or_else(|| {
+            probe_error(
+                ProbeFailureKind::Protocol,
+                endpoint,
+                "no initialize result recorded".into(),
+            )
+        })?;
+        let server = convert::server_info(&info);
+        let tools = match tokio::time::timeout_at(until, session.list_all_tools()).await {
+            Ok(Ok(tools)) => ToolsOutcome::Listed {
+                tools: tools.iter().map(convert::tool).collect(),
+            },
+            // The gating rule (module docs): a JSON-RPC error after a good handshake.
+            Ok(Err(ServiceError::McpError(err))) => {
+                let declared = info.capabilities.tools.is_some();
+                let reason = if declared {
+                    err.message.to_string()
+                } else {
+                    format!(
+                        "server declares no tools capability; tools/list: {}",
+                        err.message
+                    )
+                };
+                ToolsOutcome::Gated { reason }
+            }
+            Ok(Err(err)) => {
+                return Err(probe_error(
+                    ProbeFailureKind::Protocol,
+                    endpoint,
+                    format!("tools/list failed: {err}"),
+                ));
+            }
+            Err(_) => {
+                return Err(probe_error(
+                    ProbeFailureKind::HandshakeTimeout,
+                    endpoint,
+                    "initialize answered but tools/list did not finish before the deadline".into(),
+                ));
+            }
+        };
+        Ok(ProbeReport { server, tools })
+    }
+
+    /// One probe attempt ending at `until`.
+    async fn probe_until(&self, endpoint: &Endpoint, until: Instant) -> Result<ProbeReport> {
+        let session = self.connect(endpoint, until).await?;
+        let report = self.describe(&session, endpoint, until).await;
+        close(session).await;
+        report
+    }
+
+    /// Whether the server lists `name` (None when it cannot list tools).
+    async fn offers_tool(&self, session: &Session, name: &str, until: Instant) -> Option<bool> {
+        match tokio::time::timeout_at(until, session.list_all_tools()).await {
+            Ok(Ok(tools)) => Some(tools.iter().any(|t| t.name == name)),
+            _ => None,
+        }
+    }
+
+    /// Sends the call on a connected session and maps the answer.
+    async fn call_on(
+        &self,
+        session: &Session,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        until: Instant,
+    ) -> Result<ToolCallOutput> {
+        let params =
+            CallToolRequestParams::new(call.name.clone()).with_arguments(call.arguments.clone());
+        let answer = match tokio::time::timeout_at(until, session.call_tool(params)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                return Err(probe_error(
+                    ProbeFailureKind::CallTimeout,
+                    endpoint,
+                    format!("tool {:?} did not answer before the deadline", call.name),
+                ))
+            }
+        };
+        let unknown = || Error::UnknownTool {
+            server_id: endpoint.to_string(),
+            tool: call.name.clone(),
+        };
+        match answer {
+            Ok(result) => {
+                let is_error = result.is_error == Some(true);
+                // Some servers and proxies answer an unknown tool with an error *result*: ask the
+                // server's own list rather than guess from the wording, when it can list.
+                if is_error {
+                    let offered = self.offers_tool(session, &call.name, until).await;
+                    let says_unknown = mentions_unknown_tool(&result_text(&result), &call.name);
+                    if offered == Some(false) || (offered.is_none() && says_unknown) {
+                        return Err(unknown());
+                    }
+                }
+                Ok(self.cap(result))
+            }
+            Err(ServiceError::McpError(err))
+                if err.code == ErrorCode::INVALID_PARAMS
+                    || err.code == ErrorCode::METHOD_NOT_FOUND =>
+            {
+                let offered = self.offers_tool(session, &call.name, until).await;
+                let says_unknown = mentions_unknown_tool(&err.message, &call.name);
+                if offered == Some(false) || (offered.is_none() && says_unknown) {
+                    Err(unknown())
+                } else if err.code == ErrorCode::INVALID_PARAMS {
+                    // The server's own validation refused the arguments.
+                    Err(Error::InvalidToolArguments {
+                        tool: call.name.clone(),
+                        pointer: String::new(),
+                        reason: err.message.to_string(),
+                    })
+                } else {
+                    Err(probe_error(
+                        ProbeFailureKind::Protocol,
+                        endpoint,
+                        format!("tools/call: {}", err.message),
+                    ))
+                }
+            }
+            Err(ServiceError::McpError(err)) => Err(probe_error(
+                ProbeFailureKind::Protocol,
+                endpoint,
+                format!(
+                    "tools/call answered JSON-RPC error {}: {}",
+                    err.code.0, err.message
+                ),
+            )),
+            Err(ServiceError::Timeout { .. }) => Err(probe_error(
+                ProbeFailureKind::CallTimeout,
+                endpoint,
+                format!("tool {:?} timed out", call.name),
+            )),
+            Err(err) => Err(probe_error(
+                ProbeFailureKind::Protocol,
+                endpoint,
+                format!("tools/call failed: {err}"),
+            )),
+        }
+    }
+
+    /// Domain output of a result, capped.
+    fn cap(&self, result: CallToolResult) -> ToolCallOutput {
+        let is_error = result.is_error == Some(true);
+        let content = result
+            .content
+            .iter()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect();
+        output::cap_output(
+            content,
+            result.structured_content,
+            is_error,
+            self.config.max_output_bytes,
+        )
+    }
+}
+
+#[async_trait]
+impl McpProbe for RmcpProbe {
+    async fn probe(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport> {
+        self.probe_until(endpoint, Instant::now() + deadline).await
+    }
+
+    async fn wait_ready(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport> {
+        let until = Instant::now() + deadline;
+        let mut backoff = self.config.initial_backoff;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let attempt_until = until.min(Instant::now() + self.config.attempt_timeout);
+            let err = match self.probe_until(endpoint, attempt_until).await {
+                Ok(report) => {
+                    tracing::debug!(endpoint = %endpoint, attempts, "MCP server ready");
+                    return Ok(report);
+                }
+                Err(err) => err,
+            };
+            let now = Instant::now();
+            if now >= until {
+                tracing::debug!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready by the deadline");
+                return Err(err);
+            }
+            tracing::trace!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready yet");
+            tokio::time::sleep_until((now + backoff).min(until)).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    async fn call_tool(
+        &self,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        input_schema: Option<serde_json::Value>,
+        deadline: Duration,
+    ) -> Result<ToolCallOutput> {
+        let until = Instant::now() + deadline;
+        if let Some(schema) = input_schema.as_ref() {
+            schema::validate_arguments(&call.name, schema, &call.arguments)?;
+        }
+        let session = self.connect(endpoint, until).await?;
+        let output = self.call_on(&session, endpoint, call, until).await;
+        close(session).await;
+        output
+    }
+}
+
+/// Checks that something accepts TCP connections at the endpoint before `until`.
+async fn tcp_check(endpoint: &Endpoint, until: Instant) -> Result<()> {
+    match tokio::time::timeout_at(
+        until,
+        TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+    )
+    .await
+    {
+        Ok(Ok(_stream)) => Ok(()),
+        Ok(Err(err)) => Err(probe_error(
+            ProbeFailureKind::Unreachable,
+            endpoint,
+            format!("connect: {err}"),
+        )),
+        Err(_) => Err(probe_error(
+            ProbeFailureKind::Unreachable,
+            endpoint,
+            "connect did not complete before the deadline".into(),
+        )),
+    }
+}
+
+/// Ends a session (DELETE of the HTTP session), bounded in time.
+async fn close(session: Session) {
+    if tokio::time::timeout(CLOSE_TIMEOUT, session.cancel())
+        .await
+        .is_err()
+    {
+        tracing::debug!("closing the MCP session timed out");
+    }
+}
+
+/// Concatenated text items of a result.
+fn result_text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether an error message says the tool does not exist (fallback when tools cannot be listed).
+fn mentions_unknown_tool(message: &str, tool: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.contains("unknown tool")
+        || lower.contains("tool not found")
+        || (lower.contains(&tool.to_lowercase())
+            && (lower.contains("unknown") || lower.contains("not found")))
+}
+
+fn probe_error(kind: ProbeFailureKind, endpoint: &Endpoint, detail: String) -> Error {
+    Error::Probe {
+        kind,
+        endpoint: endpoint.to_string(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tool_wording() {
+        assert!(mentions_unknown_tool("Unknown tool: nope", "nope"));
+        assert!(mentions_unknown_tool("Tool nope not found", "nope"));
+        assert!(!mentions_unknown_tool(
+            "invalid timezone 'Mars/X'",
+            "get_current_time"
+        ));
+    }
+}

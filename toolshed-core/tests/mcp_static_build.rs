@@ -1,0 +1,127 @@
+//! The static build of the example binaries, then the built bridge binary in front of the real
+//! `mcp-server-time`, and the built example server, each stopped with SIGTERM. Ignored by default
+//! (a release build of the crate takes minutes):
+//!
+//! `TOOLSHED_TEST_VENV_BIN=.venv/bin cargo test -p toolshed-core --features mcp-server --test
+//! mcp_static_build -- --ignored`
+#![cfg(feature = "mcp-server")]
+
+mod mcp_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use toolshed_core::adapters::mcp::RmcpProbe;
+use toolshed_core::domain::Endpoint;
+use toolshed_core::ports::McpProbe;
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs the documented static build command and returns the examples directory.
+fn static_build() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args([
+            "build",
+            "--release",
+            "--example",
+            "mcp_stdio_bridge",
+            "--example",
+            "mcp_example_server",
+        ])
+        .args([
+            "--features",
+            "mcp-server",
+            "-p",
+            "toolshed-core",
+            "--target",
+            TARGET,
+        ])
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "static build failed");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target_dir.join(TARGET).join("release/examples")
+}
+
+fn assert_static(binary: &Path) {
+    let out = Command::new("ldd").arg(binary).output().expect("ldd");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("statically linked") || text.contains("not a dynamic executable"),
+        "{} is dynamic: {text}",
+        binary.display()
+    );
+}
+
+/// SIGTERM, then the exit status.
+fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("did not exit within 10 s of SIGTERM");
+}
+
+#[tokio::test]
+#[ignore = "release build of the static binaries (minutes)"]
+async fn static_binaries_build_and_serve() {
+    let Some(bin) = mcp_support::venv_bin() else {
+        return;
+    };
+    let examples = static_build();
+    let bridge_bin = examples.join("mcp_stdio_bridge");
+    let example_bin = examples.join("mcp_example_server");
+    assert_static(&bridge_bin);
+    assert_static(&example_bin);
+    let probe = RmcpProbe::new().unwrap();
+
+    let port = mcp_support::free_port();
+    let bridge = Command::new(&bridge_bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--"])
+        .arg(bin.join("mcp-server-time"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("bridge");
+    let ep = Endpoint::new("127.0.0.1", port, "/mcp").unwrap();
+    let report = probe
+        .wait_ready(&ep, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(report.tools().len(), 2);
+    assert!(terminate(bridge).success());
+
+    let port = mcp_support::free_port();
+    let server = Command::new(&example_bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("example server");
+    let ep = Endpoint::new("127.0.0.1", port, "/mcp").unwrap();
+    let report = probe
+        .wait_ready(&ep, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(report.tools().len(), 3);
+    assert!(terminate(server).success());
+}
