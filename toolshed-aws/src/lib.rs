@@ -1,1 +1,36 @@
-//! AWS adapters for the Toolshed SDK (ECR, CodeBuild, ECS Fargate, DynamoDB, S3). Filled by issue 3.
+//! # toolshed-aws
+//!
+//! AWS adapters of the Toolshed SDK, one module per service, each implementing a
+//! `toolshed-core` port:
+//!
+//! | port | adapter | module |
+//! |---|---|---|
+//! | `TaskRunner` | [`EcsTaskRunner`] (ECS Fargate) | [`ecs`] |
+//! | `ServerRepository` | [`DynamoServerRepository`] | [`dynamodb`] |
+//! | `ImageBuilder` | [`CodeBuildImageBuilder`] | [`codebuild`] |
+//! | `ImageStore` | [`EcrImageStore`] | [`ecr`] |
+//! | `DocsStore` | [`S3DocsStore`] | [`s3`] |
+//!
+//! [`AwsAdapters::from_env`] reads [`AwsSettings`] from the environment and loads the default AWS
+//! configuration; [`AwsAdaptersBuilder`] takes an `SdkConfig` of your own. Every client has retry
+//! mode standard and an operation timeout. Point the crate at an emulator (moto, LocalStack) with
+//! the standard `AWS_ENDPOINT_URL`.
+#![warn(missing_docs)]
+
+pub mod codebuild;
+pub mod config;
+pub mod dynamodb;
+pub mod ecr;
+pub mod ecs;
+pub mod error;
+pub mod interceptors;
+pub mod s3;
+
+pub use codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
+pub use config::{AwsAdapters, AwsAdaptersBuilder, AwsSettings, EcrRepository};
+pub use dynamodb::{DynamoServerRepository, DynamoTables};
+pub use ecr::EcrImageStore;
+pub use ecs::{EcsSettings, EcsTaskRunner};
+pub use error::AwsError;
+pub use interceptors::{CallCounter, StaticHeader};
+pub use s3::S3DocsStore;

@@ -1,0 +1,471 @@
+//! Settings and the builder that turns an [`SdkConfig`] plus [`AwsSettings`] into adapters.
+//!
+//! Every client gets retry mode *standard* and an operation timeout, whatever the given
+//! `SdkConfig` says (a hand-built `SdkConfig` has retries off). Emulator endpoints come from the
+//! standard `AWS_ENDPOINT_URL` (read by `aws_config`), never from a code branch here.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+
+use crate::codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
+use crate::dynamodb::{DynamoServerRepository, DynamoTables};
+use crate::ecr::EcrImageStore;
+use crate::ecs::{EcsSettings, EcsTaskRunner};
+use crate::error::AwsError;
+use crate::s3::S3DocsStore;
+
+/// Default operation timeout of every AWS call (all attempts included).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default task family prefix.
+pub const DEFAULT_FAMILY_PREFIX: &str = "toolshed";
+
+/// The typed settings of the AWS adapters. See [`AwsSettings::from_env`] for the variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_REGION`.
+    pub region: String,
+    /// `PLAYGROUND_CLUSTER`, falling back to `AWS_ECS_CLUSTER`.
+    pub cluster: String,
+    /// `AWS_SUBNETS`, comma-separated.
+    pub subnets: Vec<String>,
+    /// `AWS_SECURITY_GROUP_ID`, comma-separated.
+    pub security_groups: Vec<String>,
+    /// `TOOLSHED_SERVERS_TABLE`.
+    pub servers_table: String,
+    /// `TOOLSHED_SESSIONS_TABLE`.
+    pub sessions_table: String,
+    /// `TOOLSHED_ECR_REPOSITORY_URI`, parsed.
+    pub repository: EcrRepository,
+    /// `TOOLSHED_CODEBUILD_PROJECT`.
+    pub codebuild_project: String,
+    /// `TOOLSHED_DOCS_BUCKET`.
+    pub docs_bucket: String,
+    /// `TOOLSHED_TASK_EXECUTION_ROLE_ARN` (pulls the image, writes logs).
+    pub task_execution_role_arn: String,
+    /// `TOOLSHED_TASK_ROLE_ARN` (the role the MCP server runs as); optional.
+    pub task_role_arn: Option<String>,
+    /// `TOOLSHED_LOG_GROUP`.
+    pub log_group: String,
+    /// `TOOLSHED_ASSIGN_PUBLIC_IP` (`true`/`false`, default `false`).
+    pub assign_public_ip: bool,
+    /// `TOOLSHED_TASK_FAMILY_PREFIX` (default `toolshed`).
+    pub task_family_prefix: String,
+    /// `TOOLSHED_S3_FORCE_PATH_STYLE` (`true`/`false`, default `false`): path-style S3 URLs, for
+    /// emulators without virtual-host buckets (moto, LocalStack).
+    pub s3_force_path_style: bool,
+}
+
+/// An ECR repository, from its URI `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrRepository {
+    /// The full URI (what images are pinned against).
+    pub uri: String,
+    /// The repository name (the path after the host).
+    pub name: String,
+    /// The registry (account) id, when the host is an ECR host.
+    pub registry_id: Option<String>,
+}
+
+impl EcrRepository {
+    /// Parses a repository URI.
+    ///
+    /// ```
+    /// use toolshed_aws::EcrRepository;
+    /// let r = EcrRepository::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/toolshed/mcp-servers").unwrap();
+    /// assert_eq!(r.name, "toolshed/mcp-servers");
+    /// assert_eq!(r.registry_id.as_deref(), Some("123456789012"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`AwsError::InvalidSetting`] naming `TOOLSHED_ECR_REPOSITORY_URI`.
+    pub fn parse(uri: &str) -> Result<Self, AwsError> {
+        let invalid = |reason: &str| AwsError::InvalidSetting {
+            var: "TOOLSHED_ECR_REPOSITORY_URI",
+            reason: format!("{uri:?} {reason}"),
+        };
+        toolshed_core::domain::validate_repository(uri)
+            .map_err(|e| invalid(&format!("is not a repository: {e}")))?;
+        let (host, name) = uri
+            .split_once('/')
+            .ok_or_else(|| invalid("must be <registry host>/<repository name>"))?;
+        if name.is_empty() {
+            return Err(invalid("has no repository name"));
+        }
+        let first = host.split('.').next().unwrap_or_default();
+        let registry_id = (host.contains(".dkr.ecr.")
+            && first.len() == 12
+            && first.chars().all(|c| c.is_ascii_digit()))
+        .then(|| first.to_owned());
+        Ok(Self {
+            uri: uri.to_owned(),
+            name: name.to_owned(),
+            registry_id,
+        })
+    }
+}
+
+impl AwsSettings {
+    /// Reads the settings from the environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `AWS_REGION` | region (required) |
+    /// | `PLAYGROUND_CLUSTER` or `AWS_ECS_CLUSTER` | ECS cluster (required) |
+    /// | `AWS_SUBNETS` | comma-separated subnet ids (required) |
+    /// | `AWS_SECURITY_GROUP_ID` | comma-separated security group ids (required) |
+    /// | `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE` | DynamoDB tables (required) |
+    /// | `TOOLSHED_ECR_REPOSITORY_URI` | full ECR repository URI (required) |
+    /// | `TOOLSHED_CODEBUILD_PROJECT` | CodeBuild project (required) |
+    /// | `TOOLSHED_DOCS_BUCKET` | S3 bucket of long docs (required) |
+    /// | `TOOLSHED_TASK_EXECUTION_ROLE_ARN` | task execution role (required) |
+    /// | `TOOLSHED_TASK_ROLE_ARN` | task role (optional) |
+    /// | `TOOLSHED_LOG_GROUP` | CloudWatch Logs group (required) |
+    /// | `TOOLSHED_ASSIGN_PUBLIC_IP` | `true`/`false` (default `false`) |
+    /// | `TOOLSHED_TASK_FAMILY_PREFIX` | default `toolshed` |
+    /// | `TOOLSHED_S3_FORCE_PATH_STYLE` | `true`/`false` (default `false`) |
+    ///
+    /// # Errors
+    /// [`AwsError::MissingSetting`] / [`AwsError::InvalidSetting`] naming the variable.
+    pub fn from_env() -> Result<Self, AwsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Self::from_env`], reading variables through `lookup` (testable without touching
+    /// the process environment).
+    ///
+    /// # Errors
+    /// As [`Self::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AwsError> {
+        let get = |var: &'static str| -> Option<String> {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let req = |var: &'static str| get(var).ok_or(AwsError::MissingSetting { var });
+        let list = |var: &'static str| -> Result<Vec<String>, AwsError> {
+            let raw = req(var)?;
+            let items: Vec<String> = raw.split(',').map(|s| s.trim().to_owned()).collect();
+            if items
+                .iter()
+                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err(AwsError::InvalidSetting {
+                    var,
+                    reason: format!("{raw:?} must be a comma-separated list of ids"),
+                });
+            }
+            Ok(items)
+        };
+        let flag = |var: &'static str| -> Result<bool, AwsError> {
+            match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("false") | Some("0") | Some("no") => Ok(false),
+                Some("true") | Some("1") | Some("yes") => Ok(true),
+                Some(other) => Err(AwsError::InvalidSetting {
+                    var,
+                    reason: format!("{other:?} is not true or false"),
+                }),
+            }
+        };
+        let cluster = get("PLAYGROUND_CLUSTER")
+            .or_else(|| get("AWS_ECS_CLUSTER"))
+            .ok_or(AwsError::MissingSetting {
+                var: "PLAYGROUND_CLUSTER",
+            })?;
+        let task_family_prefix =
+            get("TOOLSHED_TASK_FAMILY_PREFIX").unwrap_or_else(|| DEFAULT_FAMILY_PREFIX.to_owned());
+        let prefix_ok = task_family_prefix.len() <= 64
+            && task_family_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !prefix_ok {
+            return Err(AwsError::InvalidSetting {
+                var: "TOOLSHED_TASK_FAMILY_PREFIX",
+                reason: "must be at most 64 letters, digits, '-' or '_'".to_owned(),
+            });
+        }
+        let arn = |var: &'static str, v: String| -> Result<String, AwsError> {
+            if v.starts_with("arn:") {
+                Ok(v)
+            } else {
+                Err(AwsError::InvalidSetting {
+                    var,
+                    reason: format!("{v:?} is not an ARN"),
+                })
+            }
+        };
+        Ok(Self {
+            region: req("AWS_REGION")?,
+            cluster,
+            subnets: list("AWS_SUBNETS")?,
+            security_groups: list("AWS_SECURITY_GROUP_ID")?,
+            servers_table: req("TOOLSHED_SERVERS_TABLE")?,
+            sessions_table: req("TOOLSHED_SESSIONS_TABLE")?,
+            repository: EcrRepository::parse(&req("TOOLSHED_ECR_REPOSITORY_URI")?)?,
+            codebuild_project: req("TOOLSHED_CODEBUILD_PROJECT")?,
+            docs_bucket: req("TOOLSHED_DOCS_BUCKET")?,
+            task_execution_role_arn: arn(
+                "TOOLSHED_TASK_EXECUTION_ROLE_ARN",
+                req("TOOLSHED_TASK_EXECUTION_ROLE_ARN")?,
+            )?,
+            task_role_arn: get("TOOLSHED_TASK_ROLE_ARN")
+                .map(|v| arn("TOOLSHED_TASK_ROLE_ARN", v))
+                .transpose()?,
+            log_group: req("TOOLSHED_LOG_GROUP")?,
+            assign_public_ip: flag("TOOLSHED_ASSIGN_PUBLIC_IP")?,
+            task_family_prefix,
+            s3_force_path_style: flag("TOOLSHED_S3_FORCE_PATH_STYLE")?,
+        })
+    }
+
+    /// The ECS part.
+    pub fn ecs(&self) -> EcsSettings {
+        EcsSettings {
+            cluster: self.cluster.clone(),
+            subnets: self.subnets.clone(),
+            security_groups: self.security_groups.clone(),
+            assign_public_ip: self.assign_public_ip,
+            execution_role_arn: self.task_execution_role_arn.clone(),
+            task_role_arn: self.task_role_arn.clone(),
+            log_group: self.log_group.clone(),
+            log_region: self.region.clone(),
+            family_prefix: self.task_family_prefix.clone(),
+        }
+    }
+}
+
+/// Every adapter of this crate, sharing one configuration.
+#[derive(Debug, Clone)]
+pub struct AwsAdapters {
+    /// ECS Fargate `TaskRunner`.
+    pub tasks: EcsTaskRunner,
+    /// DynamoDB `ServerRepository`.
+    pub repository: DynamoServerRepository,
+    /// CodeBuild `ImageBuilder`.
+    pub builder: CodeBuildImageBuilder,
+    /// ECR `ImageStore`.
+    pub images: EcrImageStore,
+    /// S3 `DocsStore`.
+    pub docs: S3DocsStore,
+}
+
+impl AwsAdapters {
+    /// Loads the default AWS configuration (credentials chain, `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`…) and the settings from the environment.
+    ///
+    /// # Errors
+    /// A missing or malformed setting, naming the variable.
+    pub async fn from_env() -> Result<Self, AwsError> {
+        let settings = AwsSettings::from_env()?;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(settings.region.clone()))
+            .load()
+            .await;
+        Ok(AwsAdaptersBuilder::new(sdk, settings).build())
+    }
+}
+
+/// Builds [`AwsAdapters`] from an `SdkConfig` and settings.
+#[derive(Debug, Clone)]
+pub struct AwsAdaptersBuilder {
+    sdk: SdkConfig,
+    settings: AwsSettings,
+    retry: RetryConfig,
+    operation_timeout: Duration,
+    interceptors: Vec<SharedInterceptor>,
+}
+
+impl AwsAdaptersBuilder {
+    /// Starts from a loaded `SdkConfig` (credentials, region, endpoint) and settings.
+    pub fn new(sdk: SdkConfig, settings: AwsSettings) -> Self {
+        Self {
+            sdk,
+            settings,
+            retry: RetryConfig::standard(),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            interceptors: Vec::new(),
+        }
+    }
+
+    /// Overrides the retry configuration (its mode stays what you give; default: standard).
+    pub fn retry_config(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Overrides the operation timeout (default [`DEFAULT_OPERATION_TIMEOUT`]).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Adds an interceptor to every client (metrics, call counting, test headers).
+    pub fn interceptor(mut self, interceptor: SharedInterceptor) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// The effective `SdkConfig`: the given one with retry and timeout always set.
+    pub fn sdk_config(&self) -> SdkConfig {
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(self.operation_timeout)
+            .build();
+        self.sdk
+            .to_builder()
+            .retry_config(self.retry.clone())
+            .timeout_config(timeouts)
+            .build()
+    }
+
+    /// Builds every adapter.
+    pub fn build(self) -> AwsAdapters {
+        let sdk = self.sdk_config();
+        let s = &self.settings;
+        macro_rules! client {
+            ($krate:ident $(, $extra:ident($arg:expr))*) => {{
+                let mut b = $krate::config::Builder::from(&sdk);
+                for i in &self.interceptors {
+                    b.push_interceptor(i.clone());
+                }
+                $(let b = b.$extra($arg);)*
+                $krate::Client::from_conf(b.build())
+            }};
+        }
+        let ecs = client!(aws_sdk_ecs);
+        let dynamo = client!(aws_sdk_dynamodb);
+        let codebuild = client!(aws_sdk_codebuild);
+        let ecr = client!(aws_sdk_ecr);
+        let s3 = client!(aws_sdk_s3, force_path_style(s.s3_force_path_style));
+        AwsAdapters {
+            tasks: EcsTaskRunner::new(ecs, s.ecs()),
+            repository: DynamoServerRepository::new(
+                dynamo,
+                DynamoTables {
+                    servers: s.servers_table.clone(),
+                    sessions: s.sessions_table.clone(),
+                },
+            ),
+            builder: CodeBuildImageBuilder::new(
+                codebuild,
+                CodeBuildSettings {
+                    project: s.codebuild_project.clone(),
+                    repository_uri: s.repository.uri.clone(),
+                    region: s.region.clone(),
+                },
+            ),
+            images: EcrImageStore::new(ecr, s.repository.clone()),
+            docs: S3DocsStore::new(s3, s.docs_bucket.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn full() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ECS_CLUSTER", "play"),
+            ("AWS_SUBNETS", "subnet-1, subnet-2"),
+            ("AWS_SECURITY_GROUP_ID", "sg-1"),
+            ("TOOLSHED_SERVERS_TABLE", "servers"),
+            ("TOOLSHED_SESSIONS_TABLE", "sessions"),
+            (
+                "TOOLSHED_ECR_REPOSITORY_URI",
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/toolshed/mcp-servers",
+            ),
+            ("TOOLSHED_CODEBUILD_PROJECT", "build"),
+            ("TOOLSHED_DOCS_BUCKET", "docs"),
+            (
+                "TOOLSHED_TASK_EXECUTION_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/exec",
+            ),
+            ("TOOLSHED_LOG_GROUP", "/toolshed/tasks"),
+        ])
+    }
+
+    fn load(env: &HashMap<&'static str, &'static str>) -> Result<AwsSettings, AwsError> {
+        AwsSettings::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn reads_every_setting_with_defaults() {
+        let s = load(&full()).unwrap();
+        assert_eq!(s.cluster, "play");
+        assert_eq!(s.subnets, vec!["subnet-1", "subnet-2"]);
+        assert_eq!(s.repository.name, "toolshed/mcp-servers");
+        assert_eq!(s.repository.registry_id.as_deref(), Some("123456789012"));
+        assert!(!s.assign_public_ip);
+        assert_eq!(s.task_family_prefix, "toolshed");
+        assert_eq!(s.task_role_arn, None);
+    }
+
+    #[test]
+    fn playground_cluster_wins_over_ecs_cluster() {
+        let mut env = full();
+        env.insert("PLAYGROUND_CLUSTER", "pg");
+        assert_eq!(load(&env).unwrap().cluster, "pg");
+    }
+
+    #[test]
+    fn missing_and_malformed_settings_name_the_variable() {
+        for var in [
+            "AWS_REGION",
+            "AWS_SUBNETS",
+            "TOOLSHED_SESSIONS_TABLE",
+            "TOOLSHED_LOG_GROUP",
+        ] {
+            let mut env = full();
+            env.remove(var);
+            let err = load(&env).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
+        let mut env = full();
+        env.remove("AWS_ECS_CLUSTER");
+        assert!(load(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("PLAYGROUND_CLUSTER"));
+        for (var, bad) in [
+            ("TOOLSHED_ASSIGN_PUBLIC_IP", "maybe"),
+            ("AWS_SUBNETS", "a,,b"),
+            ("TOOLSHED_ECR_REPOSITORY_URI", "NotARepo"),
+            ("TOOLSHED_TASK_EXECUTION_ROLE_ARN", "exec-role"),
+            ("TOOLSHED_TASK_FAMILY_PREFIX", "bad prefix"),
+        ] {
+            let mut env = full();
+            env.insert(var, bad);
+            let err = load(&env).unwrap_err();
+            assert!(err.to_string().contains(var), "{var}: {err}");
+            let core: toolshed_core::Error = err.into();
+            assert!(matches!(core, toolshed_core::Error::InvalidInput { .. }));
+        }
+    }
+
+    #[test]
+    fn non_ecr_repositories_have_no_registry_id() {
+        let r = EcrRepository::parse("localhost.localstack.cloud:4510/toolshed").unwrap();
+        assert_eq!(r.name, "toolshed");
+        assert_eq!(r.registry_id, None);
+    }
+
+    #[test]
+    fn sdk_config_always_has_retries_and_timeout() {
+        let sdk = SdkConfig::builder().build();
+        let b = AwsAdaptersBuilder::new(sdk, load(&full()).unwrap());
+        let conf = b.sdk_config();
+        assert_eq!(
+            conf.retry_config().map(|r| r.mode()),
+            Some(aws_config::retry::RetryMode::Standard)
+        );
+        assert_eq!(
+            conf.timeout_config().and_then(|t| t.operation_timeout()),
+            Some(DEFAULT_OPERATION_TIMEOUT)
+        );
+    }
+}

@@ -1,0 +1,852 @@
+//! DynamoDB [`ServerRepository`]: servers with their verification lease in one table, sessions
+//! and live-session counters in another (layout in [`codec`]).
+//!
+//! - Every write is conditional: versions for optimistic concurrency, the lease token for
+//!   fencing, caps in the same `TransactWriteItems` as the session insert / end. Failed conditions
+//!   return the old item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) so errors say why.
+//! - Expiry is decided by the caller's `now` in conditions and queries (index `live-by-expiry`),
+//!   never by DynamoDB TTL, which may delete days late; `ttl` only cleans up old items.
+//! - `list_servers` scans the servers table (a catalogue of at most thousands of items) and
+//!   sorts by id; every other read is a key lookup or an index query.
+
+pub mod codec;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use aws_sdk_dynamodb::Client;
+use toolshed_core::domain::{
+    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
+    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    VerificationState,
+};
+use toolshed_core::error::{CapScope, EntityKind};
+use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+use toolshed_core::{Error, Result};
+
+use codec::{attr, count, get_s, ms, n, s, Item};
+
+use crate::error::{sdk_error, unexpected};
+
+/// How often a read-modify-write retries after losing a version race.
+const MAX_RACE_RETRIES: usize = 8;
+
+/// The two table names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoTables {
+    /// Servers (and their leases).
+    pub servers: String,
+    /// Sessions and live-session counters.
+    pub sessions: String,
+}
+
+/// Servers, leases and sessions in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoServerRepository {
+    client: Client,
+    tables: DynamoTables,
+}
+
+fn key_server(id: &ServerId) -> (String, aws_sdk_dynamodb::types::AttributeValue) {
+    (attr::SERVER_ID.to_owned(), s(id.as_str()))
+}
+
+fn key_session(id: &str) -> (String, aws_sdk_dynamodb::types::AttributeValue) {
+    (attr::SESSION_ID.to_owned(), s(id))
+}
+
+fn build_err(op: &'static str, e: impl std::fmt::Display) -> Error {
+    unexpected("dynamodb", op, None, e.to_string())
+}
+
+impl DynamoServerRepository {
+    /// A repository on `client` over `tables`.
+    pub fn new(client: Client, tables: DynamoTables) -> Self {
+        Self { client, tables }
+    }
+
+    /// The table names.
+    pub fn tables(&self) -> &DynamoTables {
+        &self.tables
+    }
+
+    async fn get_server_item(&self, id: &ServerId) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.servers)
+            .set_key(Some([key_server(id)].into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("dynamodb", "GetItem", Some(id.to_string()), e))?;
+        Ok(out.item)
+    }
+
+    async fn get_session_item(&self, id: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.sessions)
+            .set_key(Some([key_session(id)].into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("dynamodb", "GetItem", Some(id.to_owned()), e))?;
+        Ok(out.item)
+    }
+
+    /// Writes a new server record and releases the lease, if `lease` is still current; retries
+    /// when somebody else updated the server record in between.
+    async fn finish_verification(
+        &self,
+        lease: &VerificationLease,
+        change: impl Fn(&mut Server),
+    ) -> Result<Server> {
+        let lost = || Error::LeaseLost {
+            server_id: lease.server_id.clone(),
+            token: lease.token,
+        };
+        for _ in 0..MAX_RACE_RETRIES {
+            let item = self
+                .get_server_item(&lease.server_id)
+                .await?
+                .ok_or_else(lost)?;
+            if codec::lease_token(&item) != Some(lease.token) {
+                return Err(lost());
+            }
+            let mut server = codec::server_from_item(&item)?;
+            let expected = server.version;
+            change(&mut server);
+            server.version = expected + 1;
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.tables.servers)
+                .set_key(Some([key_server(&lease.server_id)].into()))
+                .update_expression("SET #r = :r, #v = :nv REMOVE #h, #t, #e, #a, #run")
+                .condition_expression("#t = :t AND attribute_exists(#h) AND #v = :v")
+                .expression_attribute_names("#r", attr::RECORD)
+                .expression_attribute_names("#v", attr::VERSION)
+                .expression_attribute_names("#h", attr::LEASE_HOLDER)
+                .expression_attribute_names("#t", attr::LEASE_TOKEN)
+                .expression_attribute_names("#e", attr::LEASE_EXPIRES_AT)
+                .expression_attribute_names("#a", attr::LEASE_ACQUIRED_AT)
+                .expression_attribute_names("#run", attr::LEASE_RUN)
+                .expression_attribute_values(":r", codec::to_json(&server)?)
+                .expression_attribute_values(":nv", n(server.version))
+                .expression_attribute_values(":v", n(expected))
+                .expression_attribute_values(":t", n(lease.token))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match res {
+                Ok(_) => return Ok(server),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                        let old = c.item().cloned().unwrap_or_default();
+                        if codec::lease_token(&old) != Some(lease.token) {
+                            return Err(lost());
+                        }
+                        // Only the version moved: somebody updated the server; re-read.
+                    }
+                    _ => {
+                        return Err(sdk_error(
+                            "dynamodb",
+                            "UpdateItem",
+                            Some(lease.server_id.to_string()),
+                            e,
+                        ))
+                    }
+                },
+            }
+        }
+        Err(Error::Conflict {
+            kind: EntityKind::Server,
+            id: lease.server_id.to_string(),
+            expected: 0,
+        })
+    }
+
+    /// The transaction item that moves a live-session counter by `delta`, with a cap when
+    /// incrementing.
+    fn counter_update(
+        &self,
+        key: String,
+        delta: i64,
+        cap: Option<u32>,
+    ) -> Result<TransactWriteItem> {
+        let mut u = Update::builder()
+            .table_name(&self.tables.sessions)
+            .key(attr::SESSION_ID, s(key))
+            .expression_attribute_names("#c", attr::COUNT);
+        u = match cap {
+            Some(cap) => u
+                .update_expression("SET #c = if_not_exists(#c, :zero) + :d")
+                .condition_expression("(attribute_not_exists(#c) AND :zero < :cap) OR #c < :cap")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":cap", n(cap))
+                .expression_attribute_values(":d", n(delta)),
+            // Decrements never fail: ending a session must not be blocked by a counter.
+            None => u
+                .update_expression("ADD #c :d")
+                .expression_attribute_values(":d", n(delta)),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(u.build().map_err(|e| build_err("TransactWriteItems", e))?)
+            .build())
+    }
+
+    /// Runs index queries page by page until `limit` items or the end.
+    async fn query_sessions(
+        &self,
+        mut req: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        loop {
+            let page_limit = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let page = req
+                .clone()
+                .limit(page_limit)
+                .send()
+                .await
+                .map_err(|e| sdk_error("dynamodb", "Query", None, e))?;
+            for item in page.items() {
+                out.push(codec::session_from_item(item)?);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => req = req.set_exclusive_start_key(Some(k)),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    fn sessions_query(
+        &self,
+        index: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.tables.sessions)
+            .index_name(index)
+    }
+}
+
+#[async_trait]
+impl ServerRepository for DynamoServerRepository {
+    async fn insert_server(&self, server: &Server) -> Result<Server> {
+        let mut stored = server.clone();
+        stored.version = 1;
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.tables.servers)
+            .item(attr::SERVER_ID, s(stored.id.as_str()))
+            .item(attr::RECORD, codec::to_json(&stored)?)
+            .item(attr::VERSION, n(1))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", attr::SERVER_ID)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(stored),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(Error::AlreadyExists {
+                    kind: EntityKind::Server,
+                    id: server.id.to_string(),
+                })
+            }
+            Err(e) => Err(sdk_error(
+                "dynamodb",
+                "PutItem",
+                Some(server.id.to_string()),
+                e,
+            )),
+        }
+    }
+
+    async fn get_server(&self, id: &ServerId) -> Result<Server> {
+        match self.get_server_item(id).await? {
+            Some(item) => codec::server_from_item(&item),
+            None => Err(Error::not_found(EntityKind::Server, id)),
+        }
+    }
+
+    async fn list_servers(&self, after: Option<ServerId>, limit: usize) -> Result<Vec<Server>> {
+        let mut req = self
+            .client
+            .scan()
+            .table_name(&self.tables.servers)
+            .consistent_read(true)
+            .projection_expression("#k, #r, #v")
+            .expression_attribute_names("#k", attr::SERVER_ID)
+            .expression_attribute_names("#r", attr::RECORD)
+            .expression_attribute_names("#v", attr::VERSION);
+        if let Some(after) = &after {
+            req = req
+                .filter_expression("#k > :after")
+                .expression_attribute_values(":after", s(after.as_str()));
+        }
+        let mut servers = Vec::new();
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("dynamodb", "Scan", None, e))?;
+            for item in page.items() {
+                servers.push(codec::server_from_item(item)?);
+            }
+        }
+        servers.sort_by(|a, b| a.id.cmp(&b.id));
+        servers.truncate(limit);
+        Ok(servers)
+    }
+
+    async fn update_server(&self, server: &Server) -> Result<Server> {
+        let mut stored = server.clone();
+        stored.version = server.version + 1;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.tables.servers)
+            .set_key(Some([key_server(&server.id)].into()))
+            .update_expression("SET #r = :r, #v = :nv")
+            .condition_expression("attribute_exists(#k) AND #v = :v")
+            .expression_attribute_names("#k", attr::SERVER_ID)
+            .expression_attribute_names("#r", attr::RECORD)
+            .expression_attribute_names("#v", attr::VERSION)
+            .expression_attribute_values(":r", codec::to_json(&stored)?)
+            .expression_attribute_values(":nv", n(stored.version))
+            .expression_attribute_values(":v", n(server.version))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(stored),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Err(match c.item() {
+                    None => Error::not_found(EntityKind::Server, &server.id),
+                    Some(_) => Error::Conflict {
+                        kind: EntityKind::Server,
+                        id: server.id.to_string(),
+                        expected: server.version,
+                    },
+                }),
+                _ => Err(sdk_error(
+                    "dynamodb",
+                    "UpdateItem",
+                    Some(server.id.to_string()),
+                    e,
+                )),
+            },
+        }
+    }
+
+    async fn acquire_lease(
+        &self,
+        server_id: &ServerId,
+        holder: &str,
+        run: Option<VerificationRun>,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<VerificationLease> {
+        let resume = run.is_none();
+        let mut set = "SET #h = :h, #e = :exp, #a = :now, #t = if_not_exists(#q, :zero) + :one, #q = if_not_exists(#q, :zero) + :one".to_owned();
+        let mut cond =
+            "attribute_exists(#k) AND (attribute_not_exists(#h) OR #e <= :now)".to_owned();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.tables.servers)
+            .set_key(Some([key_server(server_id)].into()))
+            .expression_attribute_names("#k", attr::SERVER_ID)
+            .expression_attribute_names("#h", attr::LEASE_HOLDER)
+            .expression_attribute_names("#e", attr::LEASE_EXPIRES_AT)
+            .expression_attribute_names("#a", attr::LEASE_ACQUIRED_AT)
+            .expression_attribute_names("#t", attr::LEASE_TOKEN)
+            .expression_attribute_names("#q", attr::LEASE_SEQ)
+            .expression_attribute_names("#run", attr::LEASE_RUN)
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":exp", ms(expires_at))
+            .expression_attribute_values(":now", ms(now))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        match &run {
+            Some(run) => {
+                set.push_str(", #run = :run");
+                req = req.expression_attribute_values(":run", codec::to_json(run)?);
+            }
+            None => cond.push_str(" AND attribute_exists(#run)"),
+        }
+        let res = req
+            .update_expression(set)
+            .condition_expression(cond)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                codec::lease_from_item(&out.attributes.unwrap_or_default())?.ok_or_else(|| {
+                    unexpected(
+                        "dynamodb",
+                        "UpdateItem",
+                        Some(server_id.to_string()),
+                        "lease not stored",
+                    )
+                })
+            }
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let Some(old) = c.item() else {
+                        return Err(Error::not_found(EntityKind::Server, server_id));
+                    };
+                    if let Some(lease) = live_lease(old, now) {
+                        return Err(Error::VerificationInProgress {
+                            server_id: server_id.clone(),
+                            holder: lease.0,
+                            expires_at: lease.1,
+                        });
+                    }
+                    if resume {
+                        return Err(Error::not_found(EntityKind::Lease, server_id));
+                    }
+                    Err(unexpected(
+                        "dynamodb",
+                        "UpdateItem",
+                        Some(server_id.to_string()),
+                        "lease condition failed",
+                    ))
+                }
+                _ => Err(sdk_error(
+                    "dynamodb",
+                    "UpdateItem",
+                    Some(server_id.to_string()),
+                    e,
+                )),
+            },
+        }
+    }
+
+    async fn get_lease(&self, server_id: &ServerId) -> Result<Option<VerificationLease>> {
+        match self.get_server_item(server_id).await? {
+            Some(item) => codec::lease_from_item(&item),
+            None => Err(Error::not_found(EntityKind::Server, server_id)),
+        }
+    }
+
+    async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.tables.servers)
+            .set_key(Some([key_server(&lease.server_id)].into()))
+            .update_expression("SET #run = :run, #e = :exp")
+            .condition_expression("attribute_exists(#h) AND #t = :t")
+            .expression_attribute_names("#run", attr::LEASE_RUN)
+            .expression_attribute_names("#e", attr::LEASE_EXPIRES_AT)
+            .expression_attribute_names("#h", attr::LEASE_HOLDER)
+            .expression_attribute_names("#t", attr::LEASE_TOKEN)
+            .expression_attribute_values(":run", codec::to_json(&lease.run)?)
+            .expression_attribute_values(":exp", ms(lease.expires_at))
+            .expression_attribute_values(":t", n(lease.token))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                codec::lease_from_item(&out.attributes.unwrap_or_default())?.ok_or_else(|| {
+                    Error::LeaseLost {
+                        server_id: lease.server_id.clone(),
+                        token: lease.token,
+                    }
+                })
+            }
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(Error::LeaseLost {
+                    server_id: lease.server_id.clone(),
+                    token: lease.token,
+                })
+            }
+            Err(e) => Err(sdk_error(
+                "dynamodb",
+                "UpdateItem",
+                Some(lease.server_id.to_string()),
+                e,
+            )),
+        }
+    }
+
+    async fn complete_verification(
+        &self,
+        lease: &VerificationLease,
+        completion: &VerificationCompletion,
+        now: Timestamp,
+    ) -> Result<Server> {
+        self.finish_verification(lease, |server| {
+            server.image = Some(completion.image.clone());
+            server.tools = completion.tools.clone();
+            server.state = VerificationState::Verified;
+            server.last_failure = None;
+            server.verification_count += 1;
+            server.updated_at = now;
+        })
+        .await
+    }
+
+    async fn fail_verification(
+        &self,
+        lease: &VerificationLease,
+        failure: &VerificationFailure,
+    ) -> Result<Server> {
+        self.finish_verification(lease, |server| {
+            server.state = VerificationState::Failed;
+            server.last_failure = Some(failure.clone());
+            server.updated_at = failure.at;
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+    ) -> Result<SessionInsert> {
+        let mut stored = session.clone();
+        stored.version = 1;
+        let put = Put::builder()
+            .table_name(&self.tables.sessions)
+            .set_item(Some(codec::session_item(&stored)?))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", attr::SESSION_ID)
+            .build()
+            .map_err(|e| build_err("TransactWriteItems", e))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        if stored.state.is_live() {
+            items.push(self.counter_update(
+                codec::counter_key(&stored.server_id),
+                1,
+                Some(caps.per_server),
+            )?);
+            items.push(self.counter_update(
+                codec::TOTAL_COUNTER.to_owned(),
+                1,
+                Some(caps.total),
+            )?);
+        }
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match res {
+            Ok(_) => return Ok(SessionInsert::Created(stored)),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(t)) =
+            err.as_service_error()
+        {
+            let failed = |i: usize| {
+                t.cancellation_reasons().get(i).and_then(|r| r.code())
+                    == Some("ConditionalCheckFailed")
+            };
+            if failed(0) {
+                let item = self
+                    .get_session_item(session.id.as_str())
+                    .await?
+                    .ok_or_else(|| Error::Conflict {
+                        kind: EntityKind::Session,
+                        id: session.id.to_string(),
+                        expected: 0,
+                    })?;
+                return Ok(SessionInsert::Existing(codec::session_from_item(&item)?));
+            }
+            for (i, scope, limit) in [
+                (1, CapScope::PerServer, caps.per_server),
+                (2, CapScope::Total, caps.total),
+            ] {
+                if failed(i) {
+                    return Err(Error::CapReached {
+                        scope,
+                        limit,
+                        server_id: session.server_id.clone(),
+                    });
+                }
+            }
+        }
+        Err(sdk_error(
+            "dynamodb",
+            "TransactWriteItems",
+            Some(session.id.to_string()),
+            err,
+        ))
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession> {
+        match self.get_session_item(id.as_str()).await? {
+            Some(item) => codec::session_from_item(&item),
+            None => Err(Error::not_found(EntityKind::Session, id)),
+        }
+    }
+
+    async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession> {
+        if session.state == SessionState::Stopped {
+            return Err(Error::invalid("state", "use end_session to stop a session"));
+        }
+        let mut stored = session.clone();
+        stored.version = session.version + 1;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .set_key(Some([key_session(session.id.as_str())].into()))
+            .update_expression("SET #r = :r, #v = :nv, #x = :x, #ttl = :ttl")
+            .condition_expression("attribute_exists(#k) AND #v = :v AND attribute_exists(#l)")
+            .expression_attribute_names("#k", attr::SESSION_ID)
+            .expression_attribute_names("#r", attr::RECORD)
+            .expression_attribute_names("#v", attr::VERSION)
+            .expression_attribute_names("#x", attr::EXPIRES_AT)
+            .expression_attribute_names("#ttl", attr::TTL)
+            .expression_attribute_names("#l", attr::LIVE)
+            .expression_attribute_values(":r", codec::to_json(&stored)?)
+            .expression_attribute_values(":nv", n(stored.version))
+            .expression_attribute_values(":v", n(session.version))
+            .expression_attribute_values(":x", ms(stored.expires_at))
+            .expression_attribute_values(":ttl", codec::ttl(stored.expires_at))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(stored),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Err(match c.item() {
+                    None => Error::not_found(EntityKind::Session, &session.id),
+                    Some(_) => Error::Conflict {
+                        kind: EntityKind::Session,
+                        id: session.id.to_string(),
+                        expected: session.version,
+                    },
+                }),
+                _ => Err(sdk_error(
+                    "dynamodb",
+                    "UpdateItem",
+                    Some(session.id.to_string()),
+                    e,
+                )),
+            },
+        }
+    }
+
+    async fn end_session(
+        &self,
+        id: &SessionId,
+        reason: StopReason,
+        at: Timestamp,
+    ) -> Result<SessionEnd> {
+        for _ in 0..MAX_RACE_RETRIES {
+            let item = self
+                .get_session_item(id.as_str())
+                .await?
+                .ok_or_else(|| Error::not_found(EntityKind::Session, id))?;
+            let current = codec::session_from_item(&item)?;
+            if get_s(&item, attr::LIVE).is_none() || !current.state.is_live() {
+                return Ok(SessionEnd::AlreadyEnded(current));
+            }
+            let mut ended = current.clone();
+            ended.state = SessionState::Stopped;
+            ended.stop_reason = Some(reason);
+            ended.stopped_at = Some(at);
+            ended.version = current.version + 1;
+            let update = Update::builder()
+                .table_name(&self.tables.sessions)
+                .key(attr::SESSION_ID, s(id.as_str()))
+                .update_expression("SET #r = :r, #v = :nv REMOVE #l")
+                .condition_expression("#v = :v AND attribute_exists(#l)")
+                .expression_attribute_names("#r", attr::RECORD)
+                .expression_attribute_names("#v", attr::VERSION)
+                .expression_attribute_names("#l", attr::LIVE)
+                .expression_attribute_values(":r", codec::to_json(&ended)?)
+                .expression_attribute_values(":nv", n(ended.version))
+                .expression_attribute_values(":v", n(current.version))
+                .build()
+                .map_err(|e| build_err("TransactWriteItems", e))?;
+            let items = vec![
+                TransactWriteItem::builder().update(update).build(),
+                self.counter_update(codec::counter_key(&current.server_id), -1, None)?,
+                self.counter_update(codec::TOTAL_COUNTER.to_owned(), -1, None)?,
+            ];
+            let res = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            match res {
+                Ok(_) => return Ok(SessionEnd::Ended(ended)),
+                Err(e) => match e.as_service_error() {
+                    // Lost a race with another update or end: re-read and decide again.
+                    Some(TransactWriteItemsError::TransactionCanceledException(t))
+                        if t.cancellation_reasons().first().and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed") => {}
+                    _ => {
+                        return Err(sdk_error(
+                            "dynamodb",
+                            "TransactWriteItems",
+                            Some(id.to_string()),
+                            e,
+                        ))
+                    }
+                },
+            }
+        }
+        Err(Error::Conflict {
+            kind: EntityKind::Session,
+            id: id.to_string(),
+            expected: 0,
+        })
+    }
+
+    async fn list_sessions_for_server(
+        &self,
+        server_id: &ServerId,
+        live_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let mut req = self
+            .sessions_query(codec::INDEX_BY_SERVER)
+            .key_condition_expression("#s = :s")
+            .expression_attribute_names("#s", attr::SERVER_ID)
+            .expression_attribute_values(":s", s(server_id.as_str()))
+            .scan_index_forward(false);
+        if live_only {
+            req = req
+                .filter_expression("attribute_exists(#l)")
+                .expression_attribute_names("#l", attr::LIVE);
+        }
+        self.query_sessions(req, limit).await
+    }
+
+    async fn list_expired_sessions(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let req = self
+            .sessions_query(codec::INDEX_LIVE_BY_EXPIRY)
+            .key_condition_expression("#l = :live AND #x <= :now")
+            .expression_attribute_names("#l", attr::LIVE)
+            .expression_attribute_names("#x", attr::EXPIRES_AT)
+            .expression_attribute_values(":live", s(codec::LIVE))
+            .expression_attribute_values(":now", ms(now))
+            .scan_index_forward(true);
+        self.query_sessions(req, limit).await
+    }
+
+    async fn list_live_sessions(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        let mut req = self
+            .sessions_query(codec::INDEX_LIVE_BY_EXPIRY)
+            .key_condition_expression("#l = :live")
+            .expression_attribute_names("#l", attr::LIVE)
+            .expression_attribute_values(":live", s(codec::LIVE))
+            .scan_index_forward(true);
+        if let Some(after) = after {
+            // The cursor is a session id; the index position needs its expiry too.
+            let item = self
+                .get_session_item(after.as_str())
+                .await?
+                .ok_or_else(|| Error::not_found(EntityKind::Session, &after))?;
+            let expires = item.get(attr::EXPIRES_AT).cloned().ok_or_else(|| {
+                unexpected(
+                    "dynamodb",
+                    "GetItem",
+                    Some(after.to_string()),
+                    "no expires_at",
+                )
+            })?;
+            req = req.set_exclusive_start_key(Some(
+                [
+                    key_session(after.as_str()),
+                    (attr::LIVE.to_owned(), s(codec::LIVE)),
+                    (attr::EXPIRES_AT.to_owned(), expires),
+                ]
+                .into(),
+            ));
+        }
+        self.query_sessions(req, limit).await
+    }
+
+    async fn count_live_sessions(&self, server_id: &ServerId) -> Result<LiveSessionCounts> {
+        let server_key = codec::counter_key(server_id);
+        let keys = KeysAndAttributes::builder()
+            .keys([key_session(&server_key)].into())
+            .keys([key_session(codec::TOTAL_COUNTER)].into())
+            .consistent_read(true)
+            .build()
+            .map_err(|e| build_err("BatchGetItem", e))?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.tables.sessions, keys)
+            .send()
+            .await
+            .map_err(|e| sdk_error("dynamodb", "BatchGetItem", Some(server_id.to_string()), e))?;
+        if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+            // Throttled part-way: counts from half a batch would be wrong; let the caller retry.
+            return Err(Error::backend(
+                "dynamodb",
+                "BatchGetItem",
+                Some(server_id.to_string()),
+                true,
+                crate::AwsError::unexpected("BatchGetItem", "unprocessed keys (throttled)"),
+            ));
+        }
+        let items = out
+            .responses
+            .and_then(|mut r| r.remove(&self.tables.sessions))
+            .unwrap_or_default();
+        let find = |key: &str| {
+            items
+                .iter()
+                .find(|i| get_s(i, attr::SESSION_ID) == Some(key))
+        };
+        Ok(LiveSessionCounts {
+            server: count(find(&server_key)),
+            total: count(find(codec::TOTAL_COUNTER)),
+        })
+    }
+}
+
+/// Holder and expiry of a lease still live at `now`.
+fn live_lease(item: &Item, now: Timestamp) -> Option<(String, Timestamp)> {
+    let holder = get_s(item, attr::LEASE_HOLDER)?;
+    let exp = codec::get_n(item, attr::LEASE_EXPIRES_AT)
+        .and_then(chrono::DateTime::from_timestamp_millis)?;
+    (exp > now).then(|| (holder.to_owned(), exp))
+}

@@ -1,0 +1,487 @@
+//! ECS Fargate [`TaskRunner`].
+//!
+//! - One task definition per (server, digest): family `<prefix>-<serverId>-<digest12>`, container
+//!   `mcp` running [`ImageRef::pinned`](toolshed_core::domain::ImageRef::pinned) — the image is
+//!   never a tag and never overridden, so the seed 002 placeholder bug cannot happen. `prepare`
+//!   registers it at verification; launches run the family name (latest ACTIVE revision) with 0
+//!   RegisterTaskDefinition calls, falling back to register-then-retry once if it is missing.
+//! - RunTask: Fargate, awsvpc from settings, `startedBy = "toolshed"`, the `toolshed.*` tags and
+//!   `clientToken` = the spec's idempotency token.
+//! - Logs: awslogs to the configured group, stream prefix `<serverId>`; each session's stream is
+//!   `<serverId>/mcp/<task id>` (the session record holds the task ARN).
+//! - Endpoint: the private IPv4 of the task's ENI. With `assign_public_ip`, the public address is
+//!   an attribute of the ENI, not of the task: ECS does not return it, so the endpoint stays the
+//!   private IP (reachable from inside the VPC, where the embedding service runs); see the README.
+
+use async_trait::async_trait;
+use aws_sdk_ecs::error::SdkError;
+use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+use aws_sdk_ecs::operation::run_task::RunTaskError;
+use aws_sdk_ecs::operation::stop_task::StopTaskError;
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, DesiredStatus,
+    LaunchType, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping, Tag,
+    Task, TaskField, TransportProtocol,
+};
+use aws_sdk_ecs::Client;
+use toolshed_core::domain::{
+    Endpoint, TaskHandle, TaskLabels, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT, LABEL_MANAGED,
+    LABEL_SERVER,
+};
+use toolshed_core::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+use toolshed_core::{Error, Result};
+
+use crate::error::{sdk_error, unexpected, AwsError};
+
+/// `startedBy` of every task we start (ListTasks filters on it).
+pub const STARTED_BY: &str = "toolshed";
+/// The container name in every task definition.
+pub const CONTAINER_NAME: &str = "mcp";
+/// Extra tag: the container port serving MCP (for the endpoint).
+pub const TAG_PORT: &str = "toolshed.port";
+/// Extra tag: the MCP path (for the endpoint).
+pub const TAG_PATH: &str = "toolshed.path";
+/// DescribeTasks accepts at most this many tasks per call.
+pub const DESCRIBE_BATCH: usize = 100;
+
+/// What the ECS runner needs from the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsSettings {
+    /// Cluster name or ARN.
+    pub cluster: String,
+    /// Subnets of the awsvpc network configuration.
+    pub subnets: Vec<String>,
+    /// Security groups of the awsvpc network configuration.
+    pub security_groups: Vec<String>,
+    /// Whether tasks get a public IP.
+    pub assign_public_ip: bool,
+    /// The task execution role (pulls from ECR, writes logs).
+    pub execution_role_arn: String,
+    /// The task role, if any.
+    pub task_role_arn: Option<String>,
+    /// CloudWatch Logs group.
+    pub log_group: String,
+    /// Region of the log group.
+    pub log_region: String,
+    /// Family prefix.
+    pub family_prefix: String,
+}
+
+/// Runs MCP server images as ECS Fargate tasks.
+#[derive(Debug, Clone)]
+pub struct EcsTaskRunner {
+    client: Client,
+    settings: EcsSettings,
+}
+
+impl EcsTaskRunner {
+    /// A runner on `client` with `settings`.
+    pub fn new(client: Client, settings: EcsSettings) -> Self {
+        Self { client, settings }
+    }
+
+    /// The task definition family of a spec: `<prefix>-<serverId>-<digest first 12 hex>`.
+    pub fn family(&self, spec: &TaskSpec) -> String {
+        format!(
+            "{}-{}-{}",
+            self.settings.family_prefix,
+            spec.server_id,
+            spec.image.digest().short()
+        )
+    }
+
+    async fn register(&self, spec: &TaskSpec) -> Result<()> {
+        let s = &self.settings;
+        let family = self.family(spec);
+        let log = LogConfiguration::builder()
+            .log_driver(LogDriver::Awslogs)
+            .options("awslogs-group", &s.log_group)
+            .options("awslogs-region", &s.log_region)
+            .options("awslogs-stream-prefix", spec.server_id.as_str())
+            .build()
+            .map_err(|e| {
+                unexpected(
+                    "ecs",
+                    "RegisterTaskDefinition",
+                    Some(family.clone()),
+                    e.to_string(),
+                )
+            })?;
+        let container = ContainerDefinition::builder()
+            .name(CONTAINER_NAME)
+            .image(spec.image.pinned())
+            .essential(true)
+            // Container-level memory equal to the task's: required by moto, harmless on Fargate.
+            .memory(i32::try_from(spec.resources.memory_mib).unwrap_or(i32::MAX))
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(i32::from(spec.container_port))
+                    .protocol(TransportProtocol::Tcp)
+                    .build(),
+            )
+            .log_configuration(log)
+            .build();
+        let mut req = self
+            .client
+            .register_task_definition()
+            .family(&family)
+            .requires_compatibilities(Compatibility::Fargate)
+            .network_mode(NetworkMode::Awsvpc)
+            .cpu(spec.resources.cpu_units.to_string())
+            .memory(spec.resources.memory_mib.to_string())
+            .execution_role_arn(&s.execution_role_arn)
+            .container_definitions(container)
+            .tags(Tag::builder().key(LABEL_MANAGED).value("true").build())
+            .tags(
+                Tag::builder()
+                    .key(LABEL_SERVER)
+                    .value(spec.server_id.as_str())
+                    .build(),
+            );
+        if let Some(role) = &s.task_role_arn {
+            req = req.task_role_arn(role);
+        }
+        req.send()
+            .await
+            .map_err(|e| sdk_error("ecs", "RegisterTaskDefinition", Some(family.clone()), e))?;
+        tracing::info!(family, image = %spec.image, "registered task definition");
+        Ok(())
+    }
+
+    fn network(&self) -> Result<NetworkConfiguration> {
+        let s = &self.settings;
+        let vpc = AwsVpcConfiguration::builder()
+            .set_subnets(Some(s.subnets.clone()))
+            .set_security_groups(Some(s.security_groups.clone()))
+            .assign_public_ip(if s.assign_public_ip {
+                AssignPublicIp::Enabled
+            } else {
+                AssignPublicIp::Disabled
+            })
+            .build()
+            .map_err(|e| unexpected("ecs", "RunTask", None, e.to_string()))?;
+        Ok(NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build())
+    }
+
+    async fn run(&self, spec: &TaskSpec) -> std::result::Result<TaskHandle, RunError> {
+        let tags = spec
+            .labels
+            .to_pairs()
+            .into_iter()
+            .chain([
+                (TAG_PORT.to_owned(), spec.container_port.to_string()),
+                (TAG_PATH.to_owned(), spec.mcp_path.clone()),
+            ])
+            .map(|(k, v)| Tag::builder().key(k).value(v).build());
+        let out = self
+            .client
+            .run_task()
+            .cluster(&self.settings.cluster)
+            .task_definition(self.family(spec))
+            .launch_type(LaunchType::Fargate)
+            .count(1)
+            .started_by(STARTED_BY)
+            .client_token(&spec.idempotency_token)
+            .network_configuration(self.network().map_err(RunError::Core)?)
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await
+            .map_err(|e| RunError::Sdk(Box::new(e)))?;
+        if let Some(task) = out.tasks().first() {
+            let arn = task.task_arn().ok_or_else(|| {
+                RunError::Core(unexpected("ecs", "RunTask", None, "task without ARN"))
+            })?;
+            return TaskHandle::new(arn).map_err(RunError::Core);
+        }
+        Err(RunError::Core(match out.failures().first() {
+            Some(f) => run_failure(
+                f.arn().unwrap_or_default(),
+                f.reason().unwrap_or("unknown"),
+                f.detail(),
+            ),
+            None => unexpected("ecs", "RunTask", None, "neither a task nor a failure"),
+        }))
+    }
+
+    async fn describe_batch(
+        &self,
+        arns: &[String],
+        with_tags: bool,
+    ) -> Result<DescribeTasksOutput> {
+        let mut req = self
+            .client
+            .describe_tasks()
+            .cluster(&self.settings.cluster)
+            .set_tasks(Some(arns.to_vec()));
+        if with_tags {
+            req = req.include(TaskField::Tags);
+        }
+        req.send()
+            .await
+            .map_err(|e| sdk_error("ecs", "DescribeTasks", None, e))
+    }
+}
+
+/// RunTask's outcome before mapping, so the missing-family fallback can inspect it.
+enum RunError {
+    Sdk(Box<SdkError<RunTaskError, aws_smithy_runtime_api::http::Response>>),
+    Core(Error),
+}
+
+/// Maps an entry of RunTask's `failures` array to a typed error.
+pub(crate) fn run_failure(arn: &str, reason: &str, detail: Option<&str>) -> Error {
+    let source = AwsError::RunTaskFailure {
+        arn: arn.to_owned(),
+        reason: reason.to_owned(),
+        detail: detail.map(str::to_owned),
+    };
+    let upper = reason.to_ascii_uppercase();
+    // Capacity, agent and throttling failures pass; MISSING / ATTRIBUTE / bad input do not.
+    let retryable = upper.starts_with("RESOURCE")
+        || upper.contains("CAPACITY")
+        || upper.contains("AGENT")
+        || upper.contains("THROTTL");
+    if upper == "MISSING" || upper.starts_with("ATTRIBUTE") {
+        return Error::invalid("task_spec", source.to_string());
+    }
+    Error::backend("ecs", "RunTask", Some(arn.to_owned()), retryable, source)
+}
+
+/// Whether a RunTask error says the task definition family does not exist.
+fn is_missing_family(err: &SdkError<RunTaskError, aws_smithy_runtime_api::http::Response>) -> bool {
+    let msg = match err.as_service_error() {
+        Some(RunTaskError::ClientException(e)) => e.message(),
+        Some(RunTaskError::InvalidParameterException(e)) => e.message(),
+        _ => None,
+    };
+    msg.map(str::to_ascii_lowercase).is_some_and(|m| {
+        (m.contains("task definition") || m.contains("taskdefinition"))
+            && (m.contains("not found")
+                || m.contains("unable to")
+                || m.contains("missing")
+                || m.contains("inactive")
+                || m.contains("does not exist"))
+    })
+}
+
+fn map_run_error(err: SdkError<RunTaskError, aws_smithy_runtime_api::http::Response>) -> Error {
+    match err.as_service_error() {
+        Some(RunTaskError::InvalidParameterException(e)) => Error::invalid(
+            "task_spec",
+            e.message().unwrap_or("invalid parameter").to_owned(),
+        ),
+        Some(RunTaskError::AccessDeniedException(e)) => Error::PermissionDenied {
+            backend: "ecs",
+            operation: "RunTask",
+            detail: e.message().unwrap_or("access denied").to_owned(),
+        },
+        _ => sdk_error("ecs", "RunTask", None, err),
+    }
+}
+
+/// Whether a StopTask error says the task does not exist.
+fn stop_target_missing(
+    err: &SdkError<StopTaskError, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    let msg = match err.as_service_error() {
+        Some(StopTaskError::InvalidParameterException(e)) => e.message(),
+        Some(StopTaskError::ClientException(e)) => e.message(),
+        _ => None,
+    };
+    msg.is_some_and(|m| m.to_ascii_lowercase().contains("not found"))
+}
+
+/// The state of a described task.
+pub(crate) fn task_state(task: &Task) -> TaskState {
+    let last = task.last_status().unwrap_or("PENDING");
+    let desired_stop = task.desired_status() == Some("STOPPED");
+    match last {
+        "STOPPED" | "DEACTIVATING" | "STOPPING" | "DEPROVISIONING" => stopped(task),
+        _ if desired_stop => stopped(task),
+        "RUNNING" => TaskState::Running,
+        _ => TaskState::Pending,
+    }
+}
+
+fn stopped(task: &Task) -> TaskState {
+    let exit_code = task
+        .containers()
+        .iter()
+        .find(|c| c.name() == Some(CONTAINER_NAME))
+        .and_then(|c| c.exit_code())
+        .map(i64::from);
+    TaskState::Stopped {
+        reason: task.stopped_reason().map(str::to_owned),
+        exit_code,
+    }
+}
+
+/// The private IPv4 of the task's ENI.
+pub(crate) fn private_ip(task: &Task) -> Option<String> {
+    task.attachments()
+        .iter()
+        .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
+        .flat_map(|a| a.details())
+        .find(|d| d.name() == Some("privateIPv4Address"))
+        .and_then(|d| d.value())
+        .map(str::to_owned)
+}
+
+fn labels(task: &Task) -> Option<TaskLabels> {
+    TaskLabels::from_pairs(
+        task.tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?))),
+    )
+}
+
+#[async_trait]
+impl TaskRunner for EcsTaskRunner {
+    async fn prepare(&self, spec: &TaskSpec) -> Result<()> {
+        let family = self.family(spec);
+        let existing = self
+            .client
+            .describe_task_definition()
+            .task_definition(&family)
+            .send()
+            .await;
+        match existing {
+            Ok(out) => {
+                let def = out.task_definition();
+                let active = def.and_then(|d| d.status()).map(|s| s.as_str()) == Some("ACTIVE");
+                let image_ok = def
+                    .map(|d| d.container_definitions())
+                    .and_then(|c| c.first())
+                    .and_then(|c| c.image())
+                    == Some(spec.image.pinned().as_str());
+                if active && image_ok {
+                    return Ok(());
+                }
+                self.register(spec).await
+            }
+            // Any "not found" (ClientException) means: register it now.
+            Err(e) if matches!(
+                e.as_service_error(),
+                Some(aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError::ClientException(_))
+            ) => self.register(spec).await,
+            Err(e) => Err(sdk_error("ecs", "DescribeTaskDefinition", Some(family), e)),
+        }
+    }
+
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle> {
+        match self.run(spec).await {
+            Ok(h) => Ok(h),
+            Err(RunError::Sdk(e)) if is_missing_family(&e) => {
+                tracing::warn!(
+                    family = self.family(spec),
+                    "task definition missing at launch; registering it"
+                );
+                self.register(spec).await?;
+                match self.run(spec).await {
+                    Ok(h) => Ok(h),
+                    Err(RunError::Sdk(e)) => Err(map_run_error(*e)),
+                    Err(RunError::Core(e)) => Err(e),
+                }
+            }
+            Err(RunError::Sdk(e)) => Err(map_run_error(*e)),
+            Err(RunError::Core(e)) => Err(e),
+        }
+    }
+
+    async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
+        let out = self.describe_batch(&[task.to_string()], true).await?;
+        let Some(t) = out.tasks().first() else {
+            // AWS answers MISSING in `failures`; moto answers nothing: both mean unknown.
+            return Ok(TaskStatus {
+                state: TaskState::Missing,
+                endpoint: None,
+            });
+        };
+        let state = task_state(t);
+        let endpoint = if state == TaskState::Running {
+            let (port, path) = endpoint_tags(t);
+            match private_ip(t) {
+                Some(ip) => Some(Endpoint::new(
+                    ip,
+                    port.unwrap_or(DEFAULT_MCP_PORT),
+                    path.unwrap_or_else(|| DEFAULT_MCP_PATH.to_owned()),
+                )?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(TaskStatus { state, endpoint })
+    }
+
+    async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {
+        let reason: String = reason.chars().take(255).collect();
+        let res = self
+            .client
+            .stop_task()
+            .cluster(&self.settings.cluster)
+            .task(task.as_str())
+            .reason(reason)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // "The referenced task was not found": already gone, which is what we want.
+            Err(e) if stop_target_missing(&e) => Ok(()),
+            Err(e) => Err(sdk_error("ecs", "StopTask", Some(task.to_string()), e)),
+        }
+    }
+
+    async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {
+        let page = self
+            .client
+            .list_tasks()
+            .cluster(&self.settings.cluster)
+            .started_by(STARTED_BY)
+            .desired_status(DesiredStatus::Running)
+            .max_results(i32::try_from(limit.clamp(1, DESCRIBE_BATCH)).unwrap_or(100))
+            .set_next_token(cursor)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ecs", "ListTasks", None, e))?;
+        let arns = page.task_arns().to_vec();
+        let mut tasks = Vec::with_capacity(arns.len());
+        for chunk in arns.chunks(DESCRIBE_BATCH) {
+            let out = self.describe_batch(chunk, true).await?;
+            for t in out.tasks() {
+                // ListTasks cannot filter by tag: keep only tasks carrying ours.
+                let (Some(labels), Some(arn)) = (labels(t), t.task_arn()) else {
+                    continue;
+                };
+                tasks.push(TaskSummary {
+                    handle: TaskHandle::new(arn)?,
+                    labels,
+                    state: task_state(t),
+                    started_at: t
+                        .created_at()
+                        .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
+                });
+            }
+        }
+        Ok(TaskPage {
+            tasks,
+            next: page.next_token().map(str::to_owned),
+        })
+    }
+}
+
+/// The MCP port and path we tag each task with (awsvpc tasks report no network bindings).
+fn endpoint_tags(task: &Task) -> (Option<u16>, Option<String>) {
+    let mut port = None;
+    let mut path = None;
+    for t in task.tags() {
+        match (t.key(), t.value()) {
+            (Some(TAG_PORT), Some(v)) => port = v.parse().ok(),
+            (Some(TAG_PATH), Some(v)) => path = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    (port, path)
+}

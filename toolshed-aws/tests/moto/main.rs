@@ -1,0 +1,11 @@
+//! Integration tests against moto in server mode (`TOOLSHED_TEST_MOTO_ENDPOINT`). Each test uses
+//! its own moto account (`x-moto-account-id`), so tests run in parallel without resets.
+
+mod ecs;
+mod env;
+mod repository;
+mod serialized;
+mod services;
+mod stores;
+
+use env::MotoEnv;

@@ -1,0 +1,291 @@
+//! The core services wired to the AWS adapters on moto: verify end to end (CodeBuild → ECR via a
+//! hand-written PutImage playing the push → check task → fake probe → DynamoDB), re-verify skip,
+//! concurrent re-verify, launch / status / stop, and the sweep of expired and orphan tasks.
+
+use std::time::Duration;
+
+use toolshed_core::domain::{
+    CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, SessionId,
+    SessionState, StopReason, TaskLabels, TaskPurpose, VerificationState,
+};
+use toolshed_core::ports::{Clock, ServerRepository, TaskRunner, TaskSpec};
+use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
+use toolshed_core::Error;
+
+use crate::env::Services;
+use crate::MotoEnv;
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Registers `id`, points its repo at COMMIT and plays the build's push of that commit's tag.
+async fn registered(env: &MotoEnv, svc: &Services, id: &str) -> (ServerId, String) {
+    let server_id = ServerId::new(id).unwrap();
+    let repo = RepoUrl::new(format!("https://github.com/example/{id}")).unwrap();
+    let commit = CommitSha::new(COMMIT).unwrap();
+    svc.source.set_commit(&repo, &GitRef::main(), &commit);
+    svc.toolshed
+        .register_server(ServerRegistration {
+            id: server_id.clone(),
+            repo,
+            git_ref: GitRef::main(),
+            transport: Default::default(),
+            resources: Default::default(),
+            description: None,
+            language: None,
+        })
+        .await
+        .unwrap();
+    let digest = env
+        .push_image(ImageTag::for_build(&server_id, &commit).as_str(), id)
+        .await;
+    (server_id, digest)
+}
+
+#[tokio::test]
+async fn verify_end_to_end_then_skip_when_up_to_date() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let (id, digest) = registered(&env, &svc, "time").await;
+
+    let outcome = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    let server = outcome.server().clone();
+    assert!(
+        matches!(outcome, VerifyOutcome::Verified { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(server.state, VerificationState::Verified);
+    let image = server.image.clone().expect("verified image");
+    assert_eq!(
+        image.image.digest().as_str(),
+        digest,
+        "the pushed digest is recorded"
+    );
+    assert_eq!(image.commit.as_str(), COMMIT);
+    assert_eq!(
+        server.tools.tools.len(),
+        1,
+        "the probe's tools are recorded"
+    );
+    assert_eq!(env.calls.count("CodeBuild.StartBuild"), 1);
+    assert_eq!(env.calls.count("ECS.RegisterTaskDefinition"), 1);
+    assert!(svc.probe.wait_ready_calls() >= 1);
+    // The check task was stopped, and the record is in DynamoDB.
+    assert!(env
+        .adapters
+        .tasks
+        .list_managed(None, 100)
+        .await
+        .unwrap()
+        .tasks
+        .is_empty());
+    assert_eq!(
+        env.adapters.repository.get_server(&id).await.unwrap(),
+        *svc.toolshed.get_server(&id).await.as_ref().unwrap()
+    );
+
+    env.calls.reset();
+    let again = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(again, VerifyOutcome::UpToDate(_)), "{again:?}");
+    assert_eq!(
+        env.calls.count("CodeBuild.StartBuild"),
+        0,
+        "an up-to-date server is not rebuilt"
+    );
+    assert_eq!(env.calls.count("ECS.RunTask"), 0);
+}
+
+#[tokio::test]
+async fn concurrent_reverify_starts_one_build() {
+    // Concurrent conditional writes need a moto that applies them atomically.
+    let Some(env) = MotoEnv::serialized().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let (id, _) = registered(&env, &svc, "busy").await;
+    svc.toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    env.calls.reset();
+    let force = VerifyOptions { force: true };
+    let (a, b) = tokio::join!(
+        svc.toolshed.verify_server(&id, force),
+        svc.toolshed.verify_server(&id, force)
+    );
+    let results = [a, b];
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::VerificationInProgress { .. })))
+        .count();
+    assert_eq!((ok, busy), (1, 1), "{results:?}");
+    assert_eq!(env.calls.count("CodeBuild.StartBuild"), 1);
+}
+
+#[tokio::test]
+async fn launch_status_stop_within_the_call_budget() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let (id, digest) = registered(&env, &svc, "play").await;
+    svc.toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+
+    env.calls.reset();
+    let session = svc
+        .toolshed
+        .launch_session(&id, LaunchRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(session.state, SessionState::Launching);
+    assert_eq!(session.image.digest().as_str(), digest);
+    assert!(
+        env.calls.sequential_round_trips() <= 3,
+        "{:?}",
+        env.calls.calls()
+    );
+    assert_eq!(env.calls.count("ECS.RegisterTaskDefinition"), 0);
+    assert_eq!(env.calls.count("ECS.RunTask"), 1);
+
+    let running = svc.toolshed.session_status(&session.id).await.unwrap();
+    assert_eq!(running.state, SessionState::Running);
+    let host = &running.endpoint.as_ref().expect("endpoint").host;
+    assert!(host.parse::<std::net::Ipv4Addr>().is_ok(), "{host}");
+
+    let stopped = svc.toolshed.stop_session(&session.id).await.unwrap();
+    assert_eq!(stopped.state, SessionState::Stopped);
+    assert_eq!(stopped.stop_reason, Some(StopReason::Requested));
+    let counts = env
+        .adapters
+        .repository
+        .count_live_sessions(&id)
+        .await
+        .unwrap();
+    assert_eq!(counts.server, 0);
+    assert!(env
+        .adapters
+        .tasks
+        .list_managed(None, 100)
+        .await
+        .unwrap()
+        .tasks
+        .is_empty());
+}
+
+#[tokio::test]
+async fn sweep_stops_expired_sessions_and_orphans() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let (id, _) = registered(&env, &svc, "sweep").await;
+    let server = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap()
+        .server()
+        .clone();
+
+    let short = svc
+        .toolshed
+        .launch_session(
+            &id,
+            LaunchRequest {
+                ttl: Some(Duration::from_secs(60)),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    let long = svc
+        .toolshed
+        .launch_session(
+            &id,
+            LaunchRequest {
+                ttl: Some(Duration::from_secs(3600)),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    // An orphan: our labels, but no session record. moto reports no task creation time, so the
+    // sweep judges its age by the label expiry, which has passed after the clock moves.
+    let ghost = SessionId::new("s-ghost-0001").unwrap();
+    let mut spec = TaskSpec::for_session(
+        &server,
+        &ghost,
+        svc.clock.now() + chrono::Duration::seconds(60),
+    )
+    .unwrap();
+    spec.labels = TaskLabels {
+        server_id: id.clone(),
+        purpose: TaskPurpose::Playground { session_id: ghost },
+        expires_at: spec.labels.expires_at,
+    };
+    let orphan = env.adapters.tasks.start(&spec).await.unwrap();
+
+    svc.clock.advance(Duration::from_secs(120));
+    let report = svc
+        .toolshed
+        .sweep_expired_sessions(SweepLimits::default())
+        .await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.expired_stopped, 1, "{report:?}");
+    assert_eq!(report.orphans_stopped, 1, "{report:?}");
+    let ended = env
+        .adapters
+        .repository
+        .get_session(&short.id)
+        .await
+        .unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::Expired));
+    assert!(env
+        .adapters
+        .repository
+        .get_session(&long.id)
+        .await
+        .unwrap()
+        .state
+        .is_live());
+    let live: Vec<_> = env
+        .adapters
+        .tasks
+        .list_managed(None, 100)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| t.handle)
+        .collect();
+    assert_eq!(
+        live,
+        vec![long.task.clone()],
+        "only the long session's task still runs"
+    );
+    assert!(!live.contains(&orphan));
+
+    // Idempotent: a second sweep finds nothing to do.
+    let again = svc
+        .toolshed
+        .sweep_expired_sessions(SweepLimits::default())
+        .await;
+    assert!(again.is_noop(), "{again:?}");
+}
