@@ -1,0 +1,339 @@
+//! The subcommands and what they do.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Subcommand;
+use toolshed_core::adapters::docker::sanitize::sanitize_lines;
+use toolshed_core::domain::{
+    GitRef, IdempotencyKey, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, SessionId,
+    ToolCall, Transport,
+};
+use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
+use toolshed_examples::local::{local_config, LocalBackend, LocalOptions};
+
+use crate::instances;
+use crate::output::{print, Format};
+use crate::Cli;
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register, list, show and verify MCP servers.
+    #[command(subcommand)]
+    Servers(Servers),
+    /// Short-lived playground sessions of verified servers.
+    #[command(subcommand)]
+    Playground(Playground),
+    /// Long-running instances (seed 003): start, stop, restart, status, logs.
+    #[command(subcommand)]
+    Instances(instances::Instances),
+    /// Templates (verified servers) instances can be created from (seed 004).
+    #[command(subcommand)]
+    Templates(instances::Templates),
+    /// Stop expired sessions and orphaned containers.
+    Sweep,
+}
+
+/// `servers …`
+#[derive(Debug, Subcommand)]
+pub enum Servers {
+    /// Register a server.
+    Add {
+        /// Server id (`a-z`, `0-9`, `-`).
+        id: String,
+        /// Git repository URL (https://, or file:// for local repositories).
+        #[arg(long)]
+        repo: String,
+        /// Branch or tag to follow.
+        #[arg(long = "ref", default_value = "main")]
+        git_ref: String,
+        /// Container port serving MCP (streamable HTTP).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// MCP path.
+        #[arg(long, default_value = "/mcp")]
+        path: String,
+        /// A description (never overwritten by generated metadata).
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List servers.
+    List,
+    /// Show one server.
+    Show {
+        /// Server id.
+        id: String,
+    },
+    /// Verify a server: build, store, check it speaks MCP (skipped when the commit is unchanged).
+    Verify {
+        /// Server id.
+        id: String,
+        /// Rebuild even when the commit is unchanged.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `playground …`
+#[derive(Debug, Subcommand)]
+pub enum Playground {
+    /// Start a session of a verified server.
+    Start {
+        /// Server id.
+        server: String,
+        /// Time to live in seconds.
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Makes a retried start return the same session.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// A session's state and endpoint.
+    Status {
+        /// Session id.
+        session: String,
+    },
+    /// Call a tool on a running session.
+    Exec {
+        /// Session id.
+        session: String,
+        /// Tool name.
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// Stop a session.
+    Stop {
+        /// Session id.
+        session: String,
+    },
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut opts = LocalOptions::from_env();
+    if let Some(d) = cli.data_dir {
+        opts.data_dir = d;
+    }
+    if cli.registry.is_some() {
+        opts.registry = cli.registry;
+    }
+    opts.config = local_config();
+    let backend = LocalBackend::connect(opts).await?;
+    let f = cli.output;
+    match cli.command {
+        Command::Servers(c) => servers(&backend, f, c).await,
+        Command::Playground(c) => playground(&backend, f, c).await,
+        Command::Instances(c) => instances::run(&backend, f, c).await,
+        Command::Templates(c) => instances::templates(&backend, f, c).await,
+        Command::Sweep => {
+            let r = backend
+                .toolshed
+                .sweep_expired_sessions(SweepLimits::default())
+                .await;
+            let v = serde_json::json!({
+                "expired_stopped": r.expired_stopped, "orphans_stopped": r.orphans_stopped,
+                "exited_marked": r.exited_marked, "tasks_seen": r.tasks_seen,
+                "young_tasks_skipped": r.young_tasks_skipped, "errors": r.errors,
+            });
+            print(f, &v, || {
+                format!(
+                    "sweep: {} expired sessions stopped, {} orphaned containers stopped, {} exited sessions marked ({} containers seen, {} errors)",
+                    r.expired_stopped, r.orphans_stopped, r.exited_marked, r.tasks_seen, r.errors.len()
+                )
+            });
+            Ok(())
+        }
+    }
+}
+
+fn server_line(s: &toolshed_core::domain::Server) -> String {
+    let state = serde_json::to_value(s.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!(
+        "{:<24} {:<10} {:<14} {}",
+        s.id,
+        state,
+        s.last_verified_commit().map_or("-", |c| c.short()),
+        s.repo
+    )
+}
+
+async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> {
+    let ts = &b.toolshed;
+    match c {
+        Servers::Add {
+            id,
+            repo,
+            git_ref,
+            port,
+            path,
+            description,
+        } => {
+            let server = ts
+                .register_server(ServerRegistration {
+                    id: ServerId::new(id)?,
+                    // The local CLI reads the user's own disk, so file:// is allowed here.
+                    repo: RepoUrl::parse(&repo, RepoUrlPolicy::ALLOW_FILE)?,
+                    git_ref: GitRef::new(git_ref)?,
+                    transport: Transport::Http { port, path },
+                    resources: Default::default(),
+                    description,
+                    language: None,
+                })
+                .await?;
+            print(f, &server, || {
+                format!(
+                    "registered {}; next: toolshed servers verify {}",
+                    server.id, server.id
+                )
+            });
+        }
+        Servers::List => {
+            let list = ts.list_servers(None, 1000).await?;
+            print(f, &list, || {
+                let mut out = format!("{:<24} {:<10} {:<14} REPOSITORY", "ID", "STATE", "COMMIT");
+                for s in &list {
+                    out.push('\n');
+                    out.push_str(&server_line(s));
+                }
+                out
+            });
+        }
+        Servers::Show { id } => {
+            let s = ts.get_server(&ServerId::new(id)?).await?;
+            print(f, &s, || {
+                let mut out = server_line(&s);
+                if let Some(img) = &s.image {
+                    out.push_str(&format!("\nimage: {}", img.image.pinned()));
+                }
+                for t in &s.tools.tools {
+                    out.push_str(&format!(
+                        "\ntool {}: {}",
+                        t.name,
+                        t.description.as_deref().unwrap_or("")
+                    ));
+                }
+                if let Some(d) = &s.metadata.description {
+                    out.push_str(&format!("\ndescription: {}", d.value));
+                }
+                if let Some(l) = &s.metadata.language {
+                    out.push_str(&format!("\nlanguage: {}", l.value));
+                }
+                if let Some(fail) = &s.last_failure {
+                    out.push_str(&format!("\nlast failure at {}: {}", fail.step, fail.reason));
+                }
+                out
+            });
+        }
+        Servers::Verify { id, force } => {
+            let id = ServerId::new(id)?;
+            if f == Format::Human {
+                eprintln!("verifying {id} (build → store → MCP check)…");
+            }
+            let outcome = ts.verify_server(&id, VerifyOptions { force }).await?;
+            let (verb, s) = match &outcome {
+                VerifyOutcome::UpToDate(s) => {
+                    ("up to date (commit unchanged, image stored): skipped", s)
+                }
+                VerifyOutcome::Verified { server, .. } => ("verified", server),
+            };
+            print(f, s, || {
+                let tools: Vec<&str> = s.tools.tools.iter().map(|t| t.name.as_str()).collect();
+                format!("{id}: {verb}; tools: {}", tools.join(", "))
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Result<()> {
+    let ts = &b.toolshed;
+    match c {
+        Playground::Start {
+            server,
+            ttl,
+            idempotency_key,
+        } => {
+            let req = LaunchRequest {
+                ttl: ttl.map(Duration::from_secs),
+                idempotency_key: idempotency_key.map(IdempotencyKey::new).transpose()?,
+            };
+            let s = ts.launch_session(&ServerId::new(server)?, req).await?;
+            // Wait (briefly) for the endpoint, so the next command can call tools at once.
+            let mut s = s;
+            for _ in 0..100 {
+                s = ts.session_status(&s.id).await?;
+                if s.endpoint.is_some() || !s.state.is_live() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            print(f, &s, || {
+                format!(
+                    "session {} {} at {}; expires {}\nnext: toolshed playground exec {} <tool> --args '{{}}'",
+                    s.id, s.state, s.endpoint.as_ref().map_or("-".into(), ToString::to_string), s.expires_at, s.id
+                )
+            });
+        }
+        Playground::Status { session } => {
+            let s = ts.session_status(&SessionId::new(session)?).await?;
+            print(f, &s, || {
+                format!(
+                    "session {} {} at {}; expires {}",
+                    s.id,
+                    s.state,
+                    s.endpoint.as_ref().map_or("-".into(), ToString::to_string),
+                    s.expires_at
+                )
+            });
+        }
+        Playground::Exec {
+            session,
+            tool,
+            args,
+        } => {
+            let args: serde_json::Value = serde_json::from_str(&args)
+                .map_err(|e| toolshed_core::Error::invalid("args", format!("not JSON: {e}")))?;
+            let serde_json::Value::Object(args) = args else {
+                return Err(toolshed_core::Error::invalid("args", "must be a JSON object").into());
+            };
+            let out = ts
+                .execute_tool(&SessionId::new(session)?, ToolCall::new(tool, args)?)
+                .await?;
+            print(f, &out, || {
+                let texts: Vec<String> = out
+                    .content
+                    .iter()
+                    .map(|c| {
+                        c.get("text")
+                            .and_then(|t| t.as_str())
+                            .map_or_else(|| c.to_string(), str::to_owned)
+                    })
+                    // Tool output is the server's text: never let it drive the terminal.
+                    .flat_map(|t| sanitize_lines(&t))
+                    .collect();
+                let mut s = texts.join("\n");
+                if out.is_error {
+                    s = format!("tool error: {s}");
+                }
+                s
+            });
+            if out.is_error {
+                anyhow::bail!("the tool reported an error");
+            }
+        }
+        Playground::Stop { session } => {
+            let s = ts
+                .stop_session(&SessionId::new(session)?)
+                .await
+                .context("stopping the session")?;
+            print(f, &s, || format!("session {} {}", s.id, s.state));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! [`ImageBuilder`] on the Docker engine: git checkout → build context tar → engine build → push.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
+use bollard::Docker;
+use futures::StreamExt;
+
+use super::sanitize::sanitize_lines;
+use crate::adapters::git::GitCliSource;
+use crate::domain::{BuildId, Transport, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT};
+use crate::error::{EntityKind, Error, Result};
+use crate::ports::{BuildRequest, BuildStatus, ImageBuilder};
+
+/// Build log lines kept for a failure reason.
+const LOG_TAIL_LINES: usize = 20;
+
+type Builds = Arc<Mutex<HashMap<BuildId, BuildStatus>>>;
+
+/// Builds a repository's Dockerfile through the engine.
+///
+/// The build runs in a background task; [`ImageBuilder::build_status`] reports it. Build output
+/// goes to `tracing` (target `toolshed::build`, info level). A repository whose name carries a
+/// registry host (`127.0.0.1:5000/toolshed`) is pushed there after the build; otherwise the image
+/// stays in the engine's store (see [`super::EngineImageStore`]).
+///
+/// **Stdio servers** ([`Transport::Stdio`]): with [`Self::with_stdio_bridge`] the repository's
+/// image is built as a base, and a second stage copies the (static) stdio bridge binary into it
+/// as the entrypoint, serving the server's command on [`DEFAULT_MCP_PORT`] at
+/// [`DEFAULT_MCP_PATH`]. Without a bridge binary such builds fail with a non-retryable reason.
+#[derive(Debug, Clone)]
+pub struct DockerImageBuilder {
+    docker: Docker,
+    git: GitCliSource,
+    bridge: Option<PathBuf>,
+    builds: Builds,
+    tokens: Arc<Mutex<HashMap<String, BuildId>>>,
+}
+
+impl DockerImageBuilder {
+    /// A builder on `docker`, checking sources out with `git`.
+    pub fn new(docker: Docker, git: GitCliSource) -> Self {
+        Self {
+            docker,
+            git,
+            bridge: None,
+            builds: Arc::default(),
+            tokens: Arc::default(),
+        }
+    }
+
+    /// The static stdio bridge binary (`mcp_stdio_bridge`) that stdio servers are wrapped with.
+    pub fn with_stdio_bridge(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.bridge = Some(binary.into());
+        self
+    }
+}
+
+/// The second-stage build context of a stdio server: the bridge binary and a Dockerfile that
+/// makes it the entrypoint around the server's command.
+fn bridge_context(base: &str, bridge: &[u8], command: &[String]) -> std::io::Result<Vec<u8>> {
+    let entrypoint: Vec<String> = [
+        "/toolshed-stdio-bridge",
+        "--port",
+        &DEFAULT_MCP_PORT.to_string(),
+        "--host",
+        "0.0.0.0",
+        "--path",
+        DEFAULT_MCP_PATH,
+        "--",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain(command.iter().cloned())
+    .collect();
+    let entrypoint = serde_json::to_string(&entrypoint).map_err(std::io::Error::other)?;
+    let dockerfile = format!(
+        "FROM {base}\nCOPY toolshed-stdio-bridge /toolshed-stdio-bridge\nEXPOSE {DEFAULT_MCP_PORT}\nENTRYPOINT {entrypoint}\nCMD []\n"
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [
+        ("Dockerfile", dockerfile.as_bytes(), 0o644),
+        ("toolshed-stdio-bridge", bridge, 0o755),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)?;
+    }
+    tar.into_inner()
+}
+
+fn set(builds: &Builds, id: &BuildId, status: BuildStatus) {
+    builds
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id.clone(), status);
+}
+
+fn failed(phase: &str, reason: String, retryable: bool) -> BuildStatus {
+    BuildStatus::Failed {
+        phase: Some(phase.to_owned()),
+        reason,
+        log_url: None,
+        retryable,
+    }
+}
+
+/// Whether the repository's first component is a registry host (so the image is pushed).
+fn has_registry_host(repository: &str) -> bool {
+    match repository.split_once('/') {
+        Some((host, _)) => host.contains(['.', ':']) || host == "localhost",
+        None => false,
+    }
+}
+
+struct Tail(VecDeque<String>);
+
+impl Tail {
+    fn push(&mut self, raw: &str) {
+        for line in sanitize_lines(raw) {
+            if self.0.len() == LOG_TAIL_LINES {
+                self.0.pop_front();
+            }
+            self.0.push_back(line);
+        }
+    }
+
+    fn text(&self) -> String {
+        self.0.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+async fn run_build(
+    docker: Docker,
+    git: GitCliSource,
+    bridge: Option<PathBuf>,
+    req: BuildRequest,
+    id: BuildId,
+    builds: Builds,
+) {
+    let status = build(&docker, &git, bridge.as_deref(), &req, &id, &builds).await;
+    match &status {
+        BuildStatus::Failed { reason, .. } => {
+            tracing::warn!(target: "toolshed::build", build = %id, server = %req.server_id, %reason, "build failed")
+        }
+        _ => {
+            tracing::info!(target: "toolshed::build", build = %id, server = %req.server_id, "build succeeded")
+        }
+    }
+    set(&builds, &id, status);
+}
+
+/// One engine build of `context` tagged `image`; the failure status on error.
+async fn engine_build(
+    docker: &Docker,
+    req: &BuildRequest,
+    id: &BuildId,
+    image: &str,
+    context: Vec<u8>,
+) -> Result<(), BuildStatus> {
+    let labels = HashMap::from([
+        ("toolshed.server", req.server_id.to_string()),
+        ("toolshed.commit", req.commit.to_string()),
+    ]);
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(image)
+        .rm(true)
+        .forcerm(true)
+        .labels(&labels)
+        .build();
+    let mut tail = Tail(VecDeque::new());
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                    for line in sanitize_lines(text) {
+                        tracing::info!(target: "toolshed::build", build = %id, "{line}");
+                    }
+                    tail.push(text);
+                }
+                if let Some(err) = info.error_detail {
+                    tail.push(err.message.as_deref().unwrap_or("build failed"));
+                    return Err(failed("BUILD", tail.text(), false));
+                }
+            }
+            Err(e) => {
+                // The engine reports a failed Dockerfile step as a stream error in some versions.
+                let retryable = !matches!(e, bollard::errors::Error::DockerStreamError { .. });
+                tail.push(&e.to_string());
+                return Err(failed("BUILD", tail.text(), retryable));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn build(
+    docker: &Docker,
+    git: &GitCliSource,
+    bridge: Option<&std::path::Path>,
+    req: &BuildRequest,
+    id: &BuildId,
+    builds: &Builds,
+) -> BuildStatus {
+    let stdio = match (&req.transport, bridge) {
+        (Transport::Stdio { command }, Some(bridge)) => Some((command.clone(), bridge.to_owned())),
+        (Transport::Stdio { .. }, None) => {
+            return failed(
+                "BUILD",
+                "stdio servers need the stdio bridge binary, which this builder was not given \
+                 (DockerImageBuilder::with_stdio_bridge); or serve MCP over streamable HTTP"
+                    .to_owned(),
+                false,
+            )
+        }
+        (Transport::Http { .. }, _) => None,
+    };
+    set(
+        builds,
+        id,
+        BuildStatus::InProgress {
+            phase: Some("DOWNLOAD_SOURCE".into()),
+        },
+    );
+    let context = match git.checkout(&req.repo, &req.commit).await {
+        Ok(checkout) => match checkout.archive().await {
+            Ok(tar) => tar,
+            Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+        },
+        Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+    };
+
+    set(
+        builds,
+        id,
+        BuildStatus::InProgress {
+            phase: Some("BUILD".into()),
+        },
+    );
+    let image = format!("{}:{}", req.repository, req.tag);
+    match stdio {
+        None => {
+            if let Err(status) = engine_build(docker, req, id, &image, context).await {
+                return status;
+            }
+        }
+        Some((command, bridge)) => {
+            let base = format!("{image}-stdio-base");
+            if let Err(status) = engine_build(docker, req, id, &base, context).await {
+                return status;
+            }
+            let bridge_bin = match tokio::fs::read(&bridge).await {
+                Ok(b) => b,
+                Err(e) => {
+                    return failed(
+                        "BUILD",
+                        format!("cannot read the stdio bridge {}: {e}", bridge.display()),
+                        false,
+                    )
+                }
+            };
+            let context = match bridge_context(&base, &bridge_bin, &command) {
+                Ok(c) => c,
+                Err(e) => {
+                    return failed("BUILD", format!("cannot pack the bridge stage: {e}"), false)
+                }
+            };
+            if let Err(status) = engine_build(docker, req, id, &image, context).await {
+                return status;
+            }
+        }
+    }
+
+    if has_registry_host(&req.repository) {
+        set(
+            builds,
+            id,
+            BuildStatus::InProgress {
+                phase: Some("POST_BUILD".into()),
+            },
+        );
+        let options = PushImageOptionsBuilder::new().tag(req.tag.as_str()).build();
+        let mut stream = docker.push_image(&req.repository, Some(options), None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error_detail {
+                        let msg = err.message.unwrap_or_else(|| "push failed".into());
+                        return failed(
+                            "POST_BUILD",
+                            format!("push of {image} failed: {msg}"),
+                            true,
+                        );
+                    }
+                }
+                Err(e) => {
+                    return failed("POST_BUILD", format!("push of {image} failed: {e}"), true);
+                }
+            }
+        }
+    }
+    BuildStatus::Succeeded
+}
+
+#[async_trait]
+impl ImageBuilder for DockerImageBuilder {
+    async fn start_build(&self, request: &BuildRequest) -> Result<BuildId> {
+        let id = {
+            let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(id) = tokens.get(&request.idempotency_token) {
+                return Ok(id.clone());
+            }
+            let id = BuildId::new(format!("local-{}", uuid::Uuid::new_v4().simple()))?;
+            tokens.insert(request.idempotency_token.clone(), id.clone());
+            id
+        };
+        set(
+            &self.builds,
+            &id,
+            BuildStatus::InProgress {
+                phase: Some("QUEUED".into()),
+            },
+        );
+        tracing::info!(target: "toolshed::build", build = %id, server = %request.server_id, commit = %request.commit, "build started");
+        tokio::spawn(run_build(
+            self.docker.clone(),
+            self.git.clone(),
+            self.bridge.clone(),
+            request.clone(),
+            id.clone(),
+            Arc::clone(&self.builds),
+        ));
+        Ok(id)
+    }
+
+    async fn build_status(&self, build: &BuildId) -> Result<BuildStatus> {
+        self.builds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(build)
+            .cloned()
+            .ok_or_else(|| Error::not_found(EntityKind::Build, build))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hosts() {
+        assert!(has_registry_host("127.0.0.1:5000/toolshed"));
+        assert!(has_registry_host("localhost/toolshed"));
+        assert!(has_registry_host("registry.example.com/a/b"));
+        assert!(!has_registry_host("toolshed/servers"));
+        assert!(!has_registry_host("toolshed"));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_sanitised() {
+        let mut t = Tail(VecDeque::new());
+        for i in 0..30 {
+            t.push(&format!("\x1b[31mline {i}\x1b[0m\n"));
+        }
+        let text = t.text();
+        assert!(text.starts_with("line 10\n"), "{text}");
+        assert!(text.ends_with("line 29"));
+        assert!(!text.contains('\x1b'));
+    }
+}

@@ -1,0 +1,45 @@
+//! The local backend on the Docker engine, through `bollard` (engine API 1.41 and later):
+//!
+//! - [`DockerImageBuilder`]: checks a repository out at a commit (git CLI), builds its Dockerfile
+//!   through the engine, tags `<repository>:<serverId>-<sha12>` and pushes when the repository
+//!   names a registry.
+//! - [`RegistryImageStore`]: an OCI distribution registry (tag → digest over the distribution
+//!   API); [`EngineImageStore`]: the engine's own image store when there is no registry.
+//! - [`DockerTaskRunner`]: containers from the pinned digest, hardened, published on 127.0.0.1
+//!   only, labelled as ours; plus the instance lifecycle of seed 003 (drain-timeout stop, logs,
+//!   health).
+//!
+//! Only containers carrying `toolshed.managed=true` are ever listed, stopped or removed.
+
+mod builder;
+mod error;
+mod health;
+mod logs;
+mod runner;
+pub mod sanitize;
+mod store;
+
+use bollard::Docker;
+
+pub use builder::DockerImageBuilder;
+pub use error::DockerError;
+pub use health::{HealthReport, HealthTracker, Liveness};
+pub use logs::{LogQuery, MAX_TAIL};
+pub use runner::{DockerTaskRunner, InstanceSpec, RunnerConfig};
+pub use store::{EngineImageStore, RegistryImageStore};
+
+use crate::error::Result;
+
+/// Connects to the local engine (`DOCKER_HOST`, else the default socket) and negotiates the API
+/// version, so engines as old as 20.10 (API 1.41) work.
+///
+/// # Errors
+/// `Backend` (backend `docker`, retryable) when no engine answers.
+pub async fn connect() -> Result<Docker> {
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| DockerError::from(e).into_error("connect", None))?;
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| DockerError::from(e).into_error("connect", None))
+}

@@ -1,0 +1,654 @@
+//! [`TaskRunner`] on the Docker engine, and the instance lifecycle of seed 003.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum,
+    ContainerSummaryStateEnum, HostConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use serde::{Deserialize, Serialize};
+
+use super::error::{engine, status, DockerError};
+use crate::domain::{
+    Endpoint, ImageRef, ServerId, TaskHandle, TaskLabels, TaskResources, LABEL_MANAGED,
+    LABEL_PURPOSE, LABEL_SERVER,
+};
+use crate::error::{EntityKind, Error, Result};
+use crate::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+
+/// Label with the container port serving MCP (to find the published host port again).
+pub const LABEL_PORT: &str = "toolshed.port";
+/// Label with the MCP path.
+pub const LABEL_PATH: &str = "toolshed.path";
+/// Label with the instance id (instances of seed 003; their purpose label is `instance`).
+pub const LABEL_INSTANCE: &str = "toolshed.instance";
+
+/// Limits and defaults of the containers the runner starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerConfig {
+    /// Host address ports are published on. Loopback only by default: a playground server must
+    /// not be reachable from the network.
+    pub host_ip: String,
+    /// Host name put in endpoints.
+    pub endpoint_host: String,
+    /// Most processes per container.
+    pub pids_limit: i64,
+    /// Size of the tmpfs mounted on `/tmp` (the root filesystem is read-only).
+    pub tmpfs_size_mib: u32,
+    /// User for images that do not name one (images that do keep theirs).
+    pub fallback_user: String,
+    /// Grace period between SIGTERM and SIGKILL when [`TaskRunner::stop`] stops a container.
+    pub default_drain: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            host_ip: "127.0.0.1".into(),
+            endpoint_host: "127.0.0.1".into(),
+            pids_limit: 256,
+            tmpfs_size_mib: 64,
+            fallback_user: "65534:65534".into(),
+            default_drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A long-running instance of a verified image (seed 003), as opposed to a playground session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Instance id: 1-63 characters of `a-z`, `0-9` and `-`.
+    pub instance_id: String,
+    /// The server.
+    pub server_id: ServerId,
+    /// The image, pinned by digest.
+    pub image: ImageRef,
+    /// Container port serving MCP.
+    pub container_port: u16,
+    /// MCP path.
+    pub mcp_path: String,
+    /// CPU / memory.
+    pub resources: TaskResources,
+    /// Environment (`KEY=value`), e.g. a server's configuration.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Arguments passed to the image's entrypoint (empty: the image's own command).
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+impl InstanceSpec {
+    /// Validates the id (it becomes part of a container name and a label).
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "instance_id" }`.
+    pub fn validate(&self) -> Result<()> {
+        let id = &self.instance_id;
+        let ok = !id.is_empty()
+            && id.len() <= 63
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !id.starts_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "instance_id",
+                format!("{id:?} must be 1-63 characters of a-z, 0-9 and '-'"),
+            ))
+        }
+    }
+}
+
+/// Runs containers on the Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerTaskRunner {
+    docker: Docker,
+    config: RunnerConfig,
+}
+
+/// What a container is created from.
+struct Launch<'a> {
+    name: String,
+    image: &'a ImageRef,
+    port: u16,
+    resources: TaskResources,
+    labels: HashMap<String, String>,
+    env: Vec<String>,
+    args: Vec<String>,
+}
+
+fn is_managed(c: &ContainerInspectResponse) -> bool {
+    c.config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.as_ref())
+        .and_then(|l| l.get(LABEL_MANAGED))
+        .is_some_and(|v| v == "true")
+}
+
+fn labels_of(c: &ContainerInspectResponse) -> HashMap<String, String> {
+    c.config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.clone())
+        .unwrap_or_default()
+}
+
+/// A Docker container name from an idempotency token: same token, same name.
+fn container_name(token: &str) -> String {
+    let clean: String = token
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("toolshed-{clean}")
+}
+
+impl DockerTaskRunner {
+    /// A runner on `docker` with `config`.
+    pub fn new(docker: Docker, config: RunnerConfig) -> Self {
+        Self { docker, config }
+    }
+
+    /// The engine client.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Inspects a container, `None` when it does not exist **or is not ours**: an unlabelled
+    /// container is indistinguishable from a missing one, so nothing here can act on it.
+    async fn inspect_managed(&self, handle: &str) -> Result<Option<ContainerInspectResponse>> {
+        match self.docker.inspect_container(handle, None).await {
+            Ok(c) if is_managed(&c) => Ok(Some(c)),
+            Ok(_) => {
+                tracing::warn!(
+                    container = handle,
+                    "refusing to act on a container without the {LABEL_MANAGED} label"
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                let e = DockerError::from(e);
+                if e.status() == Some(404) {
+                    Ok(None)
+                } else {
+                    Err(e.into_error("InspectContainer", Some(handle.to_owned())))
+                }
+            }
+        }
+    }
+
+    /// The reference to create a container from, and the image's own user. Registry images run
+    /// as `repository@digest`; engine-store images (whose digest is the image id) run by id. Both
+    /// pin content; a tag is never used.
+    async fn resolve_image(&self, image: &ImageRef) -> Result<(String, Option<String>)> {
+        let pinned = image.pinned();
+        for candidate in [pinned.as_str(), image.digest().as_str()] {
+            match self.docker.inspect_image(candidate).await {
+                Ok(img) => {
+                    let user = img.config.and_then(|c| c.user).filter(|u| !u.is_empty());
+                    return Ok((candidate.to_owned(), user));
+                }
+                Err(e) => {
+                    let e = DockerError::from(e);
+                    if e.status() != Some(404) {
+                        return Err(e.into_error("InspectImage", Some(candidate.to_owned())));
+                    }
+                }
+            }
+        }
+        // Not local: pull by digest from its registry.
+        use futures::StreamExt;
+        let opts = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(&pinned)
+            .build();
+        let mut pull = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = pull.next().await {
+            if let Err(e) = item {
+                return Err(Error::not_found(
+                    EntityKind::Image,
+                    format!("{pinned} ({e})"),
+                ));
+            }
+        }
+        let img = engine(
+            self.docker.inspect_image(&pinned).await,
+            "InspectImage",
+            &pinned,
+        )?;
+        let user = img.config.and_then(|c| c.user).filter(|u| !u.is_empty());
+        Ok((pinned, user))
+    }
+
+    async fn launch(&self, l: Launch<'_>) -> Result<TaskHandle> {
+        let (image, image_user) = self.resolve_image(l.image).await?;
+        let port_key = format!("{}/tcp", l.port);
+        let mut labels = l.labels;
+        labels.insert(LABEL_PORT.into(), l.port.to_string());
+        let host_config = HostConfig {
+            port_bindings: Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some(self.config.host_ip.clone()),
+                    // Empty: the engine picks a free host port.
+                    host_port: Some(String::new()),
+                }]),
+            )])),
+            memory: Some(i64::from(l.resources.memory_mib) * 1024 * 1024),
+            nano_cpus: Some(i64::from(l.resources.cpu_units) * 1_000_000_000 / 1024),
+            pids_limit: Some(self.config.pids_limit),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            cap_drop: Some(vec!["ALL".into()]),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_owned(),
+                format!("rw,noexec,nosuid,size={}m", self.config.tmpfs_size_mib),
+            )])),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(image),
+            labels: Some(labels),
+            exposed_ports: Some(vec![port_key]),
+            env: Some(l.env),
+            cmd: (!l.args.is_empty()).then_some(l.args),
+            // An image that names its user keeps it; otherwise never root.
+            user: Some(image_user.unwrap_or_else(|| self.config.fallback_user.clone())),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&l.name).build();
+        let id = match self.docker.create_container(Some(opts), body).await {
+            Ok(created) => created.id,
+            Err(e) => {
+                let e = DockerError::from(e);
+                if e.status() != Some(409) {
+                    return Err(e.into_error("CreateContainer", Some(l.name)));
+                }
+                // Same idempotency token: the container exists already; reuse it if it is ours.
+                match self.inspect_managed(&l.name).await? {
+                    Some(c) => c.id.unwrap_or_default(),
+                    None => {
+                        return Err(Error::AlreadyExists {
+                            kind: EntityKind::Task,
+                            id: l.name,
+                        })
+                    }
+                }
+            }
+        };
+        match self.docker.start_container(&id, None).await {
+            Ok(()) => {}
+            // 304: already started (a repeated start).
+            Err(e) if status(&e) == Some(304) => {}
+            Err(e) => {
+                let _ = self.remove(&id).await;
+                return Err(Error::backend(
+                    "docker",
+                    "StartContainer",
+                    Some(id),
+                    false,
+                    e,
+                ));
+            }
+        }
+        tracing::info!(container = %id, name = %l.name, "container started");
+        TaskHandle::new(id)
+    }
+
+    /// Starts a long-running instance (seed 003). Its labels mark it ours but not a playground
+    /// or check task, so the session sweep never lists it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad id, `AlreadyExists` when an instance with this id runs, `Backend`.
+    pub async fn start_instance(&self, spec: &InstanceSpec) -> Result<TaskHandle> {
+        spec.validate()?;
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_SERVER.to_owned(), spec.server_id.to_string()),
+            (LABEL_PURPOSE.to_owned(), "instance".to_owned()),
+            (LABEL_INSTANCE.to_owned(), spec.instance_id.clone()),
+            (LABEL_PATH.to_owned(), spec.mcp_path.clone()),
+        ]);
+        self.launch(Launch {
+            name: format!("toolshed-instance-{}", spec.instance_id),
+            image: &spec.image,
+            port: spec.container_port,
+            resources: spec.resources,
+            labels,
+            env: spec.env.clone(),
+            args: spec.args.clone(),
+        })
+        .await
+    }
+
+    /// Stops a container with a drain timeout: the engine sends the image's stop signal
+    /// (SIGTERM by default), waits up to `drain`, then SIGKILLs; the container is then removed.
+    /// Unknown containers succeed (idempotent); unlabelled ones are refused.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for a container that is not ours; `Backend`.
+    pub async fn stop_with_drain(&self, task: &TaskHandle, drain: Duration) -> Result<()> {
+        let id = task.as_str();
+        match self.docker.inspect_container(id, None).await {
+            Ok(c) if is_managed(&c) => {}
+            Ok(_) => {
+                return Err(Error::PermissionDenied {
+                    backend: "docker",
+                    operation: "StopContainer",
+                    detail: format!(
+                        "container {id} does not carry {LABEL_MANAGED}=true; not touching it"
+                    ),
+                })
+            }
+            Err(e) if status(&e) == Some(404) => return Ok(()),
+            Err(e) => {
+                return Err(Error::backend(
+                    "docker",
+                    "InspectContainer",
+                    Some(id.into()),
+                    true,
+                    e,
+                ))
+            }
+        }
+        let secs = i32::try_from(drain.as_secs()).unwrap_or(i32::MAX);
+        let opts = StopContainerOptionsBuilder::new().t(secs).build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => {}
+            Err(e) => {
+                let e = DockerError::from(e);
+                // 304: already stopped; 404: gone meanwhile.
+                if !matches!(e.status(), Some(304 | 404)) {
+                    return Err(e.into_error("StopContainer", Some(id.to_owned())));
+                }
+            }
+        }
+        self.remove(id).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .v(true)
+            .force(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = DockerError::from(e);
+                // 404: gone; 409: removal already in progress.
+                if matches!(e.status(), Some(404 | 409)) {
+                    Ok(())
+                } else {
+                    Err(e.into_error("RemoveContainer", Some(id.to_owned())))
+                }
+            }
+        }
+    }
+
+    /// Restarts an instance with the same configuration: its image, environment, labels, port
+    /// and limits are read back from the old container, which is stopped with `drain`, and a new
+    /// container is started from them.
+    ///
+    /// # Errors
+    /// `NotFound` (kind `Task`) for an unknown or unmanaged container; `Backend`.
+    pub async fn restart_instance(&self, task: &TaskHandle, drain: Duration) -> Result<TaskHandle> {
+        let old = self
+            .inspect_managed(task.as_str())
+            .await?
+            .ok_or_else(|| Error::not_found(EntityKind::Task, task))?;
+        let cfg = old.config.clone().unwrap_or_default();
+        let host = old.host_config.clone().unwrap_or_default();
+        let name = old.name.clone().unwrap_or_default();
+        let name = name.trim_start_matches('/').to_owned();
+        let mut body = ContainerCreateBody {
+            image: old.image.clone(),
+            labels: cfg.labels,
+            exposed_ports: cfg.exposed_ports,
+            env: cfg.env,
+            user: cfg.user,
+            cmd: cfg.cmd,
+            entrypoint: cfg.entrypoint,
+            stop_signal: cfg.stop_signal,
+            ..Default::default()
+        };
+        body.host_config = Some(HostConfig {
+            port_bindings: host.port_bindings,
+            memory: host.memory,
+            nano_cpus: host.nano_cpus,
+            pids_limit: host.pids_limit,
+            security_opt: host.security_opt,
+            cap_drop: host.cap_drop,
+            readonly_rootfs: host.readonly_rootfs,
+            tmpfs: host.tmpfs,
+            ..Default::default()
+        });
+        self.stop_with_drain(task, drain).await?;
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = engine(
+            self.docker.create_container(Some(opts), body).await,
+            "CreateContainer",
+            &name,
+        )?;
+        engine(
+            self.docker.start_container(&created.id, None).await,
+            "StartContainer",
+            &created.id,
+        )?;
+        TaskHandle::new(created.id)
+    }
+
+    /// The managed container's labels, its endpoint (when running) and its state.
+    ///
+    /// # Errors
+    /// `Backend`.
+    pub async fn inspect(
+        &self,
+        task: &TaskHandle,
+    ) -> Result<Option<(HashMap<String, String>, TaskStatus)>> {
+        let Some(c) = self.inspect_managed(task.as_str()).await? else {
+            return Ok(None);
+        };
+        let status = self.status_of(&c);
+        Ok(Some((labels_of(&c), status)))
+    }
+
+    fn status_of(&self, c: &ContainerInspectResponse) -> TaskStatus {
+        let labels = labels_of(c);
+        let state = c.state.clone().unwrap_or_default();
+        let task_state = match state.status {
+            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::PAUSED) => {
+                TaskState::Running
+            }
+            Some(ContainerStateStatusEnum::CREATED | ContainerStateStatusEnum::RESTARTING) => {
+                TaskState::Pending
+            }
+            _ => TaskState::Stopped {
+                reason: state.error.clone().filter(|e| !e.is_empty()).or_else(|| {
+                    Some(if state.oom_killed == Some(true) {
+                        "out of memory".into()
+                    } else {
+                        "exited".into()
+                    })
+                }),
+                exit_code: state.exit_code,
+            },
+        };
+        let endpoint = if task_state == TaskState::Running {
+            labels.get(LABEL_PORT).and_then(|port| {
+                let host_port = c
+                    .network_settings
+                    .as_ref()?
+                    .ports
+                    .as_ref()?
+                    .get(&format!("{port}/tcp"))?
+                    .as_ref()?
+                    .first()?
+                    .host_port
+                    .as_ref()?
+                    .parse::<u16>()
+                    .ok()?;
+                let path = labels.get(LABEL_PATH).map_or("/mcp", String::as_str);
+                Endpoint::new(&self.config.endpoint_host, host_port, path).ok()
+            })
+        } else {
+            None
+        };
+        TaskStatus {
+            state: task_state,
+            endpoint,
+        }
+    }
+}
+
+#[async_trait]
+impl TaskRunner for DockerTaskRunner {
+    async fn prepare(&self, spec: &TaskSpec) -> Result<()> {
+        // Nothing to register locally; checking the image exists fails a bad verification early.
+        self.resolve_image(&spec.image).await.map(|_| ())
+    }
+
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle> {
+        let mut labels: HashMap<String, String> = spec.labels.to_pairs().into_iter().collect();
+        labels.insert(LABEL_PATH.into(), spec.mcp_path.clone());
+        self.launch(Launch {
+            name: container_name(&spec.idempotency_token),
+            image: &spec.image,
+            port: spec.container_port,
+            resources: spec.resources,
+            labels,
+            env: Vec::new(),
+            args: Vec::new(),
+        })
+        .await
+    }
+
+    async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
+        Ok(match self.inspect_managed(task.as_str()).await? {
+            Some(c) => self.status_of(&c),
+            None => TaskStatus {
+                state: TaskState::Missing,
+                endpoint: None,
+            },
+        })
+    }
+
+    async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {
+        tracing::info!(container = %task, reason, "stopping container");
+        match self.stop_with_drain(task, self.config.default_drain).await {
+            // The trait treats a container that is not ours like an unknown one: nothing to do.
+            Err(Error::PermissionDenied { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {
+        let filters = HashMap::from([
+            ("label", vec![format!("{LABEL_MANAGED}=true")]),
+            (
+                "status",
+                vec![
+                    "created".to_owned(),
+                    "running".to_owned(),
+                    "restarting".to_owned(),
+                    "paused".to_owned(),
+                ],
+            ),
+        ]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let mut found = engine(
+            self.docker.list_containers(Some(opts)).await,
+            "ListContainers",
+            "",
+        )?;
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut tasks = Vec::new();
+        let mut next = None;
+        for c in found {
+            let id = c.id.clone().unwrap_or_default();
+            if cursor
+                .as_ref()
+                .is_some_and(|cur| id.as_str() <= cur.as_str())
+            {
+                continue;
+            }
+            let labels = c.labels.clone().unwrap_or_default();
+            // Only what the domain recognises (playground and check tasks); instances and
+            // anything else are never handed to the sweep.
+            let Some(parsed) =
+                TaskLabels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            else {
+                continue;
+            };
+            if tasks.len() == limit.max(1) {
+                next = tasks.last().map(|t: &TaskSummary| t.handle.to_string());
+                break;
+            }
+            let state = match c.state {
+                Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED) => {
+                    TaskState::Running
+                }
+                _ => TaskState::Pending,
+            };
+            tasks.push(TaskSummary {
+                handle: TaskHandle::new(id)?,
+                labels: parsed,
+                state,
+                started_at: c
+                    .created
+                    .and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            });
+        }
+        Ok(TaskPage { tasks, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_tokens() {
+        assert_eq!(container_name("s-0123abcd"), "toolshed-s-0123abcd");
+        assert_eq!(container_name("check-a/b c"), "toolshed-check-a-b-c");
+    }
+
+    #[test]
+    fn instance_ids() {
+        let mut spec = InstanceSpec {
+            instance_id: "web-1".into(),
+            server_id: ServerId::new("s").unwrap(),
+            image: ImageRef::new(
+                "toolshed",
+                crate::domain::ImageTag::new("t").unwrap(),
+                crate::domain::ImageDigest::new(format!("sha256:{}", "0".repeat(64))).unwrap(),
+            )
+            .unwrap(),
+            container_port: 8000,
+            mcp_path: "/mcp".into(),
+            resources: TaskResources::default(),
+            env: vec![],
+            args: vec![],
+        };
+        assert!(spec.validate().is_ok());
+        for bad in ["", "../etc", "A", "a b", "-x"] {
+            spec.instance_id = bad.into();
+            assert!(spec.validate().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Tests on local `file://` repositories created by the tests themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::*;
+use crate::domain::RepoUrlPolicy;
+use crate::Error;
+
+struct TempRepo {
+    dir: PathBuf,
+}
+
+impl Drop for TempRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl TempRepo {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("toolshed-git-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q", "-b", "main"]);
+        Self { dir }
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let p = self.dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn commit(&self, msg: &str) -> CommitSha {
+        git(&self.dir, &["add", "-A"]);
+        git(&self.dir, &["commit", "-q", "-m", msg]);
+        CommitSha::new(git(&self.dir, &["rev-parse", "HEAD"])).unwrap()
+    }
+
+    fn url(&self) -> RepoUrl {
+        RepoUrl::parse(
+            &format!("file://{}", self.dir.display()),
+            RepoUrlPolicy::ALLOW_FILE,
+        )
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn resolves_branches_and_tags_like_ls_remote() {
+    let repo = TempRepo::new();
+    repo.write("README.md", "# one");
+    let first = repo.commit("one");
+    git(&repo.dir, &["tag", "-a", "v1", "-m", "annotated"]);
+    git(&repo.dir, &["tag", "light"]);
+    repo.write("README.md", "# two");
+    let second = repo.commit("two");
+    git(&repo.dir, &["branch", "release/1.x", first.as_str()]);
+
+    let src = GitCliSource::new();
+    let url = repo.url();
+    assert_eq!(
+        src.resolve_commit(&url, &GitRef::main()).await.unwrap(),
+        second
+    );
+    // The annotated tag resolves to its commit, not to the tag object.
+    let v1 = src
+        .resolve_commit(&url, &GitRef::new("v1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(v1, first);
+    let light = src
+        .resolve_commit(&url, &GitRef::new("light").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(light, first);
+    let rel = src
+        .resolve_commit(&url, &GitRef::new("release/1.x").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rel, first);
+
+    let err = src
+        .resolve_commit(&url, &GitRef::new("nope").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "git_ref",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn missing_repository_is_invalid_repo_url() {
+    let url = RepoUrl::parse(
+        "file:///nonexistent/toolshed/repo",
+        RepoUrlPolicy::ALLOW_FILE,
+    )
+    .unwrap();
+    let err = GitCliSource::new()
+        .resolve_commit(&url, &GitRef::main())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "repo_url",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_remote_times_out() {
+    // A TCP listener that never answers: git hangs on it until our timeout kills it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = RepoUrl::new(format!("https://127.0.0.1:{port}/x/y")).unwrap();
+    let src = GitCliSource::new().with_timeout(Duration::from_millis(700));
+    let err = src.resolve_commit(&url, &GitRef::main()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                operation: "git",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn snapshot_reads_readme_manifests_dockerfile_within_limits() {
+    let repo = TempRepo::new();
+    repo.write("README.md", &"x".repeat(100));
+    repo.write("Dockerfile", "FROM scratch\nCOPY server /server\n");
+    repo.write("Cargo.toml", "[package]\nname = \"demo\"\n");
+    repo.write("sub/package.json", "{\"name\":\"demo\"}");
+    repo.write("src/main.rs", "fn main() {}");
+    let first = repo.commit("one");
+    repo.write("later.txt", "not in the first commit");
+    repo.commit("two");
+
+    let src = GitCliSource::new();
+    let snap = src
+        .snapshot(&repo.url(), &first, SnapshotLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(snap.readme.as_deref(), Some("x".repeat(100).as_str()));
+    assert_eq!(
+        snap.files,
+        [
+            "Cargo.toml",
+            "Dockerfile",
+            "README.md",
+            "src/main.rs",
+            "sub/package.json"
+        ]
+    );
+    assert_eq!(snap.manifests.len(), 2);
+    assert_eq!(snap.manifests[0].0, "Cargo.toml");
+    assert_eq!(snap.manifests[1].0, "sub/package.json");
+    assert!(snap.dockerfile.unwrap().starts_with("FROM scratch"));
+    assert!(!snap.truncated);
+
+    let tight = SnapshotLimits {
+        max_files: 2,
+        max_readme_bytes: 10,
+        max_file_bytes: 5,
+    };
+    let snap = src.snapshot(&repo.url(), &first, tight).await.unwrap();
+    assert!(snap.truncated);
+    assert_eq!(snap.files.len(), 2);
+    assert_eq!(snap.readme.unwrap().len(), 10);
+    assert_eq!(snap.dockerfile.unwrap(), "FROM ");
+}
+
+#[tokio::test]
+async fn unknown_commit_is_invalid_commit() {
+    let repo = TempRepo::new();
+    repo.write("README.md", "x");
+    repo.commit("one");
+    let ghost = CommitSha::new("0123456789012345678901234567890123456789").unwrap();
+    let err = GitCliSource::new()
+        .snapshot(&repo.url(), &ghost, SnapshotLimits::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "commit",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn archive_is_the_commit_tree() {
+    let repo = TempRepo::new();
+    repo.write("Dockerfile", "FROM scratch\n");
+    let sha = repo.commit("one");
+    let checkout = GitCliSource::new()
+        .checkout(&repo.url(), &sha)
+        .await
+        .unwrap();
+    let dir = checkout.path().to_owned();
+    let tar = checkout.archive().await.unwrap();
+    // A tar archive: 512-byte blocks, the first header naming a file of the tree.
+    assert_eq!(tar.len() % 512, 0);
+    assert!(String::from_utf8_lossy(&tar).contains("Dockerfile"));
+    drop(checkout);
+    assert!(!dir.exists(), "checkout directory removed on drop");
+}
+
+#[tokio::test]
+async fn token_never_appears_in_errors() {
+    // Something that is not a TLS server: git fails during the handshake.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::Write;
+            let mut s = stream;
+            let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let url = RepoUrl::new(format!("https://127.0.0.1:{port}/x/y")).unwrap();
+    let src = GitCliSource::new()
+        .with_token("tok-SECRET-123")
+        .with_timeout(Duration::from_secs(10));
+    assert!(!format!("{src:?}").contains("SECRET"));
+    let err = src.resolve_commit(&url, &GitRef::main()).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(
+        !shown.contains(&super::cli::base64_for_tests(
+            "x-access-token:tok-SECRET-123"
+        )),
+        "{shown}"
+    );
+}
