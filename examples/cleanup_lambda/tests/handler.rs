@@ -1,0 +1,317 @@
+//! The Lambda handler invoked locally with EventBridge payloads: against the in-memory doubles
+//! (always) and against moto with the AWS adapters (`TOOLSHED_TEST_MOTO_ENDPOINT`).
+
+// The moto account set-up of toolshed-aws's own tests, reused as is.
+#[allow(dead_code, unused_imports)]
+#[rustfmt::skip]
+#[path = "../../../toolshed-aws/tests/moto/env.rs"]
+mod env;
+#[allow(dead_code, unused_imports)]
+#[rustfmt::skip]
+#[path = "../../../toolshed-aws/tests/moto/serialized.rs"]
+mod serialized;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+use toolshed_cleanup_lambda::{handle, handle_for_runtime, sweeper_from_adapters, SweepError};
+use toolshed_core::domain::{
+    CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, StopReason,
+};
+use toolshed_core::ports::{MockServerRepository, MockTaskRunner, ServerRepository, TaskRunner};
+use toolshed_core::services::{
+    LaunchRequest, Ports, SweepLimits, Toolshed, ToolshedConfig, VerifyOptions,
+};
+use toolshed_core::testing::{
+    FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
+    InMemoryImageStore, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
+};
+use toolshed_core::Error;
+
+fn scheduled_event(id: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-21T06:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/toolshed-sweep"],
+        "detail": {}
+    })
+}
+
+fn invoke(payload: Value) -> LambdaEvent<Value> {
+    LambdaEvent::new(payload, Context::default())
+}
+
+struct Memory {
+    clock: Arc<ManualClock>,
+    runner: Arc<FakeTaskRunner>,
+    source: Arc<InMemorySourceRepository>,
+    toolshed: Toolshed,
+}
+
+fn memory() -> Memory {
+    let clock = Arc::new(ManualClock::fixed());
+    let images = Arc::new(InMemoryImageStore::default());
+    let runner = Arc::new(FakeTaskRunner::new(clock.clone()));
+    let source = Arc::new(InMemorySourceRepository::new());
+    let ports = Ports {
+        repository: Arc::new(InMemoryServerRepository::new()),
+        images: images.clone(),
+        builder: Arc::new(FakeImageBuilder::new(images)),
+        runner: runner.clone(),
+        probe: Arc::new(FakeMcpProbe::new()),
+        source: source.clone(),
+        metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
+        docs: Arc::new(InMemoryDocsStore::new()),
+        clock: clock.clone(),
+    };
+    Memory {
+        toolshed: Toolshed::new(ports, ToolshedConfig::default()).unwrap(),
+        clock,
+        runner,
+        source,
+    }
+}
+
+fn registration(id: &str) -> ServerRegistration {
+    ServerRegistration {
+        id: ServerId::new(id).unwrap(),
+        repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
+        git_ref: GitRef::main(),
+        transport: Default::default(),
+        resources: Default::default(),
+        description: None,
+        language: None,
+    }
+}
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[tokio::test]
+async fn a_scheduled_event_sweeps_expired_sessions_in_memory() {
+    let m = memory();
+    let reg = registration("time");
+    let id = reg.id.clone();
+    m.source
+        .set_commit(&reg.repo, &GitRef::main(), &CommitSha::new(COMMIT).unwrap());
+    m.toolshed.register_server(reg).await.unwrap();
+    m.toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    let short = m
+        .toolshed
+        .launch_session(
+            &id,
+            LaunchRequest {
+                ttl: Some(Duration::from_secs(60)),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Before the TTL: nothing to do.
+    let quiet = handle(
+        &m.toolshed,
+        SweepLimits::default(),
+        invoke(scheduled_event("ev-1")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(quiet.event_id.as_deref(), Some("ev-1"));
+    assert_eq!((quiet.expired_stopped, quiet.orphans_stopped), (0, 0));
+
+    m.clock.advance(Duration::from_secs(120));
+    let report = handle(
+        &m.toolshed,
+        SweepLimits::default(),
+        invoke(scheduled_event("ev-2")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.expired_stopped, 1, "{report:?}");
+    assert!(report.errors.is_empty());
+    assert!(
+        m.runner.live_tasks().is_empty(),
+        "the expired task was stopped"
+    );
+    let ended = m.toolshed.get_session(&short.id).await.unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::Expired));
+    // The response is what Lambda returns: JSON.
+    let out = serde_json::to_value(&report).unwrap();
+    assert_eq!(out["expired_stopped"], 1);
+
+    // EventBridge Scheduler without an input sends an empty payload: still a sweep.
+    let again = handle(&m.toolshed, SweepLimits::default(), invoke(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(again.event_id, None);
+    assert_eq!(again.expired_stopped, 0, "idempotent");
+}
+
+#[tokio::test]
+async fn a_foreign_event_is_refused_as_non_retryable() {
+    let m = memory();
+    let mut event = scheduled_event("ev-x");
+    event["source"] = json!("aws.ec2");
+    let err = handle(&m.toolshed, SweepLimits::default(), invoke(event.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SweepError::InvalidEvent(_)), "{err:?}");
+    assert!(!err.is_retryable());
+    let diagnostic: Diagnostic =
+        handle_for_runtime(&m.toolshed, SweepLimits::default(), invoke(event))
+            .await
+            .unwrap_err();
+    assert_eq!(diagnostic.error_type, "NonRetryable.InvalidEvent");
+    assert!(diagnostic.error_message.contains("aws.ec2"));
+    let err = handle(
+        &m.toolshed,
+        SweepLimits::default(),
+        invoke(json!({"hello": 1})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryable.InvalidEvent");
+}
+
+#[tokio::test]
+async fn a_sweep_without_progress_because_the_backend_fails_is_retryable() {
+    let m = memory();
+    let down = || Error::backend("dynamodb", "Query", None, true, "service unavailable");
+    let mut repository = MockServerRepository::new();
+    repository
+        .expect_list_expired_sessions()
+        .returning(move |_, _| Err(down()));
+    repository
+        .expect_list_live_sessions()
+        .returning(move |_, _| Err(down()));
+    let mut runner = MockTaskRunner::new();
+    runner
+        .expect_list_managed()
+        .returning(|_, _| Err(Error::backend("ecs", "ListTasks", None, true, "throttled")));
+    let mut ports = m.toolshed.ports().clone();
+    ports.repository = Arc::new(repository);
+    ports.runner = Arc::new(runner);
+    let failing = Toolshed::new(ports, ToolshedConfig::default()).unwrap();
+    let err = handle(
+        &failing,
+        SweepLimits::default(),
+        invoke(scheduled_event("ev-3")),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable());
+    match &err {
+        SweepError::Incomplete { errors } => assert_eq!(errors.len(), 3, "{errors:?}"),
+        other => panic!("expected Incomplete, got {other:?}"),
+    }
+    let diagnostic = Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "Retryable.SweepIncomplete");
+    assert!(diagnostic.error_message.contains("service unavailable"));
+}
+
+#[tokio::test]
+async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
+    let Some(env) = env::MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    // Set-up through the services on the same adapters (fake probe: moto runs no containers).
+    let svc = env.services(SessionCaps::default());
+    let reg = registration("sweepme");
+    let id = reg.id.clone();
+    let commit = CommitSha::new(COMMIT).unwrap();
+    svc.source.set_commit(&reg.repo, &GitRef::main(), &commit);
+    svc.toolshed.register_server(reg).await.unwrap();
+    env.push_image(ImageTag::for_build(&id, &commit).as_str(), "sweepme")
+        .await;
+    svc.toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    let short = svc
+        .toolshed
+        .launch_session(
+            &id,
+            LaunchRequest {
+                ttl: Some(Duration::from_secs(60)),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    let long = svc
+        .toolshed
+        .launch_session(
+            &id,
+            LaunchRequest {
+                ttl: Some(Duration::from_secs(3600)),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    // The Lambda's own composition over the same AWS adapters, on the test's clock.
+    let sweeper =
+        sweeper_from_adapters(&env.adapters, svc.clock.clone(), ToolshedConfig::default()).unwrap();
+    svc.clock.advance(Duration::from_secs(120));
+    let report = handle(
+        &sweeper,
+        SweepLimits::default(),
+        invoke(scheduled_event("ev-moto")),
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.expired_stopped, 1, "{report:?}");
+    assert_eq!(report.event_id.as_deref(), Some("ev-moto"));
+    let ended = env
+        .adapters
+        .repository
+        .get_session(&short.id)
+        .await
+        .unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::Expired));
+    assert!(env
+        .adapters
+        .repository
+        .get_session(&long.id)
+        .await
+        .unwrap()
+        .state
+        .is_live());
+    let live: Vec<_> = env
+        .adapters
+        .tasks
+        .list_managed(None, 100)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| t.handle)
+        .collect();
+    assert_eq!(
+        live,
+        vec![long.task.clone()],
+        "only the long session's task runs"
+    );
+    // The verification ports the sweeper does not wire fail loudly.
+    let err = sweeper
+        .ports()
+        .source
+        .resolve_commit(
+            &RepoUrl::new("https://github.com/a/b").unwrap(),
+            &GitRef::main(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not wired"), "{err}");
+}

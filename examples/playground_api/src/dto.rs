@@ -1,0 +1,200 @@
+//! Request and response bodies. Domain records (`Server`, `PlaygroundSession`, tool outputs) are
+//! answered as the core serializes them; the OpenAPI document shows them as objects.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use toolshed_core::domain::{PlaygroundSession, Server, ServerId, SessionId, ToolCallOutput};
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process serves requests.
+    pub status: String,
+    /// Which backend the process runs on (`local`, `aws`, or `custom` for a router built in code).
+    pub backend: String,
+}
+
+/// One server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerView {
+    /// The server record.
+    #[schema(value_type = Object)]
+    pub server: Server,
+}
+
+/// `GET /api/servers` query.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListServersQuery {
+    /// Only servers whose id sorts after this one (the `next` of the previous page).
+    #[param(value_type = Option<String>)]
+    pub after: Option<ServerId>,
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// A page of servers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerPage {
+    /// The servers, by id.
+    #[schema(value_type = Vec<Object>)]
+    pub servers: Vec<Server>,
+    /// The `after` of the next page, when the page was full.
+    pub next: Option<String>,
+}
+
+/// `POST /api/servers/{id}/reverify` body (optional) and query.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReverifyRequest {
+    /// Rebuild even when the commit is unchanged and its image still exists.
+    #[serde(default)]
+    pub force: Option<bool>,
+}
+
+/// What a re-verification request did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReverifyResponse {
+    /// `started` (202) or `up_to_date` (200).
+    pub status: String,
+    /// The server.
+    pub server_id: String,
+    /// The commit being (or already) verified.
+    pub commit: Option<String>,
+    /// The run, when one was started.
+    pub run_id: Option<String>,
+    /// Where to follow the verification.
+    pub status_url: String,
+}
+
+/// A verification's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerificationStatus {
+    /// The server.
+    pub server_id: String,
+    /// `unverified`, `verified` or `failed` (of the last completed run).
+    pub state: String,
+    /// Whether a run holds the lease now.
+    pub in_progress: bool,
+    /// The running run: `run_id`, `commit`, `step`, `started_at`, `holder`, `lease_expires_at`.
+    #[schema(value_type = Option<Object>)]
+    pub run: Option<Value>,
+    /// The last good image (`image`, `commit`, `verified_at`).
+    #[schema(value_type = Option<Object>)]
+    pub image: Option<Value>,
+    /// Why the last run failed.
+    #[schema(value_type = Option<Object>)]
+    pub last_failure: Option<Value>,
+    /// Completed verifications.
+    pub verification_count: u32,
+}
+
+/// `POST /api/servers/{id}/playground` body (optional).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct LaunchBody {
+    /// Session TTL in seconds (default and bounds from the service configuration).
+    pub ttl_seconds: Option<u64>,
+    /// Makes a retried launch return the same session; the `Idempotency-Key` header also works.
+    pub idempotency_key: Option<String>,
+}
+
+/// One session, with the links to follow it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// The session record (`id`, `state`, `endpoint`, `task`, `expires_at`…).
+    #[schema(value_type = Object)]
+    pub session: PlaygroundSession,
+    /// The runner's task handle (ECS task ARN or container id), as seed 001's `taskArn`.
+    pub task_arn: String,
+    /// Status URL (refreshes from the runner).
+    pub status_url: String,
+    /// Execute URL.
+    pub execute_url: String,
+}
+
+impl SessionView {
+    /// The view of `session`.
+    pub fn new(session: PlaygroundSession) -> Self {
+        let server = session.server_id.clone();
+        Self {
+            task_arn: session.task.to_string(),
+            status_url: format!(
+                "/api/servers/{server}/playground/status?session_id={}",
+                session.id
+            ),
+            execute_url: format!("/api/servers/{server}/execute"),
+            session,
+        }
+    }
+}
+
+/// Which session: by id, or by task ARN as seed 001 has it. Both names are accepted in
+/// `snake_case` and `camelCase`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionSelector {
+    /// The session id.
+    #[serde(default, alias = "sessionId")]
+    #[param(value_type = Option<String>)]
+    #[schema(value_type = Option<String>)]
+    pub session_id: Option<SessionId>,
+    /// The task ARN (or container id on the local backend).
+    #[serde(default, alias = "taskArn")]
+    pub task_arn: Option<String>,
+}
+
+/// `POST /api/servers/{id}/execute` body.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ExecuteRequest {
+    /// The session (default: the server's newest live session).
+    #[serde(default, alias = "sessionId")]
+    #[schema(value_type = Option<String>)]
+    pub session_id: Option<SessionId>,
+    /// Or the session's task ARN.
+    #[serde(default, alias = "taskArn")]
+    pub task_arn: Option<String>,
+    /// The tool to call.
+    pub tool: Option<String>,
+    /// Its arguments (a JSON object).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub arguments: Map<String, Value>,
+    /// Instead of `tool`/`arguments`, a command line as the playground UI sends it:
+    /// `<tool> [<JSON object of arguments>]`.
+    pub command: Option<String>,
+}
+
+/// A tool's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExecuteResponse {
+    /// The session that answered.
+    pub session_id: String,
+    /// The tool called.
+    pub tool: String,
+    /// The MCP result: `content`, `structured`, `is_error`, `truncated`.
+    #[schema(value_type = Object)]
+    pub result: ToolCallOutput,
+}
+
+/// A server's documentation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocsResponse {
+    /// The server.
+    pub server_id: String,
+    /// Description (manual or generated), with provenance.
+    #[schema(value_type = Option<Object>)]
+    pub description: Option<Value>,
+    /// Primary language, with provenance.
+    #[schema(value_type = Option<Object>)]
+    pub language: Option<Value>,
+    /// The tools found by the last verification.
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Vec<Value>,
+    /// The long documentation (Markdown), when generated.
+    pub markdown: Option<String>,
+    /// Its storage key.
+    pub docs_key: Option<String>,
+    /// The commit it documents.
+    pub commit: Option<String>,
+}

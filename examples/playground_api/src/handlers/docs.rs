@@ -1,0 +1,58 @@
+//! A server's documentation: description, language, tools and the long Markdown docs.
+
+use axum::extract::State;
+use axum::Json;
+use toolshed_core::domain::ServerId;
+use toolshed_core::ports::DocsKey;
+
+use crate::dto::DocsResponse;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::ApiPath;
+use crate::AppState;
+
+/// The server's documentation. `markdown` is `null` until a verification generated it.
+#[utoipa::path(get, path = "/api/servers/{id}/docs", tag = "servers",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 200, description = "Documentation", body = DocsResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such server", body = ErrorBody),
+        (status = 503, description = "Docs store unavailable", body = ErrorBody),
+    ))]
+pub async fn get_docs(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ServerId>,
+) -> ApiResult<Json<DocsResponse>> {
+    let server = state.toolshed.get_server(&id).await?;
+    let docs = server.metadata.docs.as_ref();
+    let markdown = match docs {
+        Some(d) => {
+            let key = DocsKey::parse(&d.key)?;
+            state.toolshed.ports().docs.get_docs(&key).await?
+        }
+        None => None,
+    };
+    let value = |v: serde_json::Result<serde_json::Value>| v.ok();
+    Ok(Json(DocsResponse {
+        server_id: id.to_string(),
+        description: server
+            .metadata
+            .description
+            .as_ref()
+            .and_then(|d| value(serde_json::to_value(d))),
+        language: server
+            .metadata
+            .language
+            .as_ref()
+            .and_then(|d| value(serde_json::to_value(d))),
+        tools: server
+            .tools
+            .tools
+            .iter()
+            .filter_map(|t| value(serde_json::to_value(t)))
+            .collect(),
+        markdown,
+        docs_key: docs.map(|d| d.key.clone()),
+        commit: docs.map(|d| d.commit.to_string()),
+    }))
+}

@@ -1,0 +1,85 @@
+//! Registering, reading and listing servers.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use toolshed_core::domain::{ServerId, ServerRegistration};
+
+use crate::dto::{ListServersQuery, ServerPage, ServerView};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::AppState;
+
+/// Default page size of `GET /api/servers`.
+const DEFAULT_PAGE: usize = 100;
+/// Largest page.
+const MAX_PAGE: usize = 1000;
+
+/// Registers a server (unverified; `POST /api/servers/{id}/reverify` verifies it).
+#[utoipa::path(post, path = "/api/servers", tag = "servers",
+    request_body(content = Object, description = "ServerRegistration: id, repo, git_ref, transport, resources, description, language"),
+    responses(
+        (status = 201, description = "Registered", body = ServerView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 422, description = "Invalid registration", body = ErrorBody),
+    ))]
+pub async fn register_server(
+    State(state): State<AppState>,
+    ApiJson(registration): ApiJson<ServerRegistration>,
+) -> ApiResult<impl IntoResponse> {
+    if registration.repo.is_file() && !state.allow_file_repos {
+        return Err(ApiError::invalid(
+            "repo",
+            "file:// repositories are not accepted by this deployment; use an https URL",
+        ));
+    }
+    let server = state.toolshed.register_server(registration).await?;
+    let location = format!("/api/servers/{}", server.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(ServerView { server }),
+    ))
+}
+
+/// Lists servers by id.
+#[utoipa::path(get, path = "/api/servers", tag = "servers", params(ListServersQuery),
+    responses(
+        (status = 200, description = "A page of servers", body = ServerPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ))]
+pub async fn list_servers(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListServersQuery>,
+) -> ApiResult<Json<ServerPage>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1-{MAX_PAGE}"),
+        ));
+    }
+    let servers = state.toolshed.list_servers(query.after, limit).await?;
+    let next = (servers.len() == limit)
+        .then(|| servers.last().map(|s| s.id.to_string()))
+        .flatten();
+    Ok(Json(ServerPage { servers, next }))
+}
+
+/// Reads a server: state, image, tools, metadata, last failure.
+#[utoipa::path(get, path = "/api/servers/{id}", tag = "servers",
+    params(("id" = String, Path, description = "Server id: [a-z0-9][a-z0-9-]{0,62}")),
+    responses(
+        (status = 200, description = "The server", body = ServerView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such server", body = ErrorBody),
+    ))]
+pub async fn get_server(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ServerId>,
+) -> ApiResult<Json<ServerView>> {
+    let server = state.toolshed.get_server(&id).await?;
+    Ok(Json(ServerView { server }))
+}

@@ -1,0 +1,72 @@
+//! `playground_api`: the Toolshed playground HTTP API.
+//!
+//! Environment:
+//! - `TOOLSHED_API_ADDR`: listen address (default `127.0.0.1:8080`).
+//! - `TOOLSHED_BACKEND`: `local` or `aws`; without it, `aws` when `PLAYGROUND_CLUSTER` (or
+//!   `AWS_ECS_CLUSTER`) is set, `local` otherwise.
+//! - local backend: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`, `DOCKER_HOST`.
+//! - aws backend: `AWS_REGION`, `PLAYGROUND_CLUSTER`/`AWS_ECS_CLUSTER`, `AWS_SUBNETS`,
+//!   `AWS_SECURITY_GROUP_ID`, `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE`,
+//!   `TOOLSHED_ECR_REPOSITORY_URI`, `TOOLSHED_CODEBUILD_PROJECT`, `TOOLSHED_DOCS_BUCKET`,
+//!   `TOOLSHED_TASK_EXECUTION_ROLE_ARN`, `TOOLSHED_LOG_GROUP` (see `toolshed_aws::AwsSettings`).
+//! - `RUST_LOG`: log filter (default `info`).
+
+use anyhow::Context;
+use toolshed_playground_api::{backend, router_with, ApiConfig};
+use tracing::info;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let addr = std::env::var("TOOLSHED_API_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let (toolshed, kind) = backend::toolshed_from_env().await?;
+    let app = router_with(
+        toolshed,
+        ApiConfig {
+            backend: kind.to_string(),
+            // Local repositories make sense only where the API runs on the developer's machine.
+            allow_file_repos: kind == backend::BackendKind::Local,
+            ..ApiConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    info!(%addr, backend = %kind, "serving the playground API");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit. Re-verifications still
+/// running keep their lease until it expires; `resume_verification` continues them.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    info!("shutting down");
+}

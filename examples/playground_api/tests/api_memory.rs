@@ -1,0 +1,599 @@
+//! The API over real HTTP against the in-memory doubles: every route, every error status
+//! (400/404/405/409/412/413/415/422/429/503) produced by a real request, and the error shape.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{assert_error, Served};
+use toolshed_core::domain::{
+    CommitSha, GitRef, RepoSnapshot, RepoUrl, RunProgress, ServerId, SessionCaps, VerificationRun,
+};
+use toolshed_core::error::ProbeFailureKind;
+use toolshed_core::ports::{Clock, ServerRepository};
+use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
+use toolshed_core::testing::{
+    FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
+    InMemoryImageStore, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
+};
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    repo: Arc<InMemoryServerRepository>,
+    runner: Arc<FakeTaskRunner>,
+    probe: Arc<FakeMcpProbe>,
+    source: Arc<InMemorySourceRepository>,
+    api: Served,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut ToolshedConfig)) -> Self {
+        let clock = Arc::new(ManualClock::fixed());
+        let images = Arc::new(InMemoryImageStore::default());
+        let repo = Arc::new(InMemoryServerRepository::new());
+        let runner = Arc::new(FakeTaskRunner::new(clock.clone()));
+        let probe = Arc::new(FakeMcpProbe::new());
+        let source = Arc::new(InMemorySourceRepository::new());
+        let ports = Ports {
+            repository: repo.clone(),
+            images: images.clone(),
+            builder: Arc::new(FakeImageBuilder::new(images)),
+            runner: runner.clone(),
+            probe: probe.clone(),
+            source: source.clone(),
+            metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
+            docs: Arc::new(InMemoryDocsStore::new()),
+            clock: clock.clone(),
+        };
+        let mut config = ToolshedConfig {
+            worker_id: "api-test".to_owned(),
+            ..ToolshedConfig::default()
+        };
+        tweak(&mut config);
+        let toolshed = Toolshed::new(ports, config).unwrap();
+        Self {
+            clock,
+            repo,
+            runner,
+            probe,
+            source,
+            api: Served::start(toolshed).await,
+        }
+    }
+
+    fn repo_url(id: &str) -> String {
+        format!("https://github.com/example/{id}")
+    }
+
+    /// Points `main` of `id` at commit `c…c`, with a README.
+    fn push_commit(&self, id: &str, c: char) {
+        let url = RepoUrl::new(Self::repo_url(id)).unwrap();
+        let sha = CommitSha::new(c.to_string().repeat(40)).unwrap();
+        self.source.set_commit(&url, &GitRef::main(), &sha);
+        self.source.set_snapshot(
+            &url,
+            &sha,
+            RepoSnapshot {
+                readme: Some(format!("# {id}\n\nAn MCP server that tells the time.\n")),
+                files: vec!["pyproject.toml".into()],
+                manifests: vec![("pyproject.toml".into(), "[project]\nname = \"x\"\n".into())],
+                dockerfile: Some("FROM scratch\n".into()),
+                truncated: false,
+            },
+        );
+    }
+
+    async fn register(&self, id: &str) -> (StatusCode, Value) {
+        let r = self
+            .api
+            .post(
+                "/api/servers",
+                json!({"id": id, "repo": Self::repo_url(id), "git_ref": "main"}),
+            )
+            .await;
+        self.push_commit(id, 'a');
+        r
+    }
+
+    /// Registers and verifies through the API (202, then polls the status URL).
+    async fn verified(&self, id: &str) {
+        let (status, _) = self.register(id).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, body) = self
+            .api
+            .post(&format!("/api/servers/{id}/reverify"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["status"], "started");
+        let url = body["status_url"].as_str().unwrap().to_owned();
+        for _ in 0..500 {
+            let (_, v) = self.api.get(&url).await;
+            if v["in_progress"] == false && v["state"] == "verified" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{id} was not verified in time");
+    }
+
+    async fn launch(&self, id: &str, body: Value) -> (StatusCode, Value) {
+        self.api
+            .post(&format!("/api/servers/{id}/playground"), body)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn healthz_and_the_openapi_document_generated_from_the_handlers() {
+    let h = Harness::new().await;
+    let (status, body) = h.api.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    let (status, doc) = h.api.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/servers", "post"),
+        ("/api/servers", "get"),
+        ("/api/servers/{id}", "get"),
+        ("/api/servers/{id}/reverify", "post"),
+        ("/api/servers/{id}/verification", "get"),
+        ("/api/servers/{id}/playground", "post"),
+        ("/api/servers/{id}/playground/status", "get"),
+        ("/api/servers/{id}/playground/stop", "post"),
+        ("/api/playground/{session_id}", "delete"),
+        ("/api/servers/{id}/execute", "post"),
+        ("/api/servers/{id}/docs", "get"),
+        ("/healthz", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    h.api.stop().await;
+}
+
+#[tokio::test]
+async fn register_get_list_and_their_errors() {
+    let h = Harness::new().await;
+    let (status, body) = h.register("time").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["server"]["id"], "time");
+    assert_eq!(body["server"]["state"], "unverified");
+    h.register("weather").await;
+
+    // 409: the id is taken.
+    let (status, body) = h.register("time").await;
+    let details = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(details["id"], "time");
+    // 422: well-formed JSON with an invalid id.
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers",
+            json!({"id": "Not Valid", "repo": "https://github.com/a/b", "git_ref": "main"}),
+        )
+        .await;
+    assert_error(status, &body, 422, "invalid_input");
+    // 422: a registration the domain refuses (port 0).
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers",
+            json!({"id": "bad-port", "repo": "https://github.com/a/b", "git_ref": "main",
+                   "transport": {"kind": "http", "port": 0, "path": "/mcp"}}),
+        )
+        .await;
+    let details = assert_error(status, &body, 422, "invalid_input");
+    assert_eq!(details["field"], "port");
+    // 422: file:// repositories are refused unless the deployment allows them.
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers",
+            json!({"id": "local", "repo": "file:///etc", "git_ref": "main"}),
+        )
+        .await;
+    let details = assert_error(status, &body, 422, "invalid_input");
+    assert_eq!(details["field"], "repo");
+    // 400: not JSON at all.
+    let resp = h
+        .api
+        .http
+        .post(format!("{}/api/servers", h.api.base))
+        .header("content-type", "application/json")
+        .body("{\"id\": ")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_error(status, &body, 400, "malformed_json");
+    // 415: not declared as JSON.
+    let resp = h
+        .api
+        .http
+        .post(format!("{}/api/servers", h.api.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_error(status, &body, 415, "unsupported_media_type");
+
+    let (status, body) = h.api.get("/api/servers/time").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["server"]["repo"], "https://github.com/example/time");
+    // 404 and 400 on the path parameter.
+    let (status, body) = h.api.get("/api/servers/nope").await;
+    let details = assert_error(status, &body, 404, "not_found");
+    assert_eq!(details["kind"], "server");
+    let (status, body) = h.api.get("/api/servers/Bad_Id").await;
+    assert_error(status, &body, 400, "invalid_path_parameter");
+
+    let (status, body) = h.api.get("/api/servers?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(body["next"], "time");
+    let (_, body) = h.api.get("/api/servers?after=time").await;
+    assert_eq!(body["servers"][0]["id"], "weather");
+    assert!(body["next"].is_null());
+    let (status, body) = h.api.get("/api/servers?limit=0").await;
+    assert_error(status, &body, 400, "invalid_query");
+    let (status, body) = h.api.get("/api/servers?limit=many").await;
+    assert_error(status, &body, 400, "invalid_query");
+    h.api.stop().await;
+}
+
+#[tokio::test]
+async fn launch_status_execute_stop_and_delete() {
+    let h = Harness::new().await;
+    h.verified("time").await;
+    h.probe.set_tool_result(
+        "get_current_time",
+        toolshed_core::domain::ToolCallOutput {
+            content: vec![json!({"type": "text", "text": "2026-11-21T07:00:00+01:00"})],
+            structured: None,
+            is_error: false,
+            truncated: false,
+        },
+    );
+    let (status, body) = h.launch("time", json!({"ttl_seconds": 600})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let session_id = body["session"]["id"].as_str().unwrap().to_owned();
+    let task_arn = body["task_arn"].as_str().unwrap().to_owned();
+    assert_eq!(body["session"]["state"], "launching");
+    assert!(body["session"]["image"].to_string().contains("sha256:"));
+
+    // Status by session id, then by task ARN as seed 001 has it.
+    let (status, body) = h
+        .api
+        .get(&format!(
+            "/api/servers/time/playground/status?session_id={session_id}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session"]["state"], "running");
+    assert!(body["session"]["endpoint"]["port"].is_u64());
+    let (status, body) = h
+        .api
+        .get(&format!(
+            "/api/servers/time/playground/status?taskArn={task_arn}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session"]["id"], session_id.as_str());
+    // 400 without a selector, 404 for another server's session.
+    let (status, body) = h.api.get("/api/servers/time/playground/status").await;
+    assert_error(status, &body, 400, "missing_parameter");
+    h.verified("other").await;
+    let (status, body) = h
+        .api
+        .get(&format!(
+            "/api/servers/other/playground/status?session_id={session_id}"
+        ))
+        .await;
+    assert_error(status, &body, 404, "not_found");
+
+    // Execute: explicit tool + arguments, then the command form on the newest live session.
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/execute",
+            json!({"session_id": session_id, "tool": "get_current_time", "arguments": {"timezone": "Europe/Paris"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["result"]["content"][0]["text"],
+        "2026-11-21T07:00:00+01:00"
+    );
+    assert_eq!(body["result"]["is_error"], false);
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/execute",
+            json!({"command": "get_current_time {\"timezone\": \"UTC\"}"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session_id"], session_id.as_str());
+    let calls = h.probe.calls();
+    assert_eq!(calls.last().unwrap().call.arguments["timezone"], "UTC");
+    // 404 unknown tool, 422 arguments violating the schema.
+    let (status, body) = h
+        .api
+        .post("/api/servers/time/execute", json!({"tool": "rm_rf"}))
+        .await;
+    assert_error(status, &body, 404, "unknown_tool");
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/execute",
+            json!({"tool": "get_current_time"}),
+        )
+        .await;
+    let details = assert_error(status, &body, 422, "invalid_tool_arguments");
+    assert_eq!(details["tool"], "get_current_time");
+    // 503 when the server does not answer.
+    h.probe
+        .fail_all(Some((ProbeFailureKind::Unreachable, "connection refused")));
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/execute",
+            json!({"tool": "get_current_time", "arguments": {"timezone": "UTC"}}),
+        )
+        .await;
+    assert_error(status, &body, 503, "mcp_unreachable");
+    h.probe.fail_all(None);
+
+    // Stop by task ARN (seed 001), then DELETE by id is idempotent.
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/playground/stop",
+            json!({"taskArn": task_arn}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session"]["state"], "stopped");
+    assert_eq!(body["session"]["stop_reason"], "requested");
+    assert!(h
+        .runner
+        .live_tasks()
+        .iter()
+        .all(|t| t.handle.as_str() != task_arn));
+    let (status, body) = h
+        .api
+        .call(
+            Method::DELETE,
+            &format!("/api/playground/{session_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session"]["state"], "stopped");
+    // 409: executing on a stopped session; and with no live session at all.
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/execute",
+            json!({"session_id": session_id, "tool": "get_current_time", "arguments": {"timezone": "UTC"}}),
+        )
+        .await;
+    assert_error(status, &body, 409, "session_not_running");
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers/time/execute",
+            json!({"tool": "get_current_time"}),
+        )
+        .await;
+    assert_error(status, &body, 409, "no_live_session");
+    // 400 / 404 on DELETE.
+    let (status, body) = h.api.call(Method::DELETE, "/api/playground/x", None).await;
+    assert_error(status, &body, 400, "invalid_path_parameter");
+    let (status, body) = h
+        .api
+        .call(
+            Method::DELETE,
+            "/api/playground/s-00000000000000000000",
+            None,
+        )
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    h.api.stop().await;
+}
+
+#[tokio::test]
+async fn launch_refusals_412_422_429_503() {
+    let h = Harness::with(|c| {
+        c.session_caps = SessionCaps {
+            per_server: 1,
+            total: 10,
+        }
+    })
+    .await;
+    h.register("fresh").await;
+    // 412: never verified.
+    let (status, body) = h.launch("fresh", json!({})).await;
+    let details = assert_error(status, &body, 412, "not_verified");
+    assert_eq!(details["server_id"], "fresh");
+    // 404: unknown server.
+    let (status, body) = h.launch("ghost", json!({})).await;
+    assert_error(status, &body, 404, "not_found");
+
+    h.verified("time").await;
+    // 422: TTL outside the bounds.
+    let (status, body) = h.launch("time", json!({"ttl_seconds": 5})).await;
+    let details = assert_error(status, &body, 422, "invalid_input");
+    assert_eq!(details["field"], "ttl");
+    // 503: the runner is throttled (retryable backend error), with Retry-After.
+    h.runner
+        .fail_next_start("ThrottlingException: rate exceeded");
+    let resp = h
+        .api
+        .http
+        .post(format!("{}/api/servers/time/playground", h.api.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("retry-after"));
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    let details = assert_error(status, &body, 503, "backend_unavailable");
+    assert_eq!(details["retryable"], true);
+    assert!(
+        !body["message"].as_str().unwrap().contains("Throttling"),
+        "backend internals stay in the logs: {body}"
+    );
+
+    // An idempotent launch (header), retried: same session.
+    let launch_with_key = || async {
+        let resp = h
+            .api
+            .http
+            .post(format!("{}/api/servers/time/playground", h.api.base))
+            .header("Idempotency-Key", "req-1")
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json::<Value>().await.unwrap())
+    };
+    let (s1, b1) = launch_with_key().await;
+    let (s2, b2) = launch_with_key().await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(b1["session"]["id"], b2["session"]["id"]);
+    // 429: the per-server cap (1) is reached.
+    let resp = h
+        .api
+        .http
+        .post(format!("{}/api/servers/time/playground", h.api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["retry-after"], "30");
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    let details = assert_error(status, &body, 429, "session_cap_reached");
+    assert_eq!(details["limit"], 1);
+    h.api.stop().await;
+}
+
+#[tokio::test]
+async fn reverify_up_to_date_force_and_conflict() {
+    let h = Harness::new().await;
+    h.verified("time").await;
+    // Same commit, image present: nothing to do.
+    let (status, body) = h.api.post("/api/servers/time/reverify", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "up_to_date");
+    assert_eq!(body["commit"], "a".repeat(40));
+    // Another worker holds the lease: 409 with the status URL, even when forced.
+    let id = ServerId::new("time").unwrap();
+    let now = h.clock.now();
+    h.repo
+        .acquire_lease(
+            &id,
+            "other-worker",
+            Some(VerificationRun {
+                run_id: "run-other".to_owned(),
+                commit: CommitSha::new("b".repeat(40)).unwrap(),
+                forced: true,
+                started_at: now,
+                progress: RunProgress::Building { build: None },
+            }),
+            now,
+            now + chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap();
+    let (status, body) = h
+        .api
+        .post("/api/servers/time/reverify?force=true", json!({}))
+        .await;
+    let details = assert_error(status, &body, 409, "verification_in_progress");
+    assert_eq!(details["holder"], "other-worker");
+    assert_eq!(details["status_url"], "/api/servers/time/verification");
+    let (status, body) = h.api.get("/api/servers/time/verification").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["in_progress"], true);
+    assert_eq!(body["run"]["run_id"], "run-other");
+    assert_eq!(body["state"], "verified");
+    // Once the lease has expired, a forced re-verification starts (and rebuilds).
+    h.clock.advance(Duration::from_secs(11 * 60));
+    h.push_commit("time", 'c');
+    let (status, body) = h
+        .api
+        .call(Method::POST, "/api/servers/time/reverify?force=true", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["commit"], "c".repeat(40));
+    // 400 for a malformed body, 404 for an unknown server.
+    let resp = h
+        .api
+        .http
+        .post(format!("{}/api/servers/time/reverify", h.api.base))
+        .body("{force")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_error(status, &body, 400, "malformed_json");
+    let (status, body) = h.api.post("/api/servers/ghost/reverify", json!({})).await;
+    assert_error(status, &body, 404, "not_found");
+    h.api.stop().await;
+}
+
+#[tokio::test]
+async fn docs_fallbacks_and_body_limit() {
+    let h = Harness::new().await;
+    h.verified("time").await;
+    let (status, body) = h.api.get("/api/servers/time/docs").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["server_id"], "time");
+    assert_eq!(body["tools"][0]["name"], "get_current_time");
+    assert!(
+        body["description"]["value"]
+            .as_str()
+            .is_some_and(|d| d.contains("time")),
+        "generated description: {body}"
+    );
+    let (status, body) = h.api.get("/api/servers/ghost/docs").await;
+    assert_error(status, &body, 404, "not_found");
+
+    let (status, body) = h.api.get("/api/nothing-here").await;
+    assert_error(status, &body, 404, "route_not_found");
+    let (status, body) = h.api.call(Method::PUT, "/api/servers/time", None).await;
+    assert_error(status, &body, 405, "method_not_allowed");
+
+    let big = "x".repeat(100 * 1024);
+    let (status, body) = h
+        .api
+        .post("/api/servers", json!({"id": "big", "repo": "https://github.com/a/b", "git_ref": "main", "description": big}))
+        .await;
+    assert_error(status, &body, 413, "payload_too_large");
+    // Every response carries a request id.
+    let resp = h
+        .api
+        .http
+        .get(format!("{}/healthz", h.api.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("x-request-id"));
+    h.api.stop().await;
+}
