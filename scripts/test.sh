@@ -65,6 +65,15 @@ if [ "${TOOLSHED_SKIP_INSTALL:-0}" != 1 ]; then
       sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
     fi
   fi
+  # The Docker tests compile tiny FROM-scratch test programs with `cc -static`.
+  if ! command -v cc >/dev/null 2>&1 || [ ! -f /usr/lib/x86_64-linux-gnu/libc.a ]; then
+    log "installing gcc and libc6-dev (static libc)"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+    else
+      sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+    fi
+  fi
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install --locked cargo-nextest
@@ -115,6 +124,12 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The example MCP server and the stdio bridge go into FROM-scratch images: build them static once,
+# here, rather than from inside the first Docker test. (--target keeps the flag off proc-macros.)
+log "static MCP binaries for the container images"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -p toolshed-core \
+  --features mcp-server --target x86_64-unknown-linux-gnu \
+  --example mcp_example_server --example mcp_stdio_bridge
 log "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 log "doctests"
