@@ -15,13 +15,13 @@ use anyhow::{bail, Context};
 use toolshed_core::adapters::docker::{
     self, DockerImageBuilder, DockerTaskRunner, EngineImageStore, RegistryImageStore, RunnerConfig,
 };
+use toolshed_core::adapters::files::FileDocsStore;
 use toolshed_core::adapters::git::GitCliSource;
 use toolshed_core::adapters::mcp::RmcpProbe;
 use toolshed_core::adapters::sqlite::{default_data_dir, SqliteServerRepository, DB_FILE};
 use toolshed_core::domain::{RepoUrl, RepoUrlPolicy};
 use toolshed_core::ports::{Clock, ImageStore, SystemClock};
 use toolshed_core::services::{HeuristicMetadataGenerator, Ports, Toolshed, ToolshedConfig};
-use toolshed_core::testing::InMemoryDocsStore;
 
 /// Repository name of locally built images in the engine store.
 pub const ENGINE_REPOSITORY: &str = "toolshed/servers";
@@ -123,7 +123,8 @@ impl LocalBackend {
             probe: probe.clone(),
             source: Arc::new(git),
             metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
-            docs: Arc::new(InMemoryDocsStore::new()),
+            // Docs live beside the database: <data dir>/docs/<serverId>/<commit>.md.
+            docs: Arc::new(FileDocsStore::new(&opts.data_dir)),
             clock,
         };
         let toolshed = Toolshed::new(ports, opts.config)?;

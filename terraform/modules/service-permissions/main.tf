@@ -126,6 +126,20 @@ data "aws_iam_policy_document" "this" {
     resources = ["${var.docs_bucket_arn}/docs/*"]
   }
 
+  # Without ListBucket, S3 answers GetObject of a missing key with 403 instead of 404, and the
+  # adapter could not tell "no docs yet" from "access denied".
+  statement {
+    sid       = "DocsList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.docs_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["docs/*"]
+    }
+  }
+
   dynamic "statement" {
     for_each = length(var.log_group_arns) == 0 ? [] : [1]
 

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "files")]
+pub mod files;
 #[cfg(feature = "git")]
 pub mod git;
 #[cfg(feature = "mcp")]
