@@ -218,6 +218,7 @@ async fn sweep_work_is_bounded_per_call() {
         task_page_size: 2,
         max_task_pages: 1,
         max_live_checked: 10,
+        concurrency: 4,
     };
     let first = h.toolshed.sweep_expired_sessions(limits).await;
     assert_eq!(first.expired_stopped, 3, "{first:?}");

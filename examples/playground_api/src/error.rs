@@ -44,8 +44,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// The body.
-    pub body: ErrorBody,
+    /// The body (boxed: errors travel in every handler's `Result`, keep that small).
+    pub body: Box<ErrorBody>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u32>,
 }
@@ -55,11 +55,11 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 code: code.to_owned(),
                 message: message.into(),
                 details: json!({}),
-            },
+            }),
             retry_after: None,
         }
     }
@@ -97,7 +97,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, Json(*self.body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use futures::stream::{self, StreamExt};
 use tracing::{info, warn};
 
 use super::config::since;
@@ -23,6 +24,9 @@ pub struct SweepLimits {
     pub max_task_pages: usize,
     /// Most live sessions checked for a task that ended by itself.
     pub max_live_checked: usize,
+    /// Backend calls in flight at once. Each item costs a round trip or two (read the session,
+    /// stop the task, end the session); done one by one, a sweep of 10,000 sessions takes minutes.
+    pub concurrency: usize,
 }
 
 impl Default for SweepLimits {
@@ -32,6 +36,7 @@ impl Default for SweepLimits {
             task_page_size: 100,
             max_task_pages: 10,
             max_live_checked: 500,
+            concurrency: 16,
         }
     }
 }
@@ -95,23 +100,44 @@ impl Toolshed {
                 return ended;
             }
         };
-        for s in expired {
-            if let Err(e) = p.runner.stop(&s.task, "toolshed: session expired").await {
-                report
-                    .errors
-                    .push(format!("stop task {} of session {}: {e}", s.task, s.id));
-                continue;
-            }
-            ended.insert(s.task.clone());
-            match p
-                .repository
-                .end_session(&s.id, crate::domain::StopReason::Expired, now)
-                .await
-            {
-                Ok(SessionEnd::Ended(_)) => report.expired_stopped += 1,
-                // Another sweeper (or a stop) got there first.
-                Ok(SessionEnd::AlreadyEnded(_)) => {}
-                Err(e) => report.errors.push(format!("end session {}: {e}", s.id)),
+        let outcomes: Vec<ExpiredOutcome> = stream::iter(expired)
+            .map(|s| async move {
+                if let Err(e) = p.runner.stop(&s.task, "toolshed: session expired").await {
+                    return ExpiredOutcome::StopFailed(format!(
+                        "stop task {} of session {}: {e}",
+                        s.task, s.id
+                    ));
+                }
+                let end = p
+                    .repository
+                    .end_session(&s.id, crate::domain::StopReason::Expired, now)
+                    .await;
+                match end {
+                    Ok(SessionEnd::Ended(_)) => ExpiredOutcome::Ended(s.task),
+                    // Another sweeper (or a stop) got there first.
+                    Ok(SessionEnd::AlreadyEnded(_)) => ExpiredOutcome::AlreadyEnded(s.task),
+                    Err(e) => {
+                        ExpiredOutcome::EndFailed(s.task, format!("end session {}: {e}", s.id))
+                    }
+                }
+            })
+            .buffer_unordered(limits.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                ExpiredOutcome::Ended(task) => {
+                    report.expired_stopped += 1;
+                    ended.insert(task);
+                }
+                ExpiredOutcome::AlreadyEnded(task) => {
+                    ended.insert(task);
+                }
+                ExpiredOutcome::EndFailed(task, e) => {
+                    ended.insert(task);
+                    report.errors.push(e);
+                }
+                ExpiredOutcome::StopFailed(e) => report.errors.push(e),
             }
         }
         ended
@@ -142,20 +168,49 @@ impl Toolshed {
                     return running;
                 }
             };
-            for task in page.tasks {
-                report.tasks_seen += 1;
-                if self.is_orphan(now, &task, report).await {
-                    match p.runner.stop(&task.handle, "toolshed: orphaned task").await {
-                        Ok(()) => {
-                            warn!(task = %task.handle, server = %task.labels.server_id, "stopped orphaned task");
-                            report.orphans_stopped += 1;
-                        }
-                        Err(e) => report
-                            .errors
-                            .push(format!("stop orphan {}: {e}", task.handle)),
+            report.tasks_seen += page.tasks.len() as u32;
+            let verdicts: Vec<(TaskSummary, Verdict)> = stream::iter(page.tasks)
+                .map(|task| async move {
+                    let verdict = self.judge_task(now, &task).await;
+                    (task, verdict)
+                })
+                .buffer_unordered(limits.concurrency.max(1))
+                .collect()
+                .await;
+            let mut orphans = Vec::new();
+            for (task, verdict) in verdicts {
+                match verdict {
+                    Verdict::Orphan => orphans.push(task),
+                    Verdict::YoungOrphan => {
+                        report.young_tasks_skipped += 1;
+                        running.insert(task.handle);
                     }
-                } else {
-                    running.insert(task.handle);
+                    Verdict::Keep => {
+                        running.insert(task.handle);
+                    }
+                    Verdict::Unknown(e) => {
+                        report.errors.push(e);
+                        running.insert(task.handle);
+                    }
+                }
+            }
+            let stops: Vec<(TaskSummary, crate::Result<()>)> = stream::iter(orphans)
+                .map(|task| async move {
+                    let stopped = p.runner.stop(&task.handle, "toolshed: orphaned task").await;
+                    (task, stopped)
+                })
+                .buffer_unordered(limits.concurrency.max(1))
+                .collect()
+                .await;
+            for (task, stopped) in stops {
+                match stopped {
+                    Ok(()) => {
+                        warn!(task = %task.handle, server = %task.labels.server_id, "stopped orphaned task");
+                        report.orphans_stopped += 1;
+                    }
+                    Err(e) => report
+                        .errors
+                        .push(format!("stop orphan {}: {e}", task.handle)),
                 }
             }
             match page.next {
@@ -170,12 +225,8 @@ impl Toolshed {
         running
     }
 
-    async fn is_orphan(
-        &self,
-        now: Timestamp,
-        task: &TaskSummary,
-        report: &mut SweepReport,
-    ) -> bool {
+    /// Whether a managed task is an orphan. Reads its session; never mutates anything.
+    async fn judge_task(&self, now: Timestamp, task: &TaskSummary) -> Verdict {
         // A launch records its session just after starting the task: never judge a task
         // younger than the grace period (or of unknown age, unless its label expiry passed).
         let young = match task.started_at {
@@ -187,23 +238,18 @@ impl Toolshed {
                 match self.ports.repository.get_session(session_id).await {
                     Ok(s) => !s.state.is_live() || s.task != task.handle,
                     Err(e) if e.is_not_found() => true,
-                    Err(e) => {
-                        report
-                            .errors
-                            .push(format!("read session {session_id}: {e}"));
-                        false
-                    }
+                    Err(e) => return Verdict::Unknown(format!("read session {session_id}: {e}")),
                 }
             }
             // A check task is stopped by its verification; one still running past its label
             // expiry belongs to a run that crashed.
             TaskPurpose::Verification { .. } => task.labels.expires_at < now,
         };
-        if orphan && young {
-            report.young_tasks_skipped += 1;
-            return false;
+        match (orphan, young) {
+            (true, true) => Verdict::YoungOrphan,
+            (true, false) => Verdict::Orphan,
+            (false, _) => Verdict::Keep,
         }
-        orphan
     }
 
     async fn mark_exited(
@@ -228,28 +274,63 @@ impl Toolshed {
             };
             let Some(last) = page.last() else { return };
             after = Some(last.id.clone());
-            for s in page {
-                checked += 1;
-                if live_tasks.contains(&s.task) || ended_now.contains(&s.task) {
-                    continue;
-                }
-                // Not among the live managed tasks: confirm with the runner before ending it.
-                match p.runner.describe(&s.task).await {
-                    Ok(status) if !status.state.is_live() => {
-                        match p
-                            .repository
-                            .end_session(&s.id, crate::domain::StopReason::TaskExited, now)
-                            .await
-                        {
-                            Ok(SessionEnd::Ended(_)) => report.exited_marked += 1,
-                            Ok(SessionEnd::AlreadyEnded(_)) => {}
-                            Err(e) => report.errors.push(format!("end session {}: {e}", s.id)),
-                        }
+            checked += page.len();
+            // Not among the live managed tasks: confirm with the runner before ending it.
+            let candidates = page
+                .into_iter()
+                .filter(|s| !live_tasks.contains(&s.task) && !ended_now.contains(&s.task));
+            let outcomes: Vec<Option<Result<bool, String>>> = stream::iter(candidates)
+                .map(|s| async move {
+                    match p.runner.describe(&s.task).await {
+                        Ok(status) if !status.state.is_live() => Some(
+                            match p
+                                .repository
+                                .end_session(&s.id, crate::domain::StopReason::TaskExited, now)
+                                .await
+                            {
+                                Ok(SessionEnd::Ended(_)) => Ok(true),
+                                Ok(SessionEnd::AlreadyEnded(_)) => Ok(false),
+                                Err(e) => Err(format!("end session {}: {e}", s.id)),
+                            },
+                        ),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(format!("describe task {}: {e}", s.task))),
                     }
-                    Ok(_) => {}
-                    Err(e) => report.errors.push(format!("describe task {}: {e}", s.task)),
+                })
+                .buffer_unordered(limits.concurrency.max(1))
+                .collect()
+                .await;
+            for outcome in outcomes.into_iter().flatten() {
+                match outcome {
+                    Ok(true) => report.exited_marked += 1,
+                    Ok(false) => {}
+                    Err(e) => report.errors.push(e),
                 }
             }
         }
     }
+}
+
+/// The outcome of stopping one expired session.
+enum ExpiredOutcome {
+    /// This sweep ended it.
+    Ended(TaskHandle),
+    /// Somebody else ended it first (the task was stopped all the same).
+    AlreadyEnded(TaskHandle),
+    /// The task was stopped but ending the session failed.
+    EndFailed(TaskHandle, String),
+    /// The task could not be stopped; the session stays live for the next sweep.
+    StopFailed(String),
+}
+
+/// What the orphan check decided for one managed task.
+enum Verdict {
+    /// Owned by a live session (or a running verification): leave it.
+    Keep,
+    /// No live session owns it: stop it.
+    Orphan,
+    /// Would be an orphan, but younger than the grace period: leave it for now.
+    YoungOrphan,
+    /// Its session could not be read: leave it, report the error.
+    Unknown(String),
 }
