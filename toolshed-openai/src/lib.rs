@@ -52,5 +52,5 @@ pub use generator::{
 pub use key::{ApiKey, EnvKey, KeyProvider, StaticKey};
 pub use prompt::{build_prompt, Prompt, Section, SectionUsage, SYSTEM_PROMPT};
 pub use retry::RetryPolicy;
-pub use schema::response_format;
+pub use schema::{response_format, response_format_text};
 pub use tokens::TokenCounter;

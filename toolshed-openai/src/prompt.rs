@@ -390,7 +390,7 @@ fn render_tool(tool: &McpTool, counter: &TokenCounter) -> String {
         s.push('\n');
     }
     if !tool.input_schema.is_null() {
-        let schema = tool.input_schema.to_string();
+        let schema = schema::canonical_json(&tool.input_schema);
         let (cut, truncated) = counter.truncate(&schema, TOOL_SCHEMA_TOKENS);
         s.push_str("Input schema: ");
         s.push_str(cut);

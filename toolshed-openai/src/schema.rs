@@ -49,9 +49,10 @@ pub fn response_format() -> Value {
     })
 }
 
-/// The schema as sent, for token accounting (OpenAI bills it as input).
-pub(crate) fn response_format_text() -> String {
-    response_format()["json_schema"].to_string()
+/// The schema as counted for the input budget (OpenAI bills it as input), in a canonical key
+/// order so the count is the same in every build.
+pub fn response_format_text() -> String {
+    canonical_json(&response_format()["json_schema"])
 }
 
 /// The model's answer, checked against the schema.
@@ -98,6 +99,29 @@ fn nullable_string(obj: &Map<String, Value>, field: &str) -> Result<Option<Strin
 
 fn violation(msg: &str) -> OpenAiError {
     OpenAiError::SchemaViolation(msg.to_owned())
+}
+
+/// Serialises `value` with object keys sorted at every level. Prompts and their token counts must
+/// not depend on whether some other crate in the build turns on `serde_json/preserve_order`
+/// (which changes the key order of `json!` objects and of parsed schemas).
+pub(crate) fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }
 
 #[cfg(test)]

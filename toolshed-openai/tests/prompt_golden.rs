@@ -123,7 +123,7 @@ fn every_budget_is_respected_and_the_builder_is_deterministic() {
         // The count is what the tokenizer says about the text actually produced.
         let recount = counter.count(&a.system)
             + counter.count(&a.user)
-            + counter.count(&toolshed_openai::response_format()["json_schema"].to_string())
+            + counter.count(&toolshed_openai::response_format_text())
             + 9;
         assert_eq!(a.input_tokens, recount);
         // Tools come first and survive every budget that leaves room for material.
