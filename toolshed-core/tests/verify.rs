@@ -324,6 +324,59 @@ async fn a_resumer_continues_a_running_check_without_a_second_task() {
 }
 
 #[tokio::test]
+async fn a_resumer_restarts_a_check_task_the_crashed_holder_had_stopped() {
+    let h = Harness::new();
+    h.register("time", None).await;
+    let a = h.worker("worker-a");
+    let StartOutcome::Started(mut lease) = a
+        .start_verification(&h.id("time"), VerifyOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!("expected Started")
+    };
+    while !matches!(
+        lease.run.progress,
+        RunProgress::Checking { task: Some(_), .. }
+    ) {
+        match a.step_verification(&lease).await.unwrap() {
+            StepOutcome::Continue(l) => lease = l,
+            StepOutcome::Done(s) => panic!("finished early: {s:?}"),
+        }
+    }
+    // Worker A probed and stopped its check task, then crashed before storing that step.
+    let RunProgress::Checking {
+        task: Some(first), ..
+    } = &lease.run.progress
+    else {
+        unreachable!()
+    };
+    h.runner.exit_task(first);
+    assert!(h.runner.live_tasks().is_empty());
+    h.advance(h.config.lease_ttl * 2);
+    let out = h
+        .worker("worker-b")
+        .resume_verification(&h.id("time"))
+        .await
+        .unwrap();
+    assert_eq!(out.server().state, VerificationState::Verified);
+    assert_eq!(
+        h.runner.start_calls(),
+        2,
+        "a fresh check task under the new lease's token"
+    );
+    let tokens: Vec<_> = h
+        .runner
+        .tasks()
+        .iter()
+        .filter_map(|t| t.spec.as_ref().map(|s| s.idempotency_token.clone()))
+        .collect();
+    assert_ne!(tokens[0], tokens[1], "{tokens:?}");
+    assert!(h.runner.live_tasks().is_empty(), "and stopped");
+    assert_eq!(h.builder.builds_started(), 1, "never a second build");
+}
+
+#[tokio::test]
 async fn a_failed_rebuild_keeps_the_last_good_image() {
     let h = Harness::new();
     let good = h.verified("time").await;

@@ -55,14 +55,22 @@ impl TaskSpec {
     }
 
     /// The spec of a verification's check task, for the image just built.
+    ///
+    /// `lease_token` is the fencing token of the lease that starts it: a worker that takes over a
+    /// run (after a crash) gets a fresh runner idempotency token, so it can start a new check task
+    /// instead of being handed back the previous holder's task, which may already be stopped.
     pub fn for_check(
         server: &Server,
         image: ImageRef,
         run_id: &str,
+        lease_token: u64,
         expires_at: Timestamp,
     ) -> Self {
-        // clientToken must be ≤ 64 chars: "check-" + the run id (a 32-hex uuid) fits.
-        let token: String = format!("check-{run_id}").chars().take(64).collect();
+        // clientToken must be ≤ 64 chars: "check-" + a 32-hex run id + "-" + the token fits;
+        // an unusually long run id is cut, keeping the token at the end.
+        let suffix = format!("-{lease_token}");
+        let run: String = run_id.chars().take(64 - 6 - suffix.len()).collect();
+        let token = format!("check-{run}{suffix}");
         Self::new(
             server,
             image,

@@ -210,7 +210,30 @@ impl Toolshed {
             )
             .await?;
         info!(server = %server_id, run = %lease.run.run_id, token = lease.token, step = %lease.run.progress.step(), "resuming verification");
+        let lease = self.restart_stale_check(lease).await?;
         self.finish(lease).await
+    }
+
+    /// After a take-over: a check task the previous holder started but that no longer runs (it
+    /// may have stopped it just before crashing) says nothing about the image, so the check
+    /// starts again from the built image rather than failing the run.
+    async fn restart_stale_check(&self, mut lease: VerificationLease) -> Result<VerificationLease> {
+        let RunProgress::Checking {
+            image,
+            task: Some(task),
+        } = &lease.run.progress
+        else {
+            return Ok(lease);
+        };
+        let status = self.ports.runner.describe(task).await?;
+        if status.state.is_live() {
+            return Ok(lease);
+        }
+        info!(server = %lease.server_id, %task, "previous check task is gone; checking again");
+        lease.run.progress = RunProgress::Built {
+            image: image.clone(),
+        };
+        self.ports.repository.save_progress(&lease).await
     }
 
     /// Runs the remaining steps of a run to the end (without the metadata step).
@@ -360,7 +383,8 @@ impl Toolshed {
                     .await
                     .map_err(at(VerificationStep::Check))?;
                 let expires = plus(p.clock.now(), self.config.check_task_ttl);
-                let spec = TaskSpec::for_check(&server, image.clone(), &run.run_id, expires);
+                let spec =
+                    TaskSpec::for_check(&server, image.clone(), &run.run_id, lease.token, expires);
                 p.runner
                     .prepare(&spec)
                     .await
