@@ -338,25 +338,13 @@ impl ServerRepository for DynamoServerRepository {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(stored),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Err(match c.item() {
-                    None => Error::not_found(EntityKind::Server, &server.id),
-                    Some(_) => Error::Conflict {
-                        kind: EntityKind::Server,
-                        id: server.id.to_string(),
-                        expected: server.version,
-                    },
-                }),
-                _ => Err(sdk_error(
-                    "dynamodb",
-                    "UpdateItem",
-                    Some(server.id.to_string()),
-                    e,
-                )),
-            },
-        }
+        versioned_update(
+            res,
+            stored,
+            EntityKind::Server,
+            server.id.as_str(),
+            server.version,
+        )
     }
 
     async fn acquire_lease(
@@ -639,25 +627,13 @@ impl ServerRepository for DynamoServerRepository {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(stored),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Err(match c.item() {
-                    None => Error::not_found(EntityKind::Session, &session.id),
-                    Some(_) => Error::Conflict {
-                        kind: EntityKind::Session,
-                        id: session.id.to_string(),
-                        expected: session.version,
-                    },
-                }),
-                _ => Err(sdk_error(
-                    "dynamodb",
-                    "UpdateItem",
-                    Some(session.id.to_string()),
-                    e,
-                )),
-            },
-        }
+        versioned_update(
+            res,
+            stored,
+            EntityKind::Session,
+            session.id.as_str(),
+            session.version,
+        )
     }
 
     async fn end_session(
@@ -849,4 +825,36 @@ fn live_lease(item: &Item, now: Timestamp) -> Option<(String, Timestamp)> {
     let exp = codec::get_n(item, attr::LEASE_EXPIRES_AT)
         .and_then(chrono::DateTime::from_timestamp_millis)?;
     (exp > now).then(|| (holder.to_owned(), exp))
+}
+
+/// Maps the result of a versioned `UpdateItem` (condition "exists and `version = :v`", with
+/// `ReturnValuesOnConditionCheckFailure = ALL_OLD`): a failed condition without an old item means
+/// the record is gone (`NotFound`), with one it was changed concurrently (`Conflict`).
+fn versioned_update<T, R>(
+    res: std::result::Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        aws_smithy_runtime_api::client::result::SdkError<UpdateItemError, R>,
+    >,
+    stored: T,
+    kind: EntityKind,
+    id: &str,
+    expected: u64,
+) -> Result<T>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match res {
+        Ok(_) => Ok(stored),
+        Err(e) => match e.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(c)) => Err(match c.item() {
+                None => Error::not_found(kind, id),
+                Some(_) => Error::Conflict {
+                    kind,
+                    id: id.to_owned(),
+                    expected,
+                },
+            }),
+            _ => Err(sdk_error("dynamodb", "UpdateItem", Some(id.to_owned()), e)),
+        },
+    }
 }
