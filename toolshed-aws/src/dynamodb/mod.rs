@@ -76,24 +76,27 @@ impl DynamoServerRepository {
     }
 
     async fn get_server_item(&self, id: &ServerId) -> Result<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.servers)
-            .set_key(Some([key_server(id)].into()))
-            .consistent_read(true)
-            .send()
+        self.get_item(&self.tables.servers, key_server(id), id.as_str())
             .await
-            .map_err(|e| sdk_error("dynamodb", "GetItem", Some(id.to_string()), e))?;
-        Ok(out.item)
     }
 
     async fn get_session_item(&self, id: &str) -> Result<Option<Item>> {
+        self.get_item(&self.tables.sessions, key_session(id), id)
+            .await
+    }
+
+    /// A strongly consistent read: leases, versions and caps are decided on what it returns.
+    async fn get_item(
+        &self,
+        table: &str,
+        key: (String, aws_sdk_dynamodb::types::AttributeValue),
+        id: &str,
+    ) -> Result<Option<Item>> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.tables.sessions)
-            .set_key(Some([key_session(id)].into()))
+            .table_name(table)
+            .set_key(Some([key].into()))
             .consistent_read(true)
             .send()
             .await
