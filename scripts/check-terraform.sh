@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Terraform checks (issue 5), run by ./scripts/test.sh; works from any directory.
+# Terraform checks, run by ./scripts/test.sh; works from any directory.
 #
 #   1. tfcheck (../shared/tools/tfcheck, when present): AWS provider schema and references, 0 errors
 #   2. checkov on terraform/ (offline): 0 failed checks; every skip carries an inline reason

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks the conventions of terraform/ that no other tool checks (issue 5).
+"""Checks the conventions of terraform/ that no other tool checks.
 
 - every module (terraform/, terraform/modules/*, terraform/examples/*) has main.tf, variables.tf,
   outputs.tf, versions.tf and README.md; every module but the examples has tests/*.tftest.hcl

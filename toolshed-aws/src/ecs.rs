@@ -2,7 +2,7 @@
 //!
 //! - One task definition per (server, digest): family `<prefix>-<serverId>-<digest12>`, container
 //!   `mcp` running [`ImageRef::pinned`](toolshed_core::domain::ImageRef::pinned) — the image is
-//!   never a tag and never overridden, so the seed 002 placeholder bug cannot happen. `prepare`
+//!   never a tag and never overridden, so a task can never run a placeholder image instead. `prepare`
 //!   registers it at verification; launches run the family name (latest ACTIVE revision) with 0
 //!   RegisterTaskDefinition calls, falling back to register-then-retry once if it is missing.
 //! - RunTask: Fargate, awsvpc from settings, `startedBy = "toolshed"`, the `toolshed.*` tags and

@@ -1,6 +1,6 @@
 //! Container image references. A runner only ever receives an [`ImageRef`], which cannot exist
-//! without a digest, and runs its [`ImageRef::pinned`] form: the seed 002 bug (a task running a
-//! placeholder image instead of the built one) cannot be expressed.
+//! without a digest, and runs its [`ImageRef::pinned`] form: a task running a placeholder image
+//! instead of the built one cannot be expressed.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Instance health (seed 003): liveness (the process runs), readiness (the server completes an
+//! Health of long-running instances: liveness (the process runs), readiness (the server completes an
 //! MCP handshake: a bare TCP connect proves nothing, the engine's port proxy accepts connections
 //! even when nothing listens in the container), and a consecutive-failure threshold before an
 //! instance is called unhealthy.

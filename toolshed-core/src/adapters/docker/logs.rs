@@ -1,4 +1,4 @@
-//! Container logs, sanitised (seed 003): tail, since, follow.
+//! Container logs of instances, sanitised: tail, since, follow.
 
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures::stream::BoxStream;

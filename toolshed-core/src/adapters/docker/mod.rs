@@ -6,7 +6,7 @@
 //! - [`RegistryImageStore`]: an OCI distribution registry (tag → digest over the distribution
 //!   API); [`EngineImageStore`]: the engine's own image store when there is no registry.
 //! - [`DockerTaskRunner`]: containers from the pinned digest, hardened, published on 127.0.0.1
-//!   only, labelled as ours; plus the instance lifecycle of seed 003 (drain-timeout stop, logs,
+//!   only, labelled as ours; plus the lifecycle of long-running instances (drain-timeout stop, logs,
 //!   health).
 //!
 //! Only containers carrying `toolshed.managed=true` are ever listed, stopped or removed.

@@ -1,4 +1,4 @@
-//! [`TaskRunner`] on the Docker engine, and the instance lifecycle of seed 003.
+//! [`TaskRunner`] on the Docker engine, and the lifecycle of long-running instances.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use crate::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSu
 pub const LABEL_PORT: &str = "toolshed.port";
 /// Label with the MCP path.
 pub const LABEL_PATH: &str = "toolshed.path";
-/// Label with the instance id (instances of seed 003; their purpose label is `instance`).
+/// Label with the instance id (long-running instances; their purpose label is `instance`).
 pub const LABEL_INSTANCE: &str = "toolshed.instance";
 
 /// Limits and defaults of the containers the runner starts.
@@ -61,7 +61,7 @@ impl Default for RunnerConfig {
     }
 }
 
-/// A long-running instance of a verified image (seed 003), as opposed to a playground session.
+/// A long-running instance of a verified image, as opposed to a playground session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceSpec {
     /// Instance id: 1-63 characters of `a-z`, `0-9` and `-`.
@@ -308,7 +308,7 @@ impl DockerTaskRunner {
         TaskHandle::new(id)
     }
 
-    /// Starts a long-running instance (seed 003). Its labels mark it ours but not a playground
+    /// Starts a long-running instance. Its labels mark it ours but not a playground
     /// or check task, so the session sweep never lists it.
     ///
     /// # Errors

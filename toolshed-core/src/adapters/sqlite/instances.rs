@@ -1,4 +1,4 @@
-//! A small record store for long-running instances (seeds 003/004), beside the port's tables.
+//! A small record store for long-running instances, beside the port's tables.
 //! The record type belongs to the caller (the CLI); it is stored as JSON by id.
 
 use rusqlite::{params, OptionalExtension};
