@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use toolshed_core::domain::{GitRef, ServerId, ServerRegistration, ToolCall};
+use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::McpProbe;
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
-use toolshed_examples::local::{self, LocalBackend, LocalOptions};
+use toolshed_core::testing::fixtures;
 
 const SERVER: &str = "quickstart-example";
 
@@ -36,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let start = Instant::now();
-    let opts = LocalOptions::from_env();
+    let opts = LocalConfig::from_env()?;
     println!(
         "data dir {}; images in {}",
         opts.data_dir.display(),
@@ -46,7 +47,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let binary = tokio::task::spawn_blocking(local::ensure_example_server).await??;
+    let binary =
+        tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
+            .await??;
     step(
         t,
         &format!("example MCP server binary ready: {}", binary.display()),
@@ -54,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
 
     let t = Instant::now();
     let repo_dir = opts.data_dir.join("quickstart-repo");
-    let repo = local::write_server_repo(&repo_dir, &binary, local::EXAMPLE_DOCKERFILE)?;
+    let repo = fixtures::write_server_repo(&repo_dir, &binary, fixtures::EXAMPLE_DOCKERFILE)?;
     step(t, &format!("git repository {repo}"));
 
     let backend = LocalBackend::connect(opts).await?;

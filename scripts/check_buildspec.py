@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDSPEC = ROOT / "terraform" / "modules" / "verification" / "buildspec.yml"
-# The verification module's default `stdio_bridge.entrypoint` (examples/mcp_stdio_bridge.rs's CLI).
+# The verification module's default `stdio_bridge.entrypoint` (the mcp-stdio-bridge CLI).
 BRIDGE_ENTRYPOINT = ["/toolshed/stdio-bridge", "--host", "0.0.0.0", "--port", "8000", "--"]
 
 # The stub `aws` CLI: just what the buildspec calls.

@@ -78,6 +78,10 @@ if [ "${TOOLSHED_SKIP_INSTALL:-0}" != 1 ]; then
     log "installing cargo-nextest"
     cargo install --locked cargo-nextest
   fi
+  if ! cargo hack --version >/dev/null 2>&1; then
+    log "installing cargo-hack"
+    cargo install --locked cargo-hack
+  fi
 fi
 export PATH="$venv/bin:$PATH"
 export TOOLSHED_TEST_PYTHON="$venv/bin/python"
@@ -124,12 +128,15 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Each feature of toolshed-core alone (no dev-dependencies, which would enable others): a feature
+# that builds only when the workspace unifies it with another one fails here. Check only.
+log "toolshed-core: each feature alone"
+cargo hack check --locked -p toolshed-core --each-feature --no-dev-deps
 # The example MCP server and the stdio bridge go into FROM-scratch images: build them static once,
 # here, rather than from inside the first Docker test. (--target keeps the flag off proc-macros.)
 log "static MCP binaries for the container images"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -p toolshed-core \
-  --features mcp-server --target x86_64-unknown-linux-gnu \
-  --example mcp_example_server --example mcp_stdio_bridge
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+  -p mcp-stdio-bridge -p mcp-example-server --target x86_64-unknown-linux-gnu
 log "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 log "doctests"

@@ -14,7 +14,8 @@ use toolshed_core::domain::{
 use toolshed_core::ports::{McpProbe, ServerRepository, TaskRunner, TaskSpec, TaskState};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 use toolshed_core::{testing::conformance, Error};
-use toolshed_examples::local::{self, LocalBackend, LocalOptions};
+use toolshed_core::local::{LocalBackend, LocalConfig};
+use toolshed_core::testing::fixtures;
 use toolshed_tests::{docker as docker_enabled, TempDir};
 
 struct Fixture {
@@ -26,32 +27,30 @@ struct Fixture {
 }
 
 /// A local backend in a fresh data directory with the example server registered.
-async fn fixture(registry: Option<String>, tweak: impl FnOnce(&mut LocalOptions)) -> Fixture {
+async fn fixture(registry: Option<String>, tweak: impl FnOnce(&mut LocalConfig)) -> Fixture {
     fixture_with(registry, tweak, None).await
 }
 
 /// As [`fixture`], with a different binary and transport for the registered server.
 async fn fixture_with(
     registry: Option<String>,
-    tweak: impl FnOnce(&mut LocalOptions),
+    tweak: impl FnOnce(&mut LocalConfig),
     custom: Option<(std::path::PathBuf, &str, Transport)>,
 ) -> Fixture {
     let data = TempDir::new("toolshed-local");
-    let binary = tokio::task::spawn_blocking(local::ensure_example_server)
+    let binary = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
         .await
         .unwrap()
         .expect("example server binary");
     let repo_dir = data.0.join("repo");
     let (binary, dockerfile, transport) = match custom {
         Some((b, d, t)) => (b, d, t),
-        None => (binary, local::EXAMPLE_DOCKERFILE, Transport::default()),
+        None => (binary, fixtures::EXAMPLE_DOCKERFILE, Transport::default()),
     };
-    let repo = local::write_server_repo(&repo_dir, &binary, dockerfile).unwrap();
-    let mut opts = LocalOptions {
-        data_dir: data.0.clone(),
+    let repo = fixtures::write_server_repo(&repo_dir, &binary, dockerfile).unwrap();
+    let mut opts = LocalConfig {
         registry,
-        config: local::local_config(),
-        stdio_bridge: None,
+        ..LocalConfig::new(data.0.clone())
     };
     tweak(&mut opts);
     let backend = LocalBackend::connect(opts).await.unwrap();
@@ -226,7 +225,7 @@ async fn failed_build_keeps_the_last_good_image() {
     let good_image = good.server().image.clone().unwrap();
 
     // A Dockerfile step that cannot succeed (scratch has no shell).
-    local::write_server_repo(
+    fixtures::write_server_repo(
         &f.repo_dir,
         &f.binary,
         "FROM scratch\nCOPY server /server\nRUN /server --definitely-not-a-flag\n",
@@ -360,7 +359,7 @@ async fn stdio_server_is_wrapped_with_the_bridge() {
     if !docker_enabled("stdio_server_is_wrapped_with_the_bridge") {
         return;
     }
-    let bridge = tokio::task::spawn_blocking(local::ensure_stdio_bridge)
+    let bridge = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-stdio-bridge"))
         .await
         .unwrap()
         .expect("stdio bridge binary");

@@ -4,12 +4,15 @@
 //! `SdkConfig` says (a hand-built `SdkConfig` has retries off). Emulator endpoints come from the
 //! standard `AWS_ENDPOINT_URL` (read by `aws_config`), never from a code branch here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use toolshed_core::ports::{Clock, McpProbe, MetadataGenerator, SourceRepository};
+use toolshed_core::services::Ports;
 
 use crate::codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
 use crate::dynamodb::{DynamoServerRepository, DynamoTables};
@@ -259,12 +262,39 @@ impl AwsAdapters {
     /// # Errors
     /// A missing or malformed setting, naming the variable.
     pub async fn from_env() -> Result<Self, AwsError> {
-        let settings = AwsSettings::from_env()?;
+        Ok(Self::from_settings(AwsSettings::from_env()?).await)
+    }
+
+    /// Loads the default AWS configuration (credentials chain, `AWS_ENDPOINT_URL`…) for
+    /// `settings.region` and builds the adapters over it.
+    pub async fn from_settings(settings: AwsSettings) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(settings.region.clone()))
             .load()
             .await;
-        Ok(AwsAdaptersBuilder::new(sdk, settings).build())
+        AwsAdaptersBuilder::new(sdk, settings).build()
+    }
+
+    /// The services' ports: these five adapters (shared clones), plus the ports no AWS service
+    /// provides — the MCP probe, the git source, the metadata generator and the clock.
+    pub fn ports(
+        &self,
+        probe: Arc<dyn McpProbe>,
+        source: Arc<dyn SourceRepository>,
+        metadata: Arc<dyn MetadataGenerator>,
+        clock: Arc<dyn Clock>,
+    ) -> Ports {
+        Ports {
+            repository: Arc::new(self.repository.clone()),
+            images: Arc::new(self.images.clone()),
+            builder: Arc::new(self.builder.clone()),
+            runner: Arc::new(self.tasks.clone()),
+            docs: Arc::new(self.docs.clone()),
+            probe,
+            source,
+            metadata,
+            clock,
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //!   `ImageBuilder`, `TaskRunner`, `McpProbe`, `SourceRepository`, `MetadataGenerator`,
 //!   `DocsStore`, `Clock`).
 //! - [`services`]: the use cases (verify, playground, sweep, metadata).
+//! - `local` (feature `local`): the local composition (`LocalBackend` over
+//!   the Docker engine, SQLite, git and the file system) and its `LocalConfig`.
 //! - `testing` (feature `testing`): in-memory doubles of every port and the repository
 //!   conformance suite. Feature `mocks`: `mockall` mocks of every port.
 #![warn(missing_docs)]
@@ -17,6 +19,8 @@
 pub mod adapters;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod ports;
 pub mod services;
 #[cfg(feature = "testing")]

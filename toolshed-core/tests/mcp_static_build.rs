@@ -1,56 +1,19 @@
-//! The static build of the example binaries, then the built bridge binary in front of the real
-//! `mcp-server-time`, and the built example server, each stopped with SIGTERM. Ignored by default
-//! (a release build of the crate takes minutes):
-//!
-//! `TOOLSHED_TEST_VENV_BIN=.venv/bin cargo test -p toolshed-core --features mcp-server --test
-//! mcp_static_build -- --ignored`
+//! The static builds of the `mcp-stdio-bridge` and `mcp-example-server` packages (the test
+//! command builds them before the tests; built here with cargo when missing, which takes
+//! minutes), then the bridge in front of the real `mcp-server-time`, and the example server, each
+//! stopped with SIGTERM.
 #![cfg(feature = "mcp-server")]
 
 mod mcp_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use toolshed_core::adapters::mcp::RmcpProbe;
 use toolshed_core::domain::Endpoint;
 use toolshed_core::ports::McpProbe;
-
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs the documented static build command and returns the examples directory.
-fn static_build() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args([
-            "build",
-            "--release",
-            "--example",
-            "mcp_stdio_bridge",
-            "--example",
-            "mcp_example_server",
-        ])
-        .args([
-            "--features",
-            "mcp-server",
-            "-p",
-            "toolshed-core",
-            "--target",
-            TARGET,
-        ])
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "static build failed");
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    target_dir.join(TARGET).join("release/examples")
-}
+use toolshed_core::testing::fixtures;
 
 fn assert_static(binary: &Path) {
     let out = Command::new("ldd").arg(binary).output().expect("ldd");
@@ -84,14 +47,13 @@ fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
 }
 
 #[tokio::test]
-#[ignore = "release build of the static binaries (minutes)"]
 async fn static_binaries_build_and_serve() {
     let Some(bin) = mcp_support::venv_bin() else {
         return;
     };
-    let examples = static_build();
-    let bridge_bin = examples.join("mcp_stdio_bridge");
-    let example_bin = examples.join("mcp_example_server");
+    let bridge_bin = fixtures::ensure_static_binary("mcp-stdio-bridge").expect("static bridge");
+    let example_bin =
+        fixtures::ensure_static_binary("mcp-example-server").expect("static example server");
     assert_static(&bridge_bin);
     assert_static(&example_bin);
     let probe = RmcpProbe::new().unwrap();

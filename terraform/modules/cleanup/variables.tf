@@ -21,7 +21,7 @@ variable "tags" {
 }
 
 variable "lambda_zip_path" {
-  description = "Path of the built sweeper (a zip holding `bootstrap`, built from examples/cleanup_lambda for provided.al2023; see README)."
+  description = "Path of the built sweeper (a zip holding `bootstrap`, built from examples/cleanup-lambda for provided.al2023; see README)."
   type        = string
 
   validation {

@@ -12,6 +12,7 @@ mod builder;
 mod clock;
 pub mod conformance;
 mod docs;
+pub mod fixtures;
 mod image_store;
 mod probe;
 mod repository;

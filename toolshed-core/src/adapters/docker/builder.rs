@@ -52,7 +52,7 @@ impl DockerImageBuilder {
         }
     }
 
-    /// The static stdio bridge binary (`mcp_stdio_bridge`) that stdio servers are wrapped with.
+    /// The static stdio bridge binary (`mcp-stdio-bridge`) that stdio servers are wrapped with.
     pub fn with_stdio_bridge(mut self, binary: impl Into<PathBuf>) -> Self {
         self.bridge = Some(binary.into());
         self
@@ -214,8 +214,9 @@ async fn build(
         (Transport::Stdio { .. }, None) => {
             return failed(
                 "BUILD",
-                "stdio servers need the stdio bridge binary, which this builder was not given \
-                 (DockerImageBuilder::with_stdio_bridge); or serve MCP over streamable HTTP"
+                "stdio servers need the mcp-stdio-bridge binary, which this deployment does not \
+                 have (`toolshed doctor` and the API's /healthz say why); or serve MCP over \
+                 streamable HTTP"
                     .to_owned(),
                 false,
             )

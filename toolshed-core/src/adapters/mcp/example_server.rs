@@ -1,4 +1,4 @@
-//! [`ExampleServer`]: a small deterministic MCP server (`examples/mcp_example_server.rs`).
+//! [`ExampleServer`]: a small deterministic MCP server (the `mcp-example-server` binary).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,9 +3,9 @@
 //! - [`RmcpProbe`]: probe (handshake + all tool pages), readiness with backoff, and tool calls
 //!   with arguments checked against the tool's JSON schema before anything is sent.
 //! - `StdioBridge` (feature `mcp-server`): serves a stdio-only MCP server over streamable HTTP,
-//!   so every verified image answers the same way (`examples/mcp_stdio_bridge.rs`).
+//!   so every verified image answers the same way (the `mcp-stdio-bridge` package).
 //! - `ExampleServer` (feature `mcp-server`): a small deterministic MCP server
-//!   (`examples/mcp_example_server.rs`).
+//!   (the `mcp-example-server` package).
 //!
 //! rmcp types never leave this module: the core sees only [`crate::domain`] types.
 //!
@@ -33,10 +33,11 @@
 //!   other:
 //!
 //! ```dockerfile
-//! COPY mcp_stdio_bridge /usr/local/bin/mcp_stdio_bridge
+//! COPY toolshed-stdio-bridge /toolshed-stdio-bridge
 //! EXPOSE 8000
-//! ENTRYPOINT ["/usr/local/bin/mcp_stdio_bridge", "--port", "8000", "--path", "/mcp", "--"]
-//! CMD ["mcp-server-time"]   # the registered command, one JSON array element per argument
+//! # the registered command follows "--", one JSON array element per argument
+//! ENTRYPOINT ["/toolshed-stdio-bridge", "--port", "8000", "--host", "0.0.0.0", "--path", "/mcp", "--", "mcp-server-time"]
+//! CMD []
 //! ```
 //!
 //! The bridge opens its port only after the child answered `initialize`, so readiness

@@ -54,14 +54,6 @@ impl SqliteServerRepository {
         })
     }
 
-    /// Opens the database in the user's data directory ([`default_data_dir`]).
-    ///
-    /// # Errors
-    /// As [`Self::open`].
-    pub async fn open_default() -> Result<Self> {
-        Self::open(default_data_dir().join(DB_FILE)).await
-    }
-
     /// A private in-memory database (tests, throwaway runs).
     ///
     /// # Errors
@@ -100,21 +92,6 @@ impl SqliteServerRepository {
         .await
         .map_err(|e| SqliteError::Join(e).into_error(operation))?
     }
-}
-
-/// The user's data directory for Toolshed: `$TOOLSHED_DATA_DIR`, else `$XDG_DATA_HOME/toolshed`,
-/// else `~/.local/share/toolshed`, else `./.toolshed`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TOOLSHED_DATA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("toolshed");
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(home).join(".local/share/toolshed");
-    }
-    PathBuf::from(".toolshed")
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use toolshed_core::domain::{
     ToolCall, Transport,
 };
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
-use toolshed_examples::local::{local_config, LocalBackend, LocalOptions};
+use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 
 use crate::instances;
 use crate::output::{print, Format};
@@ -25,14 +25,16 @@ pub enum Command {
     /// Short-lived playground sessions of verified servers.
     #[command(subcommand)]
     Playground(Playground),
-    /// Long-running instances (seed 003): start, stop, restart, status, logs.
+    /// Long-running instances: start, stop, restart, status, logs.
     #[command(subcommand)]
     Instances(instances::Instances),
-    /// Templates (verified servers) instances can be created from (seed 004).
+    /// Templates (verified servers) instances can be created from.
     #[command(subcommand)]
     Templates(instances::Templates),
     /// Stop expired sessions and orphaned containers.
     Sweep,
+    /// Check the local set-up: Docker engine, data directory, registry, git, stdio bridge.
+    Doctor,
 }
 
 /// `servers …`
@@ -113,17 +115,20 @@ pub enum Playground {
 
 /// Runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut opts = LocalOptions::from_env();
+    let mut config = LocalConfig::from_env()?;
     if let Some(d) = cli.data_dir {
-        opts.data_dir = d;
+        config.data_dir = d;
     }
     if cli.registry.is_some() {
-        opts.registry = cli.registry;
+        config.registry = cli.registry;
     }
-    opts.config = local_config();
-    let backend = LocalBackend::connect(opts).await?;
     let f = cli.output;
+    if let Command::Doctor = cli.command {
+        return doctor(config, f).await;
+    }
+    let backend = LocalBackend::connect(config).await?;
     match cli.command {
+        Command::Doctor => Ok(()),
         Command::Servers(c) => servers(&backend, f, c).await,
         Command::Playground(c) => playground(&backend, f, c).await,
         Command::Instances(c) => instances::run(&backend, f, c).await,
@@ -146,6 +151,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             Ok(())
         }
+    }
+}
+
+/// One line per check; fails (exit code 1) when something the whole local flow needs is missing.
+async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
+    let engine = match toolshed_core::adapters::docker::connect().await {
+        Ok(_) => Ok("reachable".to_owned()),
+        Err(e) => Err(format!("not reachable ({e}); start it or set DOCKER_HOST")),
+    };
+    let git = match std::process::Command::new("git").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        _ => Err("git not found on PATH: repositories cannot be read".to_owned()),
+    };
+    let bridge = locate_stdio_bridge(config.stdio_bridge.as_deref());
+    let stdio = match &bridge.path {
+        Some(path) => Ok(format!(
+            "stdio servers can be verified: bridge {} (found by {}){}",
+            path.display(),
+            bridge.found_by.map_or_else(String::new, |b| b.to_string()),
+            bridge.problem.as_deref().map_or_else(String::new, |p| format!("; warning: {p}"))
+        )),
+        None => Err(bridge.problem.clone().unwrap_or_default()),
+    };
+    let checks = [
+        ("docker engine", engine.clone()),
+        ("git", git.clone()),
+        ("stdio bridge", stdio.clone()),
+    ];
+    let healthy = engine.is_ok() && git.is_ok();
+    let v = serde_json::json!({
+        "data_dir": config.data_dir,
+        "registry": config.registry,
+        "checks": checks.iter().map(|(name, r)| serde_json::json!({
+            "check": name, "ok": r.is_ok(), "detail": r.as_ref().unwrap_or_else(|e| e),
+        })).collect::<Vec<_>>(),
+        "stdio_servers": bridge.available(),
+    });
+    print(f, &v, || {
+        let mut out = format!(
+            "data dir      {}\nimages        {}\n",
+            config.data_dir.display(),
+            config.registry.as_deref().unwrap_or("the engine's image store")
+        );
+        for (name, r) in &checks {
+            let (mark, detail) = match r {
+                Ok(d) => ("ok  ", d),
+                Err(d) => ("FAIL", d),
+            };
+            out.push_str(&format!("{mark} {name:<13} {detail}\n"));
+        }
+        out.trim_end().to_owned()
+    });
+    if healthy {
+        Ok(())
+    } else {
+        anyhow::bail!("the local backend cannot run: see the failed checks above")
     }
 }
 

@@ -13,7 +13,7 @@ use toolshed_core::adapters::docker::{HealthTracker, InstanceSpec, Liveness, Log
 use toolshed_core::domain::{ServerId, TaskHandle, VerificationState};
 use toolshed_core::error::EntityKind;
 use toolshed_core::Error;
-use toolshed_examples::local::LocalBackend;
+use toolshed_core::local::LocalBackend;
 
 use crate::output::{print, Format, Unhealthy};
 

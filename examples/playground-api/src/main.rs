@@ -1,10 +1,11 @@
-//! `playground_api`: the Toolshed playground HTTP API.
+//! `playground-api`: the Toolshed playground HTTP API.
 //!
 //! Environment:
 //! - `TOOLSHED_API_ADDR`: listen address (default `127.0.0.1:8080`).
 //! - `TOOLSHED_BACKEND`: `local` or `aws`; without it, `aws` when `PLAYGROUND_CLUSTER` (or
 //!   `AWS_ECS_CLUSTER`) is set, `local` otherwise.
-//! - local backend: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`, `DOCKER_HOST`.
+//! - local backend: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`, `TOOLSHED_STDIO_BRIDGE`,
+//!   `TOOLSHED_GIT_TOKEN`, `DOCKER_HOST`.
 //! - aws backend: `AWS_REGION`, `PLAYGROUND_CLUSTER`/`AWS_ECS_CLUSTER`, `AWS_SUBNETS`,
 //!   `AWS_SECURITY_GROUP_ID`, `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE`,
 //!   `TOOLSHED_ECR_REPOSITORY_URI`, `TOOLSHED_CODEBUILD_PROJECT`, `TOOLSHED_DOCS_BUCKET`,
@@ -12,7 +13,8 @@
 //! - `RUST_LOG`: log filter (default `info`).
 
 use anyhow::Context;
-use toolshed_playground_api::{backend, router_with, ApiConfig};
+use toolshed_playground_api::backend::{compose, BackendKind, ServiceConfig};
+use toolshed_playground_api::{router_with, ApiConfig};
 use tracing::info;
 
 #[tokio::main]
@@ -23,14 +25,17 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let addr = std::env::var("TOOLSHED_API_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    let (toolshed, kind) = backend::toolshed_from_env().await?;
+    let config = ServiceConfig::from_env()?;
+    let addr = config.addr.clone();
+    let backend = compose(config.backend).await?;
+    let kind = backend.kind;
     let app = router_with(
-        toolshed,
+        backend.toolshed,
         ApiConfig {
             backend: kind.to_string(),
             // Local repositories make sense only where the API runs on the developer's machine.
-            allow_file_repos: kind == backend::BackendKind::Local,
+            allow_file_repos: kind == BackendKind::Local,
+            stdio_servers: backend.stdio_servers,
             ..ApiConfig::default()
         },
     );

@@ -1,4 +1,4 @@
-//! The API on the AWS wiring ([`backend::aws_toolshed`] over the `toolshed-aws` adapters) against
+//! The API on the AWS wiring (`AwsAdapters::ports` over the `toolshed-aws` adapters) against
 //! moto (`TOOLSHED_TEST_MOTO_ENDPOINT`), over real HTTP: register, re-verify (CodeBuild → ECR →
 //! ECS check task → DynamoDB), launch, status by id and by task ARN, execute, stop.
 //! moto runs no containers, so the MCP probe is the fake one and git is in memory.
@@ -22,9 +22,8 @@ use serde_json::json;
 use support::{assert_error, Served};
 use toolshed_core::domain::{CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ToolCallOutput};
 use toolshed_core::ports::{ServerRepository, TaskRunner};
-use toolshed_core::services::ToolshedConfig;
+use toolshed_core::services::{HeuristicMetadataGenerator, Toolshed, ToolshedConfig};
 use toolshed_core::testing::{FakeMcpProbe, InMemorySourceRepository, ManualClock};
-use toolshed_playground_api::backend::{aws_toolshed, metadata_generator, AwsExtras};
 
 const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -40,20 +39,10 @@ async fn the_api_on_the_aws_adapters_against_moto() {
     ));
     let probe = Arc::new(FakeMcpProbe::new());
     let source = Arc::new(InMemorySourceRepository::new());
-    // No OPENAI_API_KEY: the heuristic generator.
-    let metadata = metadata_generator(|_| None, clock.clone()).unwrap();
-    assert!(
-        format!("{metadata:?}").contains("Heuristic"),
-        "{metadata:?}"
-    );
-    let toolshed = aws_toolshed(
-        &env.adapters,
-        AwsExtras {
-            probe: probe.clone(),
-            source: source.clone(),
-            metadata,
-            clock: clock.clone(),
-        },
+    let metadata = Arc::new(HeuristicMetadataGenerator::new(clock.clone()));
+    let toolshed = Toolshed::new(
+        env.adapters
+            .ports(probe.clone(), source.clone(), metadata, clock.clone()),
         ToolshedConfig {
             build_poll_interval: Duration::from_millis(10),
             task_poll_interval: Duration::from_millis(10),

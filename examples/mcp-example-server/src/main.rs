@@ -2,7 +2,7 @@
 //! `add` {a, b} and `word_count` {text}.
 //!
 //! ```text
-//! mcp_example_server [--port 8000] [--host 0.0.0.0]
+//! mcp-example-server [--port 8000] [--host 0.0.0.0]
 //! ```
 //!
 //! Listens on 0.0.0.0 (or `--host`) at `/mcp`; exits cleanly on SIGTERM / Ctrl-C.
@@ -10,8 +10,8 @@
 //! Environment: `RUST_LOG` (default `info,rmcp=warn`).
 //!
 //! Static build (for a `FROM scratch` image):
-//! `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --example mcp_example_server
-//! --features mcp-server -p toolshed-core --target x86_64-unknown-linux-gnu`
+//! `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p mcp-example-server
+//! --target x86_64-unknown-linux-gnu`
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ fn listen(args: &[String]) -> Result<(IpAddr, u16), String> {
         match flag.as_str() {
             "--port" => port = value.parse().map_err(|e| format!("--port {value}: {e}"))?,
             "--host" => host = value.parse().map_err(|e| format!("--host {value}: {e}"))?,
-            _ => return Err("usage: mcp_example_server [--port 8000] [--host 0.0.0.0]".into()),
+            _ => return Err("usage: mcp-example-server [--port 8000] [--host 0.0.0.0]".into()),
         }
     }
     Ok((host, port))

@@ -10,7 +10,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{assert_error, required_env, Served};
-use toolshed_examples::local::{self, LocalBackend, LocalOptions};
+use toolshed_core::local::{LocalBackend, LocalConfig};
+use toolshed_core::testing::fixtures;
 use toolshed_playground_api::ApiConfig;
 
 /// A temporary directory removed on drop.
@@ -48,20 +49,18 @@ async fn the_api_on_the_local_backend() {
         return;
     }
     let data = TempDir::new();
-    let binary = tokio::task::spawn_blocking(local::ensure_example_server)
+    let binary = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
         .await
         .unwrap()
         .expect("example server binary");
     let repo =
-        local::write_server_repo(&data.0.join("repo"), &binary, local::EXAMPLE_DOCKERFILE).unwrap();
-    let backend = LocalBackend::connect(LocalOptions {
-        data_dir: data.0.clone(),
+        fixtures::write_server_repo(&data.0.join("repo"), &binary, fixtures::EXAMPLE_DOCKERFILE)
+            .unwrap();
+    let backend = LocalBackend::connect(LocalConfig {
         registry: std::env::var("TOOLSHED_TEST_REGISTRY")
             .ok()
             .filter(|r| !r.is_empty()),
-        config: local::local_config(),
-        // Whatever else the local backend gains (e.g. the stdio bridge), as the binary wires it.
-        ..LocalOptions::from_env()
+        ..LocalConfig::new(data.0.clone())
     })
     .await
     .unwrap();

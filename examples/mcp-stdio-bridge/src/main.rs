@@ -1,7 +1,7 @@
 //! Serves a stdio-only MCP server over streamable HTTP.
 //!
 //! ```text
-//! mcp_stdio_bridge [--port 8000] [--host 0.0.0.0] [--path /mcp] -- <command> [args…]
+//! mcp-stdio-bridge [--port 8000] [--host 0.0.0.0] [--path /mcp] -- <command> [args…]
 //! ```
 //!
 //! Spawns the command and initializes it, then opens the port (an open port means ready); logs
@@ -10,9 +10,11 @@
 //!
 //! Environment: `RUST_LOG` (default `info,rmcp=warn`).
 //!
-//! Static build (the verification image copies this binary next to the server):
-//! `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --example mcp_stdio_bridge
-//! --features mcp-server -p toolshed-core --target x86_64-unknown-linux-gnu`
+//! The verification build copies this binary into the images of stdio servers, whatever their base
+//! image, so build it statically linked:
+//! `RUSTFLAGS="-C target-feature=+crt-static" cargo install --path examples/mcp-stdio-bridge
+//! --target x86_64-unknown-linux-gnu` (the local backend finds it next to the `toolshed` or
+//! `playground-api` executable, on `PATH`, or through `TOOLSHED_STDIO_BRIDGE`).
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -22,7 +24,7 @@ use toolshed_core::adapters::mcp::{
 };
 
 const USAGE: &str =
-    "usage: mcp_stdio_bridge [--port 8000] [--host 0.0.0.0] [--path /mcp] -- <command> [args…]";
+    "usage: mcp-stdio-bridge [--port 8000] [--host 0.0.0.0] [--path /mcp] -- <command> [args…]";
 
 /// Parses `[--port N] [--host IP] [--path P] -- command args…`.
 fn parse(args: &[String]) -> Result<BridgeConfig, String> {

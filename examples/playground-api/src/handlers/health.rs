@@ -14,5 +14,6 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
         backend: state.backend.clone(),
+        stdio_servers: state.stdio_servers.clone(),
     })
 }

@@ -1,6 +1,6 @@
 //! # toolshed-playground-api
 //!
-//! Seed 001's playground endpoints (plus registration, re-verification and docs from seed 000)
+//! The playground API (registration, re-verification, docs, playground sessions and tool calls)
 //! as an axum service over [`toolshed_core::services::Toolshed`]. [`router`] builds the whole
 //! service from a `Toolshed`, so tests serve it on `127.0.0.1:0` over any backend; [`backend`]
 //! composes the `Toolshed` of the binary (local by default, AWS when configured).
@@ -45,6 +45,8 @@ pub struct ApiConfig {
     /// Whether registrations may point at `file://` repositories (the local backend's own
     /// machine). Off by default: on a shared deployment it would let callers read local paths.
     pub allow_file_repos: bool,
+    /// Whether stdio servers can be verified, reported by `/healthz` (`None`: not reported).
+    pub stdio_servers: Option<dto::StdioSupport>,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +57,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(60),
             backend: "custom".to_owned(),
             allow_file_repos: false,
+            stdio_servers: None,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AppState {
     pub backend: String,
     /// See [`ApiConfig::allow_file_repos`].
     pub allow_file_repos: bool,
+    /// See [`ApiConfig::stdio_servers`].
+    pub stdio_servers: Option<dto::StdioSupport>,
 }
 
 /// The OpenAPI document's header; the paths come from the handlers.
@@ -123,6 +128,7 @@ pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
         toolshed,
         backend: config.backend.clone(),
         allow_file_repos: config.allow_file_repos,
+        stdio_servers: config.stdio_servers.clone(),
     };
     routes
         .route(

@@ -1,13 +1,16 @@
 //! `toolshed`: the command line of the local backend (Docker engine, SQLite, git).
 //!
+//! Install: `cargo install --path examples/toolshed-cli` (and, for stdio servers, the static
+//! `mcp-stdio-bridge` next to it; `toolshed doctor` says what is missing).
+//!
 //! ```text
-//! cargo run --example toolshed -- servers add time --repo file:///path/to/repo
-//! cargo run --example toolshed -- servers verify time
-//! cargo run --example toolshed -- playground start time
-//! cargo run --example toolshed -- playground exec <session> add --args '{"a":1,"b":2}'
-//! cargo run --example toolshed -- instances start time --name web-1
-//! cargo run --example toolshed -- instances logs web-1 -f --tail 50
-//! cargo run --example toolshed -- sweep
+//! toolshed servers add time --repo file:///path/to/repo
+//! toolshed servers verify time
+//! toolshed playground start time
+//! toolshed playground exec <session> add --args '{"a":1,"b":2}'
+//! toolshed instances start time --name web-1
+//! toolshed instances logs web-1 -f --tail 50
+//! toolshed sweep
 //! ```
 //!
 //! Human output by default, `-o json` for scripts. Exit codes: 0 success, 1 other error,

@@ -13,6 +13,21 @@ pub struct Health {
     pub status: String,
     /// Which backend the process runs on (`local`, `aws`, or `custom` for a router built in code).
     pub backend: String,
+    /// Whether stdio-only servers can be verified here (the stdio bridge was found), and why
+    /// not; absent when the deployment provides the bridge itself (the AWS backend's build
+    /// project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdio_servers: Option<StdioSupport>,
+}
+
+/// Whether stdio-only servers can be verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StdioSupport {
+    /// `true` when the stdio bridge was found.
+    pub available: bool,
+    /// Why not, or a warning about the bridge found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One server.

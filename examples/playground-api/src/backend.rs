@@ -1,0 +1,220 @@
+//! The composition root: the binary's settings, read once ([`ServiceConfig::from_env`]), and the
+//! adapters they select ([`compose`]).
+//!
+//! `TOOLSHED_BACKEND=local|aws` chooses explicitly. Without it, the AWS backend is chosen when the
+//! playground cluster is configured (`PLAYGROUND_CLUSTER` or `AWS_ECS_CLUSTER`), the local backend
+//! otherwise.
+//!
+//! - local: `toolshed_core::local::LocalConfig::from_env` (Docker engine, SQLite under
+//!   `TOOLSHED_DATA_DIR`, git CLI, rmcp probe, heuristic metadata; `TOOLSHED_REGISTRY` to push to
+//!   an OCI registry; `TOOLSHED_STDIO_BRIDGE`).
+//! - aws: `toolshed_aws::AwsSettings::from_env` (ECS Fargate, DynamoDB, CodeBuild, ECR, S3; the
+//!   default credentials chain; `AWS_ENDPOINT_URL` for an emulator), git CLI, rmcp probe, and
+//!   OpenAI metadata generation when `OPENAI_API_KEY` is set (`toolshed_openai`), the heuristic
+//!   generator otherwise.
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use toolshed_aws::{AwsAdapters, AwsSettings};
+use toolshed_core::adapters::git::GitCliSource;
+use toolshed_core::adapters::mcp::RmcpProbe;
+use toolshed_core::local::{LocalBackend, LocalConfig};
+use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
+use toolshed_core::services::{HeuristicMetadataGenerator, Toolshed, ToolshedConfig};
+use toolshed_openai::OpenAiMetadataGeneratorBuilder;
+
+use crate::dto::StdioSupport;
+
+/// Which adapters the binary runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Docker engine, SQLite, git.
+    Local,
+    /// ECS Fargate, DynamoDB, CodeBuild, ECR, S3.
+    Aws,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Local => "local",
+            BackendKind::Aws => "aws",
+        })
+    }
+}
+
+/// The backend the environment (read through `lookup`) asks for.
+///
+/// # Errors
+/// When `TOOLSHED_BACKEND` is neither `local` nor `aws`.
+pub fn select_backend(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<BackendKind> {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    match set("TOOLSHED_BACKEND").as_deref().map(str::trim) {
+        Some("local") => Ok(BackendKind::Local),
+        Some("aws") => Ok(BackendKind::Aws),
+        Some(other) => bail!("TOOLSHED_BACKEND must be `local` or `aws`, not {other:?}"),
+        None if set("PLAYGROUND_CLUSTER").is_some() || set("AWS_ECS_CLUSTER").is_some() => {
+            Ok(BackendKind::Aws)
+        }
+        None => Ok(BackendKind::Local),
+    }
+}
+
+/// The settings of the backend.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// The local backend's settings.
+    Local(LocalConfig),
+    /// The AWS backend's settings, and OpenAI's when `OPENAI_API_KEY` is set.
+    Aws {
+        /// The AWS adapters' settings.
+        settings: AwsSettings,
+        /// OpenAI metadata generation (`None`: the heuristic generator).
+        openai: Option<OpenAiMetadataGeneratorBuilder>,
+    },
+}
+
+impl BackendConfig {
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendConfig::Local(_) => BackendKind::Local,
+            BackendConfig::Aws { .. } => BackendKind::Aws,
+        }
+    }
+}
+
+/// Every setting of the `playground-api` binary.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `TOOLSHED_API_ADDR` (default `127.0.0.1:8080`).
+    pub addr: String,
+    /// The backend and its settings.
+    pub backend: BackendConfig,
+}
+
+impl ServiceConfig {
+    /// Reads every setting from the process environment, once.
+    ///
+    /// # Errors
+    /// A missing or malformed setting, naming the variable.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let backend = match select_backend(lookup)? {
+            BackendKind::Local => BackendConfig::Local(LocalConfig::from_env()?),
+            BackendKind::Aws => BackendConfig::Aws {
+                settings: AwsSettings::from_env().context("AWS backend settings")?,
+                openai: lookup("OPENAI_API_KEY")
+                    .filter(|k| !k.trim().is_empty())
+                    .map(|_| OpenAiMetadataGeneratorBuilder::from_env()),
+            },
+        };
+        Ok(Self {
+            addr: lookup("TOOLSHED_API_ADDR")
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            backend,
+        })
+    }
+}
+
+/// The composed backend.
+#[derive(Debug, Clone)]
+pub struct ComposedBackend {
+    /// The services.
+    pub toolshed: Toolshed,
+    /// Which backend.
+    pub kind: BackendKind,
+    /// Whether stdio servers can be verified (local backend only; the AWS build project is given
+    /// the bridge by Terraform).
+    pub stdio_servers: Option<StdioSupport>,
+}
+
+/// Wires the adapters `config` selects.
+///
+/// # Errors
+/// An unreachable Docker engine, an unopenable database, invalid OpenAI settings.
+pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
+    match config {
+        BackendConfig::Local(local) => {
+            let backend = LocalBackend::connect(local).await?;
+            let bridge = &backend.stdio_bridge;
+            Ok(ComposedBackend {
+                stdio_servers: Some(StdioSupport {
+                    available: bridge.available(),
+                    detail: bridge.problem.clone(),
+                }),
+                toolshed: backend.toolshed,
+                kind: BackendKind::Local,
+            })
+        }
+        BackendConfig::Aws { settings, openai } => {
+            let adapters = AwsAdapters::from_settings(settings).await;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let metadata: Arc<dyn MetadataGenerator> = match openai {
+                Some(builder) => Arc::new(
+                    builder
+                        .with_clock(clock.clone())
+                        .build()
+                        .context("OpenAI metadata generation settings")?,
+                ),
+                None => Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
+            };
+            let ports = adapters.ports(
+                Arc::new(RmcpProbe::new()?),
+                Arc::new(GitCliSource::new()),
+                metadata,
+                clock,
+            );
+            Ok(ComposedBackend {
+                toolshed: Toolshed::new(ports, ToolshedConfig::default())?,
+                kind: BackendKind::Aws,
+                stdio_servers: None,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pick(vars: &[(&str, &str)]) -> anyhow::Result<BackendKind> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        select_backend(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn local_by_default_aws_when_the_cluster_is_set_explicit_wins() {
+        assert_eq!(pick(&[]).unwrap(), BackendKind::Local);
+        assert_eq!(
+            pick(&[("PLAYGROUND_CLUSTER", "pg")]).unwrap(),
+            BackendKind::Aws
+        );
+        assert_eq!(
+            pick(&[("AWS_ECS_CLUSTER", "pg")]).unwrap(),
+            BackendKind::Aws
+        );
+        assert_eq!(
+            pick(&[("PLAYGROUND_CLUSTER", " ")]).unwrap(),
+            BackendKind::Local
+        );
+        assert_eq!(
+            pick(&[("TOOLSHED_BACKEND", "local"), ("PLAYGROUND_CLUSTER", "pg")]).unwrap(),
+            BackendKind::Local
+        );
+        assert_eq!(
+            pick(&[("TOOLSHED_BACKEND", "aws")]).unwrap(),
+            BackendKind::Aws
+        );
+        let err = pick(&[("TOOLSHED_BACKEND", "gcp")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TOOLSHED_BACKEND"), "{err}");
+    }
+}

@@ -1,0 +1,193 @@
+//! [`LocalConfig`]: every setting of the local backend, read once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::services::ToolshedConfig;
+
+/// Data directory (SQLite file, docs). Default `$XDG_DATA_HOME/toolshed`, else
+/// `~/.local/share/toolshed`.
+pub const ENV_DATA_DIR: &str = "TOOLSHED_DATA_DIR";
+/// `host:port` of an OCI registry to push images to (default: the engine's image store).
+pub const ENV_REGISTRY: &str = "TOOLSHED_REGISTRY";
+/// Path of the static stdio bridge (default: next to the running executable, else on `PATH`).
+pub const ENV_STDIO_BRIDGE: &str = "TOOLSHED_STDIO_BRIDGE";
+/// A token for https git remotes.
+pub const ENV_GIT_TOKEN: &str = "TOOLSHED_GIT_TOKEN";
+
+/// A secret string whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; pass it on, never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+/// Settings of the local backend.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Data directory (the SQLite file and the docs live there).
+    pub data_dir: PathBuf,
+    /// `host:port` of a registry, or `None` for the engine store.
+    pub registry: Option<String>,
+    /// An explicit stdio bridge binary; `None` looks next to the executable, then on `PATH`.
+    pub stdio_bridge: Option<PathBuf>,
+    /// Token for https git remotes.
+    pub git_token: Option<SecretString>,
+    /// Service timings and limits ([`local_service_config`] by default).
+    pub service: ToolshedConfig,
+}
+
+impl LocalConfig {
+    /// Defaults for `data_dir`: everything else as [`LocalConfig::from_lookup`] with no variable.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            registry: None,
+            stdio_bridge: None,
+            git_token: None,
+            service: local_service_config(),
+        }
+    }
+
+    /// From the process environment: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`,
+    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN` (and `XDG_DATA_HOME` / `HOME` for the default
+    /// data directory).
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the variable when a value is malformed.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Self::from_env`], reading variables through `lookup` (empty values count as unset).
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the variable when a value is malformed.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let data_dir = match get(ENV_DATA_DIR) {
+            Some(dir) => PathBuf::from(dir),
+            None => default_data_dir(&get),
+        };
+        let registry = get(ENV_REGISTRY).map(|r| r.trim().to_owned());
+        if let Some(registry) = &registry {
+            if registry.contains('/') || registry.contains(char::is_whitespace) {
+                return Err(Error::invalid(
+                    "config",
+                    format!("{ENV_REGISTRY} must be host:port of a registry, not {registry:?}"),
+                ));
+            }
+        }
+        Ok(Self {
+            data_dir,
+            registry,
+            stdio_bridge: get(ENV_STDIO_BRIDGE).map(PathBuf::from),
+            git_token: get(ENV_GIT_TOKEN).map(SecretString::new),
+            service: local_service_config(),
+        })
+    }
+
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(crate::adapters::sqlite::DB_FILE)
+    }
+
+    /// Overrides the data directory.
+    pub fn with_data_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.data_dir = dir.as_ref().to_path_buf();
+        self
+    }
+}
+
+/// `$XDG_DATA_HOME/toolshed`, else `~/.local/share/toolshed`, else `./.toolshed`.
+fn default_data_dir(get: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = get("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("toolshed");
+    }
+    if let Some(home) = get("HOME") {
+        return PathBuf::from(home).join(".local/share/toolshed");
+    }
+    PathBuf::from(".toolshed")
+}
+
+/// Service timings suited to a local engine: fast polls, short deadlines.
+pub fn local_service_config() -> ToolshedConfig {
+    ToolshedConfig {
+        build_poll_interval: Duration::from_millis(200),
+        build_timeout: Duration::from_secs(15 * 60),
+        task_poll_interval: Duration::from_millis(100),
+        task_start_timeout: Duration::from_secs(60),
+        readiness_deadline: Duration::from_secs(30),
+        ..ToolshedConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn reads_each_setting_and_defaults_the_data_dir() {
+        let config = LocalConfig::from_lookup(lookup(&[
+            ("TOOLSHED_DATA_DIR", "/data"),
+            ("TOOLSHED_REGISTRY", "127.0.0.1:5000"),
+            ("TOOLSHED_STDIO_BRIDGE", "/opt/bridge"),
+            ("TOOLSHED_GIT_TOKEN", "s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/data"));
+        assert_eq!(config.registry.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(config.stdio_bridge, Some(PathBuf::from("/opt/bridge")));
+        assert_eq!(
+            config.git_token.as_ref().map(SecretString::expose),
+            Some("s3cret")
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+
+        let config =
+            LocalConfig::from_lookup(lookup(&[("HOME", "/home/u"), ("TOOLSHED_REGISTRY", " ")]))
+                .unwrap();
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/home/u/.local/share/toolshed")
+        );
+        assert_eq!(config.registry, None);
+        let config =
+            LocalConfig::from_lookup(lookup(&[("HOME", "/home/u"), ("XDG_DATA_HOME", "/x")]))
+                .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/x/toolshed"));
+    }
+
+    #[test]
+    fn a_malformed_registry_names_the_variable() {
+        let err = LocalConfig::from_lookup(lookup(&[("TOOLSHED_REGISTRY", "https://r.example/x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TOOLSHED_REGISTRY"), "{err}");
+    }
+}
