@@ -268,8 +268,8 @@ async fn sweep_repairs_a_crash_between_start_and_record_and_removes_expired_sess
         return;
     }
     let f = fixture(None, |o| {
-        o.config.orphan_grace = Duration::ZERO;
-        o.config.ttl_bounds = TtlBounds::new(
+        o.service.orphan_grace = Duration::ZERO;
+        o.service.ttl_bounds = TtlBounds::new(
             Duration::from_secs(60),
             Duration::from_secs(1),
             Duration::from_secs(3600),
