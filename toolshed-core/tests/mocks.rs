@@ -1,15 +1,12 @@
 //! The `mocks` feature: mockall mocks of the ports, here proving by construction that a launch
-//! of an unverified server never reaches the runner.
+//! of an unverified server never reaches the runner (the other ports are in-memory doubles).
 
 use std::sync::Arc;
 
 use toolshed_core::domain::LiveSessionCounts;
 use toolshed_core::domain::{GitRef, RepoUrl, Server, ServerId, ServerRegistration};
 use toolshed_core::error::EntityKind;
-use toolshed_core::ports::{
-    MockDocsStore, MockImageBuilder, MockImageStore, MockMcpProbe, MockMetadataGenerator,
-    MockServerRepository, MockSourceRepository, MockTaskRunner,
-};
+use toolshed_core::ports::{MockServerRepository, MockTaskRunner};
 use toolshed_core::services::{LaunchRequest, Ports, Toolshed, ToolshedConfig};
 use toolshed_core::testing::ManualClock;
 use toolshed_core::Error;
@@ -47,21 +44,11 @@ async fn launch_of_an_unverified_server_never_starts_a_task() {
     runner.expect_start().never();
     runner.expect_prepare().never();
 
-    let toolshed = Toolshed::new(
-        Ports {
-            repository: Arc::new(repo),
-            images: Arc::new(MockImageStore::new()),
-            builder: Arc::new(MockImageBuilder::new()),
-            runner: Arc::new(runner),
-            probe: Arc::new(MockMcpProbe::new()),
-            source: Arc::new(MockSourceRepository::new()),
-            metadata: Arc::new(MockMetadataGenerator::new()),
-            docs: Arc::new(MockDocsStore::new()),
-            clock,
-        },
-        ToolshedConfig::default(),
-    )
-    .unwrap();
+    // Every other port on its in-memory double: only the repository and the runner are watched.
+    let mut ports = Ports::in_memory(clock).ports();
+    ports.repository = Arc::new(repo);
+    ports.runner = Arc::new(runner);
+    let toolshed = Toolshed::new(ports, ToolshedConfig::default()).unwrap();
     let e = toolshed
         .launch_session(&server.id, LaunchRequest::default())
         .await

@@ -6,6 +6,9 @@
 //! outcomes, delays and failures tests script. [`HeuristicMetadataGenerator`] is a real generator
 //! (the default when no LLM is configured), re-exported here for convenience.
 //!
+//! [`Ports::in_memory`](crate::services::Ports::in_memory) wires every port to a fresh double and
+//! returns them typed ([`InMemoryPorts`]), so tests script the doubles the services use.
+//!
 //! [`ServerRepository`]: crate::ports::ServerRepository
 
 mod builder;
@@ -14,6 +17,8 @@ pub mod conformance;
 mod docs;
 pub mod fixtures;
 mod image_store;
+mod instances;
+mod ports;
 mod probe;
 mod repository;
 mod runner;
@@ -23,9 +28,10 @@ pub use builder::{BuildResult, BuildScript, FakeImageBuilder};
 pub use clock::ManualClock;
 pub use docs::InMemoryDocsStore;
 pub use image_store::{InMemoryImageStore, TEST_REPOSITORY};
+pub use ports::InMemoryPorts;
 pub use probe::{FakeMcpProbe, RecordedCall};
 pub use repository::InMemoryServerRepository;
 pub use runner::{FakeTask, FakeTaskRunner};
 pub use source::InMemorySourceRepository;
 
-pub use crate::services::HeuristicMetadataGenerator;
+pub use crate::adapters::heuristic::HeuristicMetadataGenerator;

@@ -11,8 +11,8 @@ use toolshed_core::domain::{
 use toolshed_core::ports::{Clock, MetadataGenerator, ServerRepository};
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig, VerifyOptions, VerifyOutcome};
 use toolshed_core::testing::{
-    FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
-    InMemoryImageStore, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
+    FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, InMemoryDocsStore, InMemoryImageStore,
+    InMemoryPorts, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
 };
 
 pub struct Harness {
@@ -61,28 +61,23 @@ impl Harness {
     }
 
     fn build(config: ToolshedConfig, metadata: Option<Arc<dyn MetadataGenerator>>) -> Self {
-        let clock = Arc::new(ManualClock::fixed());
-        let images = Arc::new(InMemoryImageStore::default());
-        let metadata =
-            metadata.unwrap_or_else(|| Arc::new(HeuristicMetadataGenerator::new(clock.clone())));
-        let repo = Arc::new(InMemoryServerRepository::new());
-        let builder = Arc::new(FakeImageBuilder::new(images.clone()));
-        let runner = Arc::new(FakeTaskRunner::new(clock.clone()));
-        let probe = Arc::new(FakeMcpProbe::new());
-        let source = Arc::new(InMemorySourceRepository::new());
-        let docs = Arc::new(InMemoryDocsStore::new());
-        let ports = Ports {
-            repository: repo.clone(),
-            images: images.clone(),
-            builder: builder.clone(),
-            runner: runner.clone(),
-            probe: probe.clone(),
-            source: source.clone(),
-            metadata: metadata.clone(),
-            docs: docs.clone(),
-            clock: clock.clone(),
-        };
+        let doubles = Ports::in_memory(Arc::new(ManualClock::fixed()));
+        let metadata: Arc<dyn MetadataGenerator> =
+            metadata.unwrap_or_else(|| doubles.metadata.clone());
+        let mut ports = doubles.ports();
+        ports.metadata = metadata.clone();
         let toolshed = Toolshed::new(ports.clone(), config.clone()).unwrap();
+        let InMemoryPorts {
+            repository: repo,
+            images,
+            builder,
+            runner,
+            probe,
+            source,
+            docs,
+            clock,
+            ..
+        } = doubles;
         Self {
             clock,
             repo,
