@@ -4,15 +4,21 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! Builds the example MCP server as a static binary (once), puts it in a local git repository with
-//! a `FROM scratch` Dockerfile, then: register → verify (build → store → container → MCP
+//! Puts the example MCP server in a local git repository with a `FROM scratch` Dockerfile, then:
+//! register → verify (build → store → container → MCP
 //! handshake → tools recorded → heuristic metadata) → playground session → one tool call →
 //! stop → sweep, printing each step with its time. A second run skips the re-verify (the state
 //! is in SQLite under the data directory).
 //!
+//! The example server in the image is this very program (`quickstart serve-example --port N`
+//! serves it), copied with the C library and loader it links against: the first run compiles
+//! nothing twice. (The `mcp-example-server` package is the same server as a binary of its own,
+//! which the tests build statically.)
+//!
 //! Environment: `TOOLSHED_DATA_DIR` (default `~/.local/share/toolshed`), `TOOLSHED_REGISTRY`
 //! (`host:port` of an OCI registry; default: the engine's image store), `RUST_LOG`.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -30,11 +36,19 @@ fn step(t: Instant, what: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve-example") {
+        return serve_example(&args[1..]).await;
+    }
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,rmcp::transport::worker=off".into()),
         )
+        // Logs on stderr, the steps on stdout; colour only for a person at a terminal.
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let start = Instant::now();
     let opts = LocalConfig::from_env()?;
@@ -47,17 +61,24 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let binary =
-        tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
-            .await??;
+    let binary = std::env::current_exe().context("cannot find this program's executable")?;
+    let runtime = fixtures::dynamic_runtime_files(&binary)?;
     step(
         t,
-        &format!("example MCP server binary ready: {}", binary.display()),
+        &format!(
+            "example MCP server: this program and {} runtime files",
+            runtime.len()
+        ),
     );
 
     let t = Instant::now();
     let repo_dir = opts.data_dir.join("quickstart-repo");
-    let repo = fixtures::write_server_repo(&repo_dir, &binary, fixtures::EXAMPLE_DOCKERFILE)?;
+    let repo = fixtures::write_server_repo_with_runtime(
+        &repo_dir,
+        &binary,
+        &runtime,
+        fixtures::DYNAMIC_EXAMPLE_DOCKERFILE,
+    )?;
     step(t, &format!("git repository {repo}"));
 
     let backend = LocalBackend::connect(opts).await?;
@@ -200,7 +221,7 @@ async fn native_startup(
         .port();
     let t = Instant::now();
     let mut child = tokio::process::Command::new(binary)
-        .args(["--port", &port.to_string()])
+        .args(["serve-example", "--port", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -214,4 +235,23 @@ async fn native_startup(
     let _ = child.kill().await;
     ready?;
     Ok(elapsed)
+}
+
+/// `serve-example [--port N]`: the example MCP server on 0.0.0.0:N (default 8000) at `/mcp`, until
+/// SIGTERM; what the quickstart's image runs.
+async fn serve_example(args: &[String]) -> anyhow::Result<()> {
+    use toolshed_core::adapters::mcp::{
+        init_tracing, serve_example_server, termination_signal, ExampleServer,
+    };
+    init_tracing();
+    let port: u16 = match args {
+        [] => 8000,
+        [flag, port] if flag == "--port" => port.parse().context("--port takes a number")?,
+        _ => anyhow::bail!("usage: quickstart serve-example [--port N]"),
+    };
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("cannot listen on port {port}"))?;
+    serve_example_server(ExampleServer::new(), listener, "/mcp", termination_signal()).await?;
+    Ok(())
 }

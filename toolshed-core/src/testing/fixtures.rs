@@ -103,6 +103,61 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
 /// # Errors
 /// `Backend` when files cannot be written or git fails.
 pub fn write_server_repo(dir: &Path, binary: &Path, dockerfile: &str) -> Result<RepoUrl> {
+    write_server_repo_with_runtime(dir, binary, &[], dockerfile)
+}
+
+/// The Dockerfile of an image made from a dynamically linked executable that serves the example
+/// server with `serve-example` (the quickstart), and the files [`dynamic_runtime_files`] lists,
+/// which [`write_server_repo_with_runtime`] puts under `rootfs/`.
+pub const DYNAMIC_EXAMPLE_DOCKERFILE: &str = "FROM scratch\nCOPY rootfs/ /\nCOPY server /server\n\
+    EXPOSE 8000\nENTRYPOINT [\"/server\", \"serve-example\", \"--port\", \"8000\"]\n";
+
+/// The shared libraries and the program loader a dynamically linked executable needs, as `ldd`
+/// lists them (absolute paths on this machine); empty for a static executable. Copied to the same
+/// paths in a `FROM scratch` image, they let the executable run there without a second,
+/// statically linked build.
+///
+/// # Errors
+/// `Backend` when `ldd` cannot be run.
+pub fn dynamic_runtime_files(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd").arg(binary).output().map_err(|e| {
+        Error::backend(
+            "ldd",
+            "runtime_files",
+            None,
+            false,
+            format!("cannot run ldd: {e}"),
+        )
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and `/lib64/ld-linux-x86-64.so.2 (0x…)`;
+    // `linux-vdso.so.1 (0x…)` is the kernel's and has no file.
+    let mut files: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, target)) => target.split_whitespace().next(),
+                None => line.split_whitespace().next(),
+            }?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// As [`write_server_repo`], plus each of `runtime_files` under `rootfs/` at its absolute path
+/// (see [`dynamic_runtime_files`]).
+///
+/// # Errors
+/// `Backend` when files cannot be written or git fails.
+pub fn write_server_repo_with_runtime(
+    dir: &Path,
+    binary: &Path,
+    runtime_files: &[PathBuf],
+    dockerfile: &str,
+) -> Result<RepoUrl> {
     let io = |what: &str, e: std::io::Error| {
         Error::backend(
             "fs",
@@ -115,6 +170,15 @@ pub fn write_server_repo(dir: &Path, binary: &Path, dockerfile: &str) -> Result<
     std::fs::create_dir_all(dir).map_err(|e| io("create the directory", e))?;
     if !dir.join(".git").exists() {
         git(dir, &["init", "-q", "-b", "main"])?;
+    }
+    for file in runtime_files {
+        let relative = file.strip_prefix("/").unwrap_or(file);
+        let target = dir.join("rootfs").join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io("create rootfs/", e))?;
+        }
+        // Follows symlinks: the image gets the library itself at the path the loader looks at.
+        std::fs::copy(file, &target).map_err(|e| io("copy a runtime library", e))?;
     }
     let server = dir.join("server");
     std::fs::copy(binary, &server).map_err(|e| io("copy the server binary", e))?;
