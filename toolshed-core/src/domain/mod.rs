@@ -5,6 +5,7 @@ mod image;
 mod labels;
 mod mcp;
 mod metadata;
+pub mod poisoning;
 mod repo_url;
 mod server;
 mod session;
