@@ -15,17 +15,11 @@
 //!
 //! Run: `cargo run -p toolshed-aws --example aws_launch_bench`
 
-#[allow(dead_code)]
-#[path = "../toolshed-aws/tests/moto/env.rs"]
-mod env;
-#[allow(dead_code)]
-#[path = "../toolshed-aws/tests/moto/serialized.rs"]
-mod serialized;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
+use toolshed_aws::testing::{shared_serialized_endpoint, MotoEnv, MotoServices};
 use toolshed_core::domain::{
     CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps,
 };
@@ -45,8 +39,8 @@ fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// A fresh moto account with one verified server.
-async fn setup(endpoint: &str) -> Result<(env::MotoEnv, env::Services, ServerId)> {
-    let moto = env::MotoEnv::create(endpoint.to_owned()).await;
+async fn setup(endpoint: &str) -> Result<(MotoEnv, MotoServices, ServerId)> {
+    let moto = MotoEnv::create(endpoint.to_owned()).await;
     moto.manual_task_transitions().await;
     let svc = moto.services(BIG_CAPS);
     let id = ServerId::new("bench")?;
@@ -75,7 +69,7 @@ async fn setup(endpoint: &str) -> Result<(env::MotoEnv, env::Services, ServerId)
 /// Launches `n` sessions with `in_flight` at once (stopping at `deadline`); returns how many
 /// succeeded and the elapsed time.
 async fn launch_many(
-    svc: &env::Services,
+    svc: &MotoServices,
     id: &ServerId,
     n: usize,
     in_flight: usize,
@@ -105,8 +99,8 @@ async fn launch_many(
 /// whole table): each task is started through the runner as a launch would, and the session
 /// records are written with BatchWriteItem in the repository's own item layout.
 async fn seed(
-    moto: &env::MotoEnv,
-    svc: &env::Services,
+    moto: &MotoEnv,
+    svc: &MotoServices,
     id: &ServerId,
     n: usize,
     in_flight: usize,
@@ -175,7 +169,7 @@ async fn main() -> Result<()> {
     let shared = std::env::var("TOOLSHED_TEST_MOTO_ENDPOINT")
         .context("set TOOLSHED_TEST_MOTO_ENDPOINT to a moto server")?;
     let endpoint = match std::env::var("TOOLSHED_TEST_PYTHON") {
-        Ok(_) => serialized::shared_endpoint()
+        Ok(_) => shared_serialized_endpoint()
             .await
             .context("start a serialized moto")?,
         Err(_) => shared,

@@ -15,6 +15,10 @@
 //! configuration; [`AwsAdaptersBuilder`] takes an `SdkConfig` of your own. Every client has retry
 //! mode standard and an operation timeout. Point the crate at an emulator (moto, LocalStack) with
 //! the standard `AWS_ENDPOINT_URL`.
+//!
+//! Feature `testing`: `toolshed_aws::testing`, the moto set-up other packages' tests share (an
+//! isolated moto account per test with every resource the adapters need, and the services wired
+//! to it).
 #![warn(missing_docs)]
 
 pub mod codebuild;
@@ -25,6 +29,8 @@ pub mod ecs;
 pub mod error;
 pub mod interceptors;
 pub mod s3;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
 pub use config::{AwsAdapters, AwsAdaptersBuilder, AwsSettings, EcrRepository};

@@ -14,7 +14,7 @@ use toolshed_core::domain::{
     CommitSha, Endpoint, GitRef, ProbeReport, RepoSnapshot, RepoUrl, ToolCall, ToolCallOutput,
 };
 use toolshed_core::ports::{Clock, McpProbe, SnapshotLimits, SourceRepository, SystemClock};
-use toolshed_core::services::{HeuristicMetadataGenerator, Ports, Toolshed, ToolshedConfig};
+use toolshed_core::services::{HeuristicMetadataGenerator, Toolshed, ToolshedConfig};
 use toolshed_core::{Error, Result};
 
 /// A port the sweeper never calls: every call fails with a non-retryable `Backend` error naming
@@ -78,17 +78,12 @@ pub fn sweeper_from_adapters(
     clock: Arc<dyn Clock>,
     config: ToolshedConfig,
 ) -> Result<Toolshed> {
-    let ports = Ports {
-        repository: Arc::new(adapters.repository.clone()),
-        images: Arc::new(adapters.images.clone()),
-        builder: Arc::new(adapters.builder.clone()),
-        runner: Arc::new(adapters.tasks.clone()),
-        probe: Arc::new(DisabledPort),
-        source: Arc::new(DisabledPort),
-        metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
-        docs: Arc::new(adapters.docs.clone()),
+    let ports = adapters.ports(
+        Arc::new(DisabledPort),
+        Arc::new(DisabledPort),
+        Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
         clock,
-    };
+    );
     Toolshed::new(ports, config)
 }
 

@@ -1,21 +1,12 @@
 //! The Lambda handler invoked locally with EventBridge payloads: against the in-memory doubles
 //! (always) and against moto with the AWS adapters (`TOOLSHED_TEST_MOTO_ENDPOINT`).
 
-// The moto account set-up of toolshed-aws's own tests, reused as is.
-#[allow(dead_code, unused_imports)]
-#[rustfmt::skip]
-#[path = "../../../toolshed-aws/tests/moto/env.rs"]
-mod env;
-#[allow(dead_code, unused_imports)]
-#[rustfmt::skip]
-#[path = "../../../toolshed-aws/tests/moto/serialized.rs"]
-mod serialized;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
+use toolshed_aws::testing::MotoEnv;
 use toolshed_cleanup_lambda::{handle, handle_for_runtime, sweeper_from_adapters, SweepError};
 use toolshed_core::domain::{
     CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, StopReason,
@@ -24,10 +15,7 @@ use toolshed_core::ports::{MockServerRepository, MockTaskRunner, ServerRepositor
 use toolshed_core::services::{
     LaunchRequest, Ports, SweepLimits, Toolshed, ToolshedConfig, VerifyOptions,
 };
-use toolshed_core::testing::{
-    FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
-    InMemoryImageStore, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
-};
+use toolshed_core::testing::{FakeTaskRunner, InMemorySourceRepository, ManualClock};
 use toolshed_core::Error;
 
 fn scheduled_event(id: &str) -> Value {
@@ -56,26 +44,12 @@ struct Memory {
 }
 
 fn memory() -> Memory {
-    let clock = Arc::new(ManualClock::fixed());
-    let images = Arc::new(InMemoryImageStore::default());
-    let runner = Arc::new(FakeTaskRunner::new(clock.clone()));
-    let source = Arc::new(InMemorySourceRepository::new());
-    let ports = Ports {
-        repository: Arc::new(InMemoryServerRepository::new()),
-        images: images.clone(),
-        builder: Arc::new(FakeImageBuilder::new(images)),
-        runner: runner.clone(),
-        probe: Arc::new(FakeMcpProbe::new()),
-        source: source.clone(),
-        metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
-        docs: Arc::new(InMemoryDocsStore::new()),
-        clock: clock.clone(),
-    };
+    let doubles = Ports::in_memory(Arc::new(ManualClock::fixed()));
     Memory {
-        toolshed: Toolshed::new(ports, ToolshedConfig::default()).unwrap(),
-        clock,
-        runner,
-        source,
+        toolshed: Toolshed::new(doubles.ports(), ToolshedConfig::default()).unwrap(),
+        clock: doubles.clock,
+        runner: doubles.runner,
+        source: doubles.source,
     }
 }
 
@@ -219,7 +193,7 @@ async fn a_sweep_without_progress_because_the_backend_fails_is_retryable() {
 
 #[tokio::test]
 async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
-    let Some(env) = env::MotoEnv::new().await else {
+    let Some(env) = MotoEnv::new().await else {
         return;
     };
     env.manual_task_transitions().await;

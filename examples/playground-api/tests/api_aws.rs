@@ -3,15 +3,6 @@
 //! ECS check task → DynamoDB), launch, status by id and by task ARN, execute, stop.
 //! moto runs no containers, so the MCP probe is the fake one and git is in memory.
 
-// The moto account set-up of toolshed-aws's own tests, reused as is.
-#[allow(dead_code, unused_imports)]
-#[rustfmt::skip]
-#[path = "../../../toolshed-aws/tests/moto/env.rs"]
-mod env;
-#[allow(dead_code, unused_imports)]
-#[rustfmt::skip]
-#[path = "../../../toolshed-aws/tests/moto/serialized.rs"]
-mod serialized;
 mod support;
 
 use std::sync::Arc;
@@ -20,6 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{assert_error, Served};
+use toolshed_aws::testing::MotoEnv;
 use toolshed_core::domain::{CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ToolCallOutput};
 use toolshed_core::ports::{ServerRepository, TaskRunner};
 use toolshed_core::services::{HeuristicMetadataGenerator, Toolshed, ToolshedConfig};
@@ -29,7 +21,7 @@ const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
 #[tokio::test]
 async fn the_api_on_the_aws_adapters_against_moto() {
-    let Some(env) = env::MotoEnv::new().await else {
+    let Some(env) = MotoEnv::new().await else {
         return;
     };
     env.manual_task_transitions().await;

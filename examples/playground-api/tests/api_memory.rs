@@ -16,8 +16,7 @@ use toolshed_core::error::ProbeFailureKind;
 use toolshed_core::ports::{Clock, ServerRepository};
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
 use toolshed_core::testing::{
-    FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
-    InMemoryImageStore, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
+    FakeMcpProbe, FakeTaskRunner, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
 };
 
 struct Harness {
@@ -35,23 +34,8 @@ impl Harness {
     }
 
     async fn with(tweak: impl FnOnce(&mut ToolshedConfig)) -> Self {
-        let clock = Arc::new(ManualClock::fixed());
-        let images = Arc::new(InMemoryImageStore::default());
-        let repo = Arc::new(InMemoryServerRepository::new());
-        let runner = Arc::new(FakeTaskRunner::new(clock.clone()));
-        let probe = Arc::new(FakeMcpProbe::new());
-        let source = Arc::new(InMemorySourceRepository::new());
-        let ports = Ports {
-            repository: repo.clone(),
-            images: images.clone(),
-            builder: Arc::new(FakeImageBuilder::new(images)),
-            runner: runner.clone(),
-            probe: probe.clone(),
-            source: source.clone(),
-            metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
-            docs: Arc::new(InMemoryDocsStore::new()),
-            clock: clock.clone(),
-        };
+        let doubles = Ports::in_memory(Arc::new(ManualClock::fixed()));
+        let ports = doubles.ports();
         let mut config = ToolshedConfig {
             worker_id: "api-test".to_owned(),
             ..ToolshedConfig::default()
@@ -59,11 +43,11 @@ impl Harness {
         tweak(&mut config);
         let toolshed = Toolshed::new(ports, config).unwrap();
         Self {
-            clock,
-            repo,
-            runner,
-            probe,
-            source,
+            clock: doubles.clock,
+            repo: doubles.repository,
+            runner: doubles.runner,
+            probe: doubles.probe,
+            source: doubles.source,
             api: Served::start(toolshed).await,
         }
     }
@@ -276,7 +260,7 @@ async fn launch_status_execute_stop_and_delete() {
     assert_eq!(body["session"]["state"], "launching");
     assert!(body["session"]["image"].to_string().contains("sha256:"));
 
-    // Status by session id, then by task ARN as seed 001 has it.
+    // Status by session id, then by the task ARN returned at launch.
     let (status, body) = h
         .api
         .get(&format!(
@@ -359,7 +343,7 @@ async fn launch_status_execute_stop_and_delete() {
     assert_error(status, &body, 503, "mcp_unreachable");
     h.probe.fail_all(None);
 
-    // Stop by task ARN (seed 001), then DELETE by id is idempotent.
+    // Stop by the task ARN returned at launch, then DELETE by id is idempotent.
     let (status, body) = h
         .api
         .post(

@@ -15,14 +15,9 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use toolshed_aws::{CallCounter, DynamoServerRepository, DynamoTables, EcsTaskRunner};
 use toolshed_core::domain::{CommitSha, ImageRef, ImageTag, ServerId, SessionState, VerifiedImage};
 use toolshed_core::ports::Clock;
-use toolshed_core::services::{
-    HeuristicMetadataGenerator, LaunchRequest, Ports, Toolshed, ToolshedConfig,
-};
+use toolshed_core::services::{LaunchRequest, Ports, Toolshed, ToolshedConfig};
 use toolshed_core::testing::conformance::sample_server;
-use toolshed_core::testing::{
-    FakeImageBuilder, FakeMcpProbe, InMemoryDocsStore, InMemoryImageStore,
-    InMemorySourceRepository, ManualClock,
-};
+use toolshed_core::testing::ManualClock;
 
 use crate::Captured;
 
@@ -101,24 +96,16 @@ async fn a_repeated_launch_takes_three_round_trips_and_no_registration() {
         move |b| b.interceptor(c.clone()).http_client(crate::slow_http())
     );
 
-    let images = Arc::new(InMemoryImageStore::new(crate::REPO));
-    let ports = Ports {
-        repository: Arc::new(DynamoServerRepository::new(
-            dynamo,
-            DynamoTables {
-                servers: "servers".into(),
-                sessions: "sessions".into(),
-            },
-        )),
-        images: images.clone(),
-        builder: Arc::new(FakeImageBuilder::new(images)),
-        runner: Arc::new(EcsTaskRunner::new(ecs, crate::ecs_settings())),
-        probe: Arc::new(FakeMcpProbe::new()),
-        source: Arc::new(InMemorySourceRepository::new()),
-        metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
-        docs: Arc::new(InMemoryDocsStore::new()),
-        clock: clock.clone(),
-    };
+    // The AWS adapters on the launch path; every other port on its in-memory double.
+    let mut ports = Ports::in_memory(clock.clone()).ports();
+    ports.repository = Arc::new(DynamoServerRepository::new(
+        dynamo,
+        DynamoTables {
+            servers: "servers".into(),
+            sessions: "sessions".into(),
+        },
+    ));
+    ports.runner = Arc::new(EcsTaskRunner::new(ecs, crate::ecs_settings()));
     let toolshed = Toolshed::new(ports, ToolshedConfig::default()).unwrap();
 
     for round in 0..2 {

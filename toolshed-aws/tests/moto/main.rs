@@ -2,10 +2,8 @@
 //! its own moto account (`x-moto-account-id`), so tests run in parallel without resets.
 
 mod ecs;
-mod env;
 mod repository;
-mod serialized;
 mod services;
 mod stores;
 
-use env::MotoEnv;
+use toolshed_aws::testing::MotoEnv;

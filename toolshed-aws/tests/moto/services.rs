@@ -12,13 +12,13 @@ use toolshed_core::ports::{Clock, ServerRepository, TaskRunner, TaskSpec};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 use toolshed_core::Error;
 
-use crate::env::Services;
 use crate::MotoEnv;
+use toolshed_aws::testing::MotoServices;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// Registers `id`, points its repo at COMMIT and plays the build's push of that commit's tag.
-async fn registered(env: &MotoEnv, svc: &Services, id: &str) -> (ServerId, String) {
+async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (ServerId, String) {
     let server_id = ServerId::new(id).unwrap();
     let repo = RepoUrl::new(format!("https://github.com/example/{id}")).unwrap();
     let commit = CommitSha::new(COMMIT).unwrap();

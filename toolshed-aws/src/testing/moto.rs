@@ -1,7 +1,10 @@
 //! A moto account per test: clients with an `x-moto-account-id` header, and the resources the
 //! adapters need (tables, cluster, VPC with DNS hostnames, subnet, security group, repository,
 //! bucket, CodeBuild project), created through the SDK and, for EC2, moto's Query API.
+//!
+//! Set-up failures panic with what failed: this code runs inside tests and benchmarks only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -10,13 +13,25 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use toolshed_aws::{
+use toolshed_core::domain::SessionCaps;
+use toolshed_core::services::{Toolshed, ToolshedConfig};
+use toolshed_core::testing::{
+    FakeMcpProbe, HeuristicMetadataGenerator, InMemorySourceRepository, ManualClock,
+};
+
+use crate::{
     AwsAdapters, AwsAdaptersBuilder, AwsSettings, CallCounter, EcrRepository, StaticHeader,
 };
 
+/// The region every moto account is set up in.
 pub const REGION: &str = "us-east-1";
 
-/// The moto endpoint, or `None` after printing why the test is skipped.
+/// The moto endpoint from `TOOLSHED_TEST_MOTO_ENDPOINT`, or `None` after printing why the test
+/// is skipped.
+///
+/// # Panics
+/// When the variable is unset but `TOOLSHED_REQUIRE_BACKENDS=1` (the test command sets it, so a
+/// missing backend fails instead of skipping).
 pub fn moto_endpoint() -> Option<String> {
     match std::env::var("TOOLSHED_TEST_MOTO_ENDPOINT") {
         Ok(v) if !v.is_empty() => Some(v),
@@ -36,13 +51,20 @@ fn account() -> String {
     format!("{n:012}")
 }
 
-/// One test's isolated moto account with everything created.
+/// One test's isolated moto account with everything the adapters need created in it.
+#[derive(Debug)]
 pub struct MotoEnv {
+    /// The moto server.
     pub endpoint: String,
+    /// The 12-digit account id sent as `x-moto-account-id`.
     pub account: String,
+    /// Region, endpoint and static credentials.
     pub sdk: SdkConfig,
+    /// The settings naming this account's resources.
     pub settings: AwsSettings,
+    /// Counts the adapters' calls by operation.
     pub calls: CallCounter,
+    /// The adapters on this account (retries cut short, calls counted).
     pub adapters: AwsAdapters,
     http: reqwest::Client,
 }
@@ -54,13 +76,18 @@ impl MotoEnv {
         Some(Self::create(endpoint).await)
     }
 
-    /// Like [`Self::new`] on the test process's serialized moto (see `serialized.rs`).
+    /// Like [`Self::new`] on the test process's serialized moto (see [`super::SerializedMoto`]),
+    /// for checks of conditions under concurrency.
     pub async fn serialized() -> Option<Self> {
         moto_endpoint()?;
-        let endpoint = crate::serialized::shared_endpoint().await?;
+        let endpoint = super::serialized::shared_endpoint().await?;
         Some(Self::create(endpoint).await)
     }
 
+    /// Creates a fresh account's resources on the moto server at `endpoint`.
+    ///
+    /// # Panics
+    /// When moto refuses a set-up call (the message names it).
     pub async fn create(endpoint: String) -> Self {
         let account = account();
         let sdk = aws_config::defaults(BehaviorVersion::latest())
@@ -255,7 +282,7 @@ impl MotoEnv {
         )
     }
 
-    /// Raw SDK clients of this account (for test set-up and assertions).
+    /// Raw ECS client of this account (for test set-up and assertions).
     pub fn ecs(&self) -> aws_sdk_ecs::Client {
         Self::raw_clients(&self.sdk, &self.account).0
     }
@@ -322,6 +349,7 @@ impl MotoEnv {
     }
 }
 
+/// Lower-case hex SHA-256 of `data` (digests of hand-written manifests and layers).
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
@@ -409,7 +437,26 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client) {
         .table_name("toolshed-servers")
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("server_id", ScalarAttributeType::S))
+        .attribute_definitions(attr("lease_held", ScalarAttributeType::S))
+        .attribute_definitions(attr("lease_expires_at", ScalarAttributeType::N))
         .key_schema(key("server_id", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("leases-by-expiry")
+                .key_schema(key("lease_held", KeyType::Hash))
+                .key_schema(key("lease_expires_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("lease_holder")
+                        .non_key_attributes("lease_token")
+                        .non_key_attributes("lease_acquired_at")
+                        .non_key_attributes("lease_run")
+                        .build(),
+                )
+                .build()
+                .expect("gsi"),
+        )
         .send()
         .await
         .expect("CreateTable servers");
@@ -422,49 +469,49 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client) {
         .attribute_definitions(attr("created_at", ScalarAttributeType::N))
         .attribute_definitions(attr("live", ScalarAttributeType::S))
         .attribute_definitions(attr("expires_at", ScalarAttributeType::N))
+        .attribute_definitions(attr("instances", ScalarAttributeType::S))
+        .attribute_definitions(attr("instance_name", ScalarAttributeType::S))
         .key_schema(key("session_id", KeyType::Hash))
         .global_secondary_indexes(gsi("by-server", "server_id", "created_at"))
         .global_secondary_indexes(gsi("live-by-expiry", "live", "expires_at"))
+        .global_secondary_indexes(gsi("instances-by-name", "instances", "instance_name"))
         .send()
         .await
         .expect("CreateTable sessions");
 }
 
-/// The core services wired to this account's adapters, with a manual clock at the real now
+/// The core services wired to a moto account's adapters, with a manual clock at the real now
 /// (moto stamps tasks with real time), a fake MCP probe and an in-memory git source.
-pub struct Services {
-    pub toolshed: toolshed_core::services::Toolshed,
-    pub clock: std::sync::Arc<toolshed_core::testing::ManualClock>,
-    pub probe: std::sync::Arc<toolshed_core::testing::FakeMcpProbe>,
-    pub source: std::sync::Arc<toolshed_core::testing::InMemorySourceRepository>,
+#[derive(Debug)]
+pub struct MotoServices {
+    /// The services.
+    pub toolshed: Toolshed,
+    /// Their clock.
+    pub clock: Arc<ManualClock>,
+    /// Their MCP probe (scripted answers; nothing speaks MCP on moto).
+    pub probe: Arc<FakeMcpProbe>,
+    /// Their git source (the test sets commits).
+    pub source: Arc<InMemorySourceRepository>,
 }
 
 impl MotoEnv {
-    /// The services on these adapters.
-    pub fn services(&self, caps: toolshed_core::domain::SessionCaps) -> Services {
-        use std::sync::Arc;
-        use toolshed_core::services::{
-            HeuristicMetadataGenerator, Ports, Toolshed, ToolshedConfig,
-        };
-        use toolshed_core::testing::{FakeMcpProbe, InMemorySourceRepository, ManualClock};
+    /// The services on these adapters, polling every 10 ms and with `caps` on sessions.
+    ///
+    /// # Panics
+    /// When the configuration is refused (it is fixed here and valid).
+    pub fn services(&self, caps: SessionCaps) -> MotoServices {
         let secs = chrono::Utc::now().timestamp();
         let clock = Arc::new(ManualClock::new(
             chrono::DateTime::from_timestamp(secs, 0).expect("now"),
         ));
         let probe = Arc::new(FakeMcpProbe::new());
         let source = Arc::new(InMemorySourceRepository::new());
-        let a = &self.adapters;
-        let ports = Ports {
-            repository: Arc::new(a.repository.clone()),
-            images: Arc::new(a.images.clone()),
-            builder: Arc::new(a.builder.clone()),
-            runner: Arc::new(a.tasks.clone()),
-            probe: probe.clone(),
-            source: source.clone(),
-            metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
-            docs: Arc::new(a.docs.clone()),
-            clock: clock.clone(),
-        };
+        let ports = self.adapters.ports(
+            probe.clone(),
+            source.clone(),
+            Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
+            clock.clone(),
+        );
         let config = ToolshedConfig {
             build_poll_interval: Duration::from_millis(10),
             task_poll_interval: Duration::from_millis(10),
@@ -472,7 +519,7 @@ impl MotoEnv {
             session_caps: caps,
             ..ToolshedConfig::default()
         };
-        Services {
+        MotoServices {
             toolshed: Toolshed::new(ports, config).expect("config"),
             clock,
             probe,

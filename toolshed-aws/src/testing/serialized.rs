@@ -29,10 +29,12 @@ def serialized(environ, start_response):
 run_simple("127.0.0.1", int(sys.argv[1]), serialized, threaded=True, request_handler=MotoRequestHandler)
 "#;
 
-/// The child process; killed (by its own pid) on drop, and exits by itself when the test process
-/// ends.
+/// A serialized moto server, a child process of the test; killed (by its own pid) on drop, and
+/// exits by itself when the test process ends.
+#[derive(Debug)]
 pub struct SerializedMoto {
     child: Child,
+    /// Where it listens (`http://127.0.0.1:<port>`).
     pub endpoint: String,
 }
 
@@ -55,7 +57,12 @@ pub async fn shared_endpoint() -> Option<String> {
 }
 
 impl SerializedMoto {
-    /// Starts one with `TOOLSHED_TEST_PYTHON`, or `None` (after printing why) when unset.
+    /// Starts one with `TOOLSHED_TEST_PYTHON` (a Python with moto installed), or `None` (after
+    /// printing why) when unset.
+    ///
+    /// # Panics
+    /// When the variable is unset but `TOOLSHED_REQUIRE_BACKENDS=1`, or the server cannot be
+    /// spawned or does not answer within 30 s.
     pub async fn start() -> Option<Self> {
         let python = match std::env::var("TOOLSHED_TEST_PYTHON") {
             Ok(p) if !p.is_empty() => p,
