@@ -10,12 +10,20 @@
 #   TOOLSHED_SKIP_INSTALL=1   do not pip/apt install (use what is there)
 #   TOOLSHED_VENV=DIR         the test venv (default .venv in the workspace)
 #   TOOLSHED_CHECKOV_VENV=DIR the checkov venv (default .venv-checkov)
+#   CI=true                   target/ and the venvs in ~/.cache/toolshed-sdk (kept between runs)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 run_dir="$root/.toolshed-run"
 mkdir -p "$run_dir"
+# CI runs each time in a fresh clone on the same machine: keep what the run makes (target/, the
+# venvs) in one cache per machine, so a run builds and installs only what changed.
+if [ "${CI:-}" = true ]; then
+  ci_cache=${XDG_CACHE_HOME:-$HOME/.cache}/toolshed-sdk
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ci_cache/target}
+  : "${TOOLSHED_VENV:=$ci_cache/venv}" "${TOOLSHED_CHECKOV_VENV:=$ci_cache/venv-checkov}"
+fi
 venv=${TOOLSHED_VENV:-$root/.venv}
 checkov_venv=${TOOLSHED_CHECKOV_VENV:-$root/.venv-checkov}
 pids=()
@@ -119,6 +127,10 @@ export TOOLSHED_TEST_REGISTRY="127.0.0.1:$registry_port"
 
 if docker info >/dev/null 2>&1; then
   export TOOLSHED_TEST_DOCKER=1
+  # The local Python image real Python MCP servers are built FROM (made once, then cached by tag).
+  log "local Python image for the real-server tests"
+  TOOLSHED_TEST_PYTHON_IMAGE=$(scripts/python-base-image.sh)
+  export TOOLSHED_TEST_PYTHON_IMAGE
 else
   log "no Docker engine reachable: Docker tests will fail under TOOLSHED_REQUIRE_BACKENDS"
 fi
