@@ -17,6 +17,8 @@ enum Bug {
     IgnoresCaps,
     NoFencing,
     ExpiredListIncludesEnded,
+    StaleListIncludesLive,
+    InstanceLastWriterWins,
 }
 
 #[derive(Debug)]
@@ -51,6 +53,18 @@ impl ServerRepository for Broken {
     }
     async fn get_lease(&self, id: &ServerId) -> Result<Option<VerificationLease>> {
         self.inner.get_lease(id).await
+    }
+    async fn list_stale_verifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<VerificationLease>> {
+        if matches!(self.bug, Bug::StaleListIncludesLive) {
+            // Lists every held lease, as if the expiry were ignored.
+            let far = now + chrono::Duration::days(365 * 100);
+            return self.inner.list_stale_verifications(far, limit).await;
+        }
+        self.inner.list_stale_verifications(now, limit).await
     }
     async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
         if matches!(self.bug, Bug::NoFencing) {
@@ -182,9 +196,24 @@ async fn catches_an_expiry_listing_with_ended_sessions() {
 }
 
 #[tokio::test]
+#[should_panic(
+    expected = "conformance: list_stale_verifications must return only leases expired at now"
+)]
+async fn catches_a_stale_listing_with_live_leases() {
+    conformance::check_list_stale_verifications(broken(Bug::StaleListIncludesLive)).await;
+}
+
+#[tokio::test]
 async fn the_unbroken_wrapper_passes() {
     // The same wrapper, with a bug that only matters elsewhere, passes the checks above.
     conformance::check_session_caps(broken(Bug::NoFencing)).await;
     conformance::check_lease_takeover(broken(Bug::IgnoresCaps)).await;
     conformance::check_list_expired_sessions(broken(Bug::NoFencing)).await;
+    conformance::check_list_stale_verifications(broken(Bug::IgnoresCaps)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance: update_instance with a stale version: expected an error")]
+async fn catches_instance_updates_without_version_check() {
+    conformance::check_update_instance(broken(Bug::InstanceLastWriterWins)).await;
 }

@@ -194,8 +194,8 @@ fn configuration() {
     let cases: Vec<(ConfigChange, &str)> = vec![
         (Box::new(|c| c.worker_id = " ".into()), "worker_id"),
         (
-            Box::new(|c| c.readiness_deadline = c.lease_ttl),
-            "readiness_deadline",
+            Box::new(|c| c.lease_heartbeat = c.lease_ttl),
+            "lease_heartbeat",
         ),
         (
             Box::new(|c| c.build_poll_interval = c.lease_ttl * 2),

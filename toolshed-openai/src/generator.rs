@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
+use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
 use toolshed_core::domain::{
     GeneratedMetadata, Provenance, ProvenanceSource, RepoSnapshot, Timestamp,
 };
 use toolshed_core::ports::{Clock, MetadataGenerator, MetadataRequest};
-use toolshed_core::services::HeuristicMetadataGenerator;
 
 use crate::client::{ChatClient, ChatCompletion};
 use crate::config::{OpenAiMetadataGeneratorBuilder, Settings};

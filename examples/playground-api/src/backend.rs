@@ -19,13 +19,15 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use toolshed_aws::{AwsAdapters, AwsSettings};
 use toolshed_core::adapters::git::GitCliSource;
+use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
 use toolshed_core::adapters::mcp::RmcpProbe;
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
-use toolshed_core::services::{HeuristicMetadataGenerator, Toolshed, ToolshedConfig};
+use toolshed_core::services::{Toolshed, ToolshedConfig};
 use toolshed_openai::OpenAiMetadataGeneratorBuilder;
 
 use crate::dto::StdioSupport;
+use crate::resume::ResumeWorkerConfig;
 
 /// Which adapters the binary runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub struct ServiceConfig {
     pub addr: String,
     /// The backend and its settings.
     pub backend: BackendConfig,
+    /// The resume worker (`TOOLSHED_RESUME_INTERVAL_SECS`, default 30; `0` turns it off).
+    pub resume: Option<ResumeWorkerConfig>,
 }
 
 impl ServiceConfig {
@@ -113,7 +117,21 @@ impl ServiceConfig {
                     .map(|_| OpenAiMetadataGeneratorBuilder::from_env()),
             },
         };
+        let resume = match lookup("TOOLSHED_RESUME_INTERVAL_SECS").filter(|v| !v.trim().is_empty()) {
+            None => Some(ResumeWorkerConfig::default()),
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(0) => None,
+                Ok(secs) => Some(ResumeWorkerConfig {
+                    interval: std::time::Duration::from_secs(secs),
+                    ..ResumeWorkerConfig::default()
+                }),
+                Err(_) => bail!(
+                    "TOOLSHED_RESUME_INTERVAL_SECS must be a whole number of seconds (0 turns the resume worker off), not {raw:?}"
+                ),
+            },
+        };
         Ok(Self {
+            resume,
             addr: lookup("TOOLSHED_API_ADDR")
                 .filter(|a| !a.trim().is_empty())
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),

@@ -90,9 +90,11 @@ pub struct VerificationStatus {
     pub server_id: String,
     /// `unverified`, `verified` or `failed` (of the last completed run).
     pub state: String,
-    /// Whether a run holds the lease now.
+    /// Whether a live run holds the lease now.
     pub in_progress: bool,
-    /// The running run: `run_id`, `commit`, `step`, `started_at`, `holder`, `lease_expires_at`.
+    /// The run holding the lease: `run_id`, `commit`, `step`, `forced`, `started_at`, `holder`,
+    /// `lease_expires_at`, and `stale` (the lease expired without a heartbeat: its holder died
+    /// and the run waits for the resume worker).
     #[schema(value_type = Option<Object>)]
     pub run: Option<Value>,
     /// The last good image (`image`, `commit`, `verified_at`).

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 mod middleware;
+pub mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,10 +10,13 @@
 //!   `AWS_SECURITY_GROUP_ID`, `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE`,
 //!   `TOOLSHED_ECR_REPOSITORY_URI`, `TOOLSHED_CODEBUILD_PROJECT`, `TOOLSHED_DOCS_BUCKET`,
 //!   `TOOLSHED_TASK_EXECUTION_ROLE_ARN`, `TOOLSHED_LOG_GROUP` (see `toolshed_aws::AwsSettings`).
-//! - `RUST_LOG`: log filter (default `info`).
+//! - `TOOLSHED_RESUME_INTERVAL_SECS`: how often verifications whose process died are resumed
+//!   (default 30; `0` turns the resume worker off, e.g. when another process resumes them).
+//! - `RUST_LOG`: log filter (default `info`); logs go to stderr.
 
 use anyhow::Context;
 use toolshed_playground_api::backend::{compose, BackendKind, ServiceConfig};
+use toolshed_playground_api::resume::ResumeWorker;
 use toolshed_playground_api::{router_with, ApiConfig};
 use tracing::info;
 
@@ -29,6 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let addr = config.addr.clone();
     let backend = compose(config.backend).await?;
     let kind = backend.kind;
+    // Kept alive for the life of the process: dropping it stops the worker.
+    let _resume_worker = config
+        .resume
+        .map(|c| ResumeWorker::start(backend.toolshed.clone(), c));
     let app = router_with(
         backend.toolshed,
         ApiConfig {
@@ -51,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit. Re-verifications still
-/// running keep their lease until it expires; `resume_verification` continues them.
+/// running keep their lease until it expires; the resume worker of the next process (or
+/// `toolshed servers resume`) continues them.
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {

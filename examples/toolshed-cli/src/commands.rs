@@ -75,6 +75,27 @@ pub enum Servers {
         #[arg(long)]
         force: bool,
     },
+    /// Continue verifications whose process died (their lease expired without a heartbeat)
+    /// from the step they reached, and wait for them to end.
+    Resume {
+        /// Most runs resumed at once.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+}
+
+/// One resumed run, as `servers resume -o json` prints it.
+#[derive(Debug, serde::Serialize)]
+struct ResumedRow {
+    server_id: String,
+    /// `verified`, `up_to_date` or `failed`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// `playground …`
@@ -307,6 +328,50 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 let tools: Vec<&str> = s.tools.tools.iter().map(|t| t.name.as_str()).collect();
                 format!("{id}: {verb}; tools: {}", tools.join(", "))
             });
+        }
+        Servers::Resume { limit } => {
+            let resumed = ts.resume_stale_verifications(limit).await?;
+            let rows: Vec<ResumedRow> = resumed
+                .iter()
+                .map(|r| match &r.outcome {
+                    Ok(outcome) => {
+                        let s = outcome.server();
+                        ResumedRow {
+                            server_id: r.server_id.to_string(),
+                            status: match outcome {
+                                VerifyOutcome::UpToDate(_) => "up_to_date",
+                                VerifyOutcome::Verified { .. } => "verified",
+                            },
+                            commit: s.last_verified_commit().map(ToString::to_string),
+                            image: s.image.as_ref().map(|i| i.image.pinned()),
+                            error: None,
+                        }
+                    }
+                    Err(e) => ResumedRow {
+                        server_id: r.server_id.to_string(),
+                        status: "failed",
+                        commit: None,
+                        image: None,
+                        error: Some(e.to_string()),
+                    },
+                })
+                .collect();
+            print(f, &rows, || {
+                if rows.is_empty() {
+                    return "nothing to resume: no verification has an expired lease".to_owned();
+                }
+                rows.iter()
+                    .map(|r| match (&r.error, &r.image) {
+                        (Some(e), _) => format!("{}: resume failed: {e}", r.server_id),
+                        (None, Some(image)) => format!("{}: {} ({image})", r.server_id, r.status),
+                        (None, None) => format!("{}: {}", r.server_id, r.status),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            if let Some(e) = resumed.into_iter().find_map(|r| r.outcome.err()) {
+                return Err(e.into());
+            }
         }
     }
     Ok(())

@@ -13,6 +13,26 @@ resource "aws_dynamodb_table" "servers" {
     type = "S"
   }
 
+  # `lease_held` is present only while a verification lease is held: a sparse index of runs
+  # whose holder may have died (expiry passed without a heartbeat), resumed by the API's worker.
+  attribute {
+    name = "lease_held"
+    type = "S"
+  }
+
+  attribute {
+    name = "lease_expires_at"
+    type = "N"
+  }
+
+  global_secondary_index {
+    name               = "leases-by-expiry"
+    hash_key           = "lease_held"
+    range_key          = "lease_expires_at"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["lease_holder", "lease_token", "lease_acquired_at", "lease_run"]
+  }
+
   point_in_time_recovery {
     enabled                 = true
     recovery_period_in_days = var.point_in_time_recovery.recovery_period_in_days

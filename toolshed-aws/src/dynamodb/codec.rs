@@ -2,8 +2,9 @@
 //!
 //! Servers table (hash key `server_id`): `record` (the [`Server`] as JSON), `version` (N) and the
 //! lease as attributes — `lease_holder`, `lease_token` (N), `lease_expires_at` (N, epoch ms),
-//! `lease_acquired_at` (N, epoch ms), `lease_run` (JSON) and `lease_seq` (N, the last token
-//! issued; never decreases and survives releases, so tokens are never reused).
+//! `lease_acquired_at` (N, epoch ms), `lease_run` (JSON), `lease_held` (`"1"`, present only
+//! while a lease is held: the sparse key of index `leases-by-expiry`) and `lease_seq` (N, the
+//! last token issued; never decreases and survives releases, so tokens are never reused).
 //!
 //! Sessions table (hash key `session_id`): `server_id`, `created_at` / `expires_at` (N, epoch
 //! ms), `live` (`"1"`, present only while live: a sparse index key), `ttl` (N, epoch seconds =
@@ -35,6 +36,7 @@ pub(crate) mod attr {
     pub const LEASE_ACQUIRED_AT: &str = "lease_acquired_at";
     pub const LEASE_RUN: &str = "lease_run";
     pub const LEASE_SEQ: &str = "lease_seq";
+    pub const LEASE_HELD: &str = "lease_held";
     pub const CREATED_AT: &str = "created_at";
     pub const EXPIRES_AT: &str = "expires_at";
     pub const LIVE: &str = "live";
@@ -46,6 +48,12 @@ pub(crate) mod attr {
 pub const INDEX_BY_SERVER: &str = "by-server";
 /// Sparse GSI of live sessions by expiry: hash `live`, range `expires_at`.
 pub const INDEX_LIVE_BY_EXPIRY: &str = "live-by-expiry";
+/// Sparse GSI of held verification leases by expiry on the servers table: hash `lease_held`,
+/// range `lease_expires_at`; only servers with a held lease are in it, so finding runs whose
+/// holder stopped heartbeating reads those few items, never the whole catalogue.
+pub const INDEX_LEASES_BY_EXPIRY: &str = "leases-by-expiry";
+/// The value of `lease_held` while a lease is held.
+pub(crate) const HELD: &str = "1";
 /// The value of `live` on live sessions.
 pub(crate) const LIVE: &str = "1";
 /// Extra time DynamoDB TTL waits before deleting an ended or expired session item.

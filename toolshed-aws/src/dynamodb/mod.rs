@@ -8,8 +8,16 @@
 //!   never by DynamoDB TTL, which may delete days late; `ttl` only cleans up old items.
 //! - `list_servers` scans the servers table (a catalogue of at most thousands of items) and
 //!   sorts by id; every other read is a key lookup or an index query.
+//! - `list_stale_verifications` queries the sparse index `leases-by-expiry` of the servers
+//!   table, which holds only servers with a held lease (a handful: one per running
+//!   verification), so one call costs one small query (0.5 read unit per 4 KB returned,
+//!   eventually consistent) whatever the size of the catalogue. Each heartbeat of a held lease
+//!   also writes that index entry (one more write unit).
 
 pub mod codec;
+mod instances;
+
+pub use instances::INDEX_INSTANCES_BY_NAME;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -21,9 +29,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use toolshed_core::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
-    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState,
+    LiveSessionCounts, PlaygroundSession, Server, ServerId,
+    SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
+    VerificationLease, VerificationRun,
 };
 use toolshed_core::error::{CapScope, EntityKind};
 use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
@@ -132,7 +140,7 @@ impl DynamoServerRepository {
                 .update_item()
                 .table_name(&self.tables.servers)
                 .set_key(Some([key_server(&lease.server_id)].into()))
-                .update_expression("SET #r = :r, #v = :nv REMOVE #h, #t, #e, #a, #run")
+                .update_expression("SET #r = :r, #v = :nv REMOVE #h, #t, #e, #a, #run, #lh")
                 .condition_expression("#t = :t AND attribute_exists(#h) AND #v = :v")
                 .expression_attribute_names("#r", attr::RECORD)
                 .expression_attribute_names("#v", attr::VERSION)
@@ -141,6 +149,7 @@ impl DynamoServerRepository {
                 .expression_attribute_names("#e", attr::LEASE_EXPIRES_AT)
                 .expression_attribute_names("#a", attr::LEASE_ACQUIRED_AT)
                 .expression_attribute_names("#run", attr::LEASE_RUN)
+                .expression_attribute_names("#lh", attr::LEASE_HELD)
                 .expression_attribute_values(":r", codec::to_json(&server)?)
                 .expression_attribute_values(":nv", n(server.version))
                 .expression_attribute_values(":v", n(expected))
@@ -359,7 +368,7 @@ impl ServerRepository for DynamoServerRepository {
         expires_at: Timestamp,
     ) -> Result<VerificationLease> {
         let resume = run.is_none();
-        let mut set = "SET #h = :h, #e = :exp, #a = :now, #t = if_not_exists(#q, :zero) + :one, #q = if_not_exists(#q, :zero) + :one".to_owned();
+        let mut set = "SET #h = :h, #e = :exp, #a = :now, #lh = :held, #t = if_not_exists(#q, :zero) + :one, #q = if_not_exists(#q, :zero) + :one".to_owned();
         let mut cond =
             "attribute_exists(#k) AND (attribute_not_exists(#h) OR #e <= :now)".to_owned();
         let mut req = self
@@ -374,6 +383,8 @@ impl ServerRepository for DynamoServerRepository {
             .expression_attribute_names("#t", attr::LEASE_TOKEN)
             .expression_attribute_names("#q", attr::LEASE_SEQ)
             .expression_attribute_names("#run", attr::LEASE_RUN)
+            .expression_attribute_names("#lh", attr::LEASE_HELD)
+            .expression_attribute_values(":held", s(codec::HELD))
             .expression_attribute_values(":h", s(holder))
             .expression_attribute_values(":exp", ms(expires_at))
             .expression_attribute_values(":now", ms(now))
@@ -443,6 +454,49 @@ impl ServerRepository for DynamoServerRepository {
         }
     }
 
+    async fn list_stale_verifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<VerificationLease>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.tables.servers)
+            .index_name(codec::INDEX_LEASES_BY_EXPIRY)
+            .key_condition_expression("#lh = :held AND #e <= :now")
+            .expression_attribute_names("#lh", attr::LEASE_HELD)
+            .expression_attribute_names("#e", attr::LEASE_EXPIRES_AT)
+            .expression_attribute_values(":held", s(codec::HELD))
+            .expression_attribute_values(":now", ms(now))
+            .scan_index_forward(true);
+        loop {
+            let page_limit = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let page = req
+                .clone()
+                .limit(page_limit)
+                .send()
+                .await
+                .map_err(|e| sdk_error("dynamodb", "Query", None, e))?;
+            for item in page.items() {
+                if let Some(lease) = codec::lease_from_item(item)? {
+                    out.push(lease);
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => req = req.set_exclusive_start_key(Some(k)),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
         let res = self
             .client
@@ -496,15 +550,8 @@ impl ServerRepository for DynamoServerRepository {
         completion: &VerificationCompletion,
         now: Timestamp,
     ) -> Result<Server> {
-        self.finish_verification(lease, |server| {
-            server.image = Some(completion.image.clone());
-            server.tools = completion.tools.clone();
-            server.state = VerificationState::Verified;
-            server.last_failure = None;
-            server.verification_count += 1;
-            server.updated_at = now;
-        })
-        .await
+        self.finish_verification(lease, |server| server.record_verified(completion, now))
+            .await
     }
 
     async fn fail_verification(
@@ -512,12 +559,8 @@ impl ServerRepository for DynamoServerRepository {
         lease: &VerificationLease,
         failure: &VerificationFailure,
     ) -> Result<Server> {
-        self.finish_verification(lease, |server| {
-            server.state = VerificationState::Failed;
-            server.last_failure = Some(failure.clone());
-            server.updated_at = failure.at;
-        })
-        .await
+        self.finish_verification(lease, |server| server.record_failure(failure))
+            .await
     }
 
     async fn create_session(
@@ -575,16 +618,9 @@ impl ServerRepository for DynamoServerRepository {
                     })?;
                 return Ok(SessionInsert::Existing(codec::session_from_item(&item)?));
             }
-            for (i, scope, limit) in [
-                (1, CapScope::PerServer, caps.per_server),
-                (2, CapScope::Total, caps.total),
-            ] {
+            for (i, scope) in [(1, CapScope::PerServer), (2, CapScope::Total)] {
                 if failed(i) {
-                    return Err(Error::CapReached {
-                        scope,
-                        limit,
-                        server_id: session.server_id.clone(),
-                    });
+                    return Err(caps.reached(scope, &session.server_id));
                 }
             }
         }
@@ -651,13 +687,13 @@ impl ServerRepository for DynamoServerRepository {
                 .await?
                 .ok_or_else(|| Error::not_found(EntityKind::Session, id))?;
             let current = codec::session_from_item(&item)?;
-            if get_s(&item, attr::LIVE).is_none() || !current.state.is_live() {
+            if get_s(&item, attr::LIVE).is_none() {
                 return Ok(SessionEnd::AlreadyEnded(current));
             }
             let mut ended = current.clone();
-            ended.state = SessionState::Stopped;
-            ended.stop_reason = Some(reason);
-            ended.stopped_at = Some(at);
+            if !ended.end(reason, at) {
+                return Ok(SessionEnd::AlreadyEnded(current));
+            }
             ended.version = current.version + 1;
             let update = Update::builder()
                 .table_name(&self.tables.sessions)

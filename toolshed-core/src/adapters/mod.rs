@@ -1,4 +1,5 @@
-//! Adapters of the ports, each behind its own feature.
+//! Adapters of the ports, each behind its own feature (the heuristic metadata generator, which
+//! needs nothing outside the crate, is always compiled).
 
 #[cfg(feature = "docker")]
 pub mod docker;
@@ -6,6 +7,7 @@ pub mod docker;
 pub mod files;
 #[cfg(feature = "git")]
 pub mod git;
+pub mod heuristic;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 #[cfg(feature = "sqlite")]

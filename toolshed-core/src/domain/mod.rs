@@ -10,6 +10,10 @@ mod repo_url;
 mod server;
 mod session;
 mod verification;
+mod version;
+
+#[cfg(test)]
+mod rules_tests;
 
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
 pub use image::{validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage};
@@ -27,8 +31,8 @@ pub use metadata::{
 };
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};
 pub use server::{
-    Server, ServerRegistration, TaskResources, ToolInventory, Transport, VerificationState,
-    DEFAULT_MCP_PATH, DEFAULT_MCP_PORT, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN,
+    Server, ServerRegistration, TaskResources, ToolInventory, Transport, VerificationCompletion,
+    VerificationState, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN,
 };
 pub use session::{
     LiveSessionCounts, PlaygroundSession, SessionCaps, SessionState, StopReason, TaskHandle,
@@ -37,6 +41,7 @@ pub use session::{
 pub use verification::{
     BuildId, RunProgress, VerificationFailure, VerificationLease, VerificationRun, VerificationStep,
 };
+pub use version::next_version;
 
 /// Points in time: UTC, millisecond precision is what backends store.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

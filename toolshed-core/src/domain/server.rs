@@ -142,6 +142,15 @@ pub struct ToolInventory {
     pub gated_reason: Option<String>,
 }
 
+/// What a successful verification writes, in one atomic write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationCompletion {
+    /// The new image (digest-pinned) and its commit.
+    pub image: VerifiedImage,
+    /// What the probe found.
+    pub tools: ToolInventory,
+}
+
 /// Everything needed to register a server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerRegistration {
@@ -247,6 +256,26 @@ impl Server {
     /// The commit of the last good image (`lastVerifiedSha`).
     pub fn last_verified_commit(&self) -> Option<&CommitSha> {
         self.image.as_ref().map(|i| &i.commit)
+    }
+
+    /// Records a successful verification: the new image, commit and tools, state `Verified`,
+    /// `last_failure` cleared, one more completed verification. The version is left to the
+    /// repository, which bumps it in the same atomic write.
+    pub fn record_verified(&mut self, completion: &VerificationCompletion, now: Timestamp) {
+        self.image = Some(completion.image.clone());
+        self.tools = completion.tools.clone();
+        self.state = VerificationState::Verified;
+        self.last_failure = None;
+        self.verification_count = self.verification_count.saturating_add(1);
+        self.updated_at = now;
+    }
+
+    /// Records a failed verification: state `Failed` and the failure. The image (the last good
+    /// one) and the tools stay, so the server remains launchable.
+    pub fn record_failure(&mut self, failure: &VerificationFailure) {
+        self.state = VerificationState::Failed;
+        self.last_failure = Some(failure.clone());
+        self.updated_at = failure.at;
     }
 
     /// The image a launch must run, or [`Error::NotVerified`].

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Endpoint, IdempotencyKey, ImageRef, ServerId, SessionId, Timestamp};
-use crate::error::{Error, Result};
+use crate::error::{CapScope, Error, Result};
 
 /// An opaque handle of a running task or container (ECS task ARN, Docker container id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -203,6 +203,18 @@ impl PlaygroundSession {
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at <= now
     }
+
+    /// Ends a live session: `Stopped` with `reason` at `at`. Returns `false`, changing nothing,
+    /// when it had already ended (ending is idempotent). The version is left to the repository.
+    pub fn end(&mut self, reason: StopReason, at: Timestamp) -> bool {
+        if !self.state.is_live() {
+            return false;
+        }
+        self.state = SessionState::Stopped;
+        self.stop_reason = Some(reason);
+        self.stopped_at = Some(at);
+        true
+    }
 }
 
 /// Per-server and total caps on live sessions.
@@ -212,6 +224,36 @@ pub struct SessionCaps {
     pub per_server: u32,
     /// Live sessions in total.
     pub total: u32,
+}
+
+impl SessionCaps {
+    /// Whether one more live session of `server_id` fits, given the live sessions counted before
+    /// the insert. Repositories call it inside the transaction that inserts the session.
+    ///
+    /// # Errors
+    /// `CapReached`, per server first, then in total.
+    pub fn admit(&self, server_id: &ServerId, counts: LiveSessionCounts) -> Result<()> {
+        if counts.server >= self.per_server {
+            return Err(self.reached(CapScope::PerServer, server_id));
+        }
+        if counts.total >= self.total {
+            return Err(self.reached(CapScope::Total, server_id));
+        }
+        Ok(())
+    }
+
+    /// The error of a full cap, for repositories that enforce the caps with conditional
+    /// counters rather than by counting.
+    pub fn reached(&self, scope: CapScope, server_id: &ServerId) -> Error {
+        Error::CapReached {
+            scope,
+            limit: match scope {
+                CapScope::PerServer => self.per_server,
+                CapScope::Total => self.total,
+            },
+            server_id: server_id.clone(),
+        }
+    }
 }
 
 impl Default for SessionCaps {

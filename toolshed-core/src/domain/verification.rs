@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{CommitSha, ImageRef, ProbeReport, ServerId, TaskHandle, Timestamp};
-use crate::error::{Error, Result};
+use crate::error::{EntityKind, Error, Result};
 
 /// A build's id as the builder reports it (CodeBuild build id, local build id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,6 +162,85 @@ impl VerificationLease {
     /// Whether it has expired at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at <= now
+    }
+
+    /// The lease a new holder gets, given the stored one (`current`, expired or not, `None` once
+    /// released) and the highest token ever issued for the server. With `run = Some(..)` a new run
+    /// starts; with `None` the holder takes over the stored run (resume after a crash).
+    /// Repositories call it inside the transaction that stores the result.
+    ///
+    /// # Errors
+    /// `VerificationInProgress` while `current` is live at `now` (whoever holds it);
+    /// `NotFound` (lease) when resuming and there is no stored run.
+    pub fn grant(
+        server_id: &ServerId,
+        current: Option<&VerificationLease>,
+        last_token: u64,
+        holder: &str,
+        run: Option<VerificationRun>,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<VerificationLease> {
+        if let Some(cur) = current {
+            if !cur.is_expired(now) {
+                return Err(cur.in_progress());
+            }
+        }
+        let run = match run {
+            Some(run) => run,
+            None => current
+                .map(|l| l.run.clone())
+                .ok_or_else(|| Error::not_found(EntityKind::Lease, server_id))?,
+        };
+        Ok(VerificationLease {
+            server_id: server_id.clone(),
+            holder: holder.to_owned(),
+            token: last_token.saturating_add(1),
+            acquired_at: now,
+            expires_at,
+            run,
+        })
+    }
+
+    /// Applies a heartbeat of the holder of `update.token` to this stored lease: only the run's
+    /// progress and the expiry may change.
+    ///
+    /// # Errors
+    /// `LeaseLost` when `update` carries another token (the lease was taken over).
+    pub fn heartbeat(&mut self, update: &VerificationLease) -> Result<()> {
+        self.ensure_token(update)?;
+        self.run = update.run.clone();
+        self.expires_at = update.expires_at;
+        Ok(())
+    }
+
+    /// Fencing: `Ok` when `held` (what a worker holds) carries this stored lease's token.
+    ///
+    /// # Errors
+    /// `LeaseLost` otherwise.
+    pub fn ensure_token(&self, held: &VerificationLease) -> Result<()> {
+        if self.server_id == held.server_id && self.token == held.token {
+            Ok(())
+        } else {
+            Err(held.lost())
+        }
+    }
+
+    /// The error a worker holding this lease gets once it was released or taken over.
+    pub fn lost(&self) -> Error {
+        Error::LeaseLost {
+            server_id: self.server_id.clone(),
+            token: self.token,
+        }
+    }
+
+    /// The error a second caller gets while this lease is live.
+    pub fn in_progress(&self) -> Error {
+        Error::VerificationInProgress {
+            server_id: self.server_id.clone(),
+            holder: self.holder.clone(),
+            expires_at: self.expires_at,
+        }
     }
 }
 

@@ -16,6 +16,9 @@ pub const ENV_REGISTRY: &str = "TOOLSHED_REGISTRY";
 pub const ENV_STDIO_BRIDGE: &str = "TOOLSHED_STDIO_BRIDGE";
 /// A token for https git remotes.
 pub const ENV_GIT_TOKEN: &str = "TOOLSHED_GIT_TOKEN";
+/// Seconds a verification lease lasts without a heartbeat (default 60): how long after a crash
+/// a run can be resumed. Heartbeats go every third of it.
+pub const ENV_LEASE_TTL_SECS: &str = "TOOLSHED_LEASE_TTL_SECS";
 
 /// A secret string whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,12 +98,23 @@ impl LocalConfig {
                 ));
             }
         }
+        let mut service = local_service_config();
+        if let Some(raw) = get(ENV_LEASE_TTL_SECS) {
+            let secs: u64 = raw.trim().parse().ok().filter(|s| *s >= 3).ok_or_else(|| {
+                Error::invalid(
+                    "config",
+                    format!("{ENV_LEASE_TTL_SECS} must be a whole number of seconds, at least 3"),
+                )
+            })?;
+            service.lease_ttl = Duration::from_secs(secs);
+            service.lease_heartbeat = service.lease_ttl / 3;
+        }
         Ok(Self {
             data_dir,
             registry,
             stdio_bridge: get(ENV_STDIO_BRIDGE).map(PathBuf::from),
             git_token: get(ENV_GIT_TOKEN).map(SecretString::new),
-            service: local_service_config(),
+            service,
         })
     }
 

@@ -3,23 +3,15 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, StopReason,
-    Timestamp, ToolInventory, VerificationFailure, VerificationLease, VerificationRun,
-    VerifiedImage,
+    LiveSessionCounts, PlaygroundSession, Server, ServerId,
+    SessionCaps, SessionId, StopReason, Timestamp, VerificationFailure, VerificationLease,
+    VerificationRun,
 };
 use crate::error::Result;
 
-/// What a successful verification writes, in one atomic write.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerificationCompletion {
-    /// The new image (digest-pinned) and its commit.
-    pub image: VerifiedImage,
-    /// What the probe found.
-    pub tools: ToolInventory,
-}
+pub use crate::domain::VerificationCompletion;
 
 /// Outcome of [`ServerRepository::create_session`].
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +98,17 @@ pub trait ServerRepository: Send + Sync + Debug {
 
     /// The current lease, expired or not; `None` when released.
     async fn get_lease(&self, server_id: &ServerId) -> Result<Option<VerificationLease>>;
+
+    /// Held leases whose expiry has passed at `now` (`expires_at <= now`): runs whose holder
+    /// stopped heartbeating, most likely because it died. Earliest expiry first, at most `limit`.
+    /// Released leases never appear. Must not scan every server (an index on the expiry of held
+    /// leases); the result may lag a just-written heartbeat, which is harmless because taking a
+    /// run over goes through [`Self::acquire_lease`], which decides on the stored lease.
+    async fn list_stale_verifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<VerificationLease>>;
 
     /// Stores the lease's run progress and expiry (a heartbeat), if `lease.token` is still current.
     ///

@@ -11,9 +11,12 @@ use crate::ports::SnapshotLimits;
 pub struct ToolshedConfig {
     /// Who takes verification leases (process / worker id), shown to a second caller.
     pub worker_id: String,
-    /// How long a verification lease lasts without a heartbeat. Must exceed every single wait
-    /// between heartbeats (build poll interval, task poll interval, readiness deadline).
+    /// How long a verification lease lasts without a heartbeat: after a crash, the run can be
+    /// resumed by another process this long after the last heartbeat.
     pub lease_ttl: Duration,
+    /// How often a running verification renews its lease while it works (also during a long
+    /// single wait, such as a build start or the MCP handshake). Shorter than `lease_ttl`.
+    pub lease_heartbeat: Duration,
     /// Pause between two build status polls (each poll renews the lease).
     pub build_poll_interval: Duration,
     /// A build still running this long after the run started fails the verification.
@@ -45,7 +48,8 @@ impl Default for ToolshedConfig {
     fn default() -> Self {
         Self {
             worker_id: format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-            lease_ttl: Duration::from_secs(10 * 60),
+            lease_ttl: Duration::from_secs(60),
+            lease_heartbeat: Duration::from_secs(20),
             build_poll_interval: Duration::from_secs(10),
             build_timeout: Duration::from_secs(60 * 60),
             task_poll_interval: Duration::from_secs(3),
@@ -74,17 +78,20 @@ impl ToolshedConfig {
         for (field, wait) in [
             ("build_poll_interval", self.build_poll_interval),
             ("task_poll_interval", self.task_poll_interval),
-            ("readiness_deadline", self.readiness_deadline),
+            ("lease_heartbeat", self.lease_heartbeat),
         ] {
             if wait >= self.lease_ttl {
                 return Err(Error::invalid(
                     field,
                     format!(
-                        "must be shorter than lease_ttl ({} s): the lease is renewed between waits",
-                        self.lease_ttl.as_secs()
+                        "must be shorter than lease_ttl ({} ms): the lease must be renewed before it expires",
+                        self.lease_ttl.as_millis()
                     ),
                 ));
             }
+        }
+        if self.lease_heartbeat.is_zero() {
+            return Err(Error::invalid("lease_heartbeat", "must be positive"));
         }
         if self.session_caps.per_server == 0 || self.session_caps.total == 0 {
             return Err(Error::invalid("session_caps", "caps must be at least 1"));

@@ -4,7 +4,8 @@ use tracing::{info, warn};
 
 use super::Toolshed;
 use crate::domain::{
-    DocsRef, MetadataFailure, MetadataField, ServerId, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN,
+    DocsRef, MetadataFailure, MetadataField, Server, ServerId, MAX_DESCRIPTION_LEN,
+    MAX_LANGUAGE_LEN,
 };
 use crate::error::{Error, Result};
 use crate::ports::{DocsKey, MetadataRequest};
@@ -26,11 +27,38 @@ pub enum MetadataOutcome {
     },
 }
 
+/// A server with its long documentation (what [`Toolshed::server_docs`] reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerDocs {
+    /// The server (description, language and the docs reference are in its metadata).
+    pub server: Server,
+    /// The Markdown docs, when generated and still in the docs store.
+    pub markdown: Option<String>,
+}
+
 fn cut(s: &str, max_chars: usize) -> String {
     s.trim().chars().take(max_chars).collect()
 }
 
 impl Toolshed {
+    /// A server and its long documentation from the docs store.
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidInput` when the stored docs key is malformed; docs store errors.
+    pub async fn server_docs(&self, server_id: &ServerId) -> Result<ServerDocs> {
+        let server = self.ports.repository.get_server(server_id).await?;
+        let markdown = match &server.metadata.docs {
+            Some(docs) => {
+                self.ports
+                    .docs
+                    .get_docs(&DocsKey::parse(&docs.key)?)
+                    .await?
+            }
+            None => None,
+        };
+        Ok(ServerDocs { server, markdown })
+    }
+
     /// Generates the metadata a verified server lacks. Manually set fields are never
     /// overwritten; docs go to the docs store under [`DocsKey::for_server`]. A generator failure
     /// is recorded on the server (`metadata.last_error`) and returned as

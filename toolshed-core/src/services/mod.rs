@@ -7,20 +7,26 @@
 
 mod config;
 mod execute;
-mod heuristic;
+mod heartbeat;
+mod instances;
 mod metadata;
 mod playground;
 mod register;
+mod runs;
 mod sweep;
 mod verify;
 
 use std::sync::Arc;
 
 pub use config::ToolshedConfig;
-pub use heuristic::HeuristicMetadataGenerator;
-pub use metadata::MetadataOutcome;
+pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};
+// Kept while the binaries move to the adapter path; import it from there.
+#[doc(hidden)]
+pub use crate::adapters::heuristic::HeuristicMetadataGenerator;
+pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;
-pub use sweep::{SweepLimits, SweepReport};
+pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
+pub use sweep::{SweepLimits, SweepReport, Sweeper};
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
 
 use crate::error::Result;
@@ -44,7 +50,9 @@ pub struct Ports {
     pub probe: Arc<dyn McpProbe>,
     /// Reads git repositories.
     pub source: Arc<dyn SourceRepository>,
-    /// Fills missing metadata ([`HeuristicMetadataGenerator`] when no LLM is configured).
+    /// Fills missing metadata
+    /// ([`HeuristicMetadataGenerator`](crate::adapters::heuristic::HeuristicMetadataGenerator)
+    /// when no LLM is configured).
     pub metadata: Arc<dyn MetadataGenerator>,
     /// Long docs.
     pub docs: Arc<dyn DocsStore>,

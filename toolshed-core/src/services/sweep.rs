@@ -8,9 +8,13 @@ use std::collections::HashSet;
 use futures::stream::{self, StreamExt};
 use tracing::{info, warn};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::config::since;
-use super::Toolshed;
+use super::{Toolshed, ToolshedConfig};
 use crate::domain::{TaskHandle, TaskPurpose, Timestamp};
+use crate::ports::{Clock, ServerRepository, TaskRunner};
 use crate::ports::{SessionEnd, TaskSummary};
 
 /// Bounds of one sweep.
@@ -68,11 +72,60 @@ impl SweepReport {
 }
 
 impl Toolshed {
+    /// One sweep (see [`Sweeper::sweep_expired_sessions`]) with this service's ports and
+    /// orphan grace.
+    pub async fn sweep_expired_sessions(&self, limits: SweepLimits) -> SweepReport {
+        self.sweeper().sweep_expired_sessions(limits).await
+    }
+
+    /// The sweep on this service's repository, runner and clock.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper::new(
+            self.ports.repository.clone(),
+            self.ports.runner.clone(),
+            self.ports.clock.clone(),
+        )
+        .with_orphan_grace(self.config.orphan_grace)
+    }
+}
+
+/// The sweep on its own: it needs only the repository, the task runner and the clock, so a
+/// process that only sweeps (the cleanup function) wires just those three.
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    repository: Arc<dyn ServerRepository>,
+    runner: Arc<dyn TaskRunner>,
+    clock: Arc<dyn Clock>,
+    orphan_grace: Duration,
+}
+
+impl Sweeper {
+    /// A sweeper with the default orphan grace ([`ToolshedConfig::orphan_grace`]).
+    pub fn new(
+        repository: Arc<dyn ServerRepository>,
+        runner: Arc<dyn TaskRunner>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            repository,
+            runner,
+            clock,
+            orphan_grace: ToolshedConfig::default().orphan_grace,
+        }
+    }
+
+    /// The sweep never stops a task younger than `grace` (a launch records its session just
+    /// after starting the task).
+    pub fn with_orphan_grace(mut self, grace: Duration) -> Self {
+        self.orphan_grace = grace;
+        self
+    }
+
     /// One sweep. Errors of single items are collected in the report; the sweep itself only
     /// returns what it did.
     pub async fn sweep_expired_sessions(&self, limits: SweepLimits) -> SweepReport {
         let mut report = SweepReport::default();
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let ended_now = self.stop_expired(now, limits, &mut report).await;
         let live_tasks = self.stop_orphans(now, limits, &mut report).await;
         self.mark_exited(now, limits, &live_tasks, &ended_now, &mut report)
@@ -87,7 +140,7 @@ impl Toolshed {
         limits: SweepLimits,
         report: &mut SweepReport,
     ) -> HashSet<TaskHandle> {
-        let p = &self.ports;
+        let p = self;
         let mut ended = HashSet::new();
         let expired = match p
             .repository
@@ -152,7 +205,7 @@ impl Toolshed {
         limits: SweepLimits,
         report: &mut SweepReport,
     ) -> HashSet<TaskHandle> {
-        let p = &self.ports;
+        let p = self;
         let mut running = HashSet::new();
         let mut cursor = None;
         let mut complete = false;
@@ -230,12 +283,12 @@ impl Toolshed {
         // A launch records its session just after starting the task: never judge a task
         // younger than the grace period (or of unknown age, unless its label expiry passed).
         let young = match task.started_at {
-            Some(started) => since(now, started) < self.config.orphan_grace,
+            Some(started) => since(now, started) < self.orphan_grace,
             None => task.labels.expires_at > now,
         };
         let orphan = match &task.labels.purpose {
             TaskPurpose::Playground { session_id } => {
-                match self.ports.repository.get_session(session_id).await {
+                match self.repository.get_session(session_id).await {
                     Ok(s) => !s.state.is_live() || s.task != task.handle,
                     Err(e) if e.is_not_found() => true,
                     Err(e) => return Verdict::Unknown(format!("read session {session_id}: {e}")),
@@ -260,7 +313,7 @@ impl Toolshed {
         ended_now: &HashSet<TaskHandle>,
         report: &mut SweepReport,
     ) {
-        let p = &self.ports;
+        let p = self;
         let mut after = None;
         let mut checked = 0usize;
         while checked < limits.max_live_checked {

@@ -9,6 +9,7 @@
 use tracing::{debug, info, warn};
 
 use super::config::{plus, since};
+use super::heartbeat::{Heartbeat, LeaseCell};
 use super::metadata::MetadataOutcome;
 use super::Toolshed;
 use crate::domain::{
@@ -197,6 +198,16 @@ impl Toolshed {
     /// `VerificationInProgress` while the lease is live; `NotFound` when there is no run to
     /// resume; otherwise as [`Self::verify_server`].
     pub async fn resume_verification(&self, server_id: &ServerId) -> Result<VerifyOutcome> {
+        let lease = self.take_over_verification(server_id).await?;
+        self.finish(lease).await
+    }
+
+    /// Takes over the expired lease of a crashed run, ready to drive (see
+    /// [`Self::resume_verification`]).
+    pub(crate) async fn take_over_verification(
+        &self,
+        server_id: &ServerId,
+    ) -> Result<VerificationLease> {
         let now = self.ports.clock.now();
         let lease = self
             .ports
@@ -210,8 +221,31 @@ impl Toolshed {
             )
             .await?;
         info!(server = %server_id, run = %lease.run.run_id, token = lease.token, step = %lease.run.progress.step(), "resuming verification");
-        let lease = self.restart_stale_check(lease).await?;
-        self.finish(lease).await
+        self.prepare_takeover(lease).await
+    }
+
+    /// What a new holder checks before continuing a crashed holder's run.
+    async fn prepare_takeover(&self, lease: VerificationLease) -> Result<VerificationLease> {
+        let lease = self.restart_lost_build(lease).await?;
+        self.restart_stale_check(lease).await
+    }
+
+    /// After a take-over: a build the builder no longer knows (a local builder tracks its builds
+    /// in the process that died) will never report an outcome, so the build starts again
+    /// instead of failing the run. Builds a remote builder still knows are polled as usual.
+    async fn restart_lost_build(&self, mut lease: VerificationLease) -> Result<VerificationLease> {
+        let RunProgress::Building { build: Some(build) } = &lease.run.progress else {
+            return Ok(lease);
+        };
+        match self.ports.builder.build_status(build).await {
+            Err(Error::NotFound { .. }) => {
+                info!(server = %lease.server_id, %build, "previous build is unknown to the builder; building again");
+                lease.run.progress = RunProgress::Building { build: None };
+                self.ports.repository.save_progress(&lease).await
+            }
+            // Known (or a transient error): the first poll of the driver decides.
+            _ => Ok(lease),
+        }
     }
 
     /// After a take-over: a check task the previous holder started but that no longer runs (it
@@ -255,7 +289,17 @@ impl Toolshed {
     /// # Errors
     /// `VerificationFailed` (recorded, lease released); `LeaseLost` (nothing written).
     pub async fn step_verification(&self, lease: &VerificationLease) -> Result<StepOutcome> {
-        match self.advance(lease.clone()).await {
+        let cell = LeaseCell::new(lease.clone());
+        // Renews the lease while the step works, however long its single wait; stops when the
+        // step returns (dropped).
+        let _heartbeat = Heartbeat::start(
+            cell.clone(),
+            self.ports.repository.clone(),
+            self.ports.clock.clone(),
+            self.config.lease_heartbeat,
+            self.config.lease_ttl,
+        );
+        match self.advance(lease.clone(), &cell).await {
             Ok(outcome) => Ok(outcome),
             Err(StepError::Abort(e)) => {
                 warn!(server = %lease.server_id, token = lease.token, error = %e, "verification aborted");
@@ -265,7 +309,8 @@ impl Toolshed {
         }
     }
 
-    async fn finish(&self, lease: VerificationLease) -> Result<VerifyOutcome> {
+    /// Drives a run to the end, then fills missing metadata.
+    pub(crate) async fn finish(&self, lease: VerificationLease) -> Result<VerifyOutcome> {
         let server_id = lease.server_id.clone();
         let recorded = self.drive_verification(lease).await?;
         let metadata = match self.fill_missing_metadata(&server_id).await {
@@ -284,7 +329,11 @@ impl Toolshed {
         Ok(VerifyOutcome::Verified { server, metadata })
     }
 
-    async fn advance(&self, mut lease: VerificationLease) -> Result<StepOutcome, StepError> {
+    async fn advance(
+        &self,
+        mut lease: VerificationLease,
+        cell: &LeaseCell,
+    ) -> Result<StepOutcome, StepError> {
         let p = &self.ports;
         let run = lease.run.clone();
         match run.progress {
@@ -310,7 +359,7 @@ impl Toolshed {
                     .map_err(at(VerificationStep::Build))?;
                 info!(server = %lease.server_id, %build, "build started");
                 lease.run.progress = RunProgress::Building { build: Some(build) };
-                self.heartbeat(lease, VerificationStep::Build).await
+                self.heartbeat(lease, VerificationStep::Build, cell).await
             }
             RunProgress::Building { build: Some(build) } => {
                 let status = p
@@ -332,10 +381,11 @@ impl Toolshed {
                             ));
                         }
                         debug!(server = %lease.server_id, %build, ?phase, "build in progress");
-                        let lease = match self.heartbeat(lease, VerificationStep::Build).await? {
-                            StepOutcome::Continue(l) => l,
-                            done => return Ok(done),
-                        };
+                        let lease =
+                            match self.heartbeat(lease, VerificationStep::Build, cell).await? {
+                                StepOutcome::Continue(l) => l,
+                                done => return Ok(done),
+                            };
                         p.clock.sleep(self.config.build_poll_interval).await;
                         Ok(StepOutcome::Continue(lease))
                     }
@@ -372,7 +422,8 @@ impl Toolshed {
                             })?;
                         info!(server = %lease.server_id, image = %image, "image built");
                         lease.run.progress = RunProgress::Built { image };
-                        self.heartbeat(lease, VerificationStep::ResolveDigest).await
+                        self.heartbeat(lease, VerificationStep::ResolveDigest, cell)
+                            .await
                     }
                 }
             }
@@ -399,7 +450,7 @@ impl Toolshed {
                     image,
                     task: Some(task.clone()),
                 };
-                let out = self.heartbeat(lease, VerificationStep::Check).await;
+                let out = self.heartbeat(lease, VerificationStep::Check, cell).await;
                 if out.is_err() {
                     self.stop_check_task(&task).await;
                 }
@@ -409,13 +460,13 @@ impl Toolshed {
                 image,
                 task: Some(task),
             } => {
-                let probed = self.check(&mut lease, &task).await;
+                let probed = self.check(&mut lease, &task, cell).await;
                 // Always stop the check task, whatever the probe said.
                 self.stop_check_task(&task).await;
                 let report = probed?;
                 info!(server = %lease.server_id, tools = report.tools().len(), "MCP check passed");
                 lease.run.progress = RunProgress::Checked { image, report };
-                self.heartbeat(lease, VerificationStep::Check).await
+                self.heartbeat(lease, VerificationStep::Check, cell).await
             }
             RunProgress::Checked { image, report } => {
                 let now = p.clock.now();
@@ -443,6 +494,7 @@ impl Toolshed {
         &self,
         lease: &mut VerificationLease,
         task: &TaskHandle,
+        cell: &LeaseCell,
     ) -> Result<ProbeReport, StepError> {
         let p = &self.ports;
         let step = VerificationStep::Check;
@@ -476,13 +528,13 @@ impl Toolshed {
                             true,
                         ));
                     }
-                    *lease = self.renew(lease.clone(), step).await?;
+                    *lease = self.renew(lease.clone(), step, cell).await?;
                     p.clock.sleep(self.config.task_poll_interval).await;
                 }
             }
         };
         // A fresh expiry that covers the whole readiness wait.
-        *lease = self.renew(lease.clone(), step).await?;
+        *lease = self.renew(lease.clone(), step, cell).await?;
         p.probe
             .wait_ready(&endpoint, self.config.readiness_deadline)
             .await
@@ -501,25 +553,32 @@ impl Toolshed {
         }
     }
 
+    /// Stores the run's progress with a fresh expiry, through the run's [`LeaseCell`].
     async fn renew(
         &self,
-        mut lease: VerificationLease,
+        lease: VerificationLease,
         step: VerificationStep,
+        cell: &LeaseCell,
     ) -> Result<VerificationLease, StepError> {
-        lease.expires_at = plus(self.ports.clock.now(), self.config.lease_ttl);
-        self.ports
-            .repository
-            .save_progress(&lease)
-            .await
-            .map_err(at(step))
+        cell.save(
+            self.ports.repository.as_ref(),
+            self.ports.clock.as_ref(),
+            self.config.lease_ttl,
+            lease,
+        )
+        .await
+        .map_err(at(step))
     }
 
     async fn heartbeat(
         &self,
         lease: VerificationLease,
         step: VerificationStep,
+        cell: &LeaseCell,
     ) -> Result<StepOutcome, StepError> {
-        self.renew(lease, step).await.map(StepOutcome::Continue)
+        self.renew(lease, step, cell)
+            .await
+            .map(StepOutcome::Continue)
     }
 
     /// Records a step failure and releases the lease; returns the error for the caller.

@@ -36,6 +36,7 @@ pub async fn run_all(repo: Repo) {
     check_lease_acquire(repo.clone()).await;
     check_lease_takeover(repo.clone()).await;
     check_save_progress(repo.clone()).await;
+    check_list_stale_verifications(repo.clone()).await;
     check_complete_verification(repo.clone()).await;
     check_fail_keeps_image(repo.clone()).await;
     check_tokens_never_reused(repo.clone()).await;
@@ -512,6 +513,120 @@ pub async fn check_lease_takeover(repo: Repo) {
         .must("acquire_lease with a new run over an expired lease");
     assert_eq!(c.token, b.token + 1);
     assert_eq!(c.run.commit, commit('c'));
+}
+
+/// `list_stale_verifications` lists held leases whose expiry passed, earliest first, following
+/// heartbeats, take-overs and releases.
+///
+/// Its leases lie a thousand days in the past so that leases other checks leave held (expiring
+/// around now) are not stale at its `now`; results are filtered to its own servers because a
+/// shared table may hold stale leases of earlier runs.
+pub async fn check_list_stale_verifications(repo: Repo) {
+    let base = now() - chrono::Duration::days(1000);
+    let at = |s: i64| base + secs(s);
+    let acquire = |s: Server, exp: i64| {
+        let repo = repo.clone();
+        async move {
+            repo.acquire_lease(
+                &s.id,
+                "worker-a",
+                Some(run(commit('a'), at(0))),
+                at(0),
+                at(exp),
+            )
+            .await
+            .must("acquire_lease")
+        }
+    };
+    // Stale at t+25: expired at +10; expired at +20 after a heartbeat from +5.
+    let first = acquire(new_server(&repo, at(0)).await, 10).await;
+    let mut second = acquire(new_server(&repo, at(0)).await, 5).await;
+    second.expires_at = at(20);
+    second.run.progress = RunProgress::Building {
+        build: Some(BuildId::new("build-stale").must("build id")),
+    };
+    let second = repo.save_progress(&second).await.must("save_progress");
+    // Not stale at +25: a heartbeat moved its expiry from +5 to +40.
+    let mut live = acquire(new_server(&repo, at(0)).await, 5).await;
+    live.expires_at = at(40);
+    let live = repo.save_progress(&live).await.must("save_progress");
+    // Not stale: released by completion, and never leased.
+    let done = acquire(new_server(&repo, at(0)).await, 10).await;
+    let done_id = done.server_id.clone();
+    repo.complete_verification(&done, &completion(&done_id, "d", commit('a'), at(1)), at(1))
+        .await
+        .must("complete_verification");
+    let never = new_server(&repo, at(0)).await;
+    let mine: HashSet<ServerId> = [
+        first.server_id.clone(),
+        second.server_id.clone(),
+        live.server_id.clone(),
+        done_id,
+        never.id.clone(),
+    ]
+    .into();
+
+    let all = repo
+        .list_stale_verifications(at(25), 10_000)
+        .await
+        .must("list_stale_verifications");
+    assert!(
+        all.iter().all(|l| l.expires_at <= at(25)),
+        "conformance: list_stale_verifications must return only leases expired at now"
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].expires_at <= w[1].expires_at),
+        "conformance: list_stale_verifications must order by expiry, earliest first"
+    );
+    let own: Vec<_> = all
+        .into_iter()
+        .filter(|l| mine.contains(&l.server_id))
+        .collect();
+    assert_eq!(
+        own,
+        vec![first.clone(), second.clone()],
+        "conformance: list_stale_verifications must list exactly the held leases expired at now \
+         (after heartbeats, without released ones), as stored, earliest expiry first"
+    );
+
+    let one = repo
+        .list_stale_verifications(at(25), 1)
+        .await
+        .must("list_stale_verifications with limit 1");
+    assert_eq!(
+        one.len(),
+        1,
+        "conformance: limit 1 must return one stale lease"
+    );
+    assert!(
+        repo.list_stale_verifications(at(25), 0)
+            .await
+            .must("list_stale_verifications with limit 0")
+            .is_empty(),
+        "conformance: limit 0 must return nothing"
+    );
+
+    // A take-over renews the expiry: the run is no longer stale.
+    let taken = repo
+        .acquire_lease(&first.server_id, "worker-b", None, at(30), at(90))
+        .await
+        .must("acquire_lease take-over of a stale run");
+    let after: Vec<ServerId> = repo
+        .list_stale_verifications(at(30), 10_000)
+        .await
+        .must("list_stale_verifications after take-over")
+        .into_iter()
+        .map(|l| l.server_id)
+        .filter(|id| mine.contains(id))
+        .collect();
+    assert_eq!(
+        after,
+        vec![second.server_id.clone()],
+        "conformance: a taken-over lease is not stale until its new expiry"
+    );
+    repo.fail_verification(&taken, &failure(at(31)))
+        .await
+        .must("fail_verification");
 }
 
 /// `save_progress` stores progress and expiry while the token is current.

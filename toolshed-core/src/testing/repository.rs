@@ -7,11 +7,11 @@ use async_trait::async_trait;
 
 use super::clock::lock;
 use crate::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
-    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState,
+    next_version, LiveSessionCounts, PlaygroundSession, Server,
+    ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
+    VerificationLease, VerificationRun,
 };
-use crate::error::{CapScope, EntityKind, Error, Result};
+use crate::error::{EntityKind, Error, Result};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
 
 #[derive(Debug, Default)]
@@ -40,34 +40,33 @@ impl Inner {
             .ok_or_else(|| Error::not_found(EntityKind::Server, id))
     }
 
-    /// Checks `lease.token` is the current token of a held lease and releases it.
-    fn take_current_lease(&mut self, lease: &VerificationLease) -> Result<()> {
-        let lost = || Error::LeaseLost {
-            server_id: lease.server_id.clone(),
-            token: lease.token,
-        };
-        let slot = self.leases.get_mut(&lease.server_id).ok_or_else(lost)?;
-        match &slot.current {
-            Some(cur) if cur.token == lease.token => {
-                slot.current = None;
-                Ok(())
-            }
-            _ => Err(lost()),
-        }
+    /// The stored lease `lease` is the holder of, or `LeaseLost`.
+    fn current_lease_mut(&mut self, lease: &VerificationLease) -> Result<&mut VerificationLease> {
+        let cur = self
+            .leases
+            .get_mut(&lease.server_id)
+            .and_then(|s| s.current.as_mut())
+            .ok_or_else(|| lease.lost())?;
+        cur.ensure_token(lease)?;
+        Ok(cur)
     }
 
-    fn check_current_lease(&self, lease: &VerificationLease) -> Result<()> {
-        match self
-            .leases
-            .get(&lease.server_id)
-            .and_then(|s| s.current.as_ref())
-        {
-            Some(cur) if cur.token == lease.token => Ok(()),
-            _ => Err(Error::LeaseLost {
-                server_id: lease.server_id.clone(),
-                token: lease.token,
-            }),
+    /// Ends a run: checks the token, applies `change` to the server, bumps its version and
+    /// releases the lease, all under the one lock.
+    fn finish_verification(
+        &mut self,
+        lease: &VerificationLease,
+        change: impl FnOnce(&mut Server),
+    ) -> Result<Server> {
+        self.current_lease_mut(lease)?;
+        let server = self.server_mut(&lease.server_id)?;
+        change(server);
+        server.version += 1;
+        let out = server.clone();
+        if let Some(slot) = self.leases.get_mut(&lease.server_id) {
+            slot.current = None;
         }
+        Ok(out)
     }
 
     fn mark_ended(&mut self, session: &PlaygroundSession) {
@@ -131,15 +130,13 @@ impl ServerRepository for InMemoryServerRepository {
     async fn update_server(&self, server: &Server) -> Result<Server> {
         let mut inner = lock(&self.inner);
         let stored = inner.server_mut(&server.id)?;
-        if stored.version != server.version {
-            return Err(Error::Conflict {
-                kind: EntityKind::Server,
-                id: server.id.to_string(),
-                expected: server.version,
-            });
-        }
         let mut next = server.clone();
-        next.version = server.version + 1;
+        next.version = next_version(
+            EntityKind::Server,
+            server.id.as_str(),
+            stored.version,
+            server.version,
+        )?;
         *stored = next.clone();
         Ok(next)
     }
@@ -157,32 +154,16 @@ impl ServerRepository for InMemoryServerRepository {
             return Err(Error::not_found(EntityKind::Server, server_id));
         }
         let slot = inner.leases.entry(server_id.clone()).or_default();
-        if let Some(cur) = &slot.current {
-            if !cur.is_expired(now) {
-                return Err(Error::VerificationInProgress {
-                    server_id: server_id.clone(),
-                    holder: cur.holder.clone(),
-                    expires_at: cur.expires_at,
-                });
-            }
-        }
-        let run = match run {
-            Some(run) => run,
-            None => slot
-                .current
-                .as_ref()
-                .map(|l| l.run.clone())
-                .ok_or_else(|| Error::not_found(EntityKind::Lease, server_id))?,
-        };
-        slot.last_token += 1;
-        let lease = VerificationLease {
-            server_id: server_id.clone(),
-            holder: holder.to_owned(),
-            token: slot.last_token,
-            acquired_at: now,
-            expires_at,
+        let lease = VerificationLease::grant(
+            server_id,
+            slot.current.as_ref(),
+            slot.last_token,
+            holder,
             run,
-        };
+            now,
+            expires_at,
+        )?;
+        slot.last_token = lease.token;
         slot.current = Some(lease.clone());
         Ok(lease)
     }
@@ -194,14 +175,28 @@ impl ServerRepository for InMemoryServerRepository {
             .and_then(|s| s.current.clone()))
     }
 
+    async fn list_stale_verifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<VerificationLease>> {
+        let inner = lock(&self.inner);
+        let mut stale: Vec<VerificationLease> = inner
+            .leases
+            .values()
+            .filter_map(|slot| slot.current.as_ref())
+            .filter(|l| l.is_expired(now))
+            .cloned()
+            .collect();
+        stale.sort_by(|a, b| (a.expires_at, &a.server_id).cmp(&(b.expires_at, &b.server_id)));
+        stale.truncate(limit);
+        Ok(stale)
+    }
+
     async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
         let mut inner = lock(&self.inner);
-        inner.check_current_lease(lease)?;
-        let slot = inner.leases.entry(lease.server_id.clone()).or_default();
-        let cur = slot.current.get_or_insert_with(|| lease.clone());
-        // Only what a heartbeat may change: the run's progress and the expiry.
-        cur.run = lease.run.clone();
-        cur.expires_at = lease.expires_at;
+        let cur = inner.current_lease_mut(lease)?;
+        cur.heartbeat(lease)?;
         Ok(cur.clone())
     }
 
@@ -211,19 +206,7 @@ impl ServerRepository for InMemoryServerRepository {
         completion: &VerificationCompletion,
         now: Timestamp,
     ) -> Result<Server> {
-        let mut inner = lock(&self.inner);
-        inner.check_current_lease(lease)?;
-        let server = inner.server_mut(&lease.server_id)?;
-        server.image = Some(completion.image.clone());
-        server.tools = completion.tools.clone();
-        server.state = VerificationState::Verified;
-        server.last_failure = None;
-        server.verification_count += 1;
-        server.updated_at = now;
-        server.version += 1;
-        let out = server.clone();
-        inner.take_current_lease(lease)?;
-        Ok(out)
+        lock(&self.inner).finish_verification(lease, |s| s.record_verified(completion, now))
     }
 
     async fn fail_verification(
@@ -231,16 +214,7 @@ impl ServerRepository for InMemoryServerRepository {
         lease: &VerificationLease,
         failure: &VerificationFailure,
     ) -> Result<Server> {
-        let mut inner = lock(&self.inner);
-        inner.check_current_lease(lease)?;
-        let server = inner.server_mut(&lease.server_id)?;
-        server.state = VerificationState::Failed;
-        server.last_failure = Some(failure.clone());
-        server.updated_at = failure.at;
-        server.version += 1;
-        let out = server.clone();
-        inner.take_current_lease(lease)?;
-        Ok(out)
+        lock(&self.inner).finish_verification(lease, |s| s.record_failure(failure))
     }
 
     async fn create_session(
@@ -252,25 +226,15 @@ impl ServerRepository for InMemoryServerRepository {
         if let Some(existing) = inner.sessions.get(&session.id) {
             return Ok(SessionInsert::Existing(existing.clone()));
         }
-        let per_server = inner
-            .live_per_server
-            .get(&session.server_id)
-            .copied()
-            .unwrap_or(0);
-        if per_server >= caps.per_server {
-            return Err(Error::CapReached {
-                scope: CapScope::PerServer,
-                limit: caps.per_server,
-                server_id: session.server_id.clone(),
-            });
-        }
-        if inner.live_total >= caps.total {
-            return Err(Error::CapReached {
-                scope: CapScope::Total,
-                limit: caps.total,
-                server_id: session.server_id.clone(),
-            });
-        }
+        let counts = LiveSessionCounts {
+            server: inner
+                .live_per_server
+                .get(&session.server_id)
+                .copied()
+                .unwrap_or(0),
+            total: inner.live_total,
+        };
+        caps.admit(&session.server_id, counts)?;
         let mut stored = session.clone();
         stored.version = 1;
         if stored.state.is_live() {
@@ -307,7 +271,8 @@ impl ServerRepository for InMemoryServerRepository {
             .sessions
             .get(&session.id)
             .ok_or_else(|| Error::not_found(EntityKind::Session, &session.id))?;
-        if stored.version != session.version || !stored.state.is_live() {
+        if !stored.state.is_live() {
+            // An ended session is final: updating it is a conflict like a stale version.
             return Err(Error::Conflict {
                 kind: EntityKind::Session,
                 id: session.id.to_string(),
@@ -316,7 +281,12 @@ impl ServerRepository for InMemoryServerRepository {
         }
         let old_key = (stored.expires_at, stored.id.clone());
         let mut next = session.clone();
-        next.version = session.version + 1;
+        next.version = next_version(
+            EntityKind::Session,
+            session.id.as_str(),
+            stored.version,
+            session.version,
+        )?;
         inner.expiry_index.remove(&old_key);
         inner
             .expiry_index
@@ -337,14 +307,11 @@ impl ServerRepository for InMemoryServerRepository {
             .get(id)
             .cloned()
             .ok_or_else(|| Error::not_found(EntityKind::Session, id))?;
-        if !stored.state.is_live() {
+        let mut ended = stored.clone();
+        if !ended.end(reason, at) {
             return Ok(SessionEnd::AlreadyEnded(stored));
         }
         inner.mark_ended(&stored);
-        let mut ended = stored;
-        ended.state = SessionState::Stopped;
-        ended.stop_reason = Some(reason);
-        ended.stopped_at = Some(at);
         ended.version += 1;
         inner.sessions.insert(ended.id.clone(), ended.clone());
         Ok(SessionEnd::Ended(ended))

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use toolshed_core::domain::ServerId;
-use toolshed_core::ports::DocsKey;
+use toolshed_core::services::ServerDocs;
 
 use crate::dto::DocsResponse;
 use crate::error::{ApiResult, ErrorBody};
@@ -23,15 +23,8 @@ pub async fn get_docs(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ServerId>,
 ) -> ApiResult<Json<DocsResponse>> {
-    let server = state.toolshed.get_server(&id).await?;
+    let ServerDocs { server, markdown } = state.toolshed.server_docs(&id).await?;
     let docs = server.metadata.docs.as_ref();
-    let markdown = match docs {
-        Some(d) => {
-            let key = DocsKey::parse(&d.key)?;
-            state.toolshed.ports().docs.get_docs(&key).await?
-        }
-        None => None,
-    };
     let value = |v: serde_json::Result<serde_json::Value>| v.ok();
     Ok(Json(DocsResponse {
         server_id: id.to_string(),

@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use toolshed_core::domain::ServerId;
-use toolshed_core::services::{StartOutcome, Toolshed, VerifyOptions};
-use tracing::{info, warn, Instrument};
+use toolshed_core::services::{BackgroundStart, VerifyOptions};
 
 use crate::dto::{ReverifyRequest, ReverifyResponse, VerificationStatus};
 use crate::error::{ApiResult, ErrorBody};
@@ -44,10 +43,10 @@ pub async fn reverify(
     let url = status_url(&id);
     match state
         .toolshed
-        .start_verification(&id, VerifyOptions { force })
+        .start_verification_in_background(&id, VerifyOptions { force })
         .await?
     {
-        StartOutcome::UpToDate(server) => Ok(Json(ReverifyResponse {
+        BackgroundStart::UpToDate(server) => Ok(Json(ReverifyResponse {
             status: "up_to_date".to_owned(),
             server_id: id.to_string(),
             commit: server.last_verified_commit().map(ToString::to_string),
@@ -55,16 +54,16 @@ pub async fn reverify(
             status_url: url,
         })
         .into_response()),
-        StartOutcome::Started(lease) => {
+        // The run continues in the background (the handle is dropped, the run is not); if this
+        // process stops, the lease expires and the resume worker continues it.
+        BackgroundStart::Started(run) => {
             let response = ReverifyResponse {
                 status: "started".to_owned(),
                 server_id: id.to_string(),
-                commit: Some(lease.run.commit.to_string()),
-                run_id: Some(lease.run.run_id.clone()),
+                commit: Some(run.commit().to_string()),
+                run_id: Some(run.run_id().to_owned()),
                 status_url: url.clone(),
             };
-            let span = tracing::info_span!("verification", server = %id, run = %lease.run.run_id);
-            tokio::spawn(drive(state.toolshed.clone(), id, lease).instrument(span));
             Ok((
                 StatusCode::ACCEPTED,
                 [(header::LOCATION, url)],
@@ -72,20 +71,6 @@ pub async fn reverify(
             )
                 .into_response())
         }
-    }
-}
-
-/// Runs the remaining steps, then the metadata step. If the process stops meanwhile, the lease
-/// expires and `resume_verification` (CLI or another worker) continues from the stored step.
-async fn drive(toolshed: Toolshed, id: ServerId, lease: toolshed_core::domain::VerificationLease) {
-    match toolshed.drive_verification(lease).await {
-        Ok(server) => {
-            info!(state = ?server.state, "verification recorded");
-            if let Err(e) = toolshed.fill_missing_metadata(&id).await {
-                warn!(error = %e, "metadata step failed");
-            }
-        }
-        Err(e) => warn!(error = %e, "verification failed"),
     }
 }
 
@@ -100,26 +85,26 @@ pub async fn verification_status(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ServerId>,
 ) -> ApiResult<Json<VerificationStatus>> {
-    let server = state.toolshed.get_server(&id).await?;
-    let lease = state.toolshed.ports().repository.get_lease(&id).await?;
-    let now = state.toolshed.ports().clock.now();
-    let live = lease.filter(|l| !l.is_expired(now));
+    let status = state.toolshed.verification_status(&id).await?;
+    let in_progress = status.in_progress();
+    let server = status.server;
     let to_value = |v: serde_json::Result<serde_json::Value>| v.ok();
     Ok(Json(VerificationStatus {
         server_id: id.to_string(),
         state: to_value(serde_json::to_value(server.state))
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
-        in_progress: live.is_some(),
-        run: live.map(|l| {
+        in_progress,
+        run: status.run.map(|r| {
             json!({
-                "run_id": l.run.run_id,
-                "commit": l.run.commit,
-                "step": l.run.progress.step().to_string(),
-                "forced": l.run.forced,
-                "started_at": l.run.started_at,
-                "holder": l.holder,
-                "lease_expires_at": l.expires_at,
+                "run_id": r.run_id,
+                "commit": r.commit,
+                "step": r.step.to_string(),
+                "forced": r.forced,
+                "started_at": r.started_at,
+                "holder": r.holder,
+                "lease_expires_at": r.lease_expires_at,
+                "stale": r.stale,
             })
         }),
         image: server

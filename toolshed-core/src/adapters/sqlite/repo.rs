@@ -6,16 +6,16 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use super::error::db;
 use super::SqliteServerRepository;
 use crate::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
-    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState,
+    next_version, LiveSessionCounts, PlaygroundSession, Server,
+    ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
+    VerificationLease, VerificationRun,
 };
-use crate::error::{CapScope, EntityKind, Error, Result};
+use crate::error::{EntityKind, Error, Result};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
 
 /// Nanoseconds since the epoch: sortable, and precise enough that expiry comparisons agree with
 /// the caller's clock (millisecond rounding could expire a session early).
-fn ns(t: Timestamp) -> i64 {
+pub(super) fn ns(t: Timestamp) -> i64 {
     t.timestamp_nanos_opt()
         .unwrap_or_else(|| t.timestamp_millis().saturating_mul(1_000_000))
 }
@@ -90,28 +90,40 @@ fn load_lease(
     }
 }
 
-/// Fails with `LeaseLost` unless `lease.token` is the token of the held lease.
-fn check_lease(
+/// The stored lease `lease` holds, or `LeaseLost`.
+fn current_lease(
     tx: &rusqlite::Connection,
     lease: &VerificationLease,
     op: &'static str,
-) -> Result<()> {
-    match load_lease(tx, &lease.server_id, op)?.1 {
-        Some(cur) if cur.token == lease.token => Ok(()),
-        _ => Err(Error::LeaseLost {
-            server_id: lease.server_id.clone(),
-            token: lease.token,
-        }),
-    }
+) -> Result<VerificationLease> {
+    let cur = load_lease(tx, &lease.server_id, op)?
+        .1
+        .ok_or_else(|| lease.lost())?;
+    cur.ensure_token(lease)?;
+    Ok(cur)
 }
 
-fn release_lease(tx: &rusqlite::Connection, id: &ServerId, op: &'static str) -> Result<()> {
+/// Ends a run in one transaction: checks the token, applies `change` to the server, bumps its
+/// version and releases the lease.
+fn finish_verification(
+    conn: &mut rusqlite::Connection,
+    lease: &VerificationLease,
+    change: impl FnOnce(&mut Server),
+    op: &'static str,
+) -> Result<Server> {
+    let tx = immediate(conn, op)?;
+    current_lease(&tx, lease, op)?;
+    let mut server = load_server(&tx, &lease.server_id, op)?;
+    change(&mut server);
+    server.version += 1;
+    store_server(&tx, &server, op)?;
     tx.execute(
-        "UPDATE leases SET json = NULL WHERE server_id = ?1",
-        [id.as_str()],
+        "UPDATE leases SET json = NULL, expires_at_ns = NULL WHERE server_id = ?1",
+        [lease.server_id.as_str()],
     )
     .map_err(db(op))?;
-    Ok(())
+    tx.commit().map_err(db(op))?;
+    Ok(server)
 }
 
 fn load_session(
@@ -250,15 +262,13 @@ impl ServerRepository for SqliteServerRepository {
             const OP: &str = "update_server";
             let tx = immediate(conn, OP)?;
             let stored = load_server(&tx, &server.id, OP)?;
-            if stored.version != server.version {
-                return Err(Error::Conflict {
-                    kind: EntityKind::Server,
-                    id: server.id.to_string(),
-                    expected: server.version,
-                });
-            }
             let mut next = server;
-            next.version += 1;
+            next.version = next_version(
+                EntityKind::Server,
+                next.id.as_str(),
+                stored.version,
+                next.version,
+            )?;
             store_server(&tx, &next, OP)?;
             tx.commit().map_err(db(OP))?;
             Ok(next)
@@ -281,34 +291,26 @@ impl ServerRepository for SqliteServerRepository {
             let tx = immediate(conn, OP)?;
             load_server(&tx, &server_id, OP)?;
             let (last_token, current) = load_lease(&tx, &server_id, OP)?;
-            if let Some(cur) = &current {
-                if !cur.is_expired(now) {
-                    return Err(Error::VerificationInProgress {
-                        server_id: server_id.clone(),
-                        holder: cur.holder.clone(),
-                        expires_at: cur.expires_at,
-                    });
-                }
-            }
-            let run = match run {
-                Some(run) => run,
-                None => current
-                    .map(|l| l.run)
-                    .ok_or_else(|| Error::not_found(EntityKind::Lease, &server_id))?,
-            };
-            let lease = VerificationLease {
-                server_id: server_id.clone(),
-                holder,
-                token: last_token + 1,
-                acquired_at: now,
-                expires_at,
+            let lease = VerificationLease::grant(
+                &server_id,
+                current.as_ref(),
+                last_token,
+                &holder,
                 run,
-            };
+                now,
+                expires_at,
+            )?;
             tx.execute(
-                "INSERT INTO leases (server_id, last_token, json) VALUES (?1, ?2, ?3)
+                "INSERT INTO leases (server_id, last_token, json, expires_at_ns)
+                 VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(server_id) DO UPDATE SET last_token = excluded.last_token,
-                   json = excluded.json",
-                params![server_id.as_str(), to_i64(lease.token), json(&lease, OP)?],
+                   json = excluded.json, expires_at_ns = excluded.expires_at_ns",
+                params![
+                    server_id.as_str(),
+                    to_i64(lease.token),
+                    json(&lease, OP)?,
+                    ns(lease.expires_at)
+                ],
             )
             .map_err(db(OP))?;
             tx.commit().map_err(db(OP))?;
@@ -325,26 +327,44 @@ impl ServerRepository for SqliteServerRepository {
         .await
     }
 
+    async fn list_stale_verifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<VerificationLease>> {
+        self.with_conn("list_stale_verifications", move |conn| {
+            const OP: &str = "list_stale_verifications";
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT json FROM leases INDEXED BY leases_held_expiry
+                     WHERE json IS NOT NULL AND expires_at_ns <= ?1
+                     ORDER BY expires_at_ns, server_id LIMIT ?2",
+                )
+                .map_err(db(OP))?;
+            let rows = stmt
+                .query_map(params![ns(now), limit_i64(limit)], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(db(OP))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(parse(&row.map_err(db(OP))?, OP)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn save_progress(&self, lease: &VerificationLease) -> Result<VerificationLease> {
         let lease = lease.clone();
         self.with_conn("save_progress", move |conn| {
             const OP: &str = "save_progress";
             let tx = immediate(conn, OP)?;
-            let mut cur = match load_lease(&tx, &lease.server_id, OP)?.1 {
-                Some(cur) if cur.token == lease.token => cur,
-                _ => {
-                    return Err(Error::LeaseLost {
-                        server_id: lease.server_id.clone(),
-                        token: lease.token,
-                    })
-                }
-            };
-            // Only what a heartbeat may change: the run's progress and the expiry.
-            cur.run = lease.run;
-            cur.expires_at = lease.expires_at;
+            let mut cur = current_lease(&tx, &lease, OP)?;
+            cur.heartbeat(&lease)?;
             tx.execute(
-                "UPDATE leases SET json = ?2 WHERE server_id = ?1",
-                params![cur.server_id.as_str(), json(&cur, OP)?],
+                "UPDATE leases SET json = ?2, expires_at_ns = ?3 WHERE server_id = ?1",
+                params![cur.server_id.as_str(), json(&cur, OP)?, ns(cur.expires_at)],
             )
             .map_err(db(OP))?;
             tx.commit().map_err(db(OP))?;
@@ -362,21 +382,12 @@ impl ServerRepository for SqliteServerRepository {
         let lease = lease.clone();
         let completion = completion.clone();
         self.with_conn("complete_verification", move |conn| {
-            const OP: &str = "complete_verification";
-            let tx = immediate(conn, OP)?;
-            check_lease(&tx, &lease, OP)?;
-            let mut server = load_server(&tx, &lease.server_id, OP)?;
-            server.image = Some(completion.image);
-            server.tools = completion.tools;
-            server.state = VerificationState::Verified;
-            server.last_failure = None;
-            server.verification_count += 1;
-            server.updated_at = now;
-            server.version += 1;
-            store_server(&tx, &server, OP)?;
-            release_lease(&tx, &lease.server_id, OP)?;
-            tx.commit().map_err(db(OP))?;
-            Ok(server)
+            finish_verification(
+                conn,
+                &lease,
+                |s| s.record_verified(&completion, now),
+                "complete_verification",
+            )
         })
         .await
     }
@@ -389,18 +400,12 @@ impl ServerRepository for SqliteServerRepository {
         let lease = lease.clone();
         let failure = failure.clone();
         self.with_conn("fail_verification", move |conn| {
-            const OP: &str = "fail_verification";
-            let tx = immediate(conn, OP)?;
-            check_lease(&tx, &lease, OP)?;
-            let mut server = load_server(&tx, &lease.server_id, OP)?;
-            server.state = VerificationState::Failed;
-            server.updated_at = failure.at;
-            server.last_failure = Some(failure);
-            server.version += 1;
-            store_server(&tx, &server, OP)?;
-            release_lease(&tx, &lease.server_id, OP)?;
-            tx.commit().map_err(db(OP))?;
-            Ok(server)
+            finish_verification(
+                conn,
+                &lease,
+                |s| s.record_failure(&failure),
+                "fail_verification",
+            )
         })
         .await
     }
@@ -418,21 +423,7 @@ impl ServerRepository for SqliteServerRepository {
             if let Some(existing) = load_session(&tx, &stored.id, OP)? {
                 return Ok(SessionInsert::Existing(existing));
             }
-            let counts = count_live(&tx, &stored.server_id, OP)?;
-            if counts.server >= caps.per_server {
-                return Err(Error::CapReached {
-                    scope: CapScope::PerServer,
-                    limit: caps.per_server,
-                    server_id: stored.server_id.clone(),
-                });
-            }
-            if counts.total >= caps.total {
-                return Err(Error::CapReached {
-                    scope: CapScope::Total,
-                    limit: caps.total,
-                    server_id: stored.server_id.clone(),
-                });
-            }
+            caps.admit(&stored.server_id, count_live(&tx, &stored.server_id, OP)?)?;
             upsert_session(&tx, &stored, OP)?;
             tx.commit().map_err(db(OP))?;
             Ok(SessionInsert::Created(stored))
@@ -462,7 +453,8 @@ impl ServerRepository for SqliteServerRepository {
             let tx = immediate(conn, OP)?;
             let stored = load_session(&tx, &session.id, OP)?
                 .ok_or_else(|| Error::not_found(EntityKind::Session, &session.id))?;
-            if stored.version != session.version || !stored.state.is_live() {
+            if !stored.state.is_live() {
+                // An ended session is final: updating it is a conflict like a stale version.
                 return Err(Error::Conflict {
                     kind: EntityKind::Session,
                     id: session.id.to_string(),
@@ -470,7 +462,12 @@ impl ServerRepository for SqliteServerRepository {
                 });
             }
             let mut next = session;
-            next.version += 1;
+            next.version = next_version(
+                EntityKind::Session,
+                next.id.as_str(),
+                stored.version,
+                next.version,
+            )?;
             upsert_session(&tx, &next, OP)?;
             tx.commit().map_err(db(OP))?;
             Ok(next)
@@ -490,13 +487,10 @@ impl ServerRepository for SqliteServerRepository {
             let tx = immediate(conn, OP)?;
             let stored = load_session(&tx, &id, OP)?
                 .ok_or_else(|| Error::not_found(EntityKind::Session, &id))?;
-            if !stored.state.is_live() {
+            let mut ended = stored.clone();
+            if !ended.end(reason, at) {
                 return Ok(SessionEnd::AlreadyEnded(stored));
             }
-            let mut ended = stored;
-            ended.state = SessionState::Stopped;
-            ended.stop_reason = Some(reason);
-            ended.stopped_at = Some(at);
             ended.version += 1;
             upsert_session(&tx, &ended, OP)?;
             tx.commit().map_err(db(OP))?;

@@ -46,6 +46,37 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), SqliteError> {
         );
         ",
     )?;
+    add_lease_expiry(conn)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}
+
+/// The expiry of held leases as a column with a partial index, so that finding runs whose
+/// holder stopped heartbeating reads only held leases. Added to databases created before it
+/// (the column is filled from the stored leases).
+fn add_lease_expiry(conn: &Connection) -> Result<(), SqliteError> {
+    let has_column = conn
+        .prepare("SELECT 1 FROM pragma_table_info('leases') WHERE name = 'expires_at_ns'")?
+        .exists([])?;
+    if !has_column {
+        conn.execute_batch("ALTER TABLE leases ADD COLUMN expires_at_ns INTEGER")?;
+        let held: Vec<(String, String)> = conn
+            .prepare("SELECT server_id, json FROM leases WHERE json IS NOT NULL")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (server_id, json) in held {
+            // A lease that cannot be read stays out of the index; reading it reports the error.
+            if let Ok(lease) = serde_json::from_str::<crate::domain::VerificationLease>(&json) {
+                conn.execute(
+                    "UPDATE leases SET expires_at_ns = ?2 WHERE server_id = ?1",
+                    rusqlite::params![server_id, super::repo::ns(lease.expires_at)],
+                )?;
+            }
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS leases_held_expiry
+            ON leases(expires_at_ns, server_id) WHERE json IS NOT NULL;",
+    )?;
     Ok(())
 }
