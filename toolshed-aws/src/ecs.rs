@@ -186,6 +186,7 @@ impl EcsTaskRunner {
             .client_token(&spec.idempotency_token)
             .network_configuration(self.network().map_err(RunError::Core)?)
             .set_tags(Some(tags.collect()))
+            .set_overrides(env_overrides(spec))
             .send()
             .await
             .map_err(|e| RunError::Sdk(Box::new(e)))?;
@@ -329,6 +330,35 @@ pub(crate) fn private_ip(task: &Task) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The instance environment as a container override (`None` when empty, so sessions and checks
+/// send no overrides). ECS keeps overrides in the task description: values given here are
+/// visible to principals allowed `ecs:DescribeTasks`.
+fn env_overrides(spec: &TaskSpec) -> Option<aws_sdk_ecs::types::TaskOverride> {
+    if spec.env.is_empty() {
+        return None;
+    }
+    let env = spec
+        .env
+        .exposed()
+        .map(|(k, v)| {
+            aws_sdk_ecs::types::KeyValuePair::builder()
+                .name(k)
+                .value(v)
+                .build()
+        })
+        .collect();
+    Some(
+        aws_sdk_ecs::types::TaskOverride::builder()
+            .container_overrides(
+                aws_sdk_ecs::types::ContainerOverride::builder()
+                    .name(CONTAINER_NAME)
+                    .set_environment(Some(env))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
 fn labels(task: &Task) -> Option<TaskLabels> {
     TaskLabels::from_pairs(
         task.tags()
@@ -432,6 +462,25 @@ impl TaskRunner for EcsTaskRunner {
             Err(e) if stop_target_missing(&e) => Ok(()),
             Err(e) => Err(sdk_error("ecs", "StopTask", Some(task.to_string()), e)),
         }
+    }
+
+    /// ECS sends SIGTERM and waits the task definition's `stopTimeout` (30 s by default) before
+    /// SIGKILL; a per-call drain cannot be given, so `drain` is ignored.
+    async fn stop_gracefully(
+        &self,
+        task: &TaskHandle,
+        _drain: std::time::Duration,
+        reason: &str,
+    ) -> Result<()> {
+        self.stop(task, reason).await
+    }
+
+    /// Task output goes to CloudWatch Logs (awslogs), which this runner does not read.
+    async fn tail_logs(&self, _task: &TaskHandle, _tail: usize) -> Result<Vec<String>> {
+        Err(toolshed_core::Error::Unsupported {
+            backend: "ecs",
+            operation: "tail_logs (task output is in CloudWatch Logs)",
+        })
     }
 
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {

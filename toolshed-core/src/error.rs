@@ -35,6 +35,8 @@ pub enum EntityKind {
     Lease,
     /// An MCP tool.
     Tool,
+    /// A long-running instance.
+    Instance,
 }
 
 impl fmt::Display for EntityKind {
@@ -48,6 +50,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Docs => "docs",
             EntityKind::Lease => "verification lease",
             EntityKind::Tool => "tool",
+            EntityKind::Instance => "instance",
         })
     }
 }
@@ -259,6 +262,30 @@ pub enum Error {
         detail: String,
     },
 
+    /// The entity's state does not allow the operation (e.g. restarting an instance that is
+    /// still being created). Not retryable as is: the state must change first.
+    #[error("{kind} {id} is {state}: cannot {action}")]
+    InvalidState {
+        /// What was acted on.
+        kind: EntityKind,
+        /// Its id.
+        id: String,
+        /// Its current state.
+        state: String,
+        /// What was refused.
+        action: &'static str,
+    },
+
+    /// The backend does not offer this operation (e.g. container logs on a runner without a
+    /// log reader). Not retryable.
+    #[error("{backend} does not support {operation}")]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
+
     /// An operation did not finish within its deadline.
     #[error("{operation} timed out after {after_ms} ms{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
     Timeout {
@@ -333,7 +360,9 @@ impl Error {
             | Error::NotVerified { .. }
             | Error::UnknownTool { .. }
             | Error::InvalidToolArguments { .. }
-            | Error::PermissionDenied { .. } => false,
+            | Error::PermissionDenied { .. }
+            | Error::InvalidState { .. }
+            | Error::Unsupported { .. } => false,
         }
     }
 

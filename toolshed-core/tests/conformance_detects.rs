@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use toolshed_core::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, StopReason,
-    Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server, ServerId,
+    SessionCaps, SessionId, StopReason, Timestamp, VerificationFailure, VerificationLease,
+    VerificationRun,
 };
 use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
 use toolshed_core::testing::{conformance, InMemoryServerRepository};
@@ -161,6 +162,34 @@ impl ServerRepository for Broken {
     }
     async fn count_live_sessions(&self, id: &ServerId) -> Result<LiveSessionCounts> {
         self.inner.count_live_sessions(id).await
+    }
+    async fn insert_instance(&self, i: &Instance) -> Result<Instance> {
+        self.inner.insert_instance(i).await
+    }
+    async fn get_instance(&self, id: &InstanceId) -> Result<Instance> {
+        self.inner.get_instance(id).await
+    }
+    async fn get_instance_by_name(&self, name: &InstanceName) -> Result<Instance> {
+        self.inner.get_instance_by_name(name).await
+    }
+    async fn list_instances(
+        &self,
+        after: Option<InstanceName>,
+        limit: usize,
+    ) -> Result<Vec<Instance>> {
+        self.inner.list_instances(after, limit).await
+    }
+    async fn update_instance(&self, i: &Instance) -> Result<Instance> {
+        if matches!(self.bug, Bug::InstanceLastWriterWins) {
+            // Overwrites whatever is stored: a concurrent stop and restart lose each other.
+            let mut i = i.clone();
+            i.version = self.inner.get_instance(&i.id).await?.version;
+            return self.inner.update_instance(&i).await;
+        }
+        self.inner.update_instance(i).await
+    }
+    async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
+        self.inner.delete_instance(id).await
     }
 }
 

@@ -94,6 +94,26 @@ resource "aws_dynamodb_table" "sessions" {
     projection_type = "ALL"
   }
 
+  # Instances live in this table too (`#instance#<id>` items, with a `#instance-name#<name>` item
+  # that keeps names unique). `instances` is present only on instance items: a sparse index that
+  # lists instances by name without scanning sessions.
+  attribute {
+    name = "instances"
+    type = "S"
+  }
+
+  attribute {
+    name = "instance_name"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "instances-by-name"
+    hash_key        = "instances"
+    range_key       = "instance_name"
+    projection_type = "ALL"
+  }
+
   # Ended sessions are removed by DynamoDB (up to ~2 days late); the sweep never relies on it.
   ttl {
     attribute_name = "ttl"

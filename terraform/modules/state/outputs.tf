@@ -19,8 +19,8 @@ output "sessions_table_arn" {
 }
 
 output "sessions_index_arns" {
-  description = "ARNs of the sessions table's indexes (`by-server`, `live-by-expiry`), for IAM."
-  value       = var.create ? ["${aws_dynamodb_table.sessions[0].arn}/index/by-server", "${aws_dynamodb_table.sessions[0].arn}/index/live-by-expiry"] : []
+  description = "ARNs of the sessions table's indexes (`by-server`, `live-by-expiry`, `instances-by-name`), for IAM."
+  value       = var.create ? ["${aws_dynamodb_table.sessions[0].arn}/index/by-server", "${aws_dynamodb_table.sessions[0].arn}/index/live-by-expiry", "${aws_dynamodb_table.sessions[0].arn}/index/instances-by-name"] : []
 }
 
 output "table_arns" {

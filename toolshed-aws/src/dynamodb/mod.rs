@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use toolshed_core::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId,
+    Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server, ServerId,
     SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
     VerificationLease, VerificationRun,
 };
@@ -855,6 +855,34 @@ impl ServerRepository for DynamoServerRepository {
             server: count(find(&server_key)),
             total: count(find(codec::TOTAL_COUNTER)),
         })
+    }
+
+    async fn insert_instance(&self, instance: &Instance) -> Result<Instance> {
+        self.insert_instance_item(instance).await
+    }
+
+    async fn get_instance(&self, id: &InstanceId) -> Result<Instance> {
+        self.get_instance_record(id).await
+    }
+
+    async fn get_instance_by_name(&self, name: &InstanceName) -> Result<Instance> {
+        self.get_instance_record_by_name(name).await
+    }
+
+    async fn list_instances(
+        &self,
+        after: Option<InstanceName>,
+        limit: usize,
+    ) -> Result<Vec<Instance>> {
+        self.list_instance_records(after, limit).await
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<Instance> {
+        self.update_instance_record(instance).await
+    }
+
+    async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
+        self.delete_instance_record(id).await
     }
 }
 

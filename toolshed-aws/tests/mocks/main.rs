@@ -81,6 +81,7 @@ pub fn spec() -> TaskSpec {
             expires_at: chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
         },
         idempotency_token: session.to_string(),
+        env: Default::default(),
     }
 }
 

@@ -13,7 +13,7 @@ fn spec(server: &str, session: &str, repo: &str, digest_seed: &str) -> TaskSpec 
     let server_id = ServerId::new(server).unwrap();
     let digest = ImageDigest::new(format!(
         "sha256:{}",
-        crate::env::sha256_hex(digest_seed.as_bytes())
+        toolshed_aws::testing::sha256_hex(digest_seed.as_bytes())
     ))
     .unwrap();
     let session_id = SessionId::new(session).unwrap();
@@ -40,6 +40,7 @@ fn spec(server: &str, session: &str, repo: &str, digest_seed: &str) -> TaskSpec 
                 .unwrap(),
         },
         idempotency_token: session_id.to_string(),
+        env: Default::default(),
     }
 }
 

@@ -3,19 +3,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ServerId, SessionId, Timestamp};
+use super::{InstanceId, ServerId, SessionId, Timestamp};
 
 /// Present with value `true` on every task we start. Runners list, stop and remove only tasks
 /// carrying it.
 pub const LABEL_MANAGED: &str = "toolshed.managed";
 /// The server id.
 pub const LABEL_SERVER: &str = "toolshed.server";
-/// `playground` or `verification`.
+/// `playground`, `verification` or `instance`.
 pub const LABEL_PURPOSE: &str = "toolshed.purpose";
 /// The session id (playground tasks).
 pub const LABEL_SESSION: &str = "toolshed.session";
 /// The verification run id (check tasks).
 pub const LABEL_RUN: &str = "toolshed.run";
+/// The instance id (instance tasks).
+pub const LABEL_INSTANCE: &str = "toolshed.instance";
 /// Expiry, Unix seconds.
 pub const LABEL_EXPIRES_AT: &str = "toolshed.expires-at";
 
@@ -33,6 +35,12 @@ pub enum TaskPurpose {
         /// The run.
         run_id: String,
     },
+    /// A long-running instance. It runs until stopped: its label expiry is
+    /// [`TaskLabels::never`].
+    Instance {
+        /// The instance.
+        instance_id: InstanceId,
+    },
 }
 
 /// Parsed labels of one of our tasks.
@@ -47,6 +55,15 @@ pub struct TaskLabels {
 }
 
 impl TaskLabels {
+    /// The expiry of tasks that run until stopped (instances): 9999-12-31T23:59:59Z.
+    pub const NEVER_SECS: i64 = 253_402_300_799;
+
+    /// [`Self::NEVER_SECS`] as a timestamp.
+    pub fn never() -> Timestamp {
+        chrono::DateTime::from_timestamp(Self::NEVER_SECS, 0)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    }
+
     /// Key/value pairs to attach (ECS tags, Docker labels).
     ///
     /// ```
@@ -77,6 +94,10 @@ impl TaskLabels {
                 pairs.push((LABEL_PURPOSE.to_owned(), "verification".to_owned()));
                 pairs.push((LABEL_RUN.to_owned(), run_id.clone()));
             }
+            TaskPurpose::Instance { instance_id } => {
+                pairs.push((LABEL_PURPOSE.to_owned(), "instance".to_owned()));
+                pairs.push((LABEL_INSTANCE.to_owned(), instance_id.to_string()));
+            }
         }
         pairs
     }
@@ -86,6 +107,7 @@ impl TaskLabels {
         let mut managed = false;
         let (mut server, mut purpose, mut session, mut run, mut expires) =
             (None, None, None, None, None);
+        let mut instance = None;
         for (k, v) in pairs {
             match k {
                 LABEL_MANAGED => managed = v == "true",
@@ -93,6 +115,7 @@ impl TaskLabels {
                 LABEL_PURPOSE => purpose = Some(v.to_owned()),
                 LABEL_SESSION => session = SessionId::new(v).ok(),
                 LABEL_RUN => run = Some(v.to_owned()),
+                LABEL_INSTANCE => instance = InstanceId::new(v).ok(),
                 LABEL_EXPIRES_AT => {
                     expires = v
                         .parse::<i64>()
@@ -110,6 +133,9 @@ impl TaskLabels {
                 session_id: session?,
             },
             Some("verification") => TaskPurpose::Verification { run_id: run? },
+            Some("instance") => TaskPurpose::Instance {
+                instance_id: instance?,
+            },
             _ => return None,
         };
         Some(Self {

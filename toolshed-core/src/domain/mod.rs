@@ -2,6 +2,7 @@
 
 mod ids;
 mod image;
+mod instance;
 mod labels;
 mod mcp;
 mod metadata;
@@ -17,9 +18,14 @@ mod rules_tests;
 
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
 pub use image::{validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage};
+pub use instance::{
+    EnvName, Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, InstanceState,
+    InstanceView, SecretValue, MAX_ENV_VALUE_LEN, MAX_ENV_VARS, MAX_FAILURE_LEN, MAX_OWNER_LEN,
+    REDACTED,
+};
 pub use labels::{
-    TaskLabels, TaskPurpose, LABEL_EXPIRES_AT, LABEL_MANAGED, LABEL_PURPOSE, LABEL_RUN,
-    LABEL_SERVER, LABEL_SESSION,
+    TaskLabels, TaskPurpose, LABEL_EXPIRES_AT, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PURPOSE,
+    LABEL_RUN, LABEL_SERVER, LABEL_SESSION,
 };
 pub use mcp::{
     validate_http_path, Endpoint, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,

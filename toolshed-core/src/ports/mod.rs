@@ -32,7 +32,9 @@ pub use image_store::ImageStore;
 pub use metadata::{MetadataGenerator, MetadataRequest};
 pub use probe::McpProbe;
 pub use repository::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
-pub use runner::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+pub use runner::{
+    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, MAX_LOG_TAIL,
+};
 pub use source::{SnapshotLimits, SourceRepository};
 
 #[cfg(feature = "mocks")]

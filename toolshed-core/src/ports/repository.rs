@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId,
+    Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server, ServerId,
     SessionCaps, SessionId, StopReason, Timestamp, VerificationFailure, VerificationLease,
     VerificationRun,
 };
@@ -202,4 +202,41 @@ pub trait ServerRepository: Send + Sync + Debug {
 
     /// Live-session counts of a server and in total.
     async fn count_live_sessions(&self, server_id: &ServerId) -> Result<LiveSessionCounts>;
+
+    /// Stores a new instance (its `version` is ignored; stored as 1) and returns it. Names are
+    /// unique among stored instances, enforced atomically with the insert.
+    ///
+    /// # Errors
+    /// `AlreadyExists` (kind `Instance`) if the id or the name is taken (nothing stored).
+    async fn insert_instance(&self, instance: &Instance) -> Result<Instance>;
+
+    /// Reads an instance.
+    ///
+    /// # Errors
+    /// `NotFound` (kind `Instance`).
+    async fn get_instance(&self, id: &InstanceId) -> Result<Instance>;
+
+    /// Reads an instance by its name (strongly consistent, like [`Self::get_instance`]).
+    ///
+    /// # Errors
+    /// `NotFound` (kind `Instance`, the name as id).
+    async fn get_instance_by_name(&self, name: &InstanceName) -> Result<Instance>;
+
+    /// Instances ordered by name, starting after the name `after`, at most `limit`.
+    async fn list_instances(
+        &self,
+        after: Option<InstanceName>,
+        limit: usize,
+    ) -> Result<Vec<Instance>>;
+
+    /// Replaces an instance if its stored version equals `instance.version`; stores and returns
+    /// `version + 1`. Its id, name, server and creation time never change (they are not written).
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` on a version mismatch.
+    async fn update_instance(&self, instance: &Instance) -> Result<Instance>;
+
+    /// Deletes an instance and frees its name (idempotent); whether it existed. The caller stops
+    /// its task first: deleting never stops anything.
+    async fn delete_instance(&self, id: &InstanceId) -> Result<bool>;
 }

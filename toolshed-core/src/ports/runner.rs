@@ -1,14 +1,18 @@
 //! Running images as short-lived tasks (ECS Fargate, Docker containers).
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Endpoint, ImageRef, Server, ServerId, SessionId, TaskHandle, TaskLabels, TaskPurpose,
-    TaskResources, Timestamp,
+    Endpoint, ImageRef, Instance, InstanceEnv, Server, ServerId, SessionId, TaskHandle, TaskLabels,
+    TaskPurpose, TaskResources, Timestamp,
 };
+
+/// Most log lines [`TaskRunner::tail_logs`] returns at once.
+pub const MAX_LOG_TAIL: usize = 10_000;
 use crate::error::Result;
 
 /// What to run. The image is an [`ImageRef`], which always carries a digest; runners run
@@ -29,6 +33,10 @@ pub struct TaskSpec {
     pub labels: TaskLabels,
     /// Makes a retried start return the same task (ECS `clientToken`, ≤ 64 ASCII characters).
     pub idempotency_token: String,
+    /// Environment of the task: an instance's, empty for sessions and checks. Its values may be
+    /// secrets, so it is never serialised.
+    #[serde(skip)]
+    pub env: InstanceEnv,
 }
 
 impl TaskSpec {
@@ -82,6 +90,23 @@ impl TaskSpec {
         )
     }
 
+    /// The spec of an instance's current start: the image pinned when the instance was created
+    /// (a restart never picks up a newer verification), the instance's environment, and a token
+    /// unique to this start ([`Instance::start_token`]).
+    pub fn for_instance(server: &Server, instance: &Instance) -> Self {
+        let mut spec = Self::new(
+            server,
+            instance.image.clone(),
+            TaskPurpose::Instance {
+                instance_id: instance.id.clone(),
+            },
+            TaskLabels::never(),
+            instance.start_token(),
+        );
+        spec.env = instance.env.clone();
+        spec
+    }
+
     fn new(
         server: &Server,
         image: ImageRef,
@@ -101,6 +126,7 @@ impl TaskSpec {
                 expires_at,
             },
             idempotency_token,
+            env: InstanceEnv::new(),
         }
     }
 }
@@ -183,6 +209,24 @@ pub trait TaskRunner: Send + Sync + Debug {
 
     /// Stops a task. Stopping a stopped or unknown task succeeds (idempotent).
     async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()>;
+
+    /// Stops a task gracefully: its stop signal (SIGTERM unless the image names another), up to
+    /// `drain` for it to exit, then a kill. Runners whose backend fixes the grace period (ECS:
+    /// the task definition's `stopTimeout`) document that they ignore `drain`. Idempotent like
+    /// [`Self::stop`].
+    ///
+    /// # Errors
+    /// `Backend`; `PermissionDenied` for a task that is not ours.
+    async fn stop_gracefully(&self, task: &TaskHandle, drain: Duration, reason: &str)
+        -> Result<()>;
+
+    /// The last `tail` lines a task wrote (stdout and stderr), oldest first, with terminal
+    /// escape sequences and control characters stripped.
+    ///
+    /// # Errors
+    /// `InvalidInput` for `tail` above [`MAX_LOG_TAIL`]; `NotFound` (kind `Task`) for an unknown
+    /// task; `Unsupported` when the runner cannot read logs.
+    async fn tail_logs(&self, task: &TaskHandle, tail: usize) -> Result<Vec<String>>;
 
     /// Lists live tasks carrying our labels (never anything else), from `cursor`, about `limit`
     /// per page.

@@ -297,6 +297,17 @@ impl Sweeper {
             // A check task is stopped by its verification; one still running past its label
             // expiry belongs to a run that crashed.
             TaskPurpose::Verification { .. } => task.labels.expires_at < now,
+            // An instance runs until stopped; its task is an orphan once the instance is gone,
+            // no longer holds a task, or holds another one (a restart replaced it).
+            TaskPurpose::Instance { instance_id } => {
+                match self.repository.get_instance(instance_id).await {
+                    Ok(i) => {
+                        !i.state.holds_task() || i.task.as_ref().is_some_and(|t| *t != task.handle)
+                    }
+                    Err(e) if e.is_not_found() => true,
+                    Err(e) => return Verdict::Unknown(format!("read instance {instance_id}: {e}")),
+                }
+            }
         };
         match (orphan, young) {
             (true, true) => Verdict::YoungOrphan,

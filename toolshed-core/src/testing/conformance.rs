@@ -27,6 +27,9 @@ use crate::domain::{
 use crate::error::{CapScope, EntityKind, Error};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
 
+mod instances;
+pub use instances::*;
+
 type Repo = Arc<dyn ServerRepository>;
 
 /// Runs every check, one after the other.
@@ -49,7 +52,8 @@ pub async fn run_all(repo: Repo) {
     check_list_sessions_for_server(repo.clone()).await;
     check_list_expired_sessions(repo.clone()).await;
     check_list_live_sessions(repo.clone()).await;
-    check_count_live_sessions(repo).await;
+    check_count_live_sessions(repo.clone()).await;
+    run_instances(repo).await;
 }
 
 // ---------------------------------------------------------------------------------------------

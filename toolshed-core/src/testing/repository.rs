@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::clock::lock;
 use crate::domain::{
-    next_version, LiveSessionCounts, PlaygroundSession, Server,
+    next_version, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server,
     ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
     VerificationLease, VerificationRun,
 };
@@ -83,6 +83,7 @@ impl Inner {
 #[derive(Debug, Default)]
 pub struct InMemoryServerRepository {
     inner: Mutex<Inner>,
+    instances: super::instances::InstanceTable,
 }
 
 impl InMemoryServerRepository {
@@ -375,5 +376,33 @@ impl ServerRepository for InMemoryServerRepository {
             server: inner.live_per_server.get(server_id).copied().unwrap_or(0),
             total: inner.live_total,
         })
+    }
+
+    async fn insert_instance(&self, instance: &Instance) -> Result<Instance> {
+        self.instances.insert(instance)
+    }
+
+    async fn get_instance(&self, id: &InstanceId) -> Result<Instance> {
+        self.instances.get(id)
+    }
+
+    async fn get_instance_by_name(&self, name: &InstanceName) -> Result<Instance> {
+        self.instances.get_by_name(name)
+    }
+
+    async fn list_instances(
+        &self,
+        after: Option<InstanceName>,
+        limit: usize,
+    ) -> Result<Vec<Instance>> {
+        Ok(self.instances.list(after, limit))
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<Instance> {
+        self.instances.update(instance)
+    }
+
+    async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
+        Ok(self.instances.delete(id))
     }
 }

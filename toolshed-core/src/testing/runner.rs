@@ -2,13 +2,16 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::clock::lock;
 use crate::domain::{Endpoint, TaskHandle, TaskLabels, Timestamp};
-use crate::error::{Error, Result};
-use crate::ports::{Clock, TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+use crate::error::{EntityKind, Error, Result};
+use crate::ports::{
+    Clock, TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, MAX_LOG_TAIL,
+};
 
 /// A task the fake runner knows.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +46,10 @@ struct Inner {
     describe_calls: u32,
     stop_calls: u32,
     list_calls: u32,
+    /// Output lines per task, as tests wrote them.
+    logs: HashMap<TaskHandle, Vec<String>>,
+    /// Graceful stops, in order: task and drain timeout.
+    drains: Vec<(TaskHandle, Duration)>,
 }
 
 /// A [`TaskRunner`] over a map of tasks. Tasks start `Running` with an endpoint on
@@ -171,6 +178,20 @@ impl FakeTaskRunner {
     pub fn list_calls(&self) -> u32 {
         lock(&self.inner).list_calls
     }
+
+    /// Appends a line to a task's output (what `tail_logs` returns).
+    pub fn write_log(&self, handle: &TaskHandle, line: &str) {
+        lock(&self.inner)
+            .logs
+            .entry(handle.clone())
+            .or_default()
+            .push(line.to_owned());
+    }
+
+    /// Graceful stops so far, in order: the task and its drain timeout.
+    pub fn drains(&self) -> Vec<(TaskHandle, Duration)> {
+        lock(&self.inner).drains.clone()
+    }
 }
 
 #[async_trait]
@@ -262,6 +283,31 @@ impl TaskRunner for FakeTaskRunner {
             }
         }
         Ok(())
+    }
+
+    async fn stop_gracefully(
+        &self,
+        task: &TaskHandle,
+        drain: Duration,
+        reason: &str,
+    ) -> Result<()> {
+        lock(&self.inner).drains.push((task.clone(), drain));
+        self.stop(task, reason).await
+    }
+
+    async fn tail_logs(&self, task: &TaskHandle, tail: usize) -> Result<Vec<String>> {
+        if tail > MAX_LOG_TAIL {
+            return Err(Error::invalid(
+                "tail",
+                format!("must be at most {MAX_LOG_TAIL}"),
+            ));
+        }
+        let inner = lock(&self.inner);
+        if !inner.tasks.contains_key(task) {
+            return Err(Error::not_found(EntityKind::Task, task));
+        }
+        let lines = inner.logs.get(task).map(Vec::as_slice).unwrap_or_default();
+        Ok(lines[lines.len().saturating_sub(tail)..].to_vec())
     }
 
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {

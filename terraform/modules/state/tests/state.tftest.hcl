@@ -32,7 +32,15 @@ run "tables_match_the_crate" {
     error_message = "GSI live-by-expiry: live / expires_at, projection ALL"
   }
   assert {
-    condition     = { for a in aws_dynamodb_table.sessions[0].attribute : a.name => a.type } == { session_id = "S", server_id = "S", created_at = "N", live = "S", expires_at = "N" }
+    condition = (
+      one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "instances-by-name"]).hash_key == "instances" &&
+      one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "instances-by-name"]).range_key == "instance_name" &&
+      one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "instances-by-name"]).projection_type == "ALL"
+    )
+    error_message = "GSI instances-by-name: instances / instance_name, projection ALL"
+  }
+  assert {
+    condition     = { for a in aws_dynamodb_table.sessions[0].attribute : a.name => a.type } == { session_id = "S", server_id = "S", created_at = "N", live = "S", expires_at = "N", instances = "S", instance_name = "S" }
     error_message = "sessions attributes and types"
   }
   assert {
@@ -44,8 +52,8 @@ run "tables_match_the_crate" {
     error_message = "on-demand, PITR, SSE and deletion protection on both tables"
   }
   assert {
-    condition     = length(output.sessions_index_arns) == 2
-    error_message = "both index ARNs are output"
+    condition     = length(output.sessions_index_arns) == 3
+    error_message = "every index ARN is output"
   }
 }
 

@@ -11,7 +11,7 @@ use crate::domain::{TaskHandle, Timestamp};
 use crate::error::{EntityKind, Error, Result};
 
 /// Most lines a `tail` may ask for.
-pub const MAX_TAIL: usize = 10_000;
+pub const MAX_TAIL: usize = crate::ports::MAX_LOG_TAIL;
 
 /// Which log lines to read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

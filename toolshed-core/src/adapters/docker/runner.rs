@@ -529,7 +529,11 @@ impl TaskRunner for DockerTaskRunner {
             port: spec.container_port,
             resources: spec.resources,
             labels,
-            env: Vec::new(),
+            env: spec
+                .env
+                .exposed()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
             args: Vec::new(),
         })
         .await
@@ -552,6 +556,26 @@ impl TaskRunner for DockerTaskRunner {
             Err(Error::PermissionDenied { .. }) => Ok(()),
             other => other,
         }
+    }
+
+    async fn stop_gracefully(
+        &self,
+        task: &TaskHandle,
+        drain: Duration,
+        reason: &str,
+    ) -> Result<()> {
+        tracing::info!(container = %task, reason, drain_secs = drain.as_secs(), "stopping container gracefully");
+        self.stop_with_drain(task, drain).await
+    }
+
+    async fn tail_logs(&self, task: &TaskHandle, tail: usize) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let query = super::LogQuery {
+            tail: Some(tail),
+            since: None,
+            follow: false,
+        };
+        self.logs(task, query).await?.try_collect().await
     }
 
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use super::error::db;
 use super::SqliteServerRepository;
 use crate::domain::{
-    next_version, LiveSessionCounts, PlaygroundSession, Server,
+    next_version, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server,
     ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
     VerificationLease, VerificationRun,
 };
@@ -559,5 +559,33 @@ impl ServerRepository for SqliteServerRepository {
             count_live(conn, &server_id, "count_live_sessions")
         })
         .await
+    }
+
+    async fn insert_instance(&self, instance: &Instance) -> Result<Instance> {
+        self.insert_instance_row(instance).await
+    }
+
+    async fn get_instance(&self, id: &InstanceId) -> Result<Instance> {
+        self.get_instance_row(id).await
+    }
+
+    async fn get_instance_by_name(&self, name: &InstanceName) -> Result<Instance> {
+        self.get_instance_row_by_name(name).await
+    }
+
+    async fn list_instances(
+        &self,
+        after: Option<InstanceName>,
+        limit: usize,
+    ) -> Result<Vec<Instance>> {
+        self.list_instance_rows(after, limit).await
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<Instance> {
+        self.update_instance_row(instance).await
+    }
+
+    async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
+        self.delete_instance_row(id).await
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::SqliteError;
 
 /// Current schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), SqliteError> {
     // WAL lets readers proceed during a write; busy_timeout makes concurrent CLI processes wait for
@@ -39,14 +39,11 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), SqliteError> {
             ON sessions(expires_at_ns, id) WHERE live = 1;
         CREATE INDEX IF NOT EXISTS sessions_server_created
             ON sessions(server_id, created_at_ns DESC, id DESC);
-        CREATE TABLE IF NOT EXISTS instances (
-            id         TEXT PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            json       TEXT NOT NULL
-        );
         ",
     )?;
     add_lease_expiry(conn)?;
+    // Version 2: instances in typed columns (replacing the JSON table of version 1).
+    super::instances::migrate(conn)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
