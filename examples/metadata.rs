@@ -16,6 +16,7 @@
 //!   (`[{"name": …, "description": …, "input_schema": {…}}]`) to document, e.g. from a probe.
 //! - `RUST_LOG`: log filter; `toolshed_openai=debug` also prints the prompt.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -59,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let dir = std::env::args()
         .nth(1)

@@ -41,7 +41,6 @@ async fn main() -> anyhow::Result<()> {
         return serve_example(&args[1..]).await;
     }
     tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,rmcp::transport::worker=off".into()),

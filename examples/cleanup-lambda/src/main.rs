@@ -23,6 +23,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .without_time()
+        // CloudWatch shows colour codes as text.
+        .with_ansi(false)
         .init();
     // Built once per execution environment, shared by every invocation.
     let toolshed = toolshed_cleanup_lambda::sweeper_from_env().await?;

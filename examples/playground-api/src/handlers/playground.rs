@@ -68,7 +68,7 @@ pub async fn launch(
 }
 
 /// A session's status, refreshed from the runner: `launching`, `running` (with its endpoint) or
-/// `stopped` (with the reason). Select it by `session_id`, or by `task_arn` as seed 001 has it.
+/// `stopped` (with the reason). Select it by `session_id`, or by the `task_arn` returned at launch.
 #[utoipa::path(get, path = "/api/servers/{id}/playground/status", tag = "playground",
     params(("id" = String, Path, description = "Server id"), SessionSelector),
     responses(
@@ -88,7 +88,7 @@ pub async fn status(
 }
 
 /// Stops a session of the server (idempotent). The session is selected in the JSON body by
-/// `session_id` or `task_arn` (seed 001).
+/// `session_id` or by the `task_arn` returned at launch.
 #[utoipa::path(post, path = "/api/servers/{id}/playground/stop", tag = "playground",
     params(("id" = String, Path, description = "Server id")),
     request_body(content = SessionSelector),
