@@ -6,14 +6,14 @@ use anyhow::Context;
 use clap::Subcommand;
 use toolshed_core::adapters::docker::sanitize::sanitize_lines;
 use toolshed_core::domain::{
-    GitRef, IdempotencyKey, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, SessionId,
-    ToolCall, Transport,
+    GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy, Server, ServerId,
+    ServerRegistration, SessionId, ToolCall, Transport,
 };
-use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
+use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 
 use crate::instances;
-use crate::output::{print, Format};
+use crate::output::{print, table, Format};
 use crate::Cli;
 
 /// Top-level commands.
@@ -112,6 +112,14 @@ pub enum Playground {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// List sessions (live ones unless `--all`), newest first per server.
+    List {
+        /// Only this server's sessions (default: every server's).
+        server: Option<String>,
+        /// Include sessions that have ended.
+        #[arg(long)]
+        all: bool,
+    },
     /// A session's state and endpoint.
     Status {
         /// Session id.
@@ -182,7 +190,9 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
         Err(e) => Err(format!("not reachable ({e}); start it or set DOCKER_HOST")),
     };
     let git = match std::process::Command::new("git").arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        Ok(out) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        }
         _ => Err("git not found on PATH: repositories cannot be read".to_owned()),
     };
     let bridge = locate_stdio_bridge(config.stdio_bridge.as_deref());
@@ -191,7 +201,10 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
             "stdio servers can be verified: bridge {} (found by {}){}",
             path.display(),
             bridge.found_by.map_or_else(String::new, |b| b.to_string()),
-            bridge.problem.as_deref().map_or_else(String::new, |p| format!("; warning: {p}"))
+            bridge
+                .problem
+                .as_deref()
+                .map_or_else(String::new, |p| format!("; warning: {p}"))
         )),
         None => Err(bridge.problem.clone().unwrap_or_default()),
     };
@@ -213,7 +226,10 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
         let mut out = format!(
             "data dir      {}\nimages        {}\n",
             config.data_dir.display(),
-            config.registry.as_deref().unwrap_or("the engine's image store")
+            config
+                .registry
+                .as_deref()
+                .unwrap_or("the engine's image store")
         );
         for (name, r) in &checks {
             let (mark, detail) = match r {
@@ -231,19 +247,39 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
     }
 }
 
-fn server_line(s: &toolshed_core::domain::Server) -> String {
+/// A server's cells under `SERVER_COLUMNS`.
+fn server_row(s: &Server) -> [String; 4] {
     let state = serde_json::to_value(s.state)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    format!(
-        "{:<24} {:<10} {:<14} {}",
-        s.id,
+    [
+        s.id.to_string(),
         state,
-        s.last_verified_commit().map_or("-", |c| c.short()),
-        s.repo
-    )
+        s.last_verified_commit()
+            .map_or("-", |c| c.short())
+            .to_owned(),
+        s.repo.to_string(),
+    ]
 }
+
+const SERVER_COLUMNS: [&str; 4] = ["ID", "STATE", "COMMIT", "REPOSITORY"];
+
+/// A session's cells under `SESSION_COLUMNS`.
+fn session_row(s: &PlaygroundSession) -> [String; 5] {
+    [
+        s.id.to_string(),
+        s.server_id.to_string(),
+        s.state.to_string(),
+        s.endpoint
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string),
+        s.expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    ]
+}
+
+const SESSION_COLUMNS: [&str; 5] = ["SESSION", "SERVER", "STATE", "ENDPOINT", "EXPIRES"];
 
 async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> {
     let ts = &b.toolshed;
@@ -278,18 +314,14 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
         Servers::List => {
             let list = ts.list_servers(None, 1000).await?;
             print(f, &list, || {
-                let mut out = format!("{:<24} {:<10} {:<14} REPOSITORY", "ID", "STATE", "COMMIT");
-                for s in &list {
-                    out.push('\n');
-                    out.push_str(&server_line(s));
-                }
-                out
+                let rows: Vec<_> = list.iter().map(server_row).collect();
+                table(SERVER_COLUMNS, &rows)
             });
         }
         Servers::Show { id } => {
             let s = ts.get_server(&ServerId::new(id)?).await?;
             print(f, &s, || {
-                let mut out = server_line(&s);
+                let mut out = table(SERVER_COLUMNS, &[server_row(&s)]);
                 if let Some(img) = &s.image {
                     out.push_str(&format!("\nimage: {}", img.image.pinned()));
                 }
@@ -404,6 +436,33 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
                     "session {} {} at {}; expires {}\nnext: toolshed playground exec {} <tool> --args '{{}}'",
                     s.id, s.state, s.endpoint.as_ref().map_or("-".into(), ToString::to_string), s.expires_at, s.id
                 )
+            });
+        }
+        Playground::List { server, all } => {
+            let servers = match server {
+                Some(id) => vec![ServerId::new(id)?],
+                None => ts
+                    .list_servers(None, 1000)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect(),
+            };
+            let mut sessions = Vec::new();
+            for id in &servers {
+                sessions.extend(ts.list_sessions(id, !all, 1000).await?);
+            }
+            print(f, &sessions, || {
+                if sessions.is_empty() {
+                    let which = if all {
+                        "no sessions"
+                    } else {
+                        "no live sessions"
+                    };
+                    return format!("{which}; start one with `toolshed playground start <server>`");
+                }
+                let rows: Vec<_> = sessions.iter().map(session_row).collect();
+                table(SESSION_COLUMNS, &rows)
             });
         }
         Playground::Status { session } => {

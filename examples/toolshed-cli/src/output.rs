@@ -23,6 +23,34 @@ pub fn print<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> St
     }
 }
 
+/// Lays `rows` out under `header` in columns as wide as their widest cell, two spaces apart (the
+/// last column is not padded, so lines carry no trailing blanks).
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            out.push_str(cell);
+            if i + 1 < N {
+                let pad = width - cell.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out
+    };
+    let mut out = line(header);
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.each_ref().map(String::as_str)));
+    }
+    out
+}
+
 /// The documented exit code of an error.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Unhealthy>().is_some() {
@@ -34,7 +62,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             Error::VerificationInProgress { .. }
             | Error::CapReached { .. }
             | Error::Conflict { .. }
-            | Error::AlreadyExists { .. },
+            | Error::AlreadyExists { .. }
+            | Error::InvalidState { .. },
         ) => 4,
         Some(Error::VerificationFailed { .. } | Error::NotVerified { .. }) => 5,
         Some(Error::Backend { .. } | Error::Timeout { .. } | Error::PermissionDenied { .. }) => 6,
@@ -52,9 +81,15 @@ fn hint(e: &anyhow::Error) -> Option<String> {
     Some(match e.downcast_ref::<Error>()? {
         Error::NotFound { kind, .. } => match kind.to_string().as_str() {
             "server" => "list servers with `toolshed servers list`, or add one with `toolshed servers add`".into(),
-            "session" => "list sessions with `toolshed playground status <session>` ids from `playground start`".into(),
+            "session" => "list sessions with `toolshed playground list`".into(),
+            "instance" => "list instances with `toolshed instances list`".into(),
             _ => "check the id".into(),
         },
+        Error::AlreadyExists {
+            kind: toolshed_core::error::EntityKind::Instance,
+            ..
+        } => "names are unique: restart the existing instance (`toolshed instances restart <name>`), remove it (`toolshed instances rm <name>`), or pick another --name".into(),
+        Error::InvalidState { .. } => "check `toolshed instances status <name>` and retry once it has settled".into(),
         Error::NotVerified { server_id } => format!("run `toolshed servers verify {server_id}` first"),
         Error::VerificationInProgress { expires_at, .. } => {
             format!("wait for it to finish, or retry after {expires_at}")
@@ -102,3 +137,36 @@ impl std::fmt::Display for Unhealthy {
 }
 
 impl std::error::Error for Unhealthy {}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn columns_are_as_wide_as_their_widest_cell() {
+        let rows = [
+            [
+                "a-very-long-server-id".to_owned(),
+                "verified".to_owned(),
+                "x".to_owned(),
+            ],
+            ["t".to_owned(), "failed".to_owned(), "y".to_owned()],
+        ];
+        let out = table(["ID", "STATE", "REPOSITORY"], &rows);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "ID                     STATE     REPOSITORY",
+                "a-very-long-server-id  verified  x",
+                "t                      failed    y",
+            ]
+        );
+    }
+
+    #[test]
+    fn widths_count_characters_not_bytes() {
+        let rows = [["é".to_owned(), "b".to_owned()]];
+        assert_eq!(table(["A", "B"], &rows), "A  B\né  b");
+    }
+}
