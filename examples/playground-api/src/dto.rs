@@ -122,7 +122,8 @@ pub struct SessionView {
     /// The session record (`id`, `state`, `endpoint`, `task`, `expires_at`…).
     #[schema(value_type = Object)]
     pub session: PlaygroundSession,
-    /// The runner's task handle (ECS task ARN or container id), as seed 001's `taskArn`.
+    /// The runner's task handle (ECS task ARN or container id); clients may select the session
+    /// by it (`task_arn` / `taskArn`).
     pub task_arn: String,
     /// Status URL (refreshes from the runner).
     pub status_url: String,
@@ -146,8 +147,8 @@ impl SessionView {
     }
 }
 
-/// Which session: by id, or by task ARN as seed 001 has it. Both names are accepted in
-/// `snake_case` and `camelCase`.
+/// Which session: by id, or by the task ARN clients were given at launch. Both names are
+/// accepted in `snake_case` and `camelCase`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SessionSelector {

@@ -14,6 +14,8 @@
 //!   (default 30; `0` turns the resume worker off, e.g. when another process resumes them).
 //! - `RUST_LOG`: log filter (default `info`); logs go to stderr.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use toolshed_playground_api::backend::{compose, BackendKind, ServiceConfig};
 use toolshed_playground_api::resume::ResumeWorker;
@@ -27,6 +29,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colour only for a person at a terminal, never in container or service logs.
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = ServiceConfig::from_env()?;
     let addr = config.addr.clone();
