@@ -258,6 +258,18 @@ impl From<Error> for ApiError {
             } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
                 .with_details(json!({ "operation": operation, "id": id, "after_ms": after_ms, "retryable": true }))
                 .retry_after(5),
+            Error::InvalidState {
+                kind,
+                id,
+                state,
+                action,
+            } => ApiError::new(StatusCode::CONFLICT, "invalid_state", message).with_details(
+                json!({ "kind": kind.to_string(), "id": id, "state": state, "action": action }),
+            ),
+            Error::Unsupported { backend, operation } => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message)
+                    .with_details(json!({ "backend": backend, "operation": operation }))
+            }
             _ => {
                 error!(error = %e, "unmapped error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

@@ -87,6 +87,7 @@ pub struct AppState {
         (name = "servers", description = "Registration, reading and docs"),
         (name = "verification", description = "Re-verification"),
         (name = "playground", description = "Sessions and tool calls"),
+        (name = "instances", description = "Long-running instances of verified servers"),
         (name = "health", description = "Liveness"),
     )
 )]
@@ -94,7 +95,7 @@ struct ApiDoc;
 
 /// The routes and the OpenAPI document generated from their handlers.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use handlers::{docs, execute, health, playground, servers, verification};
+    use handlers::{docs, execute, health, instances, playground, servers, verification};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
         .routes(routes!(servers::get_server))
@@ -106,6 +107,14 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(playground::stop_for_server))
         .routes(routes!(playground::delete_session))
         .routes(routes!(execute::execute))
+        .routes(routes!(
+            instances::create_instance,
+            instances::list_instances
+        ))
+        .routes(routes!(instances::instance_status))
+        .routes(routes!(instances::stop_instance))
+        .routes(routes!(instances::restart_instance))
+        .routes(routes!(instances::instance_logs))
         .routes(routes!(health::healthz))
         .split_for_parts()
 }

@@ -1,21 +1,25 @@
-//! Instances of verified servers (seed 003) created from templates (seed 004): a record per
-//! instance in SQLite with the states requested → creating → created / failed (then stopped),
-//! and the container lifecycle on the Docker runner.
+//! `toolshed instances …` and `toolshed templates …`: long-running instances of verified servers
+//! (their templates), on the library's instance service. States: requested → creating → created
+//! (running) / failed, and stopped.
+//!
+//! Output never shows environment values: instances are printed through their redacted view.
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use toolshed_core::adapters::docker::{HealthTracker, InstanceSpec, Liveness, LogQuery};
-use toolshed_core::domain::{ServerId, TaskHandle, VerificationState};
+use toolshed_core::adapters::docker::{HealthTracker, Liveness, LogQuery};
+use toolshed_core::domain::{
+    Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, ServerId, VerificationState,
+};
 use toolshed_core::error::EntityKind;
-use toolshed_core::Error;
 use toolshed_core::local::LocalBackend;
+use toolshed_core::ports::MAX_LOG_TAIL;
+use toolshed_core::Error;
 
-use crate::output::{print, Format, Unhealthy};
+use crate::output::{print, table, Format, Unhealthy};
 
 /// `instances …`
 #[derive(Debug, Subcommand)]
@@ -24,24 +28,24 @@ pub enum Instances {
     Start {
         /// Template: a verified server id (see `toolshed templates list`).
         template: String,
-        /// Instance id (`a-z`, `0-9`, `-`); default `<template>-<random>`.
+        /// Instance name (`a-z`, `0-9`, `-`), unique; default `<template>-<random>`.
         #[arg(long)]
         name: Option<String>,
-        /// Environment variable `KEY=value` (repeatable).
+        /// Environment variable `KEY=value` (repeatable). Values are never printed.
         #[arg(long = "env")]
         env: Vec<String>,
     },
     /// Stop an instance: SIGTERM, then SIGKILL after the drain timeout.
     Stop {
-        /// Instance id.
+        /// Instance name or id.
         id: String,
         /// Seconds between SIGTERM and SIGKILL.
         #[arg(long, default_value_t = 10)]
         drain_timeout: u64,
     },
-    /// Restart an instance with the same configuration.
+    /// Restart an instance with the same image and environment.
     Restart {
-        /// Instance id.
+        /// Instance name or id.
         id: String,
         /// Seconds between SIGTERM and SIGKILL.
         #[arg(long, default_value_t = 10)]
@@ -49,7 +53,7 @@ pub enum Instances {
     },
     /// State and health (liveness, readiness = MCP handshake, consecutive failures).
     Status {
-        /// Instance id.
+        /// Instance name or id.
         id: String,
         /// Checks to run (one per second).
         #[arg(long, default_value_t = 1)]
@@ -60,7 +64,7 @@ pub enum Instances {
     },
     /// Logs (ANSI escapes and control characters stripped).
     Logs {
-        /// Instance id.
+        /// Instance name or id.
         id: String,
         /// Keep streaming.
         #[arg(short, long)]
@@ -74,6 +78,14 @@ pub enum Instances {
     },
     /// List instances.
     List,
+    /// Stop an instance and delete it, freeing its name.
+    Rm {
+        /// Instance name or id.
+        id: String,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        drain_timeout: u64,
+    },
 }
 
 /// `templates …`
@@ -83,69 +95,19 @@ pub enum Templates {
     List,
 }
 
-/// Where an instance is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InstanceStatus {
-    /// Recorded, nothing started.
-    Requested,
-    /// The container is being created.
-    Creating,
-    /// Running.
-    Created,
-    /// Creation failed (see `error`).
-    Failed,
-    /// Stopped on request.
-    Stopped,
-}
-
-/// The stored instance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InstanceRecord {
-    /// Id.
-    pub id: String,
-    /// The template (server).
-    pub template: String,
-    /// Status.
-    pub status: InstanceStatus,
-    /// The container, once created.
-    pub container: Option<String>,
-    /// The MCP endpoint, once running.
-    pub endpoint: Option<String>,
-    /// Why creation failed.
-    pub error: Option<String>,
-    /// What it runs (kept for restarts).
-    pub spec: Option<InstanceSpec>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-}
-
-async fn load(b: &LocalBackend, id: &str) -> anyhow::Result<InstanceRecord> {
-    b.repository
-        .get_instance(id)
-        .await?
-        .ok_or_else(|| Error::not_found(EntityKind::Task, format!("instance {id}")).into())
-}
-
-async fn save(
-    b: &LocalBackend,
-    rec: &mut InstanceRecord,
-    status: InstanceStatus,
-) -> anyhow::Result<()> {
-    rec.status = status;
-    rec.updated_at = Utc::now();
-    b.repository.put_instance(&rec.id, rec).await?;
-    Ok(())
-}
-
-fn handle(rec: &InstanceRecord) -> anyhow::Result<TaskHandle> {
-    let c = rec
-        .container
-        .clone()
-        .with_context(|| format!("instance {} has no container", rec.id))?;
-    Ok(TaskHandle::new(c)?)
+/// The instance a name or an id designates (names first: they are what people type).
+async fn resolve(b: &LocalBackend, raw: &str) -> anyhow::Result<Instance> {
+    if let Ok(name) = InstanceName::new(raw) {
+        match b.toolshed.get_instance_by_name(&name).await {
+            Ok(i) => return Ok(i),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match InstanceId::new(raw) {
+        Ok(id) => Ok(b.toolshed.get_instance(&id).await?),
+        Err(_) => Err(Error::not_found(EntityKind::Instance, raw).into()),
+    }
 }
 
 fn parse_since(raw: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -175,133 +137,65 @@ fn parse_since(raw: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(Utc::now() - chrono::Duration::seconds(secs))
 }
 
+fn summary(i: &Instance) -> String {
+    format!(
+        "instance {} ({}) of {}: {}{}",
+        i.name,
+        i.id,
+        i.server_id,
+        i.state,
+        i.endpoint
+            .as_ref()
+            .map(|e| format!(" at {}", e.url()))
+            .or_else(|| i.failure.as_ref().map(|f| format!(" ({f})")))
+            .unwrap_or_default()
+    )
+}
+
 /// Runs an `instances` command.
 pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()> {
+    let t = &b.toolshed;
     match c {
         Instances::Start {
             template,
             name,
             env,
         } => {
-            for e in &env {
-                if !e.contains('=') {
-                    return Err(Error::invalid("env", format!("{e:?} is not KEY=value")).into());
-                }
-            }
-            let id = name.unwrap_or_else(|| {
-                format!(
+            let server_id = ServerId::new(&template)?;
+            let name = match name {
+                Some(n) => InstanceName::new(n)?,
+                None => InstanceName::new(format!(
                     "{template}-{}",
                     &uuid::Uuid::new_v4().simple().to_string()[..6]
-                )
-            });
-            if b.repository
-                .get_instance::<InstanceRecord>(&id)
-                .await?
-                .is_some_and(|r| {
-                    r.status != InstanceStatus::Stopped && r.status != InstanceStatus::Failed
-                })
-            {
-                return Err(Error::AlreadyExists {
-                    kind: EntityKind::Task,
-                    id: format!("instance {id}"),
-                }
-                .into());
-            }
-            let now = Utc::now();
-            let mut rec = InstanceRecord {
-                id: id.clone(),
-                template: template.clone(),
-                status: InstanceStatus::Requested,
-                container: None,
-                endpoint: None,
-                error: None,
-                spec: None,
-                created_at: now,
-                updated_at: now,
+                ))?,
             };
-            save(b, &mut rec, InstanceStatus::Requested).await?;
-            save(b, &mut rec, InstanceStatus::Creating).await?;
-            let result = async {
-                let server = b.toolshed.get_server(&ServerId::new(&template)?).await?;
-                let image = server.launchable_image()?.image.clone();
-                let spec = InstanceSpec {
-                    instance_id: id.clone(),
-                    server_id: server.id.clone(),
-                    image,
-                    container_port: server.transport.container_port(),
-                    mcp_path: server.transport.path().to_owned(),
-                    resources: server.resources,
-                    env,
-                    args: vec![],
-                };
-                let task = b.runner.start_instance(&spec).await?;
-                anyhow::Ok((spec, task))
-            }
-            .await;
-            match result {
-                Ok((spec, task)) => {
-                    rec.spec = Some(spec);
-                    rec.container = Some(task.to_string());
-                    rec.endpoint = b
-                        .runner
-                        .inspect(&task)
-                        .await?
-                        .and_then(|(_, s)| s.endpoint)
-                        .map(|e| e.to_string());
-                    save(b, &mut rec, InstanceStatus::Created).await?;
-                    print(f, &rec, || {
-                        format!(
-                            "instance {} created from {} at {}",
-                            rec.id,
-                            rec.template,
-                            rec.endpoint.as_deref().unwrap_or("-")
-                        )
-                    });
-                }
-                Err(e) => {
-                    rec.error = Some(format!("{e:#}"));
-                    save(b, &mut rec, InstanceStatus::Failed).await?;
-                    return Err(e.context(format!("instance {id} failed")));
-                }
-            }
+            let request = InstanceRequest {
+                name,
+                env: InstanceEnv::parse_assignments(&env)?,
+                owner: None,
+            };
+            let i = t.create_instance(&server_id, request).await?;
+            print(f, &i.view(), || summary(&i));
         }
         Instances::Stop { id, drain_timeout } => {
-            let mut rec = load(b, &id).await?;
-            if let Ok(task) = handle(&rec) {
-                b.runner
-                    .stop_with_drain(&task, Duration::from_secs(drain_timeout))
-                    .await?;
-            }
-            rec.endpoint = None;
-            save(b, &mut rec, InstanceStatus::Stopped).await?;
-            print(f, &rec, || format!("instance {id} stopped"));
+            let i = resolve(b, &id).await?;
+            let i = t
+                .stop_instance(&i.id, Some(Duration::from_secs(drain_timeout)))
+                .await?;
+            print(f, &i.view(), || format!("instance {} stopped", i.name));
         }
         Instances::Restart { id, drain_timeout } => {
-            let mut rec = load(b, &id).await?;
-            let drain = Duration::from_secs(drain_timeout);
-            let task = match handle(&rec) {
-                Ok(old) if b.runner.inspect(&old).await?.is_some() => {
-                    b.runner.restart_instance(&old, drain).await?
-                }
-                // The container is gone: recreate it from the stored spec (same configuration).
-                _ => {
-                    let spec = rec
-                        .spec
-                        .clone()
-                        .with_context(|| format!("instance {id} was never created"))?;
-                    b.runner.start_instance(&spec).await?
-                }
-            };
-            rec.container = Some(task.to_string());
-            rec.endpoint = b
-                .runner
-                .inspect(&task)
-                .await?
-                .and_then(|(_, s)| s.endpoint)
-                .map(|e| e.to_string());
-            save(b, &mut rec, InstanceStatus::Created).await?;
-            print(f, &rec, || {
-                format!("instance {id} restarted: container {task}")
+            let i = resolve(b, &id).await?;
+            let i = t
+                .restart_instance(&i.id, Some(Duration::from_secs(drain_timeout)))
+                .await?;
+            print(f, &i.view(), || {
+                format!(
+                    "instance {} restarted (restart {}): task {}",
+                    i.name,
+                    i.restart_count,
+                    i.task.as_ref().map_or("-", |t| t.as_str())
+                )
             });
         }
         Instances::Status {
@@ -309,38 +203,45 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
             checks,
             threshold,
         } => {
-            let rec = load(b, &id).await?;
+            let i = resolve(b, &id).await?;
             let mut tracker = HealthTracker::new(threshold);
-            let mut last = None;
-            if let Ok(task) = handle(&rec) {
-                for i in 0..checks.max(1) {
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    last = Some(
-                        b.runner
-                            .check_health(&task, b.probe.as_ref(), &mut tracker, Utc::now())
-                            .await?,
-                    );
-                }
+            let mut last = t.instance_status(&i.id).await?;
+            let mut verdict = last
+                .health
+                .as_ref()
+                .map(|h| tracker.record(h.live && h.ready));
+            for _ in 1..checks.max(1) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                last = t.instance_status(&i.id).await?;
+                verdict = last
+                    .health
+                    .as_ref()
+                    .map(|h| tracker.record(h.live && h.ready));
             }
-            let v = serde_json::json!({ "instance": rec, "health": last });
-            print(f, &v, || match &last {
+            let v = serde_json::json!({
+                "instance": last.instance.view(),
+                "health": last.health,
+                "verdict": verdict,
+                "consecutive_failures": tracker.consecutive_failures(),
+                "threshold": tracker.threshold(),
+            });
+            print(f, &v, || match &last.health {
                 Some(h) => format!(
-                    "instance {id}: {:?}; live={} ready={} failures={}/{}",
-                    rec.status, h.live, h.ready, h.consecutive_failures, h.threshold
-                ),
-                None => format!(
-                    "instance {id}: {:?}{}",
-                    rec.status,
-                    rec.error
+                    "{}; live={} ready={} failures={}/{}{}",
+                    summary(&last.instance),
+                    h.live,
+                    h.ready,
+                    tracker.consecutive_failures(),
+                    tracker.threshold(),
+                    h.detail
                         .as_deref()
-                        .map(|e| format!(" ({e})"))
+                        .map(|d| format!(" ({d})"))
                         .unwrap_or_default()
                 ),
+                None => summary(&last.instance),
             });
-            if last.is_some_and(|h| h.status == Liveness::Unhealthy) {
-                return Err(Unhealthy(id).into());
+            if verdict == Some(Liveness::Unhealthy) {
+                return Err(Unhealthy(last.instance.name.to_string()).into());
             }
         }
         Instances::Logs {
@@ -349,26 +250,44 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
             tail,
             since,
         } => {
-            let rec = load(b, &id).await?;
-            let task = handle(&rec)?;
+            let i = resolve(b, &id).await?;
+            let stdout_json = f == Format::Json;
+            let emit = |line: &str| {
+                if stdout_json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "instance": i.name, "line": line })
+                    );
+                } else {
+                    println!("{line}");
+                }
+            };
+            if !follow && since.is_none() {
+                for line in t.instance_logs(&i.id, tail.unwrap_or(MAX_LOG_TAIL)).await? {
+                    emit(&line);
+                }
+                return Ok(());
+            }
+            // Following and `--since` are what the Docker engine offers beyond the port.
+            let Some(task) = i.task.clone() else {
+                return Err(Error::InvalidState {
+                    kind: EntityKind::Instance,
+                    id: i.id.to_string(),
+                    state: i.state.to_string(),
+                    action: "read logs before a task was started",
+                }
+                .into());
+            };
             let query = LogQuery {
                 tail,
                 since: since.as_deref().map(parse_since).transpose()?,
                 follow,
             };
             let mut lines = b.runner.logs(&task, query).await?;
-            let stdout_json = f == Format::Json;
             loop {
                 tokio::select! {
                     line = lines.next() => match line {
-                        Some(line) => {
-                            let line = line?;
-                            if stdout_json {
-                                println!("{}", serde_json::json!({ "instance": id, "line": line }));
-                            } else {
-                                println!("{line}");
-                            }
-                        }
+                        Some(line) => emit(&line?),
                         None => break,
                     },
                     _ = tokio::signal::ctrl_c() => break,
@@ -376,20 +295,45 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
             }
         }
         Instances::List => {
-            let list: Vec<InstanceRecord> = b.repository.list_instances().await?;
-            print(f, &list, || {
-                let mut out = format!("{:<28} {:<20} {:<10} ENDPOINT", "ID", "TEMPLATE", "STATUS");
-                for r in &list {
-                    out.push_str(&format!(
-                        "\n{:<28} {:<20} {:<10} {}",
-                        r.id,
-                        r.template,
-                        format!("{:?}", r.status).to_lowercase(),
-                        r.endpoint.as_deref().unwrap_or("-")
-                    ));
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = t.list_instances(after.clone(), 100).await?;
+                let done = page.len() < 100;
+                after = page.last().map(|i| i.name.clone());
+                all.extend(page);
+                if done {
+                    break;
                 }
-                out
+            }
+            let views: Vec<_> = all.iter().map(Instance::view).collect();
+            print(f, &views, || {
+                let rows: Vec<[String; 6]> = all
+                    .iter()
+                    .map(|i| {
+                        [
+                            i.name.to_string(),
+                            i.server_id.to_string(),
+                            i.state.to_string(),
+                            i.restart_count.to_string(),
+                            i.endpoint.as_ref().map_or("-".to_owned(), |e| e.url()),
+                            i.id.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    ["NAME", "TEMPLATE", "STATE", "RESTARTS", "ENDPOINT", "ID"],
+                    &rows,
+                )
             });
+        }
+        Instances::Rm { id, drain_timeout } => {
+            let i = resolve(b, &id).await?;
+            let removed = t
+                .remove_instance(&i.id, Some(Duration::from_secs(drain_timeout)))
+                .await?;
+            let v = serde_json::json!({ "instance": i.name, "id": i.id, "removed": removed });
+            print(f, &v, || format!("instance {} removed", i.name));
         }
     }
     Ok(())
@@ -412,15 +356,23 @@ pub async fn templates(b: &LocalBackend, f: Format, c: Templates) -> anyhow::Res
                 })
                 .collect();
             print(f, &templates, || {
-                let mut out = String::from("TEMPLATE                 TOOLS");
-                for t in &templates {
-                    out.push_str(&format!(
-                        "\n{:<24} {}",
-                        t["name"].as_str().unwrap_or(""),
-                        t["tools"]
-                    ));
-                }
-                out.push_str("\nnext: toolshed instances start <template> --name <id>");
+                let rows: Vec<[String; 2]> = servers
+                    .iter()
+                    .filter(|s| s.image.is_some())
+                    .map(|s| {
+                        [
+                            s.id.to_string(),
+                            s.tools
+                                .tools
+                                .iter()
+                                .map(|t| t.name.clone())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ]
+                    })
+                    .collect();
+                let mut out = table(["TEMPLATE", "TOOLS"], &rows);
+                out.push_str("\nnext: toolshed instances start <template> --name <name>");
                 out
             });
         }

@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod execute;
 pub mod health;
+pub mod instances;
 pub mod playground;
 pub mod servers;
 pub mod verification;
