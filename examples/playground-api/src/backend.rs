@@ -63,6 +63,8 @@ pub fn select_backend(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result
 }
 
 /// The settings of the backend.
+// Read once at start and moved once: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
     /// The local backend's settings.
