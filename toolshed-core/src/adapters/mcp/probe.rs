@@ -25,6 +25,9 @@ type Session = RunningService<RoleClient, ClientConfig>;
 /// How long closing a session may take before it is abandoned (the server's problem then).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest server-provided text kept in an error detail.
+const MAX_DETAIL_CHARS: usize = 300;
+
 /// Tunables of [`RmcpProbe`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -97,8 +100,11 @@ impl RmcpProbe {
     /// # Errors
     /// `Backend` if the HTTP client cannot be built (TLS initialisation).
     pub fn with_config(config: RmcpProbeConfig) -> Result<Self> {
+        // Never follow redirects: a server under test could otherwise point the prober at any
+        // address reachable from where it runs (instance metadata, internal services).
         let http = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::backend("mcp", "build HTTP client", None, false, e))?;
         Ok(Self { config, http })
@@ -123,13 +129,15 @@ impl RmcpProbe {
             Ok(Err(err)) => {
                 tracing::debug!(endpoint = %url, error = %err, "MCP handshake failed");
                 let (kind, detail) = match classify::classify_init_error(&err) {
-                    Some(kind) => (kind, err.to_string()),
+                    // A JSON-RPC-level failure: the server's own words about the handshake.
+                    Some(kind) => (kind, bounded(&err.to_string(), MAX_DETAIL_CHARS)),
+                    // rmcp's transport errors may quote the answered body: only the sniff's
+                    // classification (status and content type) is kept.
                     None => {
                         let left = until
                             .saturating_duration_since(Instant::now())
                             .max(Duration::from_millis(500));
-                        let (kind, detail) = classify::sniff(&self.http, &url, left).await;
-                        (kind, format!("{detail} (handshake: {err})"))
+                        classify::sniff(&self.http, &url, left).await
                     }
                 };
                 Err(probe_error(kind, endpoint, detail))
@@ -317,6 +325,7 @@ impl McpProbe for RmcpProbe {
         let until = Instant::now() + deadline;
         let mut backoff = self.config.initial_backoff;
         let mut attempts = 0u32;
+        let mut reported: Option<Error> = None;
         loop {
             attempts += 1;
             let attempt_until = until.min(Instant::now() + self.config.attempt_timeout);
@@ -327,13 +336,19 @@ impl McpProbe for RmcpProbe {
                 }
                 Err(err) => err,
             };
+            let err = more_telling(reported.take(), err);
+            tracing::trace!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready yet");
             let now = Instant::now();
-            if now >= until {
+            if now < until {
+                tokio::time::sleep_until((now + backoff).min(until)).await;
+            }
+            // No attempt starts at the deadline: it could only time out, and that timeout would
+            // hide what the server answered before.
+            if Instant::now() >= until {
                 tracing::debug!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready by the deadline");
                 return Err(err);
             }
-            tracing::trace!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready yet");
-            tokio::time::sleep_until((now + backoff).min(until)).await;
+            reported = Some(err);
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
@@ -405,6 +420,32 @@ fn mentions_unknown_tool(message: &str, tool: &str) -> bool {
         || lower.contains("tool not found")
         || (lower.contains(&tool.to_lowercase())
             && (lower.contains("unknown") || lower.contains("not found")))
+}
+
+/// Of two readiness failures, the one to report: an answer from the server (not MCP, protocol
+/// error) says more than a later attempt that could not connect or timed out at the deadline.
+fn more_telling(earlier: Option<Error>, latest: Error) -> Error {
+    let answered = |e: &Error| {
+        matches!(
+            e,
+            Error::Probe {
+                kind: ProbeFailureKind::NotMcp | ProbeFailureKind::Protocol,
+                ..
+            }
+        )
+    };
+    match earlier {
+        Some(earlier) if answered(&earlier) && !answered(&latest) => earlier,
+        _ => latest,
+    }
+}
+
+/// `text` cut to at most `max` characters (an ellipsis marks the cut).
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 fn probe_error(kind: ProbeFailureKind, endpoint: &Endpoint, detail: String) -> Error {
