@@ -136,7 +136,11 @@ async fn unreachable_remote_times_out() {
     // A TCP listener that never answers: git hangs on it until our timeout kills it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let url = RepoUrl::new(format!("https://127.0.0.1:{port}/x/y")).unwrap();
+    let url = RepoUrl::parse(
+        &format!("https://127.0.0.1:{port}/x/y"),
+        RepoUrlPolicy::LOCAL,
+    )
+    .unwrap();
     let src = GitCliSource::new().with_timeout(Duration::from_millis(700));
     let err = src.resolve_commit(&url, &GitRef::main()).await.unwrap_err();
     assert!(
@@ -250,7 +254,11 @@ async fn token_never_appears_in_errors() {
             let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
         }
     });
-    let url = RepoUrl::new(format!("https://127.0.0.1:{port}/x/y")).unwrap();
+    let url = RepoUrl::parse(
+        &format!("https://127.0.0.1:{port}/x/y"),
+        RepoUrlPolicy::LOCAL,
+    )
+    .unwrap();
     let src = GitCliSource::new()
         .with_token("tok-SECRET-123")
         .with_timeout(Duration::from_secs(10));
