@@ -259,6 +259,20 @@ pub enum Error {
         detail: String,
     },
 
+    /// Content from a server or repository under test went past a size or count limit; the
+    /// rest of it was not read. Not retryable: the same content exceeds it again.
+    #[error("{what} exceeds the limit of {limit} {unit}{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
+    LimitExceeded {
+        /// What went past the limit, e.g. `"git archive output"`, `"tools/list"`.
+        what: &'static str,
+        /// The id concerned (a repository, an endpoint).
+        id: Option<String>,
+        /// The limit.
+        limit: u64,
+        /// Its unit, e.g. `"bytes"`, `"tools"`.
+        unit: &'static str,
+    },
+
     /// An operation did not finish within its deadline.
     #[error("{operation} timed out after {after_ms} ms{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
     Timeout {
@@ -333,6 +347,7 @@ impl Error {
             | Error::NotVerified { .. }
             | Error::UnknownTool { .. }
             | Error::InvalidToolArguments { .. }
+            | Error::LimitExceeded { .. }
             | Error::PermissionDenied { .. } => false,
         }
     }
