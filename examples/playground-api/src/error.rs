@@ -258,6 +258,10 @@ impl From<Error> for ApiError {
             } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
                 .with_details(json!({ "operation": operation, "id": id, "after_ms": after_ms, "retryable": true }))
                 .retry_after(5),
+            Error::LimitExceeded {
+                what, limit, unit, ..
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+                .with_details(json!({ "what": what, "limit": limit, "unit": unit })),
             _ => {
                 error!(error = %e, "unmapped error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

@@ -3,7 +3,12 @@
 //! Every git call runs through `tokio::process` with a timeout, `GIT_TERMINAL_PROMPT=0` (a missing
 //! credential fails instead of hanging on a prompt) and no inherited terminal. Credentials for
 //! private repositories come from git's own configuration (a credential helper, or
-//! `GIT_ASKPASS`/`GIT_CONFIG_*` in the environment); they are never put in URLs, arguments or logs.
+//! `GIT_ASKPASS`/`GIT_CONFIG_*` in the environment) or from a token scoped to one host
+//! ([`GitCliSource::with_token_for_host`]); they are never put in URLs, arguments or logs.
+//!
+//! Repository content is untrusted: every git call reads at most a bounded amount of output
+//! (file reads stop git after their limit, archives past their limit fail with
+//! `LimitExceeded`), so no repository decides how much memory a call takes.
 
 mod cli;
 
