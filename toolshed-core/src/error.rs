@@ -286,6 +286,20 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// Content from a server or repository under test went past a size or count limit; the
+    /// rest of it was not read. Not retryable: the same content exceeds it again.
+    #[error("{what} exceeds the limit of {limit} {unit}{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
+    LimitExceeded {
+        /// What went past the limit, e.g. `"git archive output"`, `"tools/list"`.
+        what: &'static str,
+        /// The id concerned (a repository, an endpoint).
+        id: Option<String>,
+        /// The limit.
+        limit: u64,
+        /// Its unit, e.g. `"bytes"`, `"tools"`.
+        unit: &'static str,
+    },
+
     /// An operation did not finish within its deadline.
     #[error("{operation} timed out after {after_ms} ms{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
     Timeout {
@@ -362,7 +376,8 @@ impl Error {
             | Error::InvalidToolArguments { .. }
             | Error::PermissionDenied { .. }
             | Error::InvalidState { .. }
-            | Error::Unsupported { .. } => false,
+            | Error::Unsupported { .. }
+            | Error::LimitExceeded { .. } => false,
         }
     }
 

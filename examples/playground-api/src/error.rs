@@ -270,6 +270,10 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message)
                     .with_details(json!({ "backend": backend, "operation": operation }))
             }
+            Error::LimitExceeded {
+                what, limit, unit, ..
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+                .with_details(json!({ "what": what, "limit": limit, "unit": unit })),
             _ => {
                 error!(error = %e, "unmapped error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

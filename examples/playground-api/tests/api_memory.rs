@@ -190,6 +190,22 @@ async fn register_get_list_and_their_errors() {
         .await;
     let details = assert_error(status, &body, 422, "invalid_input");
     assert_eq!(details["field"], "repo");
+    // 422: so are hosts on the deployment's own network (instance metadata, loopback).
+    for repo in [
+        "https://169.254.169.254/latest/meta-data",
+        "https://127.0.0.1/a/b",
+        "https://[::1]/a/b",
+    ] {
+        let (status, body) = h
+            .api
+            .post(
+                "/api/servers",
+                json!({"id": "private", "repo": repo, "git_ref": "main"}),
+            )
+            .await;
+        let details = assert_error(status, &body, 422, "invalid_input");
+        assert_eq!(details["field"], "repo", "{repo}");
+    }
     // 400: not JSON at all.
     let resp = h
         .api

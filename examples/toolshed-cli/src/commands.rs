@@ -296,7 +296,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 .register_server(ServerRegistration {
                     id: ServerId::new(id)?,
                     // The local CLI reads the user's own disk, so file:// is allowed here.
-                    repo: RepoUrl::parse(&repo, RepoUrlPolicy::ALLOW_FILE)?,
+                    repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
                     git_ref: GitRef::new(git_ref)?,
                     transport: Transport::Http { port, path },
                     resources: Default::default(),

@@ -205,6 +205,11 @@ impl GitRef {
             || raw.contains("..")
             || raw.contains("//")
             || raw.contains("@{")
+            || raw == "@"
+            // Like git: no path component starts with a dot or ends with `.lock`.
+            || raw
+                .split('/')
+                .any(|part| part.starts_with('.') || part.ends_with(".lock"))
             || raw
                 .chars()
                 .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c) || !c.is_ascii());
@@ -273,7 +278,11 @@ mod tests {
         for ok in ["main", "release/1.x", "v1.2.3", "feature-x"] {
             assert!(GitRef::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-x", "a..b", "a b", "a:b", "x.lock", "a//b", "/a", "a/"] {
+        // "a/.a" was found by the git_ref property test (git refuses a component starting with a
+        // dot); "a.lock/b" and "@" break the same rules of git check-ref-format.
+        for bad in [
+            "", "-x", "a..b", "a b", "a:b", "x.lock", "a//b", "/a", "a/", "a/.a", "a.lock/b", "@",
+        ] {
             assert!(GitRef::new(bad).is_err(), "{bad}");
         }
     }

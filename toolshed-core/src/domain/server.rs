@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CommitSha, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl, ServerId,
-    ServerMetadata, Timestamp, VerificationFailure, VerifiedImage,
+    CommitSha, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl, RepoUrlPolicy,
+    ServerId, ServerMetadata, Timestamp, VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
 
@@ -174,12 +174,42 @@ pub struct ServerRegistration {
     pub language: Option<String>,
 }
 
+impl ServerRegistration {
+    /// A registration from a JSON object whose `repo` is parsed under `policy` (plain
+    /// deserialisation applies the strict default policy).
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "repo_url" }` for a missing or refused repository URL,
+    /// `InvalidInput { field: "body" }` for any other field that does not fit.
+    pub fn from_json(mut value: serde_json::Value, policy: RepoUrlPolicy) -> Result<Self> {
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| Error::invalid("body", "a registration is a JSON object"))?;
+        let repo = match object.remove("repo") {
+            Some(serde_json::Value::String(raw)) => RepoUrl::parse(&raw, policy)?,
+            Some(_) => return Err(Error::invalid("repo_url", "must be a string")),
+            None => return Err(Error::invalid("repo_url", "is required")),
+        };
+        // The other fields deserialise as usual; the repository, already checked, is put back
+        // in place of a stand-in the strict policy accepts.
+        object.insert(
+            "repo".to_owned(),
+            serde_json::Value::String("https://repository.invalid/checked".to_owned()),
+        );
+        let mut registration: Self =
+            serde_json::from_value(value).map_err(|e| Error::invalid("body", e.to_string()))?;
+        registration.repo = repo;
+        Ok(registration)
+    }
+}
+
 /// A registered MCP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Server {
     /// Id.
     pub id: ServerId,
     /// Repository.
+    #[serde(deserialize_with = "RepoUrl::deserialize_stored")]
     pub repo: RepoUrl,
     /// Branch or tag followed.
     pub git_ref: GitRef,

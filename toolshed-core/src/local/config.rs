@@ -19,6 +19,8 @@ pub const ENV_GIT_TOKEN: &str = "TOOLSHED_GIT_TOKEN";
 /// Seconds a verification lease lasts without a heartbeat (default 60): how long after a crash
 /// a run can be resumed. Heartbeats go every third of it.
 pub const ENV_LEASE_TTL_SECS: &str = "TOOLSHED_LEASE_TTL_SECS";
+/// The only host the git token is sent to (default `github.com`).
+pub const ENV_GIT_TOKEN_HOST: &str = crate::adapters::git::ENV_GIT_TOKEN_HOST;
 
 /// A secret string whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub struct LocalConfig {
     pub stdio_bridge: Option<PathBuf>,
     /// Token for https git remotes.
     pub git_token: Option<SecretString>,
+    /// The only host [`Self::git_token`] is sent to (host name, optional `:port`); default
+    /// `github.com`.
+    pub git_token_host: String,
     /// Service timings and limits ([`local_service_config`] by default).
     pub service: ToolshedConfig,
 }
@@ -65,12 +70,13 @@ impl LocalConfig {
             registry: None,
             stdio_bridge: None,
             git_token: None,
+            git_token_host: crate::adapters::git::DEFAULT_TOKEN_HOST.to_owned(),
             service: local_service_config(),
         }
     }
 
     /// From the process environment: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`,
-    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN` (and `XDG_DATA_HOME` / `HOME` for the default
+    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_GIT_TOKEN_HOST` (and `XDG_DATA_HOME` / `HOME` for the default
     /// data directory).
     ///
     /// # Errors
@@ -109,11 +115,17 @@ impl LocalConfig {
             service.lease_ttl = Duration::from_secs(secs);
             service.lease_heartbeat = service.lease_ttl / 3;
         }
+        let git_token_host = match get(ENV_GIT_TOKEN_HOST) {
+            Some(host) => crate::adapters::git::validate_token_host(&host)
+                .map_err(|e| Error::invalid("config", format!("{ENV_GIT_TOKEN_HOST}: {e}")))?,
+            None => crate::adapters::git::DEFAULT_TOKEN_HOST.to_owned(),
+        };
         Ok(Self {
             data_dir,
             registry,
             stdio_bridge: get(ENV_STDIO_BRIDGE).map(PathBuf::from),
             git_token: get(ENV_GIT_TOKEN).map(SecretString::new),
+            git_token_host,
             service,
         })
     }
@@ -149,6 +161,8 @@ pub fn local_service_config() -> ToolshedConfig {
         task_poll_interval: Duration::from_millis(100),
         task_start_timeout: Duration::from_secs(60),
         readiness_deadline: Duration::from_secs(30),
+        // One user's own machine: local repositories and git servers on the local network.
+        repo_policy: crate::domain::RepoUrlPolicy::LOCAL,
         ..ToolshedConfig::default()
     }
 }
@@ -195,6 +209,26 @@ mod tests {
             LocalConfig::from_lookup(lookup(&[("HOME", "/home/u"), ("XDG_DATA_HOME", "/x")]))
                 .unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/x/toolshed"));
+    }
+
+    #[test]
+    fn the_git_token_host_defaults_to_github_and_is_validated() {
+        let config = LocalConfig::from_lookup(lookup(&[("HOME", "/h")])).unwrap();
+        assert_eq!(config.git_token_host, "github.com");
+        let config = LocalConfig::from_lookup(lookup(&[(
+            "TOOLSHED_GIT_TOKEN_HOST",
+            "Git.Example.com:8443",
+        )]))
+        .unwrap();
+        assert_eq!(config.git_token_host, "git.example.com:8443");
+        for bad in ["https://github.com", "github.com/org", "tok@github.com"] {
+            let err = LocalConfig::from_lookup(move |name| {
+                (name == "TOOLSHED_GIT_TOKEN_HOST").then(|| bad.to_owned())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("TOOLSHED_GIT_TOKEN_HOST"), "{bad}: {err}");
+        }
     }
 
     #[test]

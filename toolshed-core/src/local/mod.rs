@@ -80,7 +80,9 @@ impl LocalBackend {
             None => Arc::new(EngineImageStore::new(engine.clone(), ENGINE_REPOSITORY)?),
         };
         let git = match &config.git_token {
-            Some(token) => GitCliSource::new().with_token(token.expose()),
+            Some(token) => {
+                GitCliSource::new().with_token_for_host(token.expose(), &config.git_token_host)?
+            }
             None => GitCliSource::new(),
         };
         let runner = Arc::new(DockerTaskRunner::new(

@@ -14,6 +14,7 @@ pub struct BuildRequest {
     /// The server.
     pub server_id: ServerId,
     /// The repository.
+    #[serde(deserialize_with = "RepoUrl::deserialize_stored")]
     pub repo: RepoUrl,
     /// The exact commit to build.
     pub commit: CommitSha,

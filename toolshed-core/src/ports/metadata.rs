@@ -14,6 +14,7 @@ pub struct MetadataRequest {
     /// The server.
     pub server_id: ServerId,
     /// The repository.
+    #[serde(deserialize_with = "RepoUrl::deserialize_stored")]
     pub repo: RepoUrl,
     /// The verified commit.
     pub commit: CommitSha,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{SessionCaps, TtlBounds};
+use crate::domain::{RepoUrlPolicy, SessionCaps, TtlBounds};
 use crate::error::{Error, Result};
 use crate::ports::SnapshotLimits;
 
@@ -42,6 +42,10 @@ pub struct ToolshedConfig {
     pub snapshot_limits: SnapshotLimits,
     /// Re-reads after an optimistic-concurrency conflict before giving up.
     pub conflict_retries: u32,
+    /// Which repository URLs registration accepts, whatever policy the caller parsed them with.
+    /// Default: https to public hosts only (no `file://`, no loopback, link-local or private
+    /// hosts), so a hosted deployment never clones from its own disk or network position.
+    pub repo_policy: RepoUrlPolicy,
 }
 
 impl Default for ToolshedConfig {
@@ -62,6 +66,7 @@ impl Default for ToolshedConfig {
             tool_call_deadline: Duration::from_secs(30),
             snapshot_limits: SnapshotLimits::default(),
             conflict_retries: 5,
+            repo_policy: RepoUrlPolicy::HTTPS_ONLY,
         }
     }
 }

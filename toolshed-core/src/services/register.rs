@@ -8,8 +8,11 @@ impl Toolshed {
     /// Registers a new, unverified server.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad registration, `AlreadyExists` if the id is taken.
+    /// `InvalidInput` for a bad registration (a repository URL outside
+    /// [`ToolshedConfig::repo_policy`](super::ToolshedConfig::repo_policy) included),
+    /// `AlreadyExists` if the id is taken.
     pub async fn register_server(&self, registration: ServerRegistration) -> Result<Server> {
+        registration.repo.check(self.config.repo_policy)?;
         let server = Server::register(registration, self.ports.clock.now())?;
         self.ports.repository.insert_server(&server).await
     }

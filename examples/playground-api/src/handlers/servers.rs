@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use toolshed_core::domain::{ServerId, ServerRegistration};
+use toolshed_core::domain::{RepoUrlPolicy, ServerId, ServerRegistration};
 
 use crate::dto::{ListServersQuery, ServerPage, ServerView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -27,14 +27,21 @@ const MAX_PAGE: usize = 1000;
     ))]
 pub async fn register_server(
     State(state): State<AppState>,
-    ApiJson(registration): ApiJson<ServerRegistration>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<impl IntoResponse> {
-    if registration.repo.is_file() && !state.allow_file_repos {
-        return Err(ApiError::invalid(
-            "repo",
-            "file:// repositories are not accepted by this deployment; use an https URL",
-        ));
-    }
+    // Local repositories and private hosts only where the deployment allows them.
+    let policy = if state.allow_file_repos {
+        RepoUrlPolicy::LOCAL
+    } else {
+        RepoUrlPolicy::HTTPS_ONLY
+    };
+    let registration = ServerRegistration::from_json(body, policy).map_err(|e| match e {
+        toolshed_core::Error::InvalidInput {
+            field: "repo_url",
+            reason,
+        } => ApiError::invalid("repo", reason),
+        other => ApiError::from(other),
+    })?;
     let server = state.toolshed.register_server(registration).await?;
     let location = format!("/api/servers/{}", server.id);
     Ok((

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use crate::domain::{CommitSha, RepoUrl};
@@ -22,6 +23,12 @@ pub(super) enum GitFailure {
     /// It ran past the timeout and was killed.
     #[error("git timed out after {0:?}")]
     Timeout(Duration),
+    /// Its output went past the limit of the call; it was killed.
+    #[error("git output exceeds {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// It exited unsuccessfully.
     #[error("git exited with {code:?}: {stderr}")]
     Exit {
@@ -76,6 +83,12 @@ impl GitFailure {
                     Error::backend("git", operation, Some(repo.to_string()), retryable, self)
                 }
             }
+            GitFailure::TooLarge { limit } => Error::LimitExceeded {
+                what: operation,
+                id: Some(repo.to_string()),
+                limit: u64::try_from(limit).unwrap_or(u64::MAX),
+                unit: "bytes of git output",
+            },
             GitFailure::Spawn(_) => {
                 Error::backend("git", operation, Some(repo.to_string()), false, self)
             }
@@ -136,12 +149,50 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// A token and the only URL prefix (`https://host/`) it is sent to.
+#[derive(Debug, Clone)]
+pub(super) struct ScopedToken {
+    pub(super) token: Token,
+    /// `scheme://host[:port]/`, lower case.
+    pub(super) prefix: String,
+}
+
+impl ScopedToken {
+    /// Whether `repo` is on the token's host.
+    fn covers(&self, repo: &RepoUrl) -> bool {
+        repo.as_str().to_ascii_lowercase().starts_with(&self.prefix)
+    }
+}
+
+/// How much output a git call may produce.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OutputLimit {
+    /// Beyond this many bytes the call fails with [`GitFailure::TooLarge`].
+    Fail(usize),
+    /// Keep the first this many bytes, then stop git; the flag of the result says whether
+    /// anything was cut.
+    Truncate(usize),
+}
+
+impl OutputLimit {
+    fn bytes(self) -> usize {
+        match self {
+            OutputLimit::Fail(n) | OutputLimit::Truncate(n) => n,
+        }
+    }
+}
+
+/// Default output limit of commands whose output is small (refs, file lists).
+pub(super) const SMALL_OUTPUT: OutputLimit = OutputLimit::Fail(16 * 1024 * 1024);
+
 /// The git executable, its per-call timeout and an optional token for https remotes.
 #[derive(Debug, Clone)]
 pub(super) struct GitCli {
     program: PathBuf,
     pub(super) timeout: Duration,
-    pub(super) token: Option<Token>,
+    pub(super) token: Option<ScopedToken>,
+    /// Largest `git archive` output (a build context) read into memory.
+    pub(super) max_archive_bytes: usize,
 }
 
 impl GitCli {
@@ -150,10 +201,11 @@ impl GitCli {
             program: program.into(),
             timeout,
             token: None,
+            max_archive_bytes: DEFAULT_MAX_ARCHIVE_BYTES,
         }
     }
 
-    /// Runs git in `dir` and returns its stdout.
+    /// Runs git in `dir` and returns its stdout, failing beyond [`SMALL_OUTPUT`].
     pub(super) async fn run(
         &self,
         dir: Option<&Path>,
@@ -161,6 +213,21 @@ impl GitCli {
         operation: &'static str,
         repo: &RepoUrl,
     ) -> Result<Vec<u8>, GitFailure> {
+        self.run_limited(dir, args, operation, repo, SMALL_OUTPUT)
+            .await
+            .map(|(out, _)| out)
+    }
+
+    /// Runs git in `dir`, reading at most `limit` bytes of stdout (and a bounded tail of
+    /// stderr): repository content never decides how much memory a call takes.
+    pub(super) async fn run_limited(
+        &self,
+        dir: Option<&Path>,
+        args: &[&str],
+        operation: &'static str,
+        repo: &RepoUrl,
+        limit: OutputLimit,
+    ) -> Result<(Vec<u8>, bool), GitFailure> {
         let mut cmd = Command::new(&self.program);
         cmd.args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -174,30 +241,64 @@ impl GitCli {
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
-        if let (Some(token), false) = (&self.token, repo.is_file()) {
-            // Through git's environment config, never the URL or the arguments: the token
-            // does not show up in `ps`, in git's messages or in our errors.
-            cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env("GIT_CONFIG_VALUE_0", token.header());
+        match &self.token {
+            Some(scoped) if !repo.is_file() && scoped.covers(repo) => {
+                // Through git's environment config, never the URL or the arguments: the token
+                // does not show up in `ps`, in git's messages or in our errors. The keys are
+                // scoped to the token's host (git matches them against the remote URL), and
+                // that host's redirects are not followed, so the header goes nowhere else.
+                let prefix = &scoped.prefix;
+                cmd.env("GIT_CONFIG_COUNT", "2")
+                    .env("GIT_CONFIG_KEY_0", format!("http.{prefix}.extraHeader"))
+                    .env("GIT_CONFIG_VALUE_0", scoped.token.header())
+                    .env("GIT_CONFIG_KEY_1", format!("http.{prefix}.followRedirects"))
+                    .env("GIT_CONFIG_VALUE_1", "false");
+            }
+            _ => {}
         }
         tracing::debug!(operation, %repo, "git {}", args.first().copied().unwrap_or(""));
-        let child = cmd.spawn().map_err(GitFailure::Spawn)?;
-        let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(out) => out.map_err(GitFailure::Spawn)?,
+        let mut child = cmd.spawn().map_err(GitFailure::Spawn)?;
+        let missing = || GitFailure::Spawn(std::io::Error::other("git's output is not piped"));
+        let stdout = child.stdout.take().ok_or_else(missing)?;
+        let stderr = child.stderr.take().ok_or_else(missing)?;
+        let max = limit.bytes();
+        let work = async move {
+            let (out, err_tail) = tokio::join!(
+                async {
+                    let read = read_at_most(stdout, max).await;
+                    if matches!(read, Ok((_, true))) {
+                        // Enough read: stop git instead of draining the rest.
+                        let _ = child.start_kill();
+                    }
+                    read
+                },
+                read_tail(stderr, STDERR_TAIL * 4)
+            );
+            let status = child.wait().await;
+            (out, err_tail, status)
+        };
+        let (out, err_tail, status) = match tokio::time::timeout(self.timeout, work).await {
+            Ok(done) => done,
             // Dropping the future drops the child, which kill_on_drop kills.
             Err(_) => return Err(GitFailure::Timeout(self.timeout)),
         };
-        if out.status.success() {
-            Ok(out.stdout)
+        let (out, cut) = out.map_err(GitFailure::Spawn)?;
+        match (cut, limit) {
+            (true, OutputLimit::Fail(limit)) => return Err(GitFailure::TooLarge { limit }),
+            (true, OutputLimit::Truncate(_)) => return Ok((out, true)),
+            (false, _) => {}
+        }
+        let status = status.map_err(GitFailure::Spawn)?;
+        if status.success() {
+            Ok((out, false))
         } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = String::from_utf8_lossy(&err_tail);
             let start = stderr.len().saturating_sub(STDERR_TAIL);
             let start = (start..stderr.len())
                 .find(|i| stderr.is_char_boundary(*i))
                 .unwrap_or(stderr.len());
             Err(GitFailure::Exit {
-                code: out.status.code(),
+                code: status.code(),
                 stderr: stderr[start..].trim().to_owned(),
             })
         }
@@ -243,6 +344,47 @@ impl GitCli {
         .map_err(|e| e.into_error("fetch", repo))?;
         Ok(checkout)
     }
+}
+
+/// Default largest build context (`git archive` output) read into memory.
+pub(super) const DEFAULT_MAX_ARCHIVE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Reads at most `max` bytes; the flag says whether more was there.
+async fn read_at_most(
+    mut from: impl AsyncRead + Unpin,
+    max: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok((kept, false));
+        }
+        let room = max - kept.len();
+        if n > room {
+            kept.extend_from_slice(&chunk[..room]);
+            return Ok((kept, true));
+        }
+        kept.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads to the end, keeping only about the last `keep` bytes (never failing: a read error
+/// just ends the tail).
+async fn read_tail(mut from: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut chunk = vec![0u8; 8 * 1024];
+    while let Ok(n) = from.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&chunk[..n]);
+        if tail.len() > 2 * keep {
+            tail.drain(..tail.len() - keep);
+        }
+    }
+    tail
 }
 
 /// A temporary repository holding one fetched commit; deleted on drop.
@@ -298,9 +440,18 @@ impl Checkout {
     /// `Backend` when git fails (e.g. no such path).
     pub async fn read_file(&self, path: &str, max_bytes: usize) -> crate::Result<(String, bool)> {
         let spec = format!("{}:{}", self.commit, path);
-        let mut bytes = self.git(&["cat-file", "blob", &spec], "cat-file").await?;
-        let cut = bytes.len() > max_bytes;
-        bytes.truncate(max_bytes);
+        // Only the first `max_bytes` are ever read: git is stopped after them.
+        let (bytes, cut) = self
+            .git
+            .run_limited(
+                Some(&self.dir),
+                &["cat-file", "blob", &spec],
+                "cat-file",
+                &self.repo,
+                OutputLimit::Truncate(max_bytes),
+            )
+            .await
+            .map_err(|e| e.into_error("cat-file", &self.repo))?;
         // Cutting may split a UTF-8 sequence: lossy decoding turns the stub into U+FFFD, which
         // we drop rather than show.
         let mut text = String::from_utf8_lossy(&bytes).into_owned();
@@ -312,16 +463,24 @@ impl Checkout {
         Ok((text, cut))
     }
 
-    /// The commit's tree as an uncompressed tar archive (a Docker build context).
+    /// The commit's tree as an uncompressed tar archive (a Docker build context), at most the
+    /// source's archive limit (256 MiB by default).
     ///
     /// # Errors
-    /// `Backend` when git fails.
+    /// `LimitExceeded` when the archive is larger (git is stopped at the limit, the rest never
+    /// read); `Backend` when git fails.
     pub async fn archive(&self) -> crate::Result<Vec<u8>> {
-        self.git(
-            &["archive", "--format=tar", self.commit.as_str()],
-            "archive",
-        )
-        .await
+        self.git
+            .run_limited(
+                Some(&self.dir),
+                &["archive", "--format=tar", self.commit.as_str()],
+                "archive",
+                &self.repo,
+                OutputLimit::Fail(self.git.max_archive_bytes),
+            )
+            .await
+            .map(|(out, _)| out)
+            .map_err(|e| e.into_error("git archive", &self.repo))
     }
 }
 

@@ -3,7 +3,12 @@
 //! Every git call runs through `tokio::process` with a timeout, `GIT_TERMINAL_PROMPT=0` (a missing
 //! credential fails instead of hanging on a prompt) and no inherited terminal. Credentials for
 //! private repositories come from git's own configuration (a credential helper, or
-//! `GIT_ASKPASS`/`GIT_CONFIG_*` in the environment); they are never put in URLs, arguments or logs.
+//! `GIT_ASKPASS`/`GIT_CONFIG_*` in the environment) or from a token scoped to one host
+//! ([`GitCliSource::with_token_for_host`]); they are never put in URLs, arguments or logs.
+//!
+//! Repository content is untrusted: every git call reads at most a bounded amount of output
+//! (file reads stop git after their limit, archives past their limit fail with
+//! `LimitExceeded`), so no repository decides how much memory a call takes.
 
 mod cli;
 
@@ -16,7 +21,36 @@ use crate::error::Result;
 use crate::ports::{SnapshotLimits, SourceRepository};
 
 pub use cli::Checkout;
-use cli::{GitCli, GitFailure, Token};
+use cli::{GitCli, GitFailure, ScopedToken, Token};
+
+/// The environment variable naming the host a git token is for.
+pub const ENV_GIT_TOKEN_HOST: &str = "TOOLSHED_GIT_TOKEN_HOST";
+/// The host a git token is sent to unless another is configured.
+pub const DEFAULT_TOKEN_HOST: &str = "github.com";
+
+/// `host` lower case, when it is a host name with an optional port (no scheme, path, user or
+/// whitespace).
+///
+/// # Errors
+/// `InvalidInput { field: "git_token_host" }` otherwise.
+pub fn validate_token_host(host: &str) -> Result<String> {
+    let host = host.trim().to_ascii_lowercase();
+    let parsed = url::Url::parse(&format!("https://{host}/")).ok();
+    let plain = parsed.as_ref().is_some_and(|u| {
+        u.username().is_empty()
+            && u.password().is_none()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if host.is_empty() || !plain || host.contains(['/', '@', '?', '#']) {
+        return Err(crate::Error::invalid(
+            "git_token_host",
+            format!("{host:?} is not a host name (e.g. github.com or git.example.com:8443)"),
+        ));
+    }
+    Ok(host)
+}
 
 /// Manifest file names whose text a snapshot keeps (matched on the file name, anywhere in the
 /// tree, shallowest first).
@@ -57,17 +91,61 @@ impl GitCliSource {
         }
     }
 
-    /// [`Self::new`], with a token for https remotes from `TOOLSHED_GIT_TOKEN` when set.
-    pub fn from_env() -> Self {
+    /// [`Self::new`], with a token from `TOOLSHED_GIT_TOKEN` when set, for the host in
+    /// `TOOLSHED_GIT_TOKEN_HOST` (default [`DEFAULT_TOKEN_HOST`]).
+    ///
+    /// # Errors
+    /// `InvalidInput` naming `TOOLSHED_GIT_TOKEN_HOST` when it is not a host name.
+    pub fn from_env() -> Result<Self> {
+        let host = std::env::var(ENV_GIT_TOKEN_HOST)
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_TOKEN_HOST.to_owned());
         match std::env::var("TOOLSHED_GIT_TOKEN") {
-            Ok(token) if !token.is_empty() => Self::new().with_token(token),
-            _ => Self::new(),
+            Ok(token) if !token.is_empty() => Self::new().with_token_for_host(token, &host),
+            _ => Ok(Self::new()),
         }
     }
 
-    /// Authenticates https remotes with `token` (sent as an HTTP header; never logged).
+    /// Authenticates https remotes on [`DEFAULT_TOKEN_HOST`] (github.com) with `token`; see
+    /// [`Self::with_token_for_host`].
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.git.token = Some(Token::new(token.into()));
+        self.git.token = Some(ScopedToken {
+            token: Token::new(token.into()),
+            prefix: format!("https://{DEFAULT_TOKEN_HOST}/"),
+        });
+        self
+    }
+
+    /// Authenticates https remotes on `host` (a host name, optionally with `:port`) with
+    /// `token`, sent as an HTTP header and never logged. Repositories on any other host never
+    /// see it, and redirects from `host` are not followed while it is attached.
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "git_token_host" }` when `host` is not a bare host name.
+    pub fn with_token_for_host(mut self, token: impl Into<String>, host: &str) -> Result<Self> {
+        let host = validate_token_host(host)?;
+        self.git.token = Some(ScopedToken {
+            token: Token::new(token.into()),
+            prefix: format!("https://{host}/"),
+        });
+        Ok(self)
+    }
+
+    /// Sends the token to a plain-http URL prefix (a fake git host on loopback in tests).
+    #[cfg(test)]
+    pub(crate) fn with_token_for_url_prefix(mut self, token: &str, prefix: &str) -> Self {
+        self.git.token = Some(ScopedToken {
+            token: Token::new(token.to_owned()),
+            prefix: prefix.to_ascii_lowercase(),
+        });
+        self
+    }
+
+    /// Largest build context (`git archive` output) [`Checkout::archive`] reads (default
+    /// 256 MiB); a larger tree fails with `LimitExceeded`.
+    pub fn with_max_archive_bytes(mut self, bytes: usize) -> Self {
+        self.git.max_archive_bytes = bytes;
         self
     }
 

@@ -136,7 +136,11 @@ async fn unreachable_remote_times_out() {
     // A TCP listener that never answers: git hangs on it until our timeout kills it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let url = RepoUrl::new(format!("https://127.0.0.1:{port}/x/y")).unwrap();
+    let url = RepoUrl::parse(
+        &format!("https://127.0.0.1:{port}/x/y"),
+        RepoUrlPolicy::LOCAL,
+    )
+    .unwrap();
     let src = GitCliSource::new().with_timeout(Duration::from_millis(700));
     let err = src.resolve_commit(&url, &GitRef::main()).await.unwrap_err();
     assert!(
@@ -250,7 +254,11 @@ async fn token_never_appears_in_errors() {
             let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
         }
     });
-    let url = RepoUrl::new(format!("https://127.0.0.1:{port}/x/y")).unwrap();
+    let url = RepoUrl::parse(
+        &format!("https://127.0.0.1:{port}/x/y"),
+        RepoUrlPolicy::LOCAL,
+    )
+    .unwrap();
     let src = GitCliSource::new()
         .with_token("tok-SECRET-123")
         .with_timeout(Duration::from_secs(10));
@@ -264,4 +272,202 @@ async fn token_never_appears_in_errors() {
         )),
         "{shown}"
     );
+}
+
+/// A fake git host: records the headers of every request and answers 404 (or a redirect to
+/// `redirect_to`).
+struct FakeGitHost {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeGitHost {
+    fn start(redirect_to: Option<u16>) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let answer = match redirect_to {
+                    Some(to) => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{to}/elsewhere/info/refs?service=git-upload-pack\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_owned(),
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        Self { port, requests }
+    }
+
+    fn url(&self) -> RepoUrl {
+        RepoUrl::parse(
+            &format!("http://127.0.0.1:{}/org/repo", self.port),
+            RepoUrlPolicy::HTTPS_ONLY.with_plain_http_for_tests(),
+        )
+        .unwrap()
+    }
+
+    fn prefix(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn authorizations(requests: &[String]) -> Vec<String> {
+    requests
+        .iter()
+        .flat_map(|r| r.lines())
+        .filter(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_token_goes_only_to_its_host() {
+    let configured = FakeGitHost::start(None);
+    let other = FakeGitHost::start(None);
+    let redirecting = FakeGitHost::start(Some(other.port));
+    let token = "tok-SCOPED-456";
+    let expected = format!(
+        "Basic {}",
+        cli::base64_for_tests(&format!("x-access-token:{token}"))
+    );
+    let src = GitCliSource::new()
+        .with_token_for_url_prefix(token, &configured.prefix())
+        .with_timeout(Duration::from_secs(20));
+
+    // A repository on another host: it is asked, but never sees the token.
+    let err = src.resolve_commit(&other.url(), &GitRef::main()).await;
+    assert!(err.is_err());
+    let seen = other.requests();
+    assert!(!seen.is_empty(), "git did not reach the other host");
+    assert!(
+        authorizations(&seen).is_empty(),
+        "token sent to another host: {seen:?}"
+    );
+
+    // The configured host gets it.
+    let err = src.resolve_commit(&configured.url(), &GitRef::main()).await;
+    assert!(err.is_err());
+    let auth = authorizations(&configured.requests());
+    assert!(
+        auth.iter().any(|a| a.contains(&expected)),
+        "configured host saw {auth:?}"
+    );
+
+    // A configured host that redirects: the redirect is not followed with the token attached.
+    let src = GitCliSource::new()
+        .with_token_for_url_prefix(token, &redirecting.prefix())
+        .with_timeout(Duration::from_secs(20));
+    let before = other.requests().len();
+    let _ = src
+        .resolve_commit(&redirecting.url(), &GitRef::main())
+        .await;
+    assert!(!redirecting.requests().is_empty());
+    let after = other.requests();
+    assert!(
+        authorizations(&after[before..]).is_empty(),
+        "token followed a redirect: {after:?}"
+    );
+}
+
+#[test]
+fn token_hosts_are_bare_host_names() {
+    assert_eq!(validate_token_host("GitHub.com").unwrap(), "github.com");
+    assert_eq!(
+        validate_token_host("git.example.com:8443").unwrap(),
+        "git.example.com:8443"
+    );
+    for bad in [
+        "",
+        "https://github.com",
+        "github.com/x",
+        "u@github.com",
+        "a b",
+    ] {
+        assert!(validate_token_host(bad).is_err(), "{bad:?}");
+    }
+    // The default scope is github.com over https.
+    let src = GitCliSource::new().with_token("t");
+    assert_eq!(
+        src.git.token.as_ref().map(|t| t.prefix.as_str()),
+        Some("https://github.com/")
+    );
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn a_one_gib_file_is_never_read_whole() {
+    let repo = TempRepo::new();
+    // 1 GiB of zeros (sparse on disk; git stores it deflated to about 1 MiB): the README a
+    // snapshot reads and part of the build context. One checkout serves both reads (each
+    // fetch of it costs git tens of seconds on a loaded machine).
+    let huge = std::fs::File::create(repo.dir.join("README.md")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    drop(huge);
+    repo.write("Dockerfile", "FROM scratch\n");
+    let commit = repo.commit("huge");
+    let src = GitCliSource::new()
+        .with_timeout(Duration::from_secs(300))
+        .with_max_archive_bytes(64 << 20);
+    let before = peak_rss();
+
+    let checkout = src.checkout(&repo.url(), &commit).await.unwrap();
+    assert_eq!(
+        checkout.list_files().await.unwrap(),
+        ["Dockerfile", "README.md"]
+    );
+    // What a snapshot does with a README: the first bytes, flagged as cut.
+    let limits = SnapshotLimits::default();
+    let (text, cut) = checkout
+        .read_file("README.md", limits.max_readme_bytes)
+        .await
+        .unwrap();
+    assert!(cut);
+    assert_eq!(text.len(), limits.max_readme_bytes);
+    // The build context: refused at the limit with a typed error.
+    let err = checkout.archive().await.unwrap_err();
+    assert!(
+        matches!(err, Error::LimitExceeded { limit, .. } if limit == 64 << 20),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+
+    let grown = peak_rss().saturating_sub(before);
+    println!("peak RSS grew by {} MiB", grown >> 20);
+    assert!(grown < 200 << 20, "peak RSS grew by {} MiB", grown >> 20);
 }

@@ -28,7 +28,17 @@ pub(crate) fn classify_init_error(err: &ClientInitializeError) -> Option<ProbeFa
     }
 }
 
+/// Most body bytes `sniff` reads: enough to tell JSON-RPC from anything else, never the whole
+/// answer of a hostile peer.
+pub(crate) const SNIFF_MAX_BYTES: usize = 4 * 1024;
+
 /// Sends one bare `initialize` POST and classifies what comes back.
+///
+/// The client must not follow redirects (the probe's client is built with
+/// `redirect::Policy::none()`): a redirect is classified here and never fetched, so a server
+/// cannot make the prober reach another address and read the answer back. At most
+/// [`SNIFF_MAX_BYTES`] of the body are read, and no byte of it ever goes into the returned
+/// detail: the detail names the status and content type only.
 pub(crate) async fn sniff(
     http: &reqwest::Client,
     url: &str,
@@ -51,72 +61,119 @@ pub(crate) async fn sniff(
         .timeout(timeout)
         .send()
         .await;
-    let response = match response {
+    let mut response = match response {
         Ok(response) => response,
         Err(err) if err.is_timeout() => {
             return (
                 ProbeFailureKind::HandshakeTimeout,
-                format!("no answer to initialize: {err}"),
+                "no answer to initialize before the deadline".to_owned(),
             );
         }
-        Err(err) if err.is_connect() => return (ProbeFailureKind::Unreachable, err.to_string()),
+        Err(err) if err.is_connect() => {
+            return (
+                ProbeFailureKind::Unreachable,
+                "connect to the endpoint failed".to_owned(),
+            )
+        }
         Err(err) => {
+            tracing::debug!(error = %err, "sniff: no usable HTTP answer");
             return (
                 ProbeFailureKind::NotMcp,
-                format!("no usable HTTP answer: {err}"),
-            )
+                "no usable HTTP answer to initialize".to_owned(),
+            );
         }
     };
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    if status.is_redirection() {
+        return (
+            ProbeFailureKind::NotMcp,
+            format!(
+                "answered HTTP {} redirect; redirects are not followed",
+                status.as_u16()
+            ),
+        );
+    }
+    let content_type = content_type(&response);
     if content_type.starts_with("text/event-stream") {
         return (
             ProbeFailureKind::Protocol,
-            format!("HTTP {status} with an SSE stream, but the MCP handshake failed"),
+            format!(
+                "answered HTTP {} with an SSE stream, but the MCP handshake failed",
+                status.as_u16()
+            ),
         );
     }
-    let bytes = match tokio::time::timeout(timeout, response.bytes()).await {
-        Ok(Ok(bytes)) => bytes,
-        _ => Default::default(),
-    };
-    if content_type.starts_with("application/json") {
-        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-            if value.get("jsonrpc").is_some() {
-                return (
-                    ProbeFailureKind::Protocol,
-                    format!(
-                        "HTTP {status}, JSON-RPC answer but the MCP handshake failed: {}",
-                        preview(&bytes)
-                    ),
-                );
-            }
-        }
+    let bytes = read_capped(&mut response, SNIFF_MAX_BYTES, timeout).await;
+    if content_type.starts_with("application/json") && looks_like_json_rpc(&bytes) {
+        return (
+            ProbeFailureKind::Protocol,
+            format!(
+                "answered HTTP {} with JSON-RPC, but the MCP handshake failed",
+                status.as_u16()
+            ),
+        );
     }
     let shown = if content_type.is_empty() {
-        "no content type"
+        "without a content type".to_owned()
     } else {
-        content_type.as_str()
+        content_type
     };
     (
         ProbeFailureKind::NotMcp,
-        format!(
-            "HTTP {status} ({shown}) to an MCP initialize request: {}",
-            preview(&bytes)
-        ),
+        format!("answered HTTP {} {shown}, not MCP", status.as_u16()),
     )
 }
 
-/// The start of a body, for error details.
-fn preview(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut end = text.len().min(200);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+/// The media type of a response, lower case, without parameters; only printable ASCII token
+/// characters are kept so a hostile header cannot smuggle text into an error.
+fn content_type(response: &reqwest::Response) -> String {
+    let raw = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    raw.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "/+-.".contains(*c))
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// Reads at most `max` bytes of the body, chunk by chunk, within `timeout`; whatever arrived
+/// by then (possibly nothing).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    max: usize,
+    timeout: Duration,
+) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let read = async {
+        while kept.len() < max {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = max - kept.len();
+                    kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+    kept
+}
+
+/// Whether the start of a body is a JSON-RPC message. A body cut at the cap is not parseable
+/// JSON; then the `"jsonrpc"` member near the start decides.
+fn looks_like_json_rpc(bytes: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => value.get("jsonrpc").is_some(),
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            text.trim_start().starts_with('{') && text.contains("\"jsonrpc\"")
+        }
     }
-    text[..end].trim().to_owned()
 }

@@ -15,8 +15,13 @@
 //! | TCP connect refused or timed out | `Probe { kind: Unreachable }` |
 //! | connected, `initialize` not answered before the deadline | `Probe { kind: HandshakeTimeout }` |
 //! | an HTTP server answered something that is not JSON-RPC / SSE | `Probe { kind: NotMcp }` |
+//! | it answered a redirect (never followed: the prober fetches nothing a server points it at) | `Probe { kind: NotMcp }` |
 //! | JSON-RPC spoken but the handshake broke (error, wrong result, bad version) | `Probe { kind: Protocol }` |
 //! | handshake ok, `tools/list` answered with a JSON-RPC error | `Ok`, `ToolsOutcome::Gated { reason }` |
+//! | `tools/list` past its bounds (tools, pages, bytes of one tool; `RmcpProbeConfig`) | `LimitExceeded` |
+//!
+//! Error details name what was answered (status, content type), never the bytes of an answered
+//! body: a server cannot use the prober to read something back through an error.
 //!
 //! **Tools gated** is the rule for servers that need configuration (an API key, an environment
 //! variable) before they can list tools: the server completed `initialize`, so it speaks MCP and

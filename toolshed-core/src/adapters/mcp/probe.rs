@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ErrorCode,
-    Implementation,
+    Implementation, PaginatedRequestParams,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{classify, convert, output, schema};
-use crate::domain::{Endpoint, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome};
+use crate::domain::{Endpoint, McpTool, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome};
 use crate::error::{Error, ProbeFailureKind, Result};
 use crate::ports::McpProbe;
 
@@ -24,6 +24,9 @@ type Session = RunningService<RoleClient, ClientConfig>;
 
 /// How long closing a session may take before it is abandoned (the server's problem then).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest server-provided text kept in an error detail.
+const MAX_DETAIL_CHARS: usize = 300;
 
 /// Tunables of [`RmcpProbe`].
 #[derive(Debug, Clone)]
@@ -39,6 +42,13 @@ pub struct RmcpProbeConfig {
     /// Longest single handshake attempt inside `wait_ready` (default 10 s), so one stuck attempt
     /// cannot use the whole readiness deadline.
     pub attempt_timeout: Duration,
+    /// Most tools a server may list (default 1000); more fails with `LimitExceeded`.
+    pub max_tools: usize,
+    /// Most `tools/list` pages followed (default 100); more fails with `LimitExceeded`.
+    pub max_tool_pages: usize,
+    /// Largest JSON of one tool (name, description, schemas; default 64 KiB); a larger tool
+    /// fails with `LimitExceeded`.
+    pub max_tool_bytes: usize,
 }
 
 impl Default for RmcpProbeConfig {
@@ -48,6 +58,9 @@ impl Default for RmcpProbeConfig {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(10),
+            max_tools: 1000,
+            max_tool_pages: 100,
+            max_tool_bytes: 64 * 1024,
         }
     }
 }
@@ -63,6 +76,14 @@ impl RmcpProbeConfig {
     pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Sets [`Self::max_tools`], [`Self::max_tool_pages`] and [`Self::max_tool_bytes`].
+    pub fn with_tool_limits(mut self, tools: usize, pages: usize, tool_bytes: usize) -> Self {
+        self.max_tools = tools;
+        self.max_tool_pages = pages;
+        self.max_tool_bytes = tool_bytes;
         self
     }
 
@@ -97,8 +118,11 @@ impl RmcpProbe {
     /// # Errors
     /// `Backend` if the HTTP client cannot be built (TLS initialisation).
     pub fn with_config(config: RmcpProbeConfig) -> Result<Self> {
+        // Never follow redirects: a server under test could otherwise point the prober at any
+        // address reachable from where it runs (instance metadata, internal services).
         let http = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::backend("mcp", "build HTTP client", None, false, e))?;
         Ok(Self { config, http })
@@ -123,13 +147,15 @@ impl RmcpProbe {
             Ok(Err(err)) => {
                 tracing::debug!(endpoint = %url, error = %err, "MCP handshake failed");
                 let (kind, detail) = match classify::classify_init_error(&err) {
-                    Some(kind) => (kind, err.to_string()),
+                    // A JSON-RPC-level failure: the server's own words about the handshake.
+                    Some(kind) => (kind, bounded(&err.to_string(), MAX_DETAIL_CHARS)),
+                    // rmcp's transport errors may quote the answered body: only the sniff's
+                    // classification (status and content type) is kept.
                     None => {
                         let left = until
                             .saturating_duration_since(Instant::now())
                             .max(Duration::from_millis(500));
-                        let (kind, detail) = classify::sniff(&self.http, &url, left).await;
-                        (kind, format!("{detail} (handshake: {err})"))
+                        classify::sniff(&self.http, &url, left).await
                     }
                 };
                 Err(probe_error(kind, endpoint, detail))
@@ -157,10 +183,9 @@ impl RmcpProbe {
             )
         })?;
         let server = convert::server_info(&info);
-        let tools = match tokio::time::timeout_at(until, session.list_all_tools()).await {
-            Ok(Ok(tools)) => ToolsOutcome::Listed {
-                tools: tools.iter().map(convert::tool).collect(),
-            },
+        let tools = match tokio::time::timeout_at(until, self.list_tools(session, endpoint)).await {
+            Ok(Ok(Ok(tools))) => ToolsOutcome::Listed { tools },
+            Ok(Ok(Err(limit))) => return Err(limit),
             // The gating rule (module docs): a JSON-RPC error after a good handshake.
             Ok(Err(ServiceError::McpError(err))) => {
                 let declared = info.capabilities.tools.is_some();
@@ -192,6 +217,46 @@ impl RmcpProbe {
         Ok(ProbeReport { server, tools })
     }
 
+    /// Every tool page, within the configured limits: the outer error is the server's
+    /// (transport, JSON-RPC), the inner one a limit it went past (`LimitExceeded`).
+    async fn list_tools(
+        &self,
+        session: &Session,
+        endpoint: &Endpoint,
+    ) -> std::result::Result<Result<Vec<McpTool>>, ServiceError> {
+        let limit = |unit: &'static str, limit: usize| Error::LimitExceeded {
+            what: "tools/list",
+            id: Some(endpoint.to_string()),
+            limit: u64::try_from(limit).unwrap_or(u64::MAX),
+            unit,
+        };
+        let mut tools = Vec::new();
+        let mut cursor = None;
+        for _ in 0..self.config.max_tool_pages {
+            let page = session
+                .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+                .await?;
+            if tools.len() + page.tools.len() > self.config.max_tools {
+                return Ok(Err(limit("tools", self.config.max_tools)));
+            }
+            for tool in &page.tools {
+                let bytes = serde_json::to_vec(tool).map_or(usize::MAX, |b| b.len());
+                if bytes > self.config.max_tool_bytes {
+                    return Ok(Err(limit(
+                        "bytes of JSON for one tool",
+                        self.config.max_tool_bytes,
+                    )));
+                }
+                tools.push(convert::tool(tool));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(Ok(tools)),
+            }
+        }
+        Ok(Err(limit("pages", self.config.max_tool_pages)))
+    }
+
     /// One probe attempt ending at `until`.
     async fn probe_until(&self, endpoint: &Endpoint, until: Instant) -> Result<ProbeReport> {
         let session = self.connect(endpoint, until).await?;
@@ -201,9 +266,15 @@ impl RmcpProbe {
     }
 
     /// Whether the server lists `name` (None when it cannot list tools).
-    async fn offers_tool(&self, session: &Session, name: &str, until: Instant) -> Option<bool> {
-        match tokio::time::timeout_at(until, session.list_all_tools()).await {
-            Ok(Ok(tools)) => Some(tools.iter().any(|t| t.name == name)),
+    async fn offers_tool(
+        &self,
+        session: &Session,
+        endpoint: &Endpoint,
+        name: &str,
+        until: Instant,
+    ) -> Option<bool> {
+        match tokio::time::timeout_at(until, self.list_tools(session, endpoint)).await {
+            Ok(Ok(Ok(tools))) => Some(tools.iter().any(|t| t.name == name)),
             _ => None,
         }
     }
@@ -238,7 +309,7 @@ impl RmcpProbe {
                 // Some servers and proxies answer an unknown tool with an error *result*: ask the
                 // server's own list rather than guess from the wording, when it can list.
                 if is_error {
-                    let offered = self.offers_tool(session, &call.name, until).await;
+                    let offered = self.offers_tool(session, endpoint, &call.name, until).await;
                     let says_unknown = mentions_unknown_tool(&result_text(&result), &call.name);
                     if offered == Some(false) || (offered.is_none() && says_unknown) {
                         return Err(unknown());
@@ -250,7 +321,7 @@ impl RmcpProbe {
                 if err.code == ErrorCode::INVALID_PARAMS
                     || err.code == ErrorCode::METHOD_NOT_FOUND =>
             {
-                let offered = self.offers_tool(session, &call.name, until).await;
+                let offered = self.offers_tool(session, endpoint, &call.name, until).await;
                 let says_unknown = mentions_unknown_tool(&err.message, &call.name);
                 if offered == Some(false) || (offered.is_none() && says_unknown) {
                     Err(unknown())
@@ -317,6 +388,7 @@ impl McpProbe for RmcpProbe {
         let until = Instant::now() + deadline;
         let mut backoff = self.config.initial_backoff;
         let mut attempts = 0u32;
+        let mut reported: Option<Error> = None;
         loop {
             attempts += 1;
             let attempt_until = until.min(Instant::now() + self.config.attempt_timeout);
@@ -327,13 +399,19 @@ impl McpProbe for RmcpProbe {
                 }
                 Err(err) => err,
             };
+            let err = more_telling(reported.take(), err);
+            tracing::trace!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready yet");
             let now = Instant::now();
-            if now >= until {
+            if now < until {
+                tokio::time::sleep_until((now + backoff).min(until)).await;
+            }
+            // No attempt starts at the deadline: it could only time out, and that timeout would
+            // hide what the server answered before.
+            if Instant::now() >= until {
                 tracing::debug!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready by the deadline");
                 return Err(err);
             }
-            tracing::trace!(endpoint = %endpoint, attempts, error = %err, "MCP server not ready yet");
-            tokio::time::sleep_until((now + backoff).min(until)).await;
+            reported = Some(err);
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
@@ -405,6 +483,32 @@ fn mentions_unknown_tool(message: &str, tool: &str) -> bool {
         || lower.contains("tool not found")
         || (lower.contains(&tool.to_lowercase())
             && (lower.contains("unknown") || lower.contains("not found")))
+}
+
+/// Of two readiness failures, the one to report: an answer from the server (not MCP, protocol
+/// error) says more than a later attempt that could not connect or timed out at the deadline.
+fn more_telling(earlier: Option<Error>, latest: Error) -> Error {
+    let answered = |e: &Error| {
+        matches!(
+            e,
+            Error::Probe {
+                kind: ProbeFailureKind::NotMcp | ProbeFailureKind::Protocol,
+                ..
+            }
+        )
+    };
+    match earlier {
+        Some(earlier) if answered(&earlier) && !answered(&latest) => earlier,
+        _ => latest,
+    }
+}
+
+/// `text` cut to at most `max` characters (an ellipsis marks the cut).
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 fn probe_error(kind: ProbeFailureKind, endpoint: &Endpoint, detail: String) -> Error {
