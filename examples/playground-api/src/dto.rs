@@ -105,7 +105,8 @@ pub struct VerificationStatus {
     pub verification_count: u32,
 }
 
-/// `POST /api/servers/{id}/playground` body (optional).
+/// `POST /api/servers/{id}/playground` body (optional). The TTL bounds and the key's pattern are
+/// declared in the OpenAPI document from the service's configuration.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct LaunchBody {
     /// Session TTL in seconds (default and bounds from the service configuration).
@@ -120,7 +121,7 @@ pub struct SessionView {
     /// The session record (`id`, `state`, `endpoint`, `task`, `expires_at`…).
     #[schema(value_type = Object)]
     pub session: PlaygroundSession,
-    /// The runner's task handle (ECS task ARN or container id), as seed 001's `taskArn`.
+    /// The runner's task handle (ECS task ARN or container id), as older clients know it (`taskArn`).
     pub task_arn: String,
     /// Status URL (refreshes from the runner).
     pub status_url: String,
@@ -144,8 +145,8 @@ impl SessionView {
     }
 }
 
-/// Which session: by id, or by task ARN as seed 001 has it. Both names are accepted in
-/// `snake_case` and `camelCase`.
+/// Which session: by id, or by task ARN. Both names are also accepted in `camelCase`
+/// (`sessionId`, `taskArn`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SessionSelector {
@@ -159,7 +160,9 @@ pub struct SessionSelector {
     pub task_arn: Option<String>,
 }
 
-/// `POST /api/servers/{id}/execute` body.
+/// `POST /api/servers/{id}/execute` body. The OpenAPI document declares `tool` required; the
+/// playground UI's `command` form (`<tool> [<JSON object of arguments>]`) is still accepted
+/// without `tool`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ExecuteRequest {
     /// The session (default: the server's newest live session).
@@ -169,14 +172,16 @@ pub struct ExecuteRequest {
     /// Or the session's task ARN.
     #[serde(default, alias = "taskArn")]
     pub task_arn: Option<String>,
-    /// The tool to call.
+    /// The tool to call: 1-128 visible ASCII characters.
+    #[schema(value_type = String)]
     pub tool: Option<String>,
     /// Its arguments (a JSON object).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub arguments: Map<String, Value>,
-    /// Instead of `tool`/`arguments`, a command line as the playground UI sends it:
-    /// `<tool> [<JSON object of arguments>]`.
+    /// Instead of `tool`/`arguments`, a command line as the playground UI sends it.
+    #[serde(default)]
+    #[schema(ignore)]
     pub command: Option<String>,
 }
 
@@ -212,4 +217,77 @@ pub struct DocsResponse {
     pub docs_key: Option<String>,
     /// The commit it documents.
     pub commit: Option<String>,
+}
+
+/// `POST /api/servers` body: a registration. Every field's constraints are declared in the
+/// OpenAPI document and checked by [`RegisterRequest::into_registration`] with the same patterns.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// The server id: 1-63 of `a-z`, `0-9`, `-`, starting with a letter or digit.
+    pub id: String,
+    /// The git repository: an `https://` URL without credentials, query or fragment (`file://`
+    /// where the deployment allows local repositories).
+    pub repo: String,
+    /// The branch or tag to follow.
+    pub git_ref: String,
+    /// How the server speaks MCP (default: streamable HTTP on port 8000 at `/mcp`).
+    #[serde(default)]
+    pub transport: Option<TransportBody>,
+    /// Task size (default: 256 CPU units, 512 MiB).
+    #[serde(default)]
+    pub resources: Option<ResourcesBody>,
+    /// A description set by a person (never overwritten by generation).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The primary language, set by a person.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// How a server speaks MCP.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TransportBody {
+    /// Streamable HTTP inside the container.
+    Http {
+        /// The container port, 1-65535.
+        port: u16,
+        /// The MCP path, starting with `/`.
+        path: String,
+    },
+    /// A stdio server, served over HTTP by the stdio bridge.
+    Stdio {
+        /// The command and its arguments.
+        command: Vec<String>,
+    },
+}
+
+/// A task's size.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub struct ResourcesBody {
+    /// CPU units, 256-16384.
+    pub cpu_units: u32,
+    /// Memory in MiB, 512-122880.
+    pub memory_mib: u32,
+}
+
+/// `POST /api/servers/{id}/playground/stop` body: which session (`session_id` or `task_arn`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct StopRequest {
+    /// The session id.
+    #[serde(default, alias = "sessionId")]
+    #[schema(value_type = Option<String>)]
+    pub session_id: Option<SessionId>,
+    /// The task ARN (or container id on the local backend).
+    #[serde(default, alias = "taskArn")]
+    pub task_arn: Option<String>,
+}
+
+impl From<StopRequest> for SessionSelector {
+    fn from(r: StopRequest) -> Self {
+        SessionSelector {
+            session_id: r.session_id,
+            task_arn: r.task_arn,
+        }
+    }
 }

@@ -52,6 +52,36 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
     }
 }
 
+/// An optional JSON body: no body means `T::default()`. The content type is checked by the edge
+/// layer (415 for a body not declared JSON); the rejections answer the API's error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiOptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiOptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "the request body exceeds the limit",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", "the request body could not be read")
+                }
+            })?;
+        optional_json(&bytes).map(Self)
+    }
+}
+
 /// Parses an optional JSON body given as bytes: empty means `T::default()`.
 ///
 /// # Errors

@@ -17,7 +17,7 @@ use crate::AppState;
 /// is used.
 #[utoipa::path(post, path = "/api/servers/{id}/execute", tag = "playground",
     params(("id" = String, Path, description = "Server id")),
-    request_body(content = ExecuteRequest),
+    request_body(content = ExecuteRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The tool's result", body = ExecuteResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -84,6 +84,7 @@ fn tool_call(request: &ExecuteRequest) -> ApiResult<ToolCall> {
         (None, Some(command)) => parse_command(command)?,
         (None, None) => return Err(ApiError::invalid("tool", "give tool (or command)")),
     };
+    crate::schema::check_tool_name(&name)?;
     Ok(ToolCall::new(name, arguments)?)
 }
 
