@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command of the workspace (README, .ci/run).
 #
-# Installs what the tests need (a Python venv with moto, the MCP servers and python-hcl2; a venv of
+# Installs what the tests need (a Python venv with moto, the MCP servers, python-hcl2 and
+# schemathesis; a venv of
 # its own for checkov; Debian's docker-registry), starts the moto server and a local OCI registry on
 # 127.0.0.1, runs fmt, clippy, every test (one build: cargo nextest + doctests) and the Terraform
 # checks, then stops what it started.
@@ -86,6 +87,7 @@ fi
 export PATH="$venv/bin:$PATH"
 export TOOLSHED_TEST_PYTHON="$venv/bin/python"
 export TOOLSHED_TEST_VENV_BIN="$venv/bin"
+export TOOLSHED_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
 
 # ---------------------------------------------------------------- services
 # Tests that need a backend read these variables; when they are set the backend MUST be there
