@@ -110,6 +110,7 @@ pub struct VerificationStatus {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct LaunchBody {
     /// Session TTL in seconds (default and bounds from the service configuration).
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub ttl_seconds: Option<u64>,
     /// Makes a retried launch return the same session; the `Idempotency-Key` header also works.
     pub idempotency_key: Option<String>,
@@ -244,6 +245,49 @@ pub struct RegisterRequest {
     pub language: Option<String>,
 }
 
+/// JSON integers also written with a zero fraction (`512.0`): JSON Schema's `integer` admits
+/// them, so a client generated from the document may send them.
+pub(crate) mod whole {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        if let Some(v) = n.as_u64() {
+            return Ok(v);
+        }
+        match n.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+            _ => Err(D::Error::custom(format!(
+                "{n} is not a whole number of range"
+            ))),
+        }
+    }
+
+    /// A `u16`.
+    pub fn u16<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        let v = number(d)?;
+        u16::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+    }
+
+    /// A `u32`.
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let v = number(d)?;
+        u32::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+    }
+
+    /// An optional `u64` (`null` is `None`).
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let v = Option::<serde_json::Number>::deserialize(d)?;
+        match v {
+            None => Ok(None),
+            Some(n) => number(n)
+                .map(Some)
+                .map_err(|e| D::Error::custom(e.to_string())),
+        }
+    }
+}
+
 /// How a server speaks MCP.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -251,6 +295,7 @@ pub enum TransportBody {
     /// Streamable HTTP inside the container.
     Http {
         /// The container port, 1-65535.
+        #[serde(deserialize_with = "whole::u16")]
         port: u16,
         /// The MCP path, starting with `/`.
         path: String,
@@ -266,8 +311,10 @@ pub enum TransportBody {
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 pub struct ResourcesBody {
     /// CPU units, 256-16384.
+    #[serde(deserialize_with = "whole::u32")]
     pub cpu_units: u32,
     /// Memory in MiB, 512-122880.
+    #[serde(deserialize_with = "whole::u32")]
     pub memory_mib: u32,
 }
 

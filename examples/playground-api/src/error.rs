@@ -3,19 +3,23 @@
 //!
 //! | status | codes |
 //! |---|---|
-//! | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query`, `missing_parameter` |
+//! | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query`, `missing_parameter`, `unreadable_body` |
 //! | 404 | `not_found`, `unknown_tool`, `route_not_found` |
 //! | 405 | `method_not_allowed` |
-//! | 409 | `already_exists`, `conflict`, `verification_in_progress`, `lease_lost`, `session_not_running`, `no_live_session` |
+//! | 409 | `already_exists`, `conflict`, `verification_in_progress`, `lease_lost`, `session_not_running`, `no_live_session`, `session_not_found`, `verification_failed` (the repository or ref is the problem) |
 //! | 412 | `not_verified` |
 //! | 413 | `payload_too_large` |
 //! | 415 | `unsupported_media_type` |
-//! | 422 | `invalid_input`, `invalid_tool_arguments`, `verification_failed` |
-//! | 429 | `session_cap_reached` (with `Retry-After`) |
+//! | 421 | `misdirected_request` (a `Host` this API does not serve) |
+//! | 422 | `invalid_input`, `invalid_tool_arguments` |
+//! | 429 | `session_cap_reached`, `rate_limited` (with `Retry-After`) |
 //! | 500 | `backend_error`, `backend_permission_denied`, `internal` |
 //! | 502 | `mcp_protocol_error` |
-//! | 503 | `backend_unavailable`, `mcp_unreachable`, `timeout`, `request_timeout` (with `Retry-After`) |
+//! | 503 | `backend_unavailable`, `mcp_unreachable`, `timeout`, `request_timeout`, `verification_failed` when retryable (with `Retry-After`) |
 //! | 504 | `tool_call_timeout` |
+//!
+//! Messages and details are built from stable parts and redacted text
+//! ([`toolshed_core::domain::redact`]): no SDK type name, internal address, ARN or secret.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -187,10 +191,12 @@ impl From<Error> for ApiError {
                 reason,
                 retryable,
             } => {
+                // Not retryable: the registered repository or ref is the problem (a state of
+                // the server, fixed by changing it), not the request.
                 let status = if *retryable {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
+                    StatusCode::CONFLICT
                 };
                 let reason = failure_reason(reason);
                 let api = ApiError::new(
@@ -370,7 +376,7 @@ mod tests {
             (Error::NotVerified { server_id: server() }, 412, "not_verified", false, None),
             (Error::SessionNotRunning { session_id: "s-12345678".into(), state: "launching".into() }, 409, "session_not_running", true, None),
             (Error::CapReached { scope: CapScope::PerServer, limit: 2, server_id: server() }, 429, "session_cap_reached", true, Some(30)),
-            (Error::VerificationFailed { server_id: server(), step: VerificationStep::Build, reason: internal.into(), retryable: false }, 422, "verification_failed", false, None),
+            (Error::VerificationFailed { server_id: server(), step: VerificationStep::Build, reason: internal.into(), retryable: false }, 409, "verification_failed", false, None),
             (Error::VerificationFailed { server_id: server(), step: VerificationStep::Build, reason: internal.into(), retryable: true }, 503, "verification_failed", true, Some(30)),
             (Error::Probe { kind: ProbeFailureKind::Unreachable, endpoint: "http://10.0.0.7:8000/mcp".into(), detail: internal.into() }, 503, "mcp_unreachable", true, Some(2)),
             (Error::Probe { kind: ProbeFailureKind::HandshakeTimeout, endpoint: "http://10.0.0.7:8000/mcp".into(), detail: internal.into() }, 503, "mcp_unreachable", true, Some(2)),

@@ -9,7 +9,7 @@ use axum::Json;
 use toolshed_core::domain::{IdempotencyKey, ServerId, SessionId};
 use toolshed_core::services::LaunchRequest;
 
-use super::find_session;
+use super::{find_session, named_in_body};
 use crate::dto::{LaunchBody, SessionSelector, SessionView, StopRequest};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiOptionalJson, ApiPath, ApiQuery};
@@ -47,14 +47,17 @@ pub async fn launch(
         .map_err(|_| {
             crate::error::ApiError::invalid("idempotency_key", "must be printable ASCII")
         })?;
-    let idempotency_key = body
-        .idempotency_key
-        .or(header_key)
-        .map(IdempotencyKey::new)
-        .transpose()?;
+    // Every input is checked before any state is read, so an invalid request is 422 whatever
+    // the server's state (and never 404/412 first).
+    let header_key = header_key.map(IdempotencyKey::new).transpose()?;
+    let body_key = body.idempotency_key.map(IdempotencyKey::new).transpose()?;
+    let ttl = body.ttl_seconds.map(Duration::from_secs);
+    if let Some(ttl) = ttl {
+        state.toolshed.config().ttl_bounds.resolve(Some(ttl))?;
+    }
     let request = LaunchRequest {
-        ttl: body.ttl_seconds.map(Duration::from_secs),
-        idempotency_key,
+        ttl,
+        idempotency_key: body_key.or(header_key),
     };
     let session = state.toolshed.launch_session(&id, request).await?;
     let view = SessionView::new(session);
@@ -96,7 +99,8 @@ pub async fn status(
     responses(
         (status = 200, description = "Stopped", body = SessionView),
         (status = 400, description = "No selector", body = ErrorBody),
-        (status = 404, description = "No such session for this server", body = ErrorBody),
+        (status = 404, description = "No such server", body = ErrorBody),
+        (status = 409, description = "The server has no such session", body = ErrorBody),
         (status = 503, description = "Runner unavailable", body = ErrorBody),
     ))]
 pub async fn stop_for_server(
@@ -105,7 +109,8 @@ pub async fn stop_for_server(
     ApiOptionalJson(body): ApiOptionalJson<StopRequest>,
 ) -> ApiResult<Json<SessionView>> {
     let selector = SessionSelector::from(body);
-    let session = find_session(&state.toolshed, &id, &selector).await?;
+    let found = find_session(&state.toolshed, &id, &selector).await;
+    let session = named_in_body(&state.toolshed, &id, found).await?;
     let stopped = state.toolshed.stop_session(&session.id).await?;
     Ok(Json(SessionView::new(stopped)))
 }

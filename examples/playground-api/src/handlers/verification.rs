@@ -29,7 +29,7 @@ fn status_url(id: &ServerId) -> String {
         (status = 200, description = "Up to date: nothing to do", body = ReverifyResponse),
         (status = 404, description = "No such server", body = ErrorBody),
         (status = 409, description = "A verification is already running", body = ErrorBody),
-        (status = 422, description = "The ref does not resolve", body = ErrorBody),
+        (status = 409, description = "The registered repository or ref does not resolve (`verification_failed`)", body = ErrorBody),
         (status = 503, description = "Backend unavailable", body = ErrorBody),
     ))]
 pub async fn reverify(
