@@ -106,7 +106,12 @@ fn summary(output: &str) -> Vec<&str> {
         .iter()
         .copied()
         .filter(|l| !l.trim().is_empty())
-        .take_while(|l| !l.contains("=== ERRORS ===") && !l.contains("=== FAILURES ==="))
+        .take_while(|l| {
+            !l.contains("=== ERRORS ===")
+                && !l.contains("=== FAILURES ===")
+                && !l.contains("=== WARNINGS ===")
+                && !l.contains("=== SUMMARY ===")
+        })
         .chain(
             lines
                 .iter()
