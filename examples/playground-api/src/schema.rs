@@ -372,6 +372,7 @@ pub(crate) fn complete_document(doc: &utoipa::openapi::OpenApi, s: &DocSettings)
             }),
         );
     }
+    add_links(&mut doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -388,6 +389,40 @@ pub(crate) fn complete_document(doc: &utoipa::openapi::OpenApi, s: &DocSettings)
         }
     }
     doc
+}
+
+/// Links from what creates a server or a session to what uses it, so clients (and stateful
+/// fuzzers) know where the ids come from.
+fn add_links(doc: &mut Value) {
+    let server = "$response.body#/server/id";
+    let server_links = json!({
+        "GetServer": {"operationId": "get_server", "parameters": {"id": server}},
+        "GetDocs": {"operationId": "get_docs", "parameters": {"id": server}},
+        "Reverify": {"operationId": "reverify", "parameters": {"id": server}},
+        "VerificationStatus": {"operationId": "verification_status", "parameters": {"id": server}},
+        "Launch": {"operationId": "launch", "parameters": {"id": server}},
+        "SessionStatus": {"operationId": "status", "parameters": {"id": server}},
+    });
+    let session_links = json!({
+        "SessionStatus": {"operationId": "status", "parameters": {
+            "id": "$response.body#/session/server_id",
+            "session_id": "$response.body#/session/id",
+        }},
+        "DeleteSession": {"operationId": "delete_session", "parameters": {
+            "session_id": "$response.body#/session/id",
+        }},
+    });
+    for (pointer, links) in [
+        ("/paths/~1api~1servers/post/responses/201", server_links),
+        (
+            "/paths/~1api~1servers~1{id}~1playground/post/responses/202",
+            session_links,
+        ),
+    ] {
+        if let Some(response) = doc.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            response.insert("links".to_owned(), links);
+        }
+    }
 }
 
 fn complete_operation(op: &mut Value, protected: bool, s: &DocSettings) {

@@ -465,3 +465,92 @@ async fn a_verification_failure_with_an_arn_is_stored_and_answered_redacted() {
     assert_no_internals(&server);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn the_document_declares_every_constraint_answer_and_security_scheme() {
+    let p = parts(Arc::new(FakeMcpProbe::new()));
+    let api = Served::start(p.toolshed).await;
+    let (status, doc) = api.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["bearer"]["bearerFormat"], "JWT");
+    assert_eq!(schemes["api_key"]["type"], "apiKey");
+    assert_eq!(schemes["api_key"]["in"], "header");
+    assert_eq!(schemes["api_key"]["name"], "X-Api-Key");
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let label = format!("{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["421", "429", "503"] {
+                assert!(responses.contains_key(status), "{label} lacks {status}");
+            }
+            if path != "/healthz" {
+                for status in ["401", "403", "500"] {
+                    assert!(responses.contains_key(status), "{label} lacks {status}");
+                }
+                let security = op["security"].to_string();
+                assert!(
+                    security.contains("bearer") && security.contains("api_key"),
+                    "{label}: {security}"
+                );
+            }
+            for error in responses
+                .iter()
+                .filter(|(s, _)| s.starts_with('4') || s.starts_with('5'))
+            {
+                assert_eq!(
+                    error.1["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{label} {}",
+                    error.0
+                );
+            }
+            if let Some(body) = op.get("requestBody") {
+                let schema = body["content"]["application/json"]["schema"].to_string();
+                assert!(schema.contains("$ref"), "{label}: untyped body {schema}");
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{label} lacks {status}");
+                }
+            }
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let schema = &param["schema"];
+                let name = param["name"].as_str().unwrap();
+                match (param["in"].as_str().unwrap(), name) {
+                    ("query", "limit") => {
+                        assert_eq!(schema["minimum"], 1, "{label}");
+                        assert_eq!(schema["maximum"], 1000, "{label}");
+                    }
+                    ("query", "force") => assert_eq!(schema["type"], "boolean"),
+                    _ => assert!(
+                        schema["pattern"]
+                            .as_str()
+                            .is_some_and(|p| p.starts_with('^')),
+                        "{label}: {name} has no pattern: {schema}"
+                    ),
+                }
+            }
+        }
+    }
+    assert_eq!(operations, 12);
+    // Body constraints, including those that come from the service's configuration.
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["RegisterRequest"]["properties"]["repo"]["pattern"]
+        .as_str()
+        .unwrap()
+        .starts_with("^https://"));
+    assert_eq!(
+        schemas["ResourcesBody"]["properties"]["cpu_units"]["minimum"],
+        256
+    );
+    let ttl = &schemas["LaunchBody"]["properties"]["ttl_seconds"];
+    let bounds = ToolshedConfig::default().ttl_bounds;
+    assert_eq!(ttl["minimum"], bounds.min.as_secs());
+    assert_eq!(ttl["maximum"], bounds.max.as_secs());
+    assert!(schemas["StopRequest"]["anyOf"].is_array());
+    assert_eq!(schemas["ExecuteRequest"]["required"], json!(["tool"]));
+    api.stop().await;
+}
