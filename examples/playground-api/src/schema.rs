@@ -1,5 +1,5 @@
 //! The constraints of the API's inputs, declared once: the OpenAPI document states them (see
-//! [`complete_document`]) and the handlers check them with the same patterns, so a generated
+//! `complete_document`) and the handlers check them with the same patterns, so a generated
 //! client — or a fuzzer — that follows the document is accepted, and a request that does not is
 //! refused with 400/422.
 //!
@@ -23,7 +23,8 @@ pub const SERVER_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
 /// Session ids (as `SessionId` checks them).
 pub const SESSION_ID_PATTERN: &str = "^[a-z0-9-]{8,64}$";
 /// Branch and tag names the API accepts: `/`, `.` or `-` separated words, not ending in `.lock`.
-/// (The document's form; the handlers check [`GIT_REF_WORDS`] and the core the `.lock` rule.)
+/// (The document's form: the handlers check it without the look-ahead, the core the `.lock`
+/// rule.)
 pub const GIT_REF_PATTERN: &str = r"^(?!.*\.lock$)[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*$";
 /// [`GIT_REF_PATTERN`] without its look-ahead.
 const GIT_REF_WORDS: &str = r"^[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*$";
