@@ -29,10 +29,11 @@ pub const GIT_REF_PATTERN: &str = r"^(?!.*\.lock$)[A-Za-z0-9_]+(?:[./-][A-Za-z0-
 /// [`GIT_REF_PATTERN`] without its look-ahead.
 const GIT_REF_WORDS: &str = r"^[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*$";
 /// `https://` repository URLs the API accepts: a lowercase DNS name (its last label starting with
-/// a letter), an optional port, and a path of one or more segments of URL-safe characters.
-pub const HTTPS_REPO_PATTERN: &str = r"^https://(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?$";
+/// a letter), an optional port, and a path of one or more segments of URL-safe characters (never
+/// `.` or `..`, which URL parsing would resolve away).
+pub const HTTPS_REPO_PATTERN: &str = r"^https://(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?::[1-9][0-9]{0,3})?(?:/\.{0,2}[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?$";
 /// `file://` repository URLs (only where the deployment allows them).
-pub const FILE_REPO_PATTERN: &str = r"^file://(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?$";
+pub const FILE_REPO_PATTERN: &str = r"^file://(?:/\.{0,2}[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?$";
 /// Idempotency keys (as `IdempotencyKey` checks them).
 pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,128}$";
 /// Tool names the API accepts.
@@ -571,9 +572,22 @@ mod tests {
             assert_eq!(e.body.code, "invalid_input", "{repo} {git_ref}");
             assert_eq!(e.body.details["field"], field, "{repo} {git_ref}: {e:?}");
         }
-        assert!(registration("file:///srv/repos/time", "main")
-            .into_registration(true)
-            .is_ok());
+        for file in [
+            "file:///srv/repos/time",
+            "file:///tmp/.tmpAb12/repo",
+            "file:///x/..y",
+        ] {
+            assert!(
+                registration(file, "main").into_registration(true).is_ok(),
+                "{file}"
+            );
+        }
+        for file in ["file:///tmp/../etc", "file:///tmp/./x", "file:///"] {
+            assert!(
+                registration(file, "main").into_registration(true).is_err(),
+                "{file}"
+            );
+        }
     }
 
     #[test]
