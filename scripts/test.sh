@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command of the workspace (README, .ci/run).
 #
-# Installs what the tests need (a Python venv with moto, the MCP servers and python-hcl2; a venv of
-# its own for checkov; Debian's docker-registry), starts the moto server and a local OCI registry on
+# Installs what the tests need (a Python venv with moto, the MCP servers and python-hcl2; venvs of
+# their own for checkov and schemathesis; Debian's docker-registry), starts the moto server and a local OCI registry on
 # 127.0.0.1, runs fmt, clippy, every test (one build: cargo nextest + doctests) and the Terraform
 # checks, then stops what it started.
 #
@@ -11,6 +11,7 @@
 #   TOOLSHED_VENV=DIR         the test venv (default .venv in the workspace)
 #   TOOLSHED_CHECKOV_VENV=DIR the checkov venv (default .venv-checkov)
 #   CI=true                   target/ and the venvs in ~/.cache/toolshed-sdk (kept between runs)
+#   TOOLSHED_SCHEMATHESIS_VENV=DIR the schemathesis venv (default .venv-schemathesis)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +27,7 @@ if [ "${CI:-}" = true ]; then
 fi
 venv=${TOOLSHED_VENV:-$root/.venv}
 checkov_venv=${TOOLSHED_CHECKOV_VENV:-$root/.venv-checkov}
+schemathesis_venv=${TOOLSHED_SCHEMATHESIS_VENV:-$root/.venv-schemathesis}
 pids=()
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -65,6 +67,24 @@ if [ "${TOOLSHED_SKIP_INSTALL:-0}" != 1 ]; then
     python3 -m venv "$checkov_venv"
     "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
   fi
+  if [ ! -x "$schemathesis_venv/bin/schemathesis" ]; then
+    # CPython 3.11.7 fails inside schemathesis's generator ("AST constructor recursion depth
+    # mismatch"): prefer a Python >= 3.12 (pyenv keeps other versions off PATH).
+    st_python=python3
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      for candidate in python3.13 python3.12; do
+        if "$candidate" -c 'import sys' >/dev/null 2>&1; then st_python=$candidate; break; fi
+      done
+      if [ "$st_python" = python3 ] && command -v pyenv >/dev/null 2>&1; then
+        for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])(\.|$)' | sort -rV); do
+          st_python="$(pyenv root)/versions/$v/bin/python3"; break
+        done
+      fi
+    fi
+    log "creating schemathesis venv $schemathesis_venv ($("$st_python" --version 2>&1))"
+    "$st_python" -m venv "$schemathesis_venv"
+    "$schemathesis_venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-schemathesis.txt
+  fi
   if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-registry ]; then
     log "installing Debian's docker-registry"
     if [ "$(id -u)" = 0 ]; then
@@ -94,6 +114,7 @@ fi
 export PATH="$venv/bin:$PATH"
 export TOOLSHED_TEST_PYTHON="$venv/bin/python"
 export TOOLSHED_TEST_VENV_BIN="$venv/bin"
+export TOOLSHED_TEST_SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
 
 # ---------------------------------------------------------------- services
 # Tests that need a backend read these variables; when they are set the backend MUST be there

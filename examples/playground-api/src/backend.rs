@@ -16,7 +16,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use axum::http::HeaderValue;
 use toolshed_aws::{AwsAdapters, AwsSettings};
 use toolshed_core::adapters::git::GitCliSource;
 use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
@@ -27,6 +28,7 @@ use toolshed_core::services::{Toolshed, ToolshedConfig};
 use toolshed_openai::OpenAiMetadataGeneratorBuilder;
 
 use crate::dto::StdioSupport;
+use crate::edge::{parse_origins, AllowedHosts, RateLimit};
 use crate::resume::ResumeWorkerConfig;
 
 /// Which adapters the binary runs on.
@@ -99,6 +101,40 @@ pub struct ServiceConfig {
     pub backend: BackendConfig,
     /// The resume worker (`TOOLSHED_RESUME_INTERVAL_SECS`, default 30; `0` turns it off).
     pub resume: Option<ResumeWorkerConfig>,
+    /// `TOOLSHED_API_ALLOWED_HOSTS`: `*` or comma-separated `host[:port]` (default: the listen
+    /// address, and `localhost`, `127.0.0.1`, `[::1]` with its port).
+    pub allowed_hosts: AllowedHosts,
+    /// `TOOLSHED_API_CORS_ORIGINS`: comma-separated origins allowed from browsers (default none:
+    /// CORS off).
+    pub cors_origins: Vec<HeaderValue>,
+    /// `TOOLSHED_API_RATE_LIMIT`: `<per second>/<burst>` per client, or `off` (default `20/60`).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// The edge settings from the environment (read through `lookup`) for a listen address.
+///
+/// # Errors
+/// A malformed setting, naming the variable.
+pub fn edge_settings(
+    lookup: impl Fn(&str) -> Option<String>,
+    addr: &str,
+) -> anyhow::Result<(AllowedHosts, Vec<HeaderValue>, Option<RateLimit>)> {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let hosts = match set("TOOLSHED_API_ALLOWED_HOSTS") {
+        Some(raw) => {
+            AllowedHosts::parse(&raw).map_err(|e| anyhow!("TOOLSHED_API_ALLOWED_HOSTS: {e}"))?
+        }
+        None => AllowedHosts::for_listen_addr(addr),
+    };
+    let origins = match set("TOOLSHED_API_CORS_ORIGINS") {
+        Some(raw) => parse_origins(&raw).map_err(|e| anyhow!("TOOLSHED_API_CORS_ORIGINS: {e}"))?,
+        None => Vec::new(),
+    };
+    let rate = match set("TOOLSHED_API_RATE_LIMIT") {
+        Some(raw) => RateLimit::parse(&raw).map_err(|e| anyhow!("TOOLSHED_API_RATE_LIMIT: {e}"))?,
+        None => Some(RateLimit::default()),
+    };
+    Ok((hosts, origins, rate))
 }
 
 impl ServiceConfig {
@@ -130,12 +166,17 @@ impl ServiceConfig {
                 ),
             },
         };
+        let addr = lookup("TOOLSHED_API_ADDR")
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let (allowed_hosts, cors_origins, rate_limit) = edge_settings(lookup, &addr)?;
         Ok(Self {
             resume,
-            addr: lookup("TOOLSHED_API_ADDR")
-                .filter(|a| !a.trim().is_empty())
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            addr,
             backend,
+            allowed_hosts,
+            cors_origins,
+            rate_limit,
         })
     }
 }
@@ -236,5 +277,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TOOLSHED_BACKEND"), "{err}");
+    }
+
+    fn edge(
+        vars: &[(&str, &str)],
+    ) -> anyhow::Result<(AllowedHosts, Vec<HeaderValue>, Option<RateLimit>)> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        edge_settings(
+            |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            "127.0.0.1:8080",
+        )
+    }
+
+    #[test]
+    fn edge_defaults_follow_the_listen_address_and_settings_are_checked() {
+        let (hosts, origins, rate) = edge(&[]).unwrap();
+        assert!(hosts.allows("localhost:8080"));
+        assert!(!hosts.allows("localhost:9999"));
+        assert!(!hosts.allows("rebound.example:8080"));
+        assert!(origins.is_empty(), "CORS is off by default");
+        assert_eq!(rate, Some(RateLimit::default()));
+        let (hosts, origins, rate) = edge(&[
+            ("TOOLSHED_API_ALLOWED_HOSTS", "api.example.com"),
+            ("TOOLSHED_API_CORS_ORIGINS", "https://app.example.com"),
+            ("TOOLSHED_API_RATE_LIMIT", "off"),
+        ])
+        .unwrap();
+        assert!(hosts.allows("api.example.com"));
+        assert!(!hosts.allows("localhost:8080"));
+        assert_eq!(origins.len(), 1);
+        assert_eq!(rate, None);
+        for (var, bad) in [
+            ("TOOLSHED_API_ALLOWED_HOSTS", "a b"),
+            ("TOOLSHED_API_CORS_ORIGINS", "*"),
+            ("TOOLSHED_API_RATE_LIMIT", "lots"),
+        ] {
+            let err = edge(&[(var, bad)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
     }
 }

@@ -107,10 +107,12 @@ pub struct VerificationStatus {
     pub verification_count: u32,
 }
 
-/// `POST /api/servers/{id}/playground` body (optional).
+/// `POST /api/servers/{id}/playground` body (optional). The TTL bounds and the key's pattern are
+/// declared in the OpenAPI document from the service's configuration.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct LaunchBody {
     /// Session TTL in seconds (default and bounds from the service configuration).
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub ttl_seconds: Option<u64>,
     /// Makes a retried launch return the same session; the `Idempotency-Key` header also works.
     pub idempotency_key: Option<String>,
@@ -162,7 +164,9 @@ pub struct SessionSelector {
     pub task_arn: Option<String>,
 }
 
-/// `POST /api/servers/{id}/execute` body.
+/// `POST /api/servers/{id}/execute` body. The OpenAPI document declares `tool` required; the
+/// playground UI's `command` form (`<tool> [<JSON object of arguments>]`) is still accepted
+/// without `tool`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ExecuteRequest {
     /// The session (default: the server's newest live session).
@@ -172,14 +176,16 @@ pub struct ExecuteRequest {
     /// Or the session's task ARN.
     #[serde(default, alias = "taskArn")]
     pub task_arn: Option<String>,
-    /// The tool to call.
+    /// The tool to call: 1-128 visible ASCII characters.
+    #[schema(value_type = String)]
     pub tool: Option<String>,
     /// Its arguments (a JSON object).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub arguments: Map<String, Value>,
-    /// Instead of `tool`/`arguments`, a command line as the playground UI sends it:
-    /// `<tool> [<JSON object of arguments>]`.
+    /// Instead of `tool`/`arguments`, a command line as the playground UI sends it.
+    #[serde(default)]
+    #[schema(ignore)]
     pub command: Option<String>,
 }
 
@@ -215,4 +221,123 @@ pub struct DocsResponse {
     pub docs_key: Option<String>,
     /// The commit it documents.
     pub commit: Option<String>,
+}
+
+/// `POST /api/servers` body: a registration. Every field's constraints are declared in the
+/// OpenAPI document and checked by [`RegisterRequest::into_registration`] with the same patterns.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// The server id: 1-63 of `a-z`, `0-9`, `-`, starting with a letter or digit.
+    pub id: String,
+    /// The git repository: an `https://` URL without credentials, query or fragment (`file://`
+    /// where the deployment allows local repositories).
+    pub repo: String,
+    /// The branch or tag to follow.
+    pub git_ref: String,
+    /// How the server speaks MCP (default: streamable HTTP on port 8000 at `/mcp`).
+    #[serde(default)]
+    pub transport: Option<TransportBody>,
+    /// Task size (default: 256 CPU units, 512 MiB).
+    #[serde(default)]
+    pub resources: Option<ResourcesBody>,
+    /// A description set by a person (never overwritten by generation).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The primary language, set by a person.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// JSON integers also written with a zero fraction (`512.0`): JSON Schema's `integer` admits
+/// them, so a client generated from the document may send them.
+pub(crate) mod whole {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        if let Some(v) = n.as_u64() {
+            return Ok(v);
+        }
+        match n.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+            _ => Err(D::Error::custom(format!(
+                "{n} is not a whole number of range"
+            ))),
+        }
+    }
+
+    /// A `u16`.
+    pub fn u16<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        let v = number(d)?;
+        u16::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+    }
+
+    /// A `u32`.
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let v = number(d)?;
+        u32::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+    }
+
+    /// An optional `u64` (`null` is `None`).
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let v = Option::<serde_json::Number>::deserialize(d)?;
+        match v {
+            None => Ok(None),
+            Some(n) => number(n)
+                .map(Some)
+                .map_err(|e| D::Error::custom(e.to_string())),
+        }
+    }
+}
+
+/// How a server speaks MCP.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TransportBody {
+    /// Streamable HTTP inside the container.
+    Http {
+        /// The container port, 1-65535.
+        #[serde(deserialize_with = "whole::u16")]
+        port: u16,
+        /// The MCP path, starting with `/`.
+        path: String,
+    },
+    /// A stdio server, served over HTTP by the stdio bridge.
+    Stdio {
+        /// The command and its arguments.
+        command: Vec<String>,
+    },
+}
+
+/// A task's size.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub struct ResourcesBody {
+    /// CPU units, 256-16384.
+    #[serde(deserialize_with = "whole::u32")]
+    pub cpu_units: u32,
+    /// Memory in MiB, 512-122880.
+    #[serde(deserialize_with = "whole::u32")]
+    pub memory_mib: u32,
+}
+
+/// `POST /api/servers/{id}/playground/stop` body: which session (`session_id` or `task_arn`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct StopRequest {
+    /// The session id.
+    #[serde(default, alias = "sessionId")]
+    #[schema(value_type = Option<String>)]
+    pub session_id: Option<SessionId>,
+    /// The task ARN (or container id on the local backend).
+    #[serde(default, alias = "taskArn")]
+    pub task_arn: Option<String>,
+}
+
+impl From<StopRequest> for SessionSelector {
+    fn from(r: StopRequest) -> Self {
+        SessionSelector {
+            session_id: r.session_id,
+            task_arn: r.task_arn,
+        }
+    }
 }

@@ -22,11 +22,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => from_object(v).map(Self),
             Err(r) => Err(json_rejection(&r)),
         }
     }
+}
+
+/// `T` from a JSON object. serde would also read a struct from an array of its fields in
+/// order; the document promises objects, so anything else is 422.
+fn from_object<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::invalid("body", e.to_string()))
 }
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
@@ -52,6 +61,36 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
     }
 }
 
+/// An optional JSON body: no body means `T::default()`. The content type is checked by the edge
+/// layer (415 for a body not declared JSON); the rejections answer the API's error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiOptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiOptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "the request body exceeds the limit",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", "the request body could not be read")
+                }
+            })?;
+        optional_json(&bytes).map(Self)
+    }
+}
+
 /// Parses an optional JSON body given as bytes: empty means `T::default()`.
 ///
 /// # Errors
@@ -61,13 +100,12 @@ pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, A
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid("body", e.to_string())
-        } else {
-            ApiError::bad_request("malformed_json", e.to_string())
-        }
-    })
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        // `null` is an absent optional body too.
+        Ok(serde_json::Value::Null) => Ok(T::default()),
+        Ok(value) => from_object(value),
+        Err(e) => Err(ApiError::bad_request("malformed_json", e.to_string())),
+    }
 }
 
 /// Path parameters, validated by their types (`ServerId`, `SessionId`): 400

@@ -6,22 +6,26 @@
 //! composes the `Toolshed` of the binary (local by default, AWS when configured).
 //!
 //! Every error answers `{code, message, details}` (see [`error`]); the OpenAPI document, generated
-//! from the handlers, is served at `/openapi.json`.
+//! from the handlers and completed with every constraint and answer (see [`schema`]), is served at
+//! `/openapi.json`. The edge ([`edge`]) checks `Host`, JSON bodies, CORS and rate limits before
+//! any handler runs.
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 mod middleware;
 pub mod resume;
+pub mod schema;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,6 +36,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use crate::edge::{AllowedHosts, PrincipalId, RateLimit};
 use crate::error::ApiError;
 
 /// Settings of the HTTP layer.
@@ -48,10 +53,17 @@ pub struct ApiConfig {
     pub allow_file_repos: bool,
     /// Whether stdio servers can be verified, reported by `/healthz` (`None`: not reported).
     pub stdio_servers: Option<dto::StdioSupport>,
+    /// The `Host` values answered; anything else is 421 (DNS rebinding).
+    pub allowed_hosts: AllowedHosts,
+    /// Origins allowed to call the API from a browser (CORS); empty: no CORS headers at all.
+    pub cors_origins: Vec<HeaderValue>,
+    /// Requests per client (principal, else peer address); `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ApiConfig {
-    /// 64 KiB bodies, 60 s per request, backend `custom`, no `file://` repositories.
+    /// 64 KiB bodies, 60 s per request, backend `custom`, no `file://` repositories, loopback
+    /// host names only, no CORS, [`RateLimit::default`] per client.
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
@@ -59,6 +71,9 @@ impl Default for ApiConfig {
             backend: "custom".to_owned(),
             allow_file_repos: false,
             stdio_servers: None,
+            allowed_hosts: AllowedHosts::default(),
+            cors_origins: Vec::new(),
+            rate_limit: Some(RateLimit::default()),
         }
     }
 }
@@ -119,9 +134,28 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document served at `/openapi.json`.
+/// The OpenAPI document as generated from the handlers (without the completions of
+/// [`openapi_document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().1
+}
+
+/// The OpenAPI document served at `/openapi.json` by a router built with `config` over
+/// `toolshed`: every constraint, answer and security scheme included.
+pub fn openapi_document(toolshed: &Toolshed, config: &ApiConfig) -> serde_json::Value {
+    schema::complete_document(&openapi(), &doc_settings(toolshed, config))
+}
+
+fn doc_settings(toolshed: &Toolshed, config: &ApiConfig) -> schema::DocSettings {
+    let bounds = toolshed.config().ttl_bounds;
+    let min = bounds.min.as_secs() + u64::from(bounds.min.subsec_nanos() > 0);
+    schema::DocSettings {
+        allow_file_repos: config.allow_file_repos,
+        ttl_seconds: (min, bounds.max.as_secs()),
+        // No authentication yet: requests without credentials are served.
+        anonymous: true,
+        body_limit: config.body_limit,
+    }
 }
 
 /// The service with [`ApiConfig::default`].
@@ -130,17 +164,21 @@ pub fn router(toolshed: Toolshed) -> Router {
 }
 
 /// The service: routes, `/openapi.json`, JSON 404/405 fallbacks, body limit, request timeout,
-/// request ids and a `tracing` span per request.
+/// the edge (Host allow-list, JSON-only bodies, CORS, rate limits), request ids and a `tracing`
+/// span per request.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate limits are kept per
+/// peer address (without it, every client shares one limit).
 pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
-    let (routes, doc) = api_routes();
-    let doc = Arc::new(doc);
+    let (routes, _) = api_routes();
+    let doc = Arc::new(openapi_document(&toolshed, &config));
     let state = AppState {
         toolshed,
         backend: config.backend.clone(),
         allow_file_repos: config.allow_file_repos,
         stdio_servers: config.stdio_servers.clone(),
     };
-    routes
+    let mut app = routes
         .route(
             "/openapi.json",
             get(move || {
@@ -155,10 +193,26 @@ pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
             middleware::RequestTimeout(config.request_timeout),
             middleware::timeout,
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(edge::require_json));
+    // Outermost first on the way in: Host, then rate limit, then CORS (a preflight is answered
+    // before the JSON check, which it would fail).
+    if let Some(cors) = edge::cors(&config.cors_origins) {
+        app = app.layer(cors);
+    }
+    if let Some(limit) = config.rate_limit {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            edge::RateLimiter::new(limit),
+            edge::rate_limit,
+        ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(config.allowed_hosts.clone()),
+        edge::check_host,
+    ))
+    .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    .with_state(state)
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> impl IntoResponse {

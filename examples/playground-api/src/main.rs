@@ -10,11 +10,17 @@
 //!   `AWS_SECURITY_GROUP_ID`, `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE`,
 //!   `TOOLSHED_ECR_REPOSITORY_URI`, `TOOLSHED_CODEBUILD_PROJECT`, `TOOLSHED_DOCS_BUCKET`,
 //!   `TOOLSHED_TASK_EXECUTION_ROLE_ARN`, `TOOLSHED_LOG_GROUP` (see `toolshed_aws::AwsSettings`).
+//! - `TOOLSHED_API_ALLOWED_HOSTS`: `Host` values answered (default: the listen address and
+//!   `localhost`/`127.0.0.1`/`[::1]` with its port; `*` behind a proxy that checks hosts).
+//! - `TOOLSHED_API_CORS_ORIGINS`: origins allowed from browsers (default none: CORS off).
+//! - `TOOLSHED_API_RATE_LIMIT`: `<per second>/<burst>` per client, or `off` (default `20/60`).
 //! - `TOOLSHED_RESUME_INTERVAL_SECS`: how often verifications whose process died are resumed
 //!   (default 30; `0` turns the resume worker off, e.g. when another process resumes them).
 //! - `RUST_LOG`: log filter (default `info`); logs go to stderr.
 
 use std::io::IsTerminal;
+
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use toolshed_playground_api::backend::{compose, BackendKind, ServiceConfig};
@@ -48,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
             // Local repositories make sense only where the API runs on the developer's machine.
             allow_file_repos: kind == BackendKind::Local,
             stdio_servers: backend.stdio_servers,
+            allowed_hosts: config.allowed_hosts,
+            cors_origins: config.cors_origins,
+            rate_limit: config.rate_limit,
             ..ApiConfig::default()
         },
     );
@@ -55,9 +64,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     info!(%addr, backend = %kind, "serving the playground API");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The peer address keys the rate limits.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     info!("stopped");
     Ok(())
 }

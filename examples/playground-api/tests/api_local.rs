@@ -71,7 +71,7 @@ async fn the_api_on_the_local_backend() {
         ApiConfig {
             backend: "local".to_owned(),
             allow_file_repos: true,
-            ..ApiConfig::default()
+            ..support::generous()
         },
     )
     .await;

@@ -294,9 +294,10 @@ async fn launch_status_execute_stop_and_delete() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["session"]["id"], session_id.as_str());
-    // 400 without a selector, 404 for another server's session.
+    // Without a selector: the server's newest session; 404 for another server's session.
     let (status, body) = h.api.get("/api/servers/time/playground/status").await;
-    assert_error(status, &body, 400, "missing_parameter");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session"]["id"], session_id.as_str());
     h.verified("other").await;
     let (status, body) = h
         .api
@@ -546,6 +547,7 @@ async fn reverify_up_to_date_force_and_conflict() {
         .api
         .http
         .post(format!("{}/api/servers/time/reverify", h.api.base))
+        .header("content-type", "application/json")
         .body("{force")
         .send()
         .await

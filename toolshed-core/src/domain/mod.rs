@@ -7,6 +7,7 @@ mod labels;
 mod mcp;
 mod metadata;
 pub mod poisoning;
+mod redact;
 mod repo_url;
 mod server;
 mod session;
@@ -35,6 +36,7 @@ pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
 };
+pub use redact::{failure_reason, redact, MAX_FAILURE_REASON_LEN};
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};
 pub use server::{
     Server, ServerRegistration, TaskResources, ToolInventory, Transport, VerificationCompletion,

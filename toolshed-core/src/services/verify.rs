@@ -13,9 +13,9 @@ use super::heartbeat::{Heartbeat, LeaseCell};
 use super::metadata::MetadataOutcome;
 use super::Toolshed;
 use crate::domain::{
-    Endpoint, ImageTag, ProbeReport, RunProgress, Server, ServerId, TaskHandle, ToolInventory,
-    ToolsOutcome, VerificationFailure, VerificationLease, VerificationRun, VerificationState,
-    VerificationStep, VerifiedImage,
+    failure_reason, Endpoint, ImageTag, ProbeReport, RunProgress, Server, ServerId, TaskHandle,
+    ToolInventory, ToolsOutcome, VerificationFailure, VerificationLease, VerificationRun,
+    VerificationState, VerificationStep, VerifiedImage,
 };
 use crate::error::{Error, Result};
 use crate::ports::{BuildRequest, BuildStatus, TaskSpec, TaskState, VerificationCompletion};
@@ -583,9 +583,11 @@ impl Toolshed {
 
     /// Records a step failure and releases the lease; returns the error for the caller.
     async fn record_failure(&self, lease: &VerificationLease, f: StepFailure) -> Error {
+        // Users see the step, a summary and the log's tail; the full text stays in this log line.
+        let reason = failure_reason(&f.reason);
         let failure = VerificationFailure {
             step: f.step,
-            reason: f.reason.clone(),
+            reason: reason.clone(),
             commit: Some(lease.run.commit.clone()),
             log_url: f.log_url,
             at: self.ports.clock.now(),
@@ -606,7 +608,7 @@ impl Toolshed {
         Error::VerificationFailed {
             server_id: lease.server_id.clone(),
             step: f.step,
-            reason: f.reason,
+            reason,
             retryable: f.retryable,
         }
     }
@@ -614,7 +616,8 @@ impl Toolshed {
     /// A commit that cannot be resolved happens before any lease (a run needs a commit): it is
     /// recorded with a versioned update instead, leaving the image untouched.
     async fn record_resolve_failure(&self, server_id: &ServerId, e: Error) -> Error {
-        let reason = e.to_string();
+        warn!(server = %server_id, error = %e, "could not resolve the commit");
+        let reason = failure_reason(&e.to_string());
         let retryable = e.is_retryable();
         let at = self.ports.clock.now();
         let failure = VerificationFailure {

@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{Map, Value};
 use toolshed_core::domain::{PlaygroundSession, ServerId, ToolCall};
 
-use super::{session_by_task, session_of};
+use super::{named_in_body, session_by_task, session_of};
 use crate::dto::{ExecuteRequest, ExecuteResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -17,12 +17,12 @@ use crate::AppState;
 /// is used.
 #[utoipa::path(post, path = "/api/servers/{id}/execute", tag = "playground",
     params(("id" = String, Path, description = "Server id")),
-    request_body(content = ExecuteRequest),
+    request_body(content = ExecuteRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The tool's result", body = ExecuteResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 404, description = "No such session or tool", body = ErrorBody),
-        (status = 409, description = "The session is not running, or there is none", body = ErrorBody),
+        (status = 404, description = "No such server or tool", body = ErrorBody),
+        (status = 409, description = "The session is not running, the server has no such session, or none at all", body = ErrorBody),
         (status = 422, description = "Arguments violate the tool's schema", body = ErrorBody),
         (status = 502, description = "The server broke the MCP protocol", body = ErrorBody),
         (status = 503, description = "The server is unreachable", body = ErrorBody),
@@ -52,10 +52,12 @@ async fn target_session(
     request: &ExecuteRequest,
 ) -> ApiResult<PlaygroundSession> {
     if let Some(session_id) = &request.session_id {
-        return session_of(&state.toolshed, id, session_id).await;
+        let found = session_of(&state.toolshed, id, session_id).await;
+        return named_in_body(&state.toolshed, id, found).await;
     }
     if let Some(arn) = &request.task_arn {
-        return session_by_task(&state.toolshed, id, arn).await;
+        let found = session_by_task(&state.toolshed, id, arn).await;
+        return named_in_body(&state.toolshed, id, found).await;
     }
     // Newest first: the session the playground UI launched last.
     let live = state.toolshed.list_sessions(id, true, 1).await?;
@@ -84,6 +86,7 @@ fn tool_call(request: &ExecuteRequest) -> ApiResult<ToolCall> {
         (None, Some(command)) => parse_command(command)?,
         (None, None) => return Err(ApiError::invalid("tool", "give tool (or command)")),
     };
+    crate::schema::check_tool_name(&name)?;
     Ok(ToolCall::new(name, arguments)?)
 }
 

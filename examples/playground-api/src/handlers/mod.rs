@@ -14,6 +14,8 @@ use toolshed_core::error::EntityKind;
 use toolshed_core::services::Toolshed;
 
 use crate::dto::SessionSelector;
+use axum::http::StatusCode;
+
 use crate::error::{ApiError, ApiResult};
 
 /// Sessions scanned when looking a session up by task ARN.
@@ -72,4 +74,29 @@ pub(crate) async fn session_by_task(
         }
     }
     Err(toolshed_core::Error::not_found(EntityKind::Task, arn).into())
+}
+
+/// A session named in a request body: when the server exists but has no such session, 409
+/// `session_not_found` (the body names a session the server's state does not have; the server
+/// itself, which the URL names, is there). 404 stays for an unknown server.
+pub(crate) async fn named_in_body(
+    toolshed: &Toolshed,
+    server: &ServerId,
+    found: ApiResult<PlaygroundSession>,
+) -> ApiResult<PlaygroundSession> {
+    match found {
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            toolshed.get_server(server).await?;
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "session_not_found",
+                format!("server {server} has no such playground session; launch one, or name one of its sessions"),
+            )
+            .with_details(serde_json::json!({
+                "server_id": server,
+                "launch_url": format!("/api/servers/{server}/playground"),
+            })))
+        }
+        other => other,
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -10,10 +9,10 @@ use axum::Json;
 use toolshed_core::domain::{IdempotencyKey, ServerId, SessionId};
 use toolshed_core::services::LaunchRequest;
 
-use super::find_session;
-use crate::dto::{LaunchBody, SessionSelector, SessionView};
+use super::{find_session, named_in_body};
+use crate::dto::{LaunchBody, SessionSelector, SessionView, StopRequest};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiPath, ApiQuery};
+use crate::extract::{ApiOptionalJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 /// The idempotency header of a launch.
@@ -26,7 +25,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
         ("id" = String, Path, description = "Server id"),
         ("Idempotency-Key" = Option<String>, Header, description = "A retried launch with the same key returns the same session"),
     ),
-    request_body(content = Option<LaunchBody>, description = "Optional"),
+    request_body(content = Option<LaunchBody>, content_type = "application/json", description = "Optional"),
     responses(
         (status = 202, description = "Launching", body = SessionView),
         (status = 404, description = "No such server", body = ErrorBody),
@@ -39,9 +38,8 @@ pub async fn launch(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ServerId>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiOptionalJson(body): ApiOptionalJson<LaunchBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: LaunchBody = optional_json(&body)?;
     let header_key = headers
         .get(IDEMPOTENCY_HEADER)
         .map(|v| v.to_str().map(str::to_owned))
@@ -49,14 +47,17 @@ pub async fn launch(
         .map_err(|_| {
             crate::error::ApiError::invalid("idempotency_key", "must be printable ASCII")
         })?;
-    let idempotency_key = body
-        .idempotency_key
-        .or(header_key)
-        .map(IdempotencyKey::new)
-        .transpose()?;
+    // Every input is checked before any state is read, so an invalid request is 422 whatever
+    // the server's state (and never 404/412 first).
+    let header_key = header_key.map(IdempotencyKey::new).transpose()?;
+    let body_key = body.idempotency_key.map(IdempotencyKey::new).transpose()?;
+    let ttl = body.ttl_seconds.map(Duration::from_secs);
+    if let Some(ttl) = ttl {
+        state.toolshed.config().ttl_bounds.resolve(Some(ttl))?;
+    }
     let request = LaunchRequest {
-        ttl: body.ttl_seconds.map(Duration::from_secs),
-        idempotency_key,
+        ttl,
+        idempotency_key: body_key.or(header_key),
     };
     let session = state.toolshed.launch_session(&id, request).await?;
     let view = SessionView::new(session);
@@ -68,13 +69,13 @@ pub async fn launch(
 }
 
 /// A session's status, refreshed from the runner: `launching`, `running` (with its endpoint) or
-/// `stopped` (with the reason). Select it by `session_id`, or by the `task_arn` returned at launch.
+/// `stopped` (with the reason). Select it by `session_id` or by `task_arn`; without either, the
+/// server's newest session (live ones first).
 #[utoipa::path(get, path = "/api/servers/{id}/playground/status", tag = "playground",
     params(("id" = String, Path, description = "Server id"), SessionSelector),
     responses(
         (status = 200, description = "The session", body = SessionView),
-        (status = 400, description = "No selector, or an invalid one", body = ErrorBody),
-        (status = 404, description = "No such session for this server", body = ErrorBody),
+        (status = 404, description = "No such server, or no such session for it", body = ErrorBody),
         (status = 503, description = "Runner unavailable", body = ErrorBody),
     ))]
 pub async fn status(
@@ -82,29 +83,34 @@ pub async fn status(
     ApiPath(id): ApiPath<ServerId>,
     ApiQuery(selector): ApiQuery<SessionSelector>,
 ) -> ApiResult<Json<SessionView>> {
-    let session = find_session(&state.toolshed, &id, &selector).await?;
+    let session = match (&selector.session_id, &selector.task_arn) {
+        (None, None) => newest_session(&state, &id).await?,
+        _ => find_session(&state.toolshed, &id, &selector).await?,
+    };
     let refreshed = state.toolshed.session_status(&session.id).await?;
     Ok(Json(SessionView::new(refreshed)))
 }
 
 /// Stops a session of the server (idempotent). The session is selected in the JSON body by
-/// `session_id` or by the `task_arn` returned at launch.
+/// `session_id` or `task_arn`.
 #[utoipa::path(post, path = "/api/servers/{id}/playground/stop", tag = "playground",
     params(("id" = String, Path, description = "Server id")),
-    request_body(content = SessionSelector),
+    request_body(content = StopRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Stopped", body = SessionView),
         (status = 400, description = "No selector", body = ErrorBody),
-        (status = 404, description = "No such session for this server", body = ErrorBody),
+        (status = 404, description = "No such server", body = ErrorBody),
+        (status = 409, description = "The server has no such session", body = ErrorBody),
         (status = 503, description = "Runner unavailable", body = ErrorBody),
     ))]
 pub async fn stop_for_server(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ServerId>,
-    body: Bytes,
+    ApiOptionalJson(body): ApiOptionalJson<StopRequest>,
 ) -> ApiResult<Json<SessionView>> {
-    let selector: SessionSelector = optional_json(&body)?;
-    let session = find_session(&state.toolshed, &id, &selector).await?;
+    let selector = SessionSelector::from(body);
+    let found = find_session(&state.toolshed, &id, &selector).await;
+    let session = named_in_body(&state.toolshed, &id, found).await?;
     let stopped = state.toolshed.stop_session(&session.id).await?;
     Ok(Json(SessionView::new(stopped)))
 }
@@ -125,4 +131,29 @@ pub async fn delete_session(
     let session = state.toolshed.get_session(&session_id).await?;
     let stopped = state.toolshed.stop_session(&session.id).await?;
     Ok(Json(SessionView::new(stopped)))
+}
+
+/// The server's newest live session, else its newest session; 404 when it has none.
+async fn newest_session(
+    state: &AppState,
+    id: &ServerId,
+) -> ApiResult<toolshed_core::domain::PlaygroundSession> {
+    for live_only in [true, false] {
+        if let Some(s) = state
+            .toolshed
+            .list_sessions(id, live_only, 1)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Ok(s);
+        }
+    }
+    // 404 naming the server when it does not exist, the session otherwise.
+    state.toolshed.get_server(id).await?;
+    Err(toolshed_core::Error::not_found(
+        toolshed_core::error::EntityKind::Session,
+        format!("of server {id}"),
+    )
+    .into())
 }

@@ -4,21 +4,20 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use toolshed_core::domain::{RepoUrlPolicy, ServerId, ServerRegistration};
+use toolshed_core::domain::ServerId;
 
-use crate::dto::{ListServersQuery, ServerPage, ServerView};
+use crate::dto::{ListServersQuery, RegisterRequest, ServerPage, ServerView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 /// Default page size of `GET /api/servers`.
 const DEFAULT_PAGE: usize = 100;
-/// Largest page.
-const MAX_PAGE: usize = 1000;
+use crate::schema::MAX_PAGE;
 
 /// Registers a server (unverified; `POST /api/servers/{id}/reverify` verifies it).
 #[utoipa::path(post, path = "/api/servers", tag = "servers",
-    request_body(content = Object, description = "ServerRegistration: id, repo, git_ref, transport, resources, description, language"),
+    request_body(content = RegisterRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Registered", body = ServerView),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -27,21 +26,9 @@ const MAX_PAGE: usize = 1000;
     ))]
 pub async fn register_server(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<serde_json::Value>,
+    ApiJson(request): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    // Local repositories and private hosts only where the deployment allows them.
-    let policy = if state.allow_file_repos {
-        RepoUrlPolicy::LOCAL
-    } else {
-        RepoUrlPolicy::HTTPS_ONLY
-    };
-    let registration = ServerRegistration::from_json(body, policy).map_err(|e| match e {
-        toolshed_core::Error::InvalidInput {
-            field: "repo_url",
-            reason,
-        } => ApiError::invalid("repo", reason),
-        other => ApiError::from(other),
-    })?;
+    let registration = request.into_registration(state.allow_file_repos)?;
     let server = state.toolshed.register_server(registration).await?;
     let location = format!("/api/servers/{}", server.id);
     Ok((
@@ -63,10 +50,10 @@ pub async fn list_servers(
 ) -> ApiResult<Json<ServerPage>> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1-{MAX_PAGE}"),
-        ));
+        return Err(
+            ApiError::bad_request("invalid_query", format!("limit must be 1-{MAX_PAGE}"))
+                .with_details(serde_json::json!({ "parameter": "limit" })),
+        );
     }
     let servers = state.toolshed.list_servers(query.after, limit).await?;
     let next = (servers.len() == limit)

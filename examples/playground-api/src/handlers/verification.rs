@@ -1,6 +1,5 @@
 //! Re-verification (the stepwise form: start, answer 202, drive in a spawned task) and its status.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use toolshed_core::services::{BackgroundStart, VerifyOptions};
 
 use crate::dto::{ReverifyRequest, ReverifyResponse, VerificationStatus};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{optional_json, ApiPath, ApiQuery};
+use crate::extract::{ApiOptionalJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 fn status_url(id: &ServerId) -> String {
@@ -23,22 +22,21 @@ fn status_url(id: &ServerId) -> String {
 /// still exists (unless `force`); 409 while another run holds the lease.
 #[utoipa::path(post, path = "/api/servers/{id}/reverify", tag = "verification",
     params(("id" = String, Path, description = "Server id"), ReverifyRequest),
-    request_body(content = Option<ReverifyRequest>, description = "Optional; `force` may also be a query parameter"),
+    request_body(content = Option<ReverifyRequest>, content_type = "application/json", description = "Optional; `force` may also be a query parameter"),
     responses(
         (status = 202, description = "Started", body = ReverifyResponse),
         (status = 200, description = "Up to date: nothing to do", body = ReverifyResponse),
         (status = 404, description = "No such server", body = ErrorBody),
         (status = 409, description = "A verification is already running", body = ErrorBody),
-        (status = 422, description = "The ref does not resolve", body = ErrorBody),
+        (status = 409, description = "The registered repository or ref does not resolve (`verification_failed`)", body = ErrorBody),
         (status = 503, description = "Backend unavailable", body = ErrorBody),
     ))]
 pub async fn reverify(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ServerId>,
     ApiQuery(query): ApiQuery<ReverifyRequest>,
-    body: Bytes,
+    ApiOptionalJson(body): ApiOptionalJson<ReverifyRequest>,
 ) -> ApiResult<Response> {
-    let body: ReverifyRequest = optional_json(&body)?;
     let force = body.force.or(query.force).unwrap_or(false);
     let url = status_url(&id);
     match state

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use toolshed_core::services::Toolshed;
-use toolshed_playground_api::{router_with, ApiConfig};
+use toolshed_playground_api::{router_with, ApiConfig, RateLimit};
 
 /// A served API.
 pub struct Served {
@@ -17,8 +17,9 @@ pub struct Served {
 }
 
 impl Served {
+    /// Serves with the default configuration, but a rate limit that polling tests stay under.
     pub async fn start(toolshed: Toolshed) -> Self {
-        Self::start_with(toolshed, ApiConfig::default()).await
+        Self::start_with(toolshed, generous()).await
     }
 
     pub async fn start_with(toolshed: Toolshed, config: ApiConfig) -> Self {
@@ -27,12 +28,15 @@ impl Served {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router_with(toolshed, config);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         Self {
             base: format!("http://{addr}"),
@@ -105,5 +109,13 @@ pub fn required_env(var: &str, what: &str) -> Option<String> {
             println!("skipped: {var} is not set ({what})");
             None
         }
+    }
+}
+
+/// [`ApiConfig::default`] with a rate limit that polling tests stay under.
+pub fn generous() -> ApiConfig {
+    ApiConfig {
+        rate_limit: RateLimit::new(10_000, 10_000),
+        ..ApiConfig::default()
     }
 }

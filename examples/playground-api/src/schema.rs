@@ -1,0 +1,628 @@
+//! The constraints of the API's inputs, declared once: the OpenAPI document states them (see
+//! `complete_document`) and the handlers check them with the same patterns, so a generated
+//! client — or a fuzzer — that follows the document is accepted, and a request that does not is
+//! refused with 400/422.
+//!
+//! Where the core accepts more than a pattern can state (URLs, git refs), the API accepts the
+//! documented subset; the core's own checks still apply after it.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::{json, Map, Value};
+use toolshed_core::domain::{
+    GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, TaskResources, Transport,
+    MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN, MAX_REPO_URL_LEN,
+};
+
+use crate::dto::{RegisterRequest, TransportBody};
+use crate::error::{ApiError, ApiResult};
+
+/// Server ids (as `ServerId` checks them).
+pub const SERVER_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+/// Session ids (as `SessionId` checks them).
+pub const SESSION_ID_PATTERN: &str = "^[a-z0-9-]{8,64}$";
+/// Branch and tag names the API accepts: `/`, `.` or `-` separated words, not ending in `.lock`.
+/// (The document's form: the handlers check it without the look-ahead, the core the `.lock`
+/// rule.)
+pub const GIT_REF_PATTERN: &str = r"^(?!.*\.lock$)[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*$";
+/// [`GIT_REF_PATTERN`] without its look-ahead.
+const GIT_REF_WORDS: &str = r"^[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*$";
+/// `https://` repository URLs the API accepts: a lowercase DNS name (its last label starting with
+/// a letter), an optional port, and a path of one or more segments of URL-safe characters (never
+/// `.` or `..`, which URL parsing would resolve away).
+pub const HTTPS_REPO_PATTERN: &str = r"^https://(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?::[1-9][0-9]{0,3})?(?:/\.{0,2}[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?$";
+/// `file://` repository URLs (only where the deployment allows them).
+pub const FILE_REPO_PATTERN: &str = r"^file://(?:/\.{0,2}[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?$";
+/// Idempotency keys (as `IdempotencyKey` checks them).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,128}$";
+/// Tool names the API accepts.
+pub const TOOL_NAME_PATTERN: &str = "^[!-~]{1,128}$";
+/// Task handles (as `TaskHandle` checks them).
+pub const TASK_HANDLE_PATTERN: &str = "^[!-~]{1,2048}$";
+/// MCP paths (as the core checks them).
+pub const MCP_PATH_PATTERN: &str = "^/[!-~]{0,255}$";
+/// Arguments of a stdio command: no NUL.
+const COMMAND_ARG_PATTERN: &str = "^[^\\u0000]*$";
+/// The program of a stdio command: no NUL, and a visible character.
+const COMMAND_PROGRAM_PATTERN: &str = "^[^\\u0000]*[!-~][^\\u0000]*$";
+/// Longest stdio command argument, in characters (4096 bytes of UTF-8 at most).
+const MAX_COMMAND_ARG_CHARS: usize = 1024;
+/// Most stdio command arguments.
+const MAX_COMMAND_ARGS: usize = 64;
+/// Longest git ref.
+const MAX_GIT_REF_LEN: usize = 255;
+/// Largest `limit` of a server listing.
+pub const MAX_PAGE: usize = 1000;
+
+fn compiled(pattern: &str) -> Regex {
+    // The patterns are the constants above, compiled by the tests.
+    #[allow(clippy::expect_used)]
+    Regex::new(pattern).expect("constant pattern")
+}
+
+static GIT_REF_RE: LazyLock<Regex> = LazyLock::new(|| compiled(GIT_REF_WORDS));
+static HTTPS_REPO_RE: LazyLock<Regex> = LazyLock::new(|| compiled(HTTPS_REPO_PATTERN));
+static FILE_REPO_RE: LazyLock<Regex> = LazyLock::new(|| compiled(FILE_REPO_PATTERN));
+static TOOL_NAME_RE: LazyLock<Regex> = LazyLock::new(|| compiled(TOOL_NAME_PATTERN));
+static PROGRAM_RE: LazyLock<Regex> =
+    LazyLock::new(|| compiled(&COMMAND_PROGRAM_PATTERN.replace("\\u0000", "\\x00")));
+
+impl RegisterRequest {
+    /// The registration, checked against the document's constraints, then the core's.
+    ///
+    /// # Errors
+    /// 422 `invalid_input` naming the field.
+    pub fn into_registration(self, allow_file: bool) -> ApiResult<ServerRegistration> {
+        let id = ServerId::new(self.id)?;
+        let https = HTTPS_REPO_RE.is_match(&self.repo);
+        let file = allow_file && FILE_REPO_RE.is_match(&self.repo);
+        if self.repo.len() > MAX_REPO_URL_LEN || !(https || file) {
+            let reason = if self.repo.starts_with("file:") && !allow_file {
+                "file:// repositories are not accepted by this deployment; use an https URL"
+            } else {
+                "must be an https:// URL of a repository (lowercase host name, a path of letters, digits and ._~-), without credentials, query or fragment"
+            };
+            return Err(ApiError::invalid("repo", reason));
+        }
+        let policy = if allow_file {
+            RepoUrlPolicy::LOCAL
+        } else {
+            RepoUrlPolicy::HTTPS_ONLY
+        };
+        let repo = RepoUrl::parse(&self.repo, policy)?;
+        if self.git_ref.len() > MAX_GIT_REF_LEN || !GIT_REF_RE.is_match(&self.git_ref) {
+            return Err(ApiError::invalid(
+                "git_ref",
+                "must be a branch or tag name of letters, digits and _, separated by single '/', '.' or '-'",
+            ));
+        }
+        let git_ref = GitRef::new(self.git_ref)?;
+        let transport = match self.transport {
+            None => Transport::default(),
+            Some(TransportBody::Http { port, path }) => Transport::Http { port, path },
+            Some(TransportBody::Stdio { command }) => {
+                let too_long = command.len() > MAX_COMMAND_ARGS
+                    || command
+                        .iter()
+                        .any(|a| a.chars().count() > MAX_COMMAND_ARG_CHARS || a.contains('\0'));
+                if too_long || !command.first().is_some_and(|p| PROGRAM_RE.is_match(p)) {
+                    return Err(ApiError::invalid(
+                        "command",
+                        format!("a program with a visible character, then at most {} arguments in all, each at most {MAX_COMMAND_ARG_CHARS} characters without NUL", MAX_COMMAND_ARGS - 1),
+                    ));
+                }
+                Transport::Stdio { command }
+            }
+        };
+        let resources = self
+            .resources
+            .map_or_else(TaskResources::default, |r| TaskResources {
+                cpu_units: r.cpu_units,
+                memory_mib: r.memory_mib,
+            });
+        for (field, value, max) in [
+            ("description", &self.description, MAX_DESCRIPTION_LEN),
+            ("language", &self.language, MAX_LANGUAGE_LEN),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("at most {max} characters"),
+                ));
+            }
+        }
+        Ok(ServerRegistration {
+            id,
+            repo,
+            git_ref,
+            transport,
+            resources,
+            description: self.description,
+            language: self.language,
+        })
+    }
+}
+
+/// Checks a tool name against [`TOOL_NAME_PATTERN`].
+///
+/// # Errors
+/// 422 `invalid_input` for `tool`.
+pub fn check_tool_name(name: &str) -> ApiResult<()> {
+    if TOOL_NAME_RE.is_match(name) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "tool",
+            "must be 1-128 visible ASCII characters",
+        ))
+    }
+}
+
+/// What the document depends on besides the handlers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DocSettings {
+    /// Whether `file://` repositories are accepted.
+    pub allow_file_repos: bool,
+    /// Shortest and longest session TTL, in seconds.
+    pub ttl_seconds: (u64, u64),
+    /// Whether requests without credentials are served (no authentication configured).
+    pub anonymous: bool,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+/// Routes that never need credentials.
+const PUBLIC_PATHS: [&str; 2] = ["/healthz", "/openapi.json"];
+
+fn error_response(description: &str, retry_after: bool) -> Value {
+    let mut r = json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    });
+    if retry_after {
+        r["headers"] = json!({"Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "integer", "minimum": 1},
+        }});
+    }
+    r
+}
+
+/// Sets `key` of `object` when absent (a handler's own description wins).
+fn add_response(responses: &mut Map<String, Value>, status: &str, response: Value) {
+    responses.entry(status.to_owned()).or_insert(response);
+}
+
+/// The constraints of a parameter, by location and name.
+fn parameter_schema(location: &str, name: &str) -> Option<Value> {
+    Some(match (location, name) {
+        ("path", "id") | ("query", "after") => {
+            json!({"type": "string", "pattern": SERVER_ID_PATTERN, "minLength": 1, "maxLength": 63})
+        }
+        ("path" | "query", "session_id") => {
+            json!({"type": "string", "pattern": SESSION_ID_PATTERN, "minLength": 8, "maxLength": 64})
+        }
+        ("query", "task_arn") => {
+            json!({"type": "string", "pattern": TASK_HANDLE_PATTERN, "minLength": 1, "maxLength": 2048})
+        }
+        ("query", "limit") => {
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100})
+        }
+        ("query", "force") => json!({"type": "boolean"}),
+        ("header", "Idempotency-Key") => {
+            json!({"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 128})
+        }
+        _ => return None,
+    })
+}
+
+fn set(schema: &mut Value, pointer: &str, value: Value) {
+    if let Some(slot) = schema.pointer_mut(pointer) {
+        if let (Some(slot), Value::Object(add)) = (slot.as_object_mut(), value) {
+            slot.extend(add);
+        }
+    }
+}
+
+/// The component schemas' constraints.
+fn constrain_schemas(schemas: &mut Value, s: &DocSettings) {
+    let repo_pattern = if s.allow_file_repos {
+        format!(
+            "^(?:{}|{})$",
+            HTTPS_REPO_PATTERN
+                .trim_start_matches('^')
+                .trim_end_matches('$'),
+            FILE_REPO_PATTERN
+                .trim_start_matches('^')
+                .trim_end_matches('$')
+        )
+    } else {
+        HTTPS_REPO_PATTERN.to_owned()
+    };
+    let reg = "/RegisterRequest/properties";
+    set(
+        schemas,
+        &format!("{reg}/id"),
+        json!({"pattern": SERVER_ID_PATTERN, "minLength": 1, "maxLength": 63}),
+    );
+    set(
+        schemas,
+        &format!("{reg}/repo"),
+        json!({"pattern": repo_pattern, "maxLength": MAX_REPO_URL_LEN}),
+    );
+    set(
+        schemas,
+        &format!("{reg}/git_ref"),
+        json!({"pattern": GIT_REF_PATTERN, "minLength": 1, "maxLength": MAX_GIT_REF_LEN}),
+    );
+    set(
+        schemas,
+        &format!("{reg}/description"),
+        json!({"maxLength": MAX_DESCRIPTION_LEN}),
+    );
+    set(
+        schemas,
+        &format!("{reg}/language"),
+        json!({"maxLength": MAX_LANGUAGE_LEN}),
+    );
+    set(
+        schemas,
+        "/ResourcesBody/properties/cpu_units",
+        json!({"minimum": 256, "maximum": 16384}),
+    );
+    set(
+        schemas,
+        "/ResourcesBody/properties/memory_mib",
+        json!({"minimum": 512, "maximum": 122_880}),
+    );
+    if let Some(variants) = schemas
+        .pointer_mut("/TransportBody/oneOf")
+        .and_then(Value::as_array_mut)
+    {
+        for variant in variants {
+            if variant.pointer("/properties/port").is_some() {
+                set(
+                    variant,
+                    "/properties/port",
+                    json!({"minimum": 1, "maximum": 65535}),
+                );
+                set(
+                    variant,
+                    "/properties/path",
+                    json!({"pattern": MCP_PATH_PATTERN, "minLength": 1, "maxLength": 256}),
+                );
+            }
+            if variant.pointer("/properties/command").is_some() {
+                set(
+                    variant,
+                    "/properties/command",
+                    json!({
+                        "minItems": 1,
+                        "maxItems": MAX_COMMAND_ARGS,
+                        "prefixItems": [{"type": "string", "pattern": COMMAND_PROGRAM_PATTERN, "maxLength": MAX_COMMAND_ARG_CHARS}],
+                        "items": {"type": "string", "pattern": COMMAND_ARG_PATTERN, "maxLength": MAX_COMMAND_ARG_CHARS},
+                    }),
+                );
+            }
+        }
+    }
+    let (min, max) = s.ttl_seconds;
+    set(
+        schemas,
+        "/LaunchBody/properties/ttl_seconds",
+        json!({"minimum": min, "maximum": max}),
+    );
+    set(
+        schemas,
+        "/LaunchBody/properties/idempotency_key",
+        json!({"pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 128}),
+    );
+    for body in ["ExecuteRequest", "StopRequest", "SessionSelector"] {
+        set(
+            schemas,
+            &format!("/{body}/properties/session_id"),
+            json!({"pattern": SESSION_ID_PATTERN, "minLength": 8, "maxLength": 64}),
+        );
+        set(
+            schemas,
+            &format!("/{body}/properties/task_arn"),
+            json!({"pattern": TASK_HANDLE_PATTERN, "minLength": 1, "maxLength": 2048}),
+        );
+    }
+    set(
+        schemas,
+        "/ExecuteRequest/properties/tool",
+        json!({"pattern": TOOL_NAME_PATTERN, "minLength": 1, "maxLength": 128}),
+    );
+    set(schemas, "/ExecuteRequest", json!({"required": ["tool"]}));
+    // A stop names its session: by id or by task.
+    set(
+        schemas,
+        "/StopRequest",
+        json!({"anyOf": [
+            {"required": ["session_id"], "properties": {"session_id": {"type": "string"}}},
+            {"required": ["task_arn"], "properties": {"task_arn": {"type": "string"}}},
+        ]}),
+    );
+}
+
+/// The generated document, completed: constraints of every body and parameter, the answers of
+/// the edge layers (400/413/415 on bodies, 421, 429, 500, 503, and 401/403 with the security
+/// schemes on every route but `/healthz` and `/openapi.json`).
+pub(crate) fn complete_document(doc: &utoipa::openapi::OpenApi, s: &DocSettings) -> Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        constrain_schemas(schemas, s);
+    }
+    if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
+        components.insert(
+            "securitySchemes".to_owned(),
+            json!({
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A JWT from the embedding application's identity provider (issuer, audience, expiry and signature checked against its JWKS).",
+                },
+                "api_key": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "An API key (`tsk_…`), in `X-Api-Key` or as `Authorization: Bearer tsk_…`.",
+                },
+            }),
+        );
+    }
+    add_links(&mut doc);
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        let protected = !PUBLIC_PATHS.contains(&path.as_str());
+        for (method, op) in item.iter_mut() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            complete_operation(op, protected, s);
+        }
+    }
+    doc
+}
+
+/// Links from what creates a server or a session to what uses it, so clients (and stateful
+/// fuzzers) know where the ids come from.
+fn add_links(doc: &mut Value) {
+    let server = "$response.body#/server/id";
+    let server_links = json!({
+        "GetServer": {"operationId": "get_server", "parameters": {"id": server}},
+        "GetDocs": {"operationId": "get_docs", "parameters": {"id": server}},
+        "Reverify": {"operationId": "reverify", "parameters": {"id": server}},
+        "VerificationStatus": {"operationId": "verification_status", "parameters": {"id": server}},
+        "Launch": {"operationId": "launch", "parameters": {"id": server}},
+        "SessionStatus": {"operationId": "status", "parameters": {"id": server}},
+    });
+    let session_links = json!({
+        "SessionStatus": {"operationId": "status", "parameters": {
+            "id": "$response.body#/session/server_id",
+            "session_id": "$response.body#/session/id",
+        }},
+        "DeleteSession": {"operationId": "delete_session", "parameters": {
+            "session_id": "$response.body#/session/id",
+        }},
+    });
+    for (pointer, links) in [
+        ("/paths/~1api~1servers/post/responses/201", server_links),
+        (
+            "/paths/~1api~1servers~1{id}~1playground/post/responses/202",
+            session_links,
+        ),
+    ] {
+        if let Some(response) = doc.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            response.insert("links".to_owned(), links);
+        }
+    }
+}
+
+fn complete_operation(op: &mut Value, protected: bool, s: &DocSettings) {
+    let mut has_path_params = false;
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params {
+            let location = p["in"].as_str().unwrap_or_default().to_owned();
+            let name = p["name"].as_str().unwrap_or_default().to_owned();
+            has_path_params |= location == "path";
+            if let Some(schema) = parameter_schema(&location, &name) {
+                p["schema"] = schema;
+            }
+        }
+    }
+    let has_body = op.get("requestBody").is_some();
+    let Some(responses) = op
+        .as_object_mut()
+        .map(|o| o.entry("responses").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if has_body || has_path_params {
+        add_response(
+            responses,
+            "400",
+            error_response(
+                "Malformed JSON, or an invalid path or query parameter",
+                false,
+            ),
+        );
+    }
+    if has_body {
+        add_response(
+            responses,
+            "413",
+            error_response(&format!("The body exceeds {} bytes", s.body_limit), false),
+        );
+        add_response(
+            responses,
+            "415",
+            error_response("The body is not declared `application/json`", false),
+        );
+        add_response(
+            responses,
+            "422",
+            error_response("The body does not fit its schema", false),
+        );
+    }
+    add_response(
+        responses,
+        "421",
+        error_response(
+            "The request's Host is not served by this API (DNS rebinding protection)",
+            false,
+        ),
+    );
+    add_response(
+        responses,
+        "429",
+        error_response(
+            "Too many requests from this client, or a cap is reached",
+            true,
+        ),
+    );
+    add_response(
+        responses,
+        "503",
+        error_response("A backend is unavailable or the request timed out", true),
+    );
+    if protected {
+        add_response(
+            responses,
+            "401",
+            error_response("Missing, invalid or expired credentials", false),
+        );
+        add_response(
+            responses,
+            "403",
+            error_response("The credentials lack the scope this route needs", false),
+        );
+        add_response(
+            responses,
+            "500",
+            error_response(
+                "A backend failed; the request id identifies the details in the logs",
+                false,
+            ),
+        );
+        let mut security = vec![json!({"bearer": []}), json!({"api_key": []})];
+        if s.anonymous {
+            // Without authentication configured, requests without credentials are served too.
+            security.push(json!({}));
+        }
+        op["security"] = Value::Array(security);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(repo: &str, git_ref: &str) -> RegisterRequest {
+        RegisterRequest {
+            id: "time".to_owned(),
+            repo: repo.to_owned(),
+            git_ref: git_ref.to_owned(),
+            transport: None,
+            resources: None,
+            description: None,
+            language: None,
+        }
+    }
+
+    #[test]
+    fn documented_repos_and_refs_are_what_the_core_accepts() {
+        for (repo, git_ref) in [
+            ("https://github.com/a/b", "main"),
+            (
+                "https://git.example.co.uk:8443/group/sub/b.git/",
+                "release/1.x",
+            ),
+            ("https://a/b", "v1.2.3"),
+            ("https://x1.y-z.io/~u/_r", "feature-x_y"),
+        ] {
+            let r = registration(repo, git_ref).into_registration(false);
+            assert!(r.is_ok(), "{repo} {git_ref}: {r:?}");
+        }
+        for (repo, git_ref, field) in [
+            ("http://github.com/a/b", "main", "repo"),
+            ("https://GitHub.com/a/b", "main", "repo"),
+            ("https://tok@github.com/a/b", "main", "repo"),
+            ("https://github.com/", "main", "repo"),
+            ("https://github.com/a/..", "main", "repo"),
+            ("https://1.2.3.4/a", "main", "repo"),
+            ("https://xn--a.com/a", "main", "repo"),
+            ("file:///etc", "main", "repo"),
+            ("https://github.com/a/b", "x.lock", "git_ref"),
+            ("https://github.com/a/b", "a..b", "git_ref"),
+            ("https://github.com/a/b", "a b", "git_ref"),
+        ] {
+            let e = registration(repo, git_ref)
+                .into_registration(false)
+                .unwrap_err();
+            assert_eq!(e.body.code, "invalid_input", "{repo} {git_ref}");
+            assert_eq!(e.body.details["field"], field, "{repo} {git_ref}: {e:?}");
+        }
+        for file in [
+            "file:///srv/repos/time",
+            "file:///tmp/.tmpAb12/repo",
+            "file:///x/..y",
+        ] {
+            assert!(
+                registration(file, "main").into_registration(true).is_ok(),
+                "{file}"
+            );
+        }
+        for file in ["file:///tmp/../etc", "file:///tmp/./x", "file:///"] {
+            assert!(
+                registration(file, "main").into_registration(true).is_err(),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn stdio_commands_and_tool_names() {
+        let mut r = registration("https://github.com/a/b", "main");
+        r.transport = Some(TransportBody::Stdio {
+            command: vec!["uvx".into(), "mcp-server-time".into()],
+        });
+        assert!(r.clone().into_registration(false).is_ok());
+        for command in [vec![], vec![" ".to_owned()], vec!["a\0".to_owned()]] {
+            r.transport = Some(TransportBody::Stdio { command });
+            assert!(r.clone().into_registration(false).is_err());
+        }
+        assert!(check_tool_name("get_current_time").is_ok());
+        assert!(check_tool_name("has space").is_err());
+        assert!(check_tool_name("é").is_err());
+        assert!(check_tool_name("").is_err());
+    }
+
+    #[test]
+    fn every_pattern_compiles() {
+        for p in [
+            SERVER_ID_PATTERN,
+            SESSION_ID_PATTERN,
+            GIT_REF_WORDS,
+            HTTPS_REPO_PATTERN,
+            FILE_REPO_PATTERN,
+            IDEMPOTENCY_KEY_PATTERN,
+            TOOL_NAME_PATTERN,
+            TASK_HANDLE_PATTERN,
+            MCP_PATH_PATTERN,
+        ] {
+            compiled(p);
+        }
+        assert!(PROGRAM_RE.is_match("python3"));
+        assert!(!PROGRAM_RE.is_match("\u{1c}"));
+    }
+}
