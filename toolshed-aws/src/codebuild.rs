@@ -197,4 +197,26 @@ impl ImageBuilder for CodeBuildImageBuilder {
             }
         })
     }
+
+    async fn cancel_build(&self, build: &BuildId) -> Result<()> {
+        match self.client.stop_build().id(build.as_str()).send().await {
+            Ok(_) => {
+                tracing::info!(build = %build, "stopped build");
+                Ok(())
+            }
+            // A finished or unknown build: nothing left to stop.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(
+                        aws_sdk_codebuild::operation::stop_build::StopBuildError::InvalidInputException(_)
+                            | aws_sdk_codebuild::operation::stop_build::StopBuildError::ResourceNotFoundException(_)
+                    )
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("codebuild", "StopBuild", Some(build.to_string()), e)),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use toolshed_core::domain::{
     ImageTag, ProvenanceSource, RunProgress, VerificationState, VerificationStep,
 };
 use toolshed_core::error::ProbeFailureKind;
-use toolshed_core::ports::{DocsKey, ImageStore, MockMetadataGenerator};
+use toolshed_core::ports::{DocsKey, ImageBuilder, ImageStore, MockMetadataGenerator};
 use toolshed_core::services::{
     MetadataOutcome, StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome,
 };
@@ -584,6 +584,25 @@ async fn a_build_that_never_ends_times_out() {
         "{}",
         h.builder.status_calls()
     );
+}
+
+#[tokio::test]
+async fn a_timed_out_build_is_cancelled_in_the_builder() {
+    let h = Harness::with_config(|c| c.build_timeout = Duration::from_secs(60));
+    h.register("time", None).await;
+    h.builder
+        .push_script(BuildScript::succeed().after_polls(1000));
+    h.toolshed
+        .verify_server(&h.id("time"), VerifyOptions::default())
+        .await
+        .unwrap_err();
+    // The build itself is stopped, not only abandoned by the verification.
+    let cancelled = h.builder.cancelled();
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert!(matches!(
+        h.builder.build_status(&cancelled[0]).await.unwrap(),
+        toolshed_core::ports::BuildStatus::Failed { .. }
+    ));
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ fn spec(server: &str, session: &str, repo: &str, digest_seed: &str) -> TaskSpec 
         resources: TaskResources {
             cpu_units: 512,
             memory_mib: 1024,
+            ..TaskResources::default()
         },
         labels: TaskLabels {
             server_id,

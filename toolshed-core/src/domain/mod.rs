@@ -1,5 +1,6 @@
 //! Domain types: validated newtypes and the records the services and ports exchange.
 
+mod containment;
 mod ids;
 mod image;
 mod labels;
@@ -10,6 +11,7 @@ mod server;
 mod session;
 mod verification;
 
+pub use containment::{effective_user, is_root_user, Egress, NON_ROOT_USER};
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
 pub use image::{validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage};
 pub use labels::{

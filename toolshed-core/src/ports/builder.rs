@@ -67,4 +67,12 @@ pub trait ImageBuilder: Send + Sync + Debug {
     /// # Errors
     /// `NotFound` (kind `Build`) for an unknown id.
     async fn build_status(&self, build: &BuildId) -> Result<BuildStatus>;
+
+    /// Stops a build that is still running (its verification timed out or was cancelled): the
+    /// backend's build stops and leaves no build container or job running. Cancelling a finished
+    /// or unknown build succeeds (idempotent); a cancelled build's status reads `Failed`.
+    ///
+    /// # Errors
+    /// `Backend` when the builder cannot be reached (retrying may help).
+    async fn cancel_build(&self, build: &BuildId) -> Result<()>;
 }

@@ -322,6 +322,11 @@ impl Toolshed {
                     BuildStatus::InProgress { phase } => {
                         let elapsed = since(p.clock.now(), run.started_at);
                         if elapsed >= self.config.build_timeout {
+                            // Stop the build itself: it must not keep running (and using the
+                            // builder's capacity) for a verification that has given up on it.
+                            if let Err(e) = p.builder.cancel_build(&build).await {
+                                warn!(server = %lease.server_id, %build, error = %e, "cannot cancel the timed-out build");
+                            }
                             return Err(fail(
                                 VerificationStep::Build,
                                 format!(

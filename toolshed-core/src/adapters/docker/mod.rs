@@ -21,7 +21,7 @@ mod store;
 
 use bollard::Docker;
 
-pub use builder::DockerImageBuilder;
+pub use builder::{BuilderConfig, DockerImageBuilder};
 pub use error::DockerError;
 pub use health::{HealthReport, HealthTracker, Liveness};
 pub use logs::{LogQuery, MAX_TAIL};
