@@ -35,9 +35,17 @@ async fn verify_builds_checks_and_records_in_one_write() {
     assert_eq!(server.state, VerificationState::Verified);
     let image = server.image.as_ref().unwrap();
     assert_eq!(image.commit, sha('a'));
+    // Recorded under its verified tag; the candidate tag the build pushed is gone.
     assert_eq!(
         image.image.tag(),
-        &ImageTag::for_build(&h.id("time"), &sha('a'))
+        &ImageTag::verified(&h.id("time"), &sha('a'), image.image.digest())
+    );
+    assert_eq!(
+        h.images
+            .resolve_tag(&ImageTag::for_build(&h.id("time"), &sha('a')))
+            .await
+            .unwrap(),
+        None
     );
     // The digest is what the tag resolved to in the store, and the store still has it.
     let resolved = h.images.resolve_calls();
@@ -63,7 +71,11 @@ async fn verify_builds_checks_and_records_in_one_write() {
     assert_eq!(h.runner.prepare_calls(), 1);
     let tasks = h.runner.tasks();
     assert_eq!(tasks.len(), 1);
-    assert_eq!(tasks[0].spec.as_ref().unwrap().image, image.image);
+    // The same image (digest) that was then recorded under its verified tag.
+    assert_eq!(
+        tasks[0].spec.as_ref().unwrap().image.pinned(),
+        image.image.pinned()
+    );
     assert!(
         !tasks[0].state.is_live(),
         "check task must be stopped: {:?}",

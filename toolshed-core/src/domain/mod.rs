@@ -13,7 +13,10 @@ mod verification;
 
 pub use containment::{effective_user, is_root_user, Egress, NON_ROOT_USER};
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
-pub use image::{validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage};
+pub use image::{
+    validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage, CANDIDATE_TAG_PREFIX,
+    VERIFIED_TAG_PREFIX,
+};
 pub use labels::{
     TaskLabels, TaskPurpose, LABEL_EXPIRES_AT, LABEL_MANAGED, LABEL_PURPOSE, LABEL_RUN,
     LABEL_SERVER, LABEL_SESSION,

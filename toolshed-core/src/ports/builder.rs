@@ -17,7 +17,7 @@ pub struct BuildRequest {
     pub repo: RepoUrl,
     /// The exact commit to build.
     pub commit: CommitSha,
-    /// The tag to push (`<serverId>-<sha12>`, see [`ImageTag::for_build`]).
+    /// The tag to push (`build-<serverId>-<sha12>`, see [`ImageTag::for_build`]).
     pub tag: ImageTag,
     /// The repository to push to.
     pub repository: String,

@@ -423,6 +423,14 @@ impl Toolshed {
                 self.heartbeat(lease, VerificationStep::Check).await
             }
             RunProgress::Checked { image, report } => {
+                // The checked image leaves the candidates (which the registry expires) for its
+                // verified tag (which it never expires) before it is recorded as the last good one.
+                let verified = ImageTag::verified(&lease.server_id, &run.commit, image.digest());
+                let image = p
+                    .images
+                    .promote(&image, &verified)
+                    .await
+                    .map_err(at(VerificationStep::Record))?;
                 let now = p.clock.now();
                 let completion = VerificationCompletion {
                     image: VerifiedImage {

@@ -25,7 +25,7 @@ pub use builder::{BuilderConfig, DockerImageBuilder};
 pub use error::DockerError;
 pub use health::{HealthReport, HealthTracker, Liveness};
 pub use logs::{LogQuery, MAX_TAIL};
-pub use runner::{DockerTaskRunner, InstanceSpec, RunnerConfig};
+pub use runner::{container_config, DockerTaskRunner, InstanceSpec, RunnerConfig, LABEL_EGRESS};
 pub use store::{EngineImageStore, RegistryImageStore};
 
 use crate::error::Result;
