@@ -41,10 +41,8 @@ module "image_registry" {
   force_delete           = var.registry.force_delete
   repository_policy_json = var.registry.repository_policy_json
   lifecycle_rules = {
-    untagged_expire_days = var.registry.untagged_expire_days
-    images_per_server    = var.registry.images_per_server
-    servers              = var.registry.servers
-    max_total_images     = var.registry.max_total_images
+    untagged_expire_days  = var.registry.untagged_expire_days
+    candidate_expire_days = var.registry.candidate_expire_days
   }
 }
 

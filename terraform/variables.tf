@@ -95,9 +95,7 @@ variable "registry" {
     repository_name        = optional(string)
     force_delete           = optional(bool, false)
     untagged_expire_days   = optional(number, 1)
-    images_per_server      = optional(number, 5)
-    servers                = optional(list(string), [])
-    max_total_images       = optional(number)
+    candidate_expire_days  = optional(number, 7)
     repository_policy_json = optional(string)
   })
   default = {}

@@ -1,5 +1,6 @@
 //! Untrusted servers stay contained on the Docker engine: builds are bounded (memory, CPU) and
-//! stop in the engine when they time out or are cancelled.
+//! stop in the engine when they time out or are cancelled; a server with egress `none` cannot
+//! connect out while its endpoint stays reachable from the host.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,10 +13,13 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures::StreamExt;
-use toolshed_core::adapters::docker::{BuilderConfig, DockerImageBuilder};
+use toolshed_core::adapters::docker::{
+    BuilderConfig, DockerImageBuilder, DockerTaskRunner, InstanceSpec, RunnerConfig,
+};
 use toolshed_core::adapters::git::GitCliSource;
 use toolshed_core::domain::{
-    CommitSha, GitRef, ImageTag, ServerId, ServerRegistration, Transport, VerificationStep,
+    CommitSha, Egress, GitRef, ImageDigest, ImageRef, ImageTag, ServerId, ServerRegistration,
+    TaskHandle, TaskResources, Transport, VerificationStep,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{BuildRequest, BuildStatus, ImageBuilder, SourceRepository};
@@ -292,4 +296,200 @@ async fn a_verification_whose_build_times_out_leaves_no_build_container() {
     base.assert_no_container_remains(Duration::from_secs(30))
         .await;
     base.remove().await;
+}
+
+/// `egress-probe PORT TARGET_IP TARGET_PORT`: serves PORT; on each connection it tries to connect
+/// to TARGET (3 s at most) and answers one line, `connected` or `failed: <reason>`.
+const EGRESS_PROBE: &str = r#"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static const char *try_connect(const char *ip, int port) {
+    static char why[128];
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET; a.sin_port = htons(port);
+    if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) return "failed: bad address";
+    fcntl(c, F_SETFL, O_NONBLOCK);
+    if (connect(c, (struct sockaddr *)&a, sizeof a) == 0) { close(c); return "connected"; }
+    if (errno != EINPROGRESS) { snprintf(why, sizeof why, "failed: %s", strerror(errno)); close(c); return why; }
+    struct pollfd p = { c, POLLOUT, 0 };
+    if (poll(&p, 1, 3000) != 1) { close(c); return "failed: timed out"; }
+    int err = 0; socklen_t len = sizeof err;
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len);
+    close(c);
+    if (err) { snprintf(why, sizeof why, "failed: %s", strerror(err)); return why; }
+    return "connected";
+}
+int main(int argc, char **argv) {
+    if (argc < 4) return 2;
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET; a.sin_port = htons(atoi(argv[1]));
+    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 8)) return 1;
+    for (;;) {
+        int c = accept(s, 0, 0);
+        if (c < 0) continue;
+        char line[160];
+        int n = snprintf(line, sizeof line, "%s\n", try_connect(argv[2], atoi(argv[3])));
+        write(c, line, n);
+        close(c);
+    }
+}
+"#;
+
+/// Starts an instance of the egress probe and waits (generously) for its endpoint.
+async fn probe_instance(
+    runner: &DockerTaskRunner,
+    image: &ImageRef,
+    name: &str,
+    egress: Egress,
+    target: (&str, u16),
+) -> (TaskHandle, String) {
+    let spec = InstanceSpec {
+        instance_id: name.to_owned(),
+        server_id: ServerId::new("egress").unwrap(),
+        image: image.clone(),
+        container_port: 8000,
+        mcp_path: "/mcp".to_owned(),
+        resources: TaskResources {
+            egress,
+            ..TaskResources::default()
+        },
+        env: Vec::new(),
+        args: vec!["8000".to_owned(), target.0.to_owned(), target.1.to_string()],
+    };
+    let handle = runner.start_instance(&spec).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((_, status)) = runner.inspect(&handle).await.unwrap() {
+            if let Some(endpoint) = status.endpoint {
+                return (handle, format!("{}:{}", endpoint.host, endpoint.port));
+            }
+            assert!(status.state.is_live(), "{name} ended: {status:?}");
+        }
+        assert!(Instant::now() < deadline, "{name} never got an endpoint");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Connects to the probe's endpoint (the path the MCP probe takes) and reads its answer.
+async fn ask(addr: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(mut stream) => {
+                let mut answer = String::new();
+                let read = tokio::time::timeout(
+                    Duration::from_secs(20),
+                    stream.read_to_string(&mut answer),
+                )
+                .await;
+                if matches!(read, Ok(Ok(_))) && !answer.is_empty() {
+                    return answer.trim().to_owned();
+                }
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the endpoint {addr} stayed unreachable: {e}"
+            ),
+        }
+        assert!(Instant::now() < deadline, "no answer from {addr}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachable() {
+    if !docker_enabled("egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachable")
+    {
+        return;
+    }
+    let docker = toolshed_core::adapters::docker::connect().await.unwrap();
+    let tmp = TempDir::new("toolshed-egress");
+    let bin = compile(&tmp.0, "egress-probe", EGRESS_PROBE).expect("compile the egress probe");
+    let tag = format!(
+        "toolshed-test/egress-probe:{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let id = scratch_image(
+        &docker,
+        &tag,
+        "FROM scratch\nCOPY egress-probe /egress-probe\nENTRYPOINT [\"/egress-probe\"]\n",
+        &[(&bin, "egress-probe")],
+    )
+    .await
+    .expect("probe image");
+    let image = ImageRef::new(
+        "toolshed-test/egress-probe",
+        ImageTag::new("t").unwrap(),
+        ImageDigest::new(id).unwrap(),
+    )
+    .unwrap();
+    let runner = DockerTaskRunner::new(docker.clone(), RunnerConfig::default());
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+
+    // Somewhere "outside" to connect to: another container on the engine's default network.
+    let (outside, _) = probe_instance(
+        &runner,
+        &image,
+        &format!("egress-outside-{run}"),
+        Egress::Internet,
+        ("127.0.0.1", 1),
+    )
+    .await;
+    let outside_ip = docker
+        .inspect_container(outside.as_str(), None)
+        .await
+        .unwrap()
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| n.get("bridge").and_then(|b| b.ip_address.clone()))
+        .filter(|ip| !ip.is_empty())
+        .expect("the outside container's address");
+
+    // Control: with internet egress the same connection succeeds.
+    let (open, open_addr) = probe_instance(
+        &runner,
+        &image,
+        &format!("egress-open-{run}"),
+        Egress::Internet,
+        (&outside_ip, 8000),
+    )
+    .await;
+    assert_eq!(ask(&open_addr).await, "connected", "internet egress");
+
+    // Egress none: the endpoint answers (the probe's path works), the connection out fails.
+    let (sealed, sealed_addr) = probe_instance(
+        &runner,
+        &image,
+        &format!("egress-none-{run}"),
+        Egress::None,
+        (&outside_ip, 8000),
+    )
+    .await;
+    let answer = ask(&sealed_addr).await;
+    assert!(answer.starts_with("failed"), "egress none connected out: {answer}");
+    let network = docker
+        .inspect_network(&RunnerConfig::default().no_egress_network, None)
+        .await
+        .unwrap();
+    assert_eq!(network.internal, Some(true), "the no-egress network is internal");
+
+    for handle in [sealed, open, outside] {
+        runner
+            .stop_with_drain(&handle, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    let opts = RemoveImageOptionsBuilder::new().force(true).build();
+    let _ = docker.remove_image(&tag, Some(opts), None).await;
 }

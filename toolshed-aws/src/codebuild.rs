@@ -1,6 +1,6 @@
 //! CodeBuild [`ImageBuilder`]: StartBuild on the configured project, status from BatchGetBuilds.
 //!
-//! The project's buildspec reads `IMAGE_TAG` (`<serverId>-<sha12>`), `SERVER_ID`,
+//! The project's buildspec reads `IMAGE_TAG` (`build-<serverId>-<sha12>`), `SERVER_ID`,
 //! `REPOSITORY_URI`, `MCP_TRANSPORT` (`http` | `stdio`) and, for stdio servers,
 //! `MCP_STDIO_COMMAND` (a JSON array), and pushes `$REPOSITORY_URI:$IMAGE_TAG`.
 

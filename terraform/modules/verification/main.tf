@@ -85,14 +85,15 @@ data "aws_iam_policy_document" "this" {
     resources = ["*"]
   }
 
+  # Push only: no BatchGetImage / GetDownloadUrlForLayer, so a build (whose Dockerfile is
+  # untrusted) can never pull another server's image from the shared repository, with or without
+  # the daemon's login. DescribeImages reads digests (the retry check), never content.
   statement {
     sid = "PushToThisRepository"
     actions = [
       "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
       "ecr:CompleteLayerUpload",
       "ecr:DescribeImages",
-      "ecr:GetDownloadUrlForLayer",
       "ecr:InitiateLayerUpload",
       "ecr:PutImage",
       "ecr:UploadLayerPart",
