@@ -409,8 +409,7 @@ async fn ask(addr: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachable() {
-    if !docker_enabled("egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachable")
-    {
+    if !docker_enabled("egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachable") {
         return;
     }
     let docker = toolshed_core::adapters::docker::connect().await.unwrap();
@@ -477,12 +476,19 @@ async fn egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachabl
     )
     .await;
     let answer = ask(&sealed_addr).await;
-    assert!(answer.starts_with("failed"), "egress none connected out: {answer}");
+    assert!(
+        answer.starts_with("failed"),
+        "egress none connected out: {answer}"
+    );
     let network = docker
         .inspect_network(&RunnerConfig::default().no_egress_network, None)
         .await
         .unwrap();
-    assert_eq!(network.internal, Some(true), "the no-egress network is internal");
+    assert_eq!(
+        network.internal,
+        Some(true),
+        "the no-egress network is internal"
+    );
 
     for handle in [sealed, open, outside] {
         runner
