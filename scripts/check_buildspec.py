@@ -7,8 +7,10 @@ and a stub `aws` command (ECR login, `describe-images` answered from the registr
 `s3 cp` from a local directory). Phases run the way CodeBuild runs them: one bash, variables kept
 between commands, `post_build` after a failed `build` with CODEBUILD_BUILD_SUCCEEDING=0.
 
-Cases: an HTTP server image is built, pushed as <serverId>-<sha12> and its digest printed (and
-equal to the registry's); a retry of the same commit reports the stored digest without rebuilding;
+Cases: an HTTP server image is built, pushed as build-<serverId>-<sha12> and its digest printed
+(and equal to the registry's); the daemon is logged in to the registry only after the repository's
+(untrusted) `docker build` and before the push (a `docker` wrapper records each call and whether
+credentials were stored at that moment); a tag without the `build-` prefix is refused; a retry of the same commit reports the stored digest without rebuilding;
 a tag whose sha12 is not the checked-out commit is refused; a stdio server is wrapped with the
 bridge (entrypoint + command in exec form, the bridge binary inside); a malformed stdio command
 is refused.
@@ -74,6 +76,15 @@ esac
 """
 
 
+# Records each docker call, with how many registry credentials were stored at that moment, then
+# runs the real docker. REAL_DOCKER is substituted at run time.
+DOCKER_WRAPPER = r"""#!/usr/bin/env bash
+auths=$(jq -r '(.auths // {}) | length' "$DOCKER_CONFIG/config.json" 2>/dev/null || echo 0)
+echo "$1 auths=${auths:-0}" >>"$STUB_DOCKER_LOG"
+exec REAL_DOCKER "$@"
+"""
+
+
 def skip_or_fail(reason: str) -> int:
     if os.environ.get("TOOLSHED_REQUIRE_BACKENDS") == "1":
         print(f"check_buildspec: FAILED: backend missing: {reason}", file=sys.stderr)
@@ -134,6 +145,10 @@ class Harness:
         stub = bin_dir / "aws"
         stub.write_text(AWS_STUB, encoding="utf-8")
         stub.chmod(0o755)
+        wrapper = bin_dir / "docker"
+        wrapper.write_text(DOCKER_WRAPPER.replace("REAL_DOCKER", shutil.which("docker") or "docker"), encoding="utf-8")
+        wrapper.chmod(0o755)
+        self.docker_log = work / "docker-calls.log"
         self.bin_dir = bin_dir
         self.s3_dir = work / "s3"
         (self.s3_dir / "artifacts" / "toolshed").mkdir(parents=True)
@@ -166,12 +181,24 @@ class Harness:
             "DOCKERFILE": "Dockerfile",
             "STUB_REGISTRY": self.registry,
             "STUB_S3_DIR": str(self.s3_dir),
+            "STUB_DOCKER_LOG": str(self.docker_log),
         }
         base.update(env)
+        self.docker_log.write_text("", encoding="utf-8")
+        # Each build starts logged out, as a fresh CodeBuild container does.
+        (self.work / "docker-config" / "config.json").unlink(missing_ok=True)
         if "IMAGE_TAG" in base:
             self.local_tags.append(f"{base['REPOSITORY_URI']}:{base['IMAGE_TAG']}")
             self.local_tags.append(f"toolshed-build/{base.get('SERVER_ID', 'x')}:{base['IMAGE_TAG']}")
         return subprocess.run(["bash", "-c", self.script], cwd=repo, env=base, capture_output=True, text=True, timeout=600)
+
+    def docker_calls(self) -> list[tuple[str, int]]:
+        """The docker subcommands of the last build, each with the credentials stored at the time."""
+        calls = []
+        for line in self.docker_log.read_text(encoding="utf-8").splitlines():
+            command, _, auths = line.partition(" auths=")
+            calls.append((command, int(auths or 0)))
+        return calls
 
     def registry_digest(self, tag: str) -> str:
         out = subprocess.run(
@@ -234,10 +261,19 @@ def main() -> int:
                 "Dockerfile": "FROM scratch\nCOPY server.txt /server.txt\nCMD [\"/server\"]\n",
                 "server.txt": f"time server {h.run_id}\n",
             })
-            tag = f"time-{sha[:12]}"
+            tag = f"build-time-{sha[:12]}"
             first = h.build(repo, sha, {"IMAGE_TAG": tag, "SERVER_ID": "time"})
             digest = printed(first, "TOOLSHED_IMAGE_DIGEST")
             expect("http build succeeds", first.returncode == 0, first)
+            calls = h.docker_calls()
+            commands = [c for c, _ in calls]
+            expect("the repository's docker build runs before any registry login",
+                   "build" in commands and "login" in commands and commands.index("build") < commands.index("login"), first)
+            expect("no registry credentials are stored while the untrusted build runs",
+                   all(auths == 0 for c, auths in calls if c == "build"), first)
+            expect("the daemon logs in before the push, which then has credentials",
+                   "push" in commands and commands.index("login") < commands.index("push")
+                   and all(auths > 0 for c, auths in calls if c == "push"), first)
             expect("digest printed and equal to the registry's", digest.startswith("sha256:") and digest == h.registry_digest(tag), first)
             expect("image URI is repository@digest", printed(first, "TOOLSHED_IMAGE_URI") == f"{registry}/{h.repo_name}@{digest}", first)
 
@@ -245,18 +281,24 @@ def main() -> int:
             expect("retry of the same commit succeeds without rebuilding",
                    again.returncode == 0 and "already exists, not rebuilding" in again.stdout and printed(again, "TOOLSHED_IMAGE_DIGEST") == digest, again)
 
-            wrong = h.build(repo, sha, {"IMAGE_TAG": f"time-{'0' * 12}", "SERVER_ID": "time"})
+            wrong = h.build(repo, sha, {"IMAGE_TAG": f"build-time-{'0' * 12}", "SERVER_ID": "time"})
             expect("a tag for another commit is refused", wrong.returncode != 0 and "does not match tag" in wrong.stderr + wrong.stdout, wrong)
-            expect("nothing is pushed for the refused tag", h.registry_digest(f"time-{'0' * 12}") == "")
+            expect("nothing is pushed for the refused tag", h.registry_digest(f"build-time-{'0' * 12}") == "")
 
-            bad_id = h.build(repo, sha, {"IMAGE_TAG": f"Time-{sha[:12]}", "SERVER_ID": "Time"})
+            unprefixed = h.build(repo, sha, {"IMAGE_TAG": f"time-{sha[:12]}", "SERVER_ID": "time"})
+            expect("a tag without the build- prefix is refused (only candidates are pushed)",
+                   unprefixed.returncode != 0 and "must be build-" in unprefixed.stderr + unprefixed.stdout, unprefixed)
+            expect("no verified- tag can be pushed by a build",
+                   h.build(repo, sha, {"IMAGE_TAG": f"verified-time-{sha[:12]}", "SERVER_ID": "time"}).returncode != 0)
+
+            bad_id = h.build(repo, sha, {"IMAGE_TAG": f"build-Time-{sha[:12]}", "SERVER_ID": "Time"})
             expect("a bad server id is refused", bad_id.returncode != 0, bad_id)
 
             stdio_repo, stdio_sha = h.source_repo("stdio", {
                 "Dockerfile": "FROM scratch\nCOPY server.txt /server.txt\n",
                 "server.txt": f"stdio server {h.run_id}\n",
             })
-            stdio_tag = f"stdio-{stdio_sha[:12]}"
+            stdio_tag = f"build-stdio-{stdio_sha[:12]}"
             command = ["python", "-m", "mcp_server_time", "--local-timezone", "UTC"]
             stdio = h.build(stdio_repo, stdio_sha, {
                 "IMAGE_TAG": stdio_tag, "SERVER_ID": "stdio", "MCP_TRANSPORT": "stdio",
@@ -284,22 +326,22 @@ def main() -> int:
             expect("stdio digest printed", printed(stdio, "TOOLSHED_IMAGE_DIGEST") == h.registry_digest(stdio_tag) != "", stdio)
 
             bad_cmd = h.build(stdio_repo, stdio_sha, {
-                "IMAGE_TAG": f"stdio2-{stdio_sha[:12]}", "SERVER_ID": "stdio2", "MCP_TRANSPORT": "stdio",
+                "IMAGE_TAG": f"build-stdio2-{stdio_sha[:12]}", "SERVER_ID": "stdio2", "MCP_TRANSPORT": "stdio",
                 "MCP_STDIO_COMMAND": "python -m server", "BRIDGE_S3_URI": "s3://artifacts/toolshed/stdio-bridge",
             })
             expect("a stdio command that is not a JSON array is refused",
                    bad_cmd.returncode != 0 and "MCP_STDIO_COMMAND must be" in bad_cmd.stderr + bad_cmd.stdout, bad_cmd)
 
             no_bridge = h.build(stdio_repo, stdio_sha, {
-                "IMAGE_TAG": f"stdio3-{stdio_sha[:12]}", "SERVER_ID": "stdio3", "MCP_TRANSPORT": "stdio",
+                "IMAGE_TAG": f"build-stdio3-{stdio_sha[:12]}", "SERVER_ID": "stdio3", "MCP_TRANSPORT": "stdio",
                 "MCP_STDIO_COMMAND": json.dumps(command),
             })
             expect("stdio without a configured bridge is refused", no_bridge.returncode != 0, no_bridge)
 
             broken_repo, broken_sha = h.source_repo("broken", {"Dockerfile": "FROM scratch\nCOPY missing.txt /\n"})
-            broken = h.build(broken_repo, broken_sha, {"IMAGE_TAG": f"broken-{broken_sha[:12]}", "SERVER_ID": "broken"})
+            broken = h.build(broken_repo, broken_sha, {"IMAGE_TAG": f"build-broken-{broken_sha[:12]}", "SERVER_ID": "broken"})
             expect("a broken Dockerfile fails the build and pushes nothing",
-                   broken.returncode != 0 and h.registry_digest(f"broken-{broken_sha[:12]}") == "", broken)
+                   broken.returncode != 0 and h.registry_digest(f"build-broken-{broken_sha[:12]}") == "", broken)
         finally:
             h.cleanup()
 

@@ -7,20 +7,21 @@ locals {
 
   # Every setting the Rust crate (toolshed-aws) reads; names listed in scripts/toolshed-settings.txt.
   settings = {
-    AWS_REGION                       = data.aws_region.current.region
-    PLAYGROUND_CLUSTER               = module.playground.cluster_name
-    AWS_SUBNETS                      = join(",", var.network.subnet_ids)
-    AWS_SECURITY_GROUP_ID            = module.playground.security_group_id
-    TOOLSHED_SERVERS_TABLE           = module.state.servers_table_name
-    TOOLSHED_SESSIONS_TABLE          = module.state.sessions_table_name
-    TOOLSHED_ECR_REPOSITORY_URI      = module.image_registry.repository_url
-    TOOLSHED_CODEBUILD_PROJECT       = module.verification.project_name
-    TOOLSHED_DOCS_BUCKET             = module.docs.bucket_name
-    TOOLSHED_TASK_EXECUTION_ROLE_ARN = module.playground.task_execution_role_arn
-    TOOLSHED_TASK_ROLE_ARN           = module.playground.task_role_arn
-    TOOLSHED_LOG_GROUP               = module.playground.log_group_name
-    TOOLSHED_ASSIGN_PUBLIC_IP        = var.network.assign_public_ip ? "true" : "false"
-    TOOLSHED_TASK_FAMILY_PREFIX      = var.task_family_prefix
+    AWS_REGION                           = data.aws_region.current.region
+    PLAYGROUND_CLUSTER                   = module.playground.cluster_name
+    AWS_SUBNETS                          = join(",", var.network.subnet_ids)
+    AWS_SECURITY_GROUP_ID                = module.playground.security_group_id
+    TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID = module.playground.no_egress_security_group_id
+    TOOLSHED_SERVERS_TABLE               = module.state.servers_table_name
+    TOOLSHED_SESSIONS_TABLE              = module.state.sessions_table_name
+    TOOLSHED_ECR_REPOSITORY_URI          = module.image_registry.repository_url
+    TOOLSHED_CODEBUILD_PROJECT           = module.verification.project_name
+    TOOLSHED_DOCS_BUCKET                 = module.docs.bucket_name
+    TOOLSHED_TASK_EXECUTION_ROLE_ARN     = module.playground.task_execution_role_arn
+    TOOLSHED_TASK_ROLE_ARN               = module.playground.task_role_arn
+    TOOLSHED_LOG_GROUP                   = module.playground.log_group_name
+    TOOLSHED_ASSIGN_PUBLIC_IP            = var.network.assign_public_ip ? "true" : "false"
+    TOOLSHED_TASK_FAMILY_PREFIX          = var.task_family_prefix
   }
 
   # Settings that exist only with optional resources.
@@ -40,10 +41,8 @@ module "image_registry" {
   force_delete           = var.registry.force_delete
   repository_policy_json = var.registry.repository_policy_json
   lifecycle_rules = {
-    untagged_expire_days = var.registry.untagged_expire_days
-    images_per_server    = var.registry.images_per_server
-    servers              = var.registry.servers
-    max_total_images     = var.registry.max_total_images
+    untagged_expire_days  = var.registry.untagged_expire_days
+    candidate_expire_days = var.registry.candidate_expire_days
   }
 }
 
@@ -78,6 +77,10 @@ module "playground" {
   egress = {
     cidr_blocks = var.network.egress_cidr_blocks
     ports       = var.network.egress_ports
+  }
+  no_egress_pull = {
+    endpoint_security_group_ids = var.network.no_egress_endpoint_security_group_ids
+    prefix_list_ids             = var.network.no_egress_prefix_list_ids
   }
   log = {
     retention_days = var.playground.log_retention_days

@@ -33,6 +33,11 @@ output "security_group_id" {
   value       = module.playground.security_group_id
 }
 
+output "no_egress_security_group_id" {
+  description = "ID of the security group of playground tasks with egress none (add ingress sources through network.ingress_*)."
+  value       = module.playground.no_egress_security_group_id
+}
+
 output "task_role_name" {
   description = "Name of the playground task role (permissionless by default)."
   value       = module.playground.task_role_name

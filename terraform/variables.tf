@@ -26,6 +26,10 @@ variable "network" {
     Where playground tasks run. `subnet_ids` become AWS_SUBNETS; public subnets need
     `assign_public_ip = true` (to pull images without NAT), private ones need NAT or VPC endpoints.
     Only `ingress_security_group_ids` / `ingress_cidr_blocks` may reach the tasks (nobody by default).
+    Tasks with egress `internet` may open `egress_ports` to `egress_cidr_blocks` (default: every
+    public IPv4 range, never the VPC, private ranges or 169.254.0.0/16); tasks with egress `none`
+    only the VPC endpoints listed in `no_egress_endpoint_security_group_ids` /
+    `no_egress_prefix_list_ids` (to pull their image and write logs).
   EOT
   type = object({
     vpc_id                     = string
@@ -33,8 +37,11 @@ variable "network" {
     assign_public_ip           = optional(bool, false)
     ingress_security_group_ids = optional(list(string), [])
     ingress_cidr_blocks        = optional(list(string), [])
-    egress_cidr_blocks         = optional(list(string), ["0.0.0.0/0"])
+    egress_cidr_blocks         = optional(list(string))
     egress_ports               = optional(list(number), [443])
+
+    no_egress_endpoint_security_group_ids = optional(list(string), [])
+    no_egress_prefix_list_ids             = optional(list(string), [])
   })
 
   validation {
@@ -88,9 +95,7 @@ variable "registry" {
     repository_name        = optional(string)
     force_delete           = optional(bool, false)
     untagged_expire_days   = optional(number, 1)
-    images_per_server      = optional(number, 5)
-    servers                = optional(list(string), [])
-    max_total_images       = optional(number)
+    candidate_expire_days  = optional(number, 7)
     repository_policy_json = optional(string)
   })
   default = {}

@@ -322,7 +322,11 @@ async fn restart_keeps_config_and_containers_are_hardened() {
         .iter()
         .any(|o| o.starts_with("no-new-privileges")));
     assert!(ah.tmpfs.unwrap().contains_key("/tmp"));
-    assert_eq!(ac.user.as_deref(), Some("65534:65534"), "never root");
+    assert_eq!(
+        ac.user.as_deref(),
+        Some(toolshed_core::domain::NON_ROOT_USER),
+        "never root"
+    );
     let bindings = ah.port_bindings.unwrap();
     for b in bindings.values().flatten().flatten() {
         assert_eq!(b.host_ip.as_deref(), Some("127.0.0.1"), "loopback only");

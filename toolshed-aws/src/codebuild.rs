@@ -1,6 +1,6 @@
 //! CodeBuild [`ImageBuilder`]: StartBuild on the configured project, status from BatchGetBuilds.
 //!
-//! The project's buildspec reads `IMAGE_TAG` (`<serverId>-<sha12>`), `SERVER_ID`,
+//! The project's buildspec reads `IMAGE_TAG` (`build-<serverId>-<sha12>`), `SERVER_ID`,
 //! `REPOSITORY_URI`, `MCP_TRANSPORT` (`http` | `stdio`) and, for stdio servers,
 //! `MCP_STDIO_COMMAND` (a JSON array), and pushes `$REPOSITORY_URI:$IMAGE_TAG`.
 
@@ -196,5 +196,27 @@ impl ImageBuilder for CodeBuildImageBuilder {
                 }
             }
         })
+    }
+
+    async fn cancel_build(&self, build: &BuildId) -> Result<()> {
+        match self.client.stop_build().id(build.as_str()).send().await {
+            Ok(_) => {
+                tracing::info!(build = %build, "stopped build");
+                Ok(())
+            }
+            // A finished or unknown build: nothing left to stop.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(
+                        aws_sdk_codebuild::operation::stop_build::StopBuildError::InvalidInputException(_)
+                            | aws_sdk_codebuild::operation::stop_build::StopBuildError::ResourceNotFoundException(_)
+                    )
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("codebuild", "StopBuild", Some(build.to_string()), e)),
+        }
     }
 }

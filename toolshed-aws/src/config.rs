@@ -35,8 +35,11 @@ pub struct AwsSettings {
     pub cluster: String,
     /// `AWS_SUBNETS`, comma-separated.
     pub subnets: Vec<String>,
-    /// `AWS_SECURITY_GROUP_ID`, comma-separated.
+    /// `AWS_SECURITY_GROUP_ID`, comma-separated: the groups of tasks with internet egress.
     pub security_groups: Vec<String>,
+    /// `TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID`, comma-separated, optional: the groups of tasks of
+    /// servers registered with egress `none` (empty: such servers cannot be launched).
+    pub no_egress_security_groups: Vec<String>,
     /// `TOOLSHED_SERVERS_TABLE`.
     pub servers_table: String,
     /// `TOOLSHED_SESSIONS_TABLE`.
@@ -119,7 +122,8 @@ impl AwsSettings {
     /// | `AWS_REGION` | region (required) |
     /// | `PLAYGROUND_CLUSTER` or `AWS_ECS_CLUSTER` | ECS cluster (required) |
     /// | `AWS_SUBNETS` | comma-separated subnet ids (required) |
-    /// | `AWS_SECURITY_GROUP_ID` | comma-separated security group ids (required) |
+    /// | `AWS_SECURITY_GROUP_ID` | comma-separated security group ids of tasks with internet egress (required) |
+    /// | `TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID` | comma-separated security group ids of tasks with egress `none` (optional) |
     /// | `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE` | DynamoDB tables (required) |
     /// | `TOOLSHED_ECR_REPOSITORY_URI` | full ECR repository URI (required) |
     /// | `TOOLSHED_CODEBUILD_PROJECT` | CodeBuild project (required) |
@@ -205,6 +209,10 @@ impl AwsSettings {
             cluster,
             subnets: list("AWS_SUBNETS")?,
             security_groups: list("AWS_SECURITY_GROUP_ID")?,
+            no_egress_security_groups: match get("TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID") {
+                Some(_) => list("TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID")?,
+                None => Vec::new(),
+            },
             servers_table: req("TOOLSHED_SERVERS_TABLE")?,
             sessions_table: req("TOOLSHED_SESSIONS_TABLE")?,
             repository: EcrRepository::parse(&req("TOOLSHED_ECR_REPOSITORY_URI")?)?,
@@ -230,6 +238,7 @@ impl AwsSettings {
             cluster: self.cluster.clone(),
             subnets: self.subnets.clone(),
             security_groups: self.security_groups.clone(),
+            no_egress_security_groups: self.no_egress_security_groups.clone(),
             assign_public_ip: self.assign_public_ip,
             execution_role_arn: self.task_execution_role_arn.clone(),
             task_role_arn: self.task_role_arn.clone(),

@@ -20,13 +20,14 @@ use aws_sdk_ecs::operation::run_task::RunTaskError;
 use aws_sdk_ecs::operation::stop_task::StopTaskError;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, DesiredStatus,
-    LaunchType, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping, Tag,
-    Task, TaskField, TransportProtocol,
+    KernelCapabilities, LaunchType, LinuxParameters, LogConfiguration, LogDriver, MountPoint,
+    NetworkConfiguration, NetworkMode, PortMapping, Tag, Task, TaskField, TransportProtocol,
+    Volume,
 };
 use aws_sdk_ecs::Client;
 use toolshed_core::domain::{
-    Endpoint, TaskHandle, TaskLabels, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT, LABEL_MANAGED,
-    LABEL_SERVER,
+    effective_user, Egress, Endpoint, TaskHandle, TaskLabels, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT,
+    LABEL_MANAGED, LABEL_SERVER,
 };
 use toolshed_core::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
 use toolshed_core::{Error, Result};
@@ -43,6 +44,9 @@ pub const TAG_PORT: &str = "toolshed.port";
 pub const TAG_PATH: &str = "toolshed.path";
 /// DescribeTasks accepts at most this many tasks per call.
 pub const DESCRIBE_BATCH: usize = 100;
+/// The task volume mounted writable on `/tmp` (the root filesystem is read-only; Fargate has no
+/// tmpfs, so it is a bind-mount volume on the task's ephemeral storage).
+pub const TMP_VOLUME: &str = "tmp";
 
 /// What the ECS runner needs from the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +55,17 @@ pub struct EcsSettings {
     pub cluster: String,
     /// Subnets of the awsvpc network configuration.
     pub subnets: Vec<String>,
-    /// Security groups of the awsvpc network configuration.
+    /// Security groups of tasks with [`Egress::Internet`] (HTTPS to public addresses only).
     pub security_groups: Vec<String>,
+    /// Security groups of tasks with [`Egress::None`] (no egress rule at all). Empty: this
+    /// deployment cannot run such servers, and their launches fail with `InvalidInput`.
+    pub no_egress_security_groups: Vec<String>,
     /// Whether tasks get a public IP.
     pub assign_public_ip: bool,
     /// The task execution role (pulls from ECR, writes logs).
     pub execution_role_arn: String,
-    /// The task role, if any.
+    /// The task role, given only to the tasks of servers that ask for one
+    /// ([`TaskResources::task_role`](toolshed_core::domain::TaskResources::task_role)).
     pub task_role_arn: Option<String>,
     /// CloudWatch Logs group.
     pub log_group: String,
@@ -89,8 +97,32 @@ impl EcsTaskRunner {
             spec.image.digest().short()
         )
     }
+}
 
-    async fn register(&self, spec: &TaskSpec) -> Result<()> {
+/// The parts of a task definition that decide what a task may do: its container, its volumes
+/// and its task role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDefinitionParts {
+    /// The `mcp` container.
+    pub container: ContainerDefinition,
+    /// Task volumes (the writable `/tmp`).
+    pub volumes: Vec<Volume>,
+    /// The task role, when the server asks for one and the deployment has one.
+    pub task_role_arn: Option<String>,
+}
+
+impl EcsTaskRunner {
+    /// The container, volumes and task role registered for `spec`: the same hardening as local
+    /// containers. A non-root user ([`NON_ROOT_USER`](toolshed_core::domain::NON_ROOT_USER)
+    /// unless the server runs as root: ECS cannot read the image's user before running it), a
+    /// read-only root filesystem with a writable `/tmp` volume, every Linux capability dropped,
+    /// and no task role unless the server asks for one. (`no-new-privileges` is a Docker
+    /// security option Fargate does not accept; without capabilities and as non-root there is
+    /// nothing to gain.)
+    ///
+    /// # Errors
+    /// `Backend` (not retryable) if a part cannot be built.
+    pub fn task_definition_parts(&self, spec: &TaskSpec) -> Result<TaskDefinitionParts> {
         let s = &self.settings;
         let family = self.family(spec);
         let log = LogConfiguration::builder()
@@ -111,6 +143,21 @@ impl EcsTaskRunner {
             .name(CONTAINER_NAME)
             .image(spec.image.pinned())
             .essential(true)
+            .set_user(effective_user(spec.resources.run_as_root, None))
+            .readonly_root_filesystem(true)
+            .mount_points(
+                MountPoint::builder()
+                    .source_volume(TMP_VOLUME)
+                    .container_path("/tmp")
+                    .read_only(false)
+                    .build(),
+            )
+            .linux_parameters(
+                LinuxParameters::builder()
+                    .capabilities(KernelCapabilities::builder().drop("ALL").build())
+                    .init_process_enabled(true)
+                    .build(),
+            )
             // Container-level memory equal to the task's: required by moto, harmless on Fargate.
             .memory(i32::try_from(spec.resources.memory_mib).unwrap_or(i32::MAX))
             .port_mappings(
@@ -121,6 +168,19 @@ impl EcsTaskRunner {
             )
             .log_configuration(log)
             .build();
+        let volumes = vec![Volume::builder().name(TMP_VOLUME).build()];
+        let task_role_arn = s.task_role_arn.clone().filter(|_| spec.resources.task_role);
+        Ok(TaskDefinitionParts {
+            container,
+            volumes,
+            task_role_arn,
+        })
+    }
+
+    async fn register(&self, spec: &TaskSpec) -> Result<()> {
+        let s = &self.settings;
+        let family = self.family(spec);
+        let parts = self.task_definition_parts(spec)?;
         let mut req = self
             .client
             .register_task_definition()
@@ -130,7 +190,8 @@ impl EcsTaskRunner {
             .cpu(spec.resources.cpu_units.to_string())
             .memory(spec.resources.memory_mib.to_string())
             .execution_role_arn(&s.execution_role_arn)
-            .container_definitions(container)
+            .container_definitions(parts.container)
+            .set_volumes(Some(parts.volumes))
             .tags(Tag::builder().key(LABEL_MANAGED).value("true").build())
             .tags(
                 Tag::builder()
@@ -138,7 +199,7 @@ impl EcsTaskRunner {
                     .value(spec.server_id.as_str())
                     .build(),
             );
-        if let Some(role) = &s.task_role_arn {
+        if let Some(role) = parts.task_role_arn {
             req = req.task_role_arn(role);
         }
         req.send()
@@ -148,11 +209,28 @@ impl EcsTaskRunner {
         Ok(())
     }
 
-    fn network(&self) -> Result<NetworkConfiguration> {
+    /// The security groups of a task: one set per egress policy.
+    ///
+    /// # Errors
+    /// `InvalidInput` (field `egress`) for [`Egress::None`] when no such group is configured.
+    pub fn security_groups(&self, egress: Egress) -> Result<&[String]> {
+        let s = &self.settings;
+        match egress {
+            Egress::Internet => Ok(&s.security_groups),
+            Egress::None if s.no_egress_security_groups.is_empty() => Err(Error::invalid(
+                "egress",
+                "this deployment has no security group for servers without egress \
+                 (TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID)",
+            )),
+            Egress::None => Ok(&s.no_egress_security_groups),
+        }
+    }
+
+    fn network(&self, egress: Egress) -> Result<NetworkConfiguration> {
         let s = &self.settings;
         let vpc = AwsVpcConfiguration::builder()
             .set_subnets(Some(s.subnets.clone()))
-            .set_security_groups(Some(s.security_groups.clone()))
+            .set_security_groups(Some(self.security_groups(egress)?.to_vec()))
             .assign_public_ip(if s.assign_public_ip {
                 AssignPublicIp::Enabled
             } else {
@@ -184,7 +262,10 @@ impl EcsTaskRunner {
             .count(1)
             .started_by(STARTED_BY)
             .client_token(&spec.idempotency_token)
-            .network_configuration(self.network().map_err(RunError::Core)?)
+            .network_configuration(
+                self.network(spec.resources.egress)
+                    .map_err(RunError::Core)?,
+            )
             .set_tags(Some(tags.collect()))
             .set_overrides(env_overrides(spec))
             .send()

@@ -148,6 +148,7 @@ async fn registrations() {
     bad.resources = TaskResources {
         cpu_units: 1,
         memory_mib: 512,
+        ..TaskResources::default()
     };
     assert!(message(h.toolshed.register_server(bad).await).contains("256-16384"));
     let mut bad = base.clone();

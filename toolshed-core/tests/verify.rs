@@ -10,7 +10,7 @@ use toolshed_core::domain::{
     ImageTag, ProvenanceSource, RunProgress, VerificationState, VerificationStep,
 };
 use toolshed_core::error::ProbeFailureKind;
-use toolshed_core::ports::{DocsKey, ImageStore, MockMetadataGenerator};
+use toolshed_core::ports::{DocsKey, ImageBuilder, ImageStore, MockMetadataGenerator};
 use toolshed_core::services::{
     MetadataOutcome, StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome,
 };
@@ -35,9 +35,17 @@ async fn verify_builds_checks_and_records_in_one_write() {
     assert_eq!(server.state, VerificationState::Verified);
     let image = server.image.as_ref().unwrap();
     assert_eq!(image.commit, sha('a'));
+    // Recorded under its verified tag; the candidate tag the build pushed is gone.
     assert_eq!(
         image.image.tag(),
-        &ImageTag::for_build(&h.id("time"), &sha('a'))
+        &ImageTag::verified(&h.id("time"), &sha('a'), image.image.digest())
+    );
+    assert_eq!(
+        h.images
+            .resolve_tag(&ImageTag::for_build(&h.id("time"), &sha('a')))
+            .await
+            .unwrap(),
+        None
     );
     // The digest is what the tag resolved to in the store, and the store still has it.
     let resolved = h.images.resolve_calls();
@@ -63,7 +71,11 @@ async fn verify_builds_checks_and_records_in_one_write() {
     assert_eq!(h.runner.prepare_calls(), 1);
     let tasks = h.runner.tasks();
     assert_eq!(tasks.len(), 1);
-    assert_eq!(tasks[0].spec.as_ref().unwrap().image, image.image);
+    // The same image (digest) that was then recorded under its verified tag.
+    assert_eq!(
+        tasks[0].spec.as_ref().unwrap().image.pinned(),
+        image.image.pinned()
+    );
     assert!(
         !tasks[0].state.is_live(),
         "check task must be stopped: {:?}",
@@ -584,6 +596,25 @@ async fn a_build_that_never_ends_times_out() {
         "{}",
         h.builder.status_calls()
     );
+}
+
+#[tokio::test]
+async fn a_timed_out_build_is_cancelled_in_the_builder() {
+    let h = Harness::with_config(|c| c.build_timeout = Duration::from_secs(60));
+    h.register("time", None).await;
+    h.builder
+        .push_script(BuildScript::succeed().after_polls(1000));
+    h.toolshed
+        .verify_server(&h.id("time"), VerifyOptions::default())
+        .await
+        .unwrap_err();
+    // The build itself is stopped, not only abandoned by the verification.
+    let cancelled = h.builder.cancelled();
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert!(matches!(
+        h.builder.build_status(&cancelled[0]).await.unwrap(),
+        toolshed_core::ports::BuildStatus::Failed { .. }
+    ));
 }
 
 #[tokio::test]

@@ -120,6 +120,7 @@ impl RegisterRequest {
             .map_or_else(TaskResources::default, |r| TaskResources {
                 cpu_units: r.cpu_units,
                 memory_mib: r.memory_mib,
+                ..TaskResources::default()
             });
         for (field, value, max) in [
             ("description", &self.description, MAX_DESCRIPTION_LEN),

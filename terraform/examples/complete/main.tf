@@ -45,6 +45,15 @@ resource "aws_vpc_security_group_egress_rule" "service_to_playground" {
   to_port                      = 8000
 }
 
+resource "aws_vpc_security_group_egress_rule" "service_to_sealed_playground" {
+  security_group_id            = aws_security_group.service.id
+  description                  = "MCP to playground tasks without egress"
+  referenced_security_group_id = module.toolshed.no_egress_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 8000
+  to_port                      = 8000
+}
+
 resource "aws_sns_topic" "alarms" {
   name              = "${local.name}-alarms"
   kms_master_key_id = "alias/aws/sns"

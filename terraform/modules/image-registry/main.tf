@@ -1,47 +1,37 @@
 locals {
-  # Rule priorities: untagged first, then one rule per listed server, the optional global cap last.
-  # An image belongs to the first rule (by priority) whose prefix it matches, and a server id may
-  # extend another ("time-zone" vs "time"): descending order puts every extension before its prefix.
-  servers_by_priority = reverse(sort(distinct(var.lifecycle_rules.servers)))
-
-  server_rules = [
-    for i, server in local.servers_by_priority : {
-      rulePriority = 10 + i
-      description  = "Keep the last ${var.lifecycle_rules.images_per_server} images of ${server}"
-      selection = {
-        tagStatus     = "tagged"
-        tagPrefixList = ["${server}-"]
-        countType     = "imageCountMoreThan"
-        countNumber   = var.lifecycle_rules.images_per_server
-      }
-      action = { type = "expire" }
-    }
-  ]
-
-  total_rule = var.lifecycle_rules.max_total_images == null ? [] : [{
-    rulePriority = 10000
-    description  = "Cap the repository at ${var.lifecycle_rules.max_total_images} tagged images"
-    selection = {
-      tagStatus      = "tagged"
-      tagPatternList = ["*"]
-      countType      = "imageCountMoreThan"
-      countNumber    = var.lifecycle_rules.max_total_images
-    }
-    action = { type = "expire" }
-  }]
-
+  # Tags say what an image is (toolshed_core::domain::ImageTag): a build pushes a candidate,
+  # `build-<serverId>-<sha12>`; once its verification passes, the service re-tags it
+  # `verified-<serverId>-<sha12>-<digest12>` and removes the candidate tag. So:
+  # - untagged images (e.g. layers of a superseded manifest) expire after `untagged_expire_days`;
+  # - candidates (failed or abandoned verifications) expire after `candidate_expire_days`;
+  # - verified images are never selected by any rule: no count or age can expire a server's last
+  #   good image, whatever other servers (or ids sharing a prefix) push.
   lifecycle_policy = jsonencode({
-    rules = concat([{
-      rulePriority = 1
-      description  = "Expire untagged images after ${var.lifecycle_rules.untagged_expire_days} days"
-      selection = {
-        tagStatus   = "untagged"
-        countType   = "sinceImagePushed"
-        countUnit   = "days"
-        countNumber = var.lifecycle_rules.untagged_expire_days
-      }
-      action = { type = "expire" }
-    }], local.server_rules, local.total_rule)
+    rules = [
+      {
+        rulePriority = 1
+        description  = "Expire untagged images after ${var.lifecycle_rules.untagged_expire_days} days"
+        selection = {
+          tagStatus   = "untagged"
+          countType   = "sinceImagePushed"
+          countUnit   = "days"
+          countNumber = var.lifecycle_rules.untagged_expire_days
+        }
+        action = { type = "expire" }
+      },
+      {
+        rulePriority = 2
+        description  = "Expire build candidates (build-*) after ${var.lifecycle_rules.candidate_expire_days} days"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = ["build-"]
+          countType     = "sinceImagePushed"
+          countUnit     = "days"
+          countNumber   = var.lifecycle_rules.candidate_expire_days
+        }
+        action = { type = "expire" }
+      },
+    ]
   })
 }
 
@@ -49,7 +39,7 @@ resource "aws_ecr_repository" "this" {
   count = var.create ? 1 : 0
 
   name = var.name
-  # Tags are `<serverId>-<sha12>`: one commit, one image, never overwritten.
+  # Tags are `build-<serverId>-<sha12>` / `verified-<serverId>-<sha12>-<digest12>`: never overwritten.
   image_tag_mutability = "IMMUTABLE"
   force_delete         = var.force_delete
 

@@ -39,16 +39,14 @@ variable "force_delete" {
 
 variable "lifecycle_rules" {
   description = <<-EOT
-    Image retention. ECR lifecycle rules cannot group images by a dynamic tag prefix, so "keep the
-    last N images per server" is expressed for the servers listed in `servers` (tags are
-    `<serverId>-<sha12>`). `max_total_images` optionally caps the whole repository (careful: it can
-    expire the only image of an idle server; null disables it).
+    Image retention by tag kind. Untagged images expire after `untagged_expire_days`; build
+    candidates (`build-*`: images whose verification failed or never finished) after
+    `candidate_expire_days`. Verified images (`verified-*`) never expire: a server's last good
+    image stays launchable, at the cost of keeping every verified image (see the README).
   EOT
   type = object({
-    untagged_expire_days = optional(number, 1)
-    images_per_server    = optional(number, 5)
-    servers              = optional(list(string), [])
-    max_total_images     = optional(number)
+    untagged_expire_days  = optional(number, 1)
+    candidate_expire_days = optional(number, 7)
   })
   default = {}
 
@@ -57,16 +55,8 @@ variable "lifecycle_rules" {
     error_message = "lifecycle_rules.untagged_expire_days must be between 1 and 3650."
   }
   validation {
-    condition     = var.lifecycle_rules.images_per_server >= 1 && var.lifecycle_rules.images_per_server <= 1000
-    error_message = "lifecycle_rules.images_per_server must be between 1 and 1000."
-  }
-  validation {
-    condition     = alltrue([for s in var.lifecycle_rules.servers : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", s))])
-    error_message = "lifecycle_rules.servers must be server ids: 1-63 of a-z, 0-9 and '-', starting with a letter or digit."
-  }
-  validation {
-    condition     = var.lifecycle_rules.max_total_images == null || try(var.lifecycle_rules.max_total_images >= 1 && var.lifecycle_rules.max_total_images <= 10000, false)
-    error_message = "lifecycle_rules.max_total_images must be null or between 1 and 10000."
+    condition     = var.lifecycle_rules.candidate_expire_days >= 1 && var.lifecycle_rules.candidate_expire_days <= 3650
+    error_message = "lifecycle_rules.candidate_expire_days must be between 1 and 3650 (a verification must finish before its candidate expires)."
   }
 }
 

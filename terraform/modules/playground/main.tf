@@ -197,8 +197,28 @@ resource "aws_vpc_security_group_ingress_rule" "from_cidrs" {
   tags = var.tags
 }
 
+locals {
+  # Every public IPv4 address: 0.0.0.0/0 minus this network (0/8), RFC 1918 private ranges
+  # (10/8, 172.16/12, 192.168/16, so the VPC itself and peered networks), shared address space
+  # (100.64/10), loopback (127/8), link-local (169.254/16: instance and task metadata) and
+  # multicast/reserved (224/3). Security groups cannot deny, so "internet but not the VPC" is
+  # written as these allow rules (51, under the default quota of 60 rules per direction).
+  public_ipv4_cidrs = [
+    "1.0.0.0/8", "2.0.0.0/7", "4.0.0.0/6", "8.0.0.0/7", "11.0.0.0/8", "12.0.0.0/6", "16.0.0.0/4",
+    "32.0.0.0/3", "64.0.0.0/3", "96.0.0.0/6", "100.0.0.0/10", "100.128.0.0/9", "101.0.0.0/8",
+    "102.0.0.0/7", "104.0.0.0/5", "112.0.0.0/5", "120.0.0.0/6", "124.0.0.0/7", "126.0.0.0/8",
+    "128.0.0.0/3", "160.0.0.0/5", "168.0.0.0/8", "169.0.0.0/9", "169.128.0.0/10", "169.192.0.0/11",
+    "169.224.0.0/12", "169.240.0.0/13", "169.248.0.0/14", "169.252.0.0/15", "169.255.0.0/16",
+    "170.0.0.0/7", "172.0.0.0/12", "172.32.0.0/11", "172.64.0.0/10", "172.128.0.0/9",
+    "173.0.0.0/8", "174.0.0.0/7", "176.0.0.0/4", "192.0.0.0/9", "192.128.0.0/11", "192.160.0.0/13",
+    "192.169.0.0/16", "192.170.0.0/15", "192.172.0.0/14", "192.176.0.0/12", "192.192.0.0/10",
+    "193.0.0.0/8", "194.0.0.0/7", "196.0.0.0/6", "200.0.0.0/5", "208.0.0.0/4"
+  ]
+  internet_egress_cidrs = coalesce(var.egress.cidr_blocks, local.public_ipv4_cidrs)
+}
+
 resource "aws_vpc_security_group_egress_rule" "this" {
-  for_each = var.create ? { for pair in setproduct(var.egress.cidr_blocks, var.egress.ports) : "${pair[0]}:${pair[1]}" => pair } : {}
+  for_each = var.create ? { for pair in setproduct(local.internet_egress_cidrs, var.egress.ports) : "${pair[0]}:${pair[1]}" => pair } : {}
 
   security_group_id = aws_security_group.this[0].id
   description       = "Outbound TCP ${each.value[1]} to ${each.value[0]}"
@@ -206,6 +226,77 @@ resource "aws_vpc_security_group_egress_rule" "this" {
   ip_protocol       = "tcp"
   from_port         = each.value[1]
   to_port           = each.value[1]
+
+  tags = var.tags
+}
+
+# Tasks of servers registered with egress `none` (TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID): the same
+# ingress, and no egress rule except, when given, HTTPS to the VPC endpoints Fargate pulls the
+# image and writes logs through (without them such tasks cannot start: Fargate pulls through the
+# task's network interface).
+resource "aws_security_group" "no_egress" {
+  count = var.create ? 1 : 0
+
+  #checkov:skip=CKV2_AWS_5:Attached at run time: the embedding service passes it to ecs:RunTask (TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID).
+  name        = "${var.name}-tasks-no-egress"
+  description = "Playground MCP server tasks without egress: server port from the listed sources only"
+  vpc_id      = var.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-tasks-no-egress" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "no_egress_from_security_groups" {
+  for_each = var.create ? toset(var.ingress.security_group_ids) : toset([])
+
+  security_group_id            = aws_security_group.no_egress[0].id
+  description                  = "MCP from ${each.value}"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = var.server_port
+  to_port                      = var.server_port
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "no_egress_from_cidrs" {
+  for_each = var.create ? toset(var.ingress.cidr_blocks) : toset([])
+
+  security_group_id = aws_security_group.no_egress[0].id
+  description       = "MCP from ${each.value}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.server_port
+  to_port           = var.server_port
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "no_egress_to_endpoints" {
+  for_each = var.create ? toset(var.no_egress_pull.endpoint_security_group_ids) : toset([])
+
+  security_group_id            = aws_security_group.no_egress[0].id
+  description                  = "HTTPS to the VPC endpoints of ${each.value} (image pull, logs)"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "no_egress_to_prefix_lists" {
+  for_each = var.create ? toset(var.no_egress_pull.prefix_list_ids) : toset([])
+
+  security_group_id = aws_security_group.no_egress[0].id
+  description       = "HTTPS to ${each.value} (the S3 gateway endpoint holding image layers)"
+  prefix_list_id    = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
 
   tags = var.tags
 }

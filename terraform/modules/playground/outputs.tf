@@ -24,8 +24,13 @@ output "task_role_name" {
 }
 
 output "security_group_id" {
-  description = "ID of the tasks' security group: AWS_SECURITY_GROUP_ID."
+  description = "ID of the security group of tasks with internet egress: AWS_SECURITY_GROUP_ID."
   value       = try(aws_security_group.this[0].id, null)
+}
+
+output "no_egress_security_group_id" {
+  description = "ID of the security group of tasks with egress none: TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID."
+  value       = try(aws_security_group.no_egress[0].id, null)
 }
 
 output "log_group_name" {

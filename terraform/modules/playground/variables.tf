@@ -60,16 +60,16 @@ variable "ingress" {
 }
 
 variable "egress" {
-  description = "Outbound access of the tasks. The default (HTTPS anywhere) lets Fargate pull from ECR without VPC endpoints and lets servers call HTTPS APIs."
+  description = "Outbound access of tasks with egress `internet` (security group AWS_SECURITY_GROUP_ID). The default (HTTPS to every public IPv4 range, never the VPC, private ranges or 169.254.0.0/16) lets Fargate pull from ECR without VPC endpoints and lets servers call HTTPS APIs. `cidr_blocks` replaces the public ranges; 0.0.0.0/0 is refused."
   type = object({
-    cidr_blocks = optional(list(string), ["0.0.0.0/0"])
+    cidr_blocks = optional(list(string))
     ports       = optional(list(number), [443])
   })
   default = {}
 
   validation {
-    condition     = alltrue([for c in var.egress.cidr_blocks : can(cidrhost(c, 0))])
-    error_message = "egress.cidr_blocks must be valid CIDRs."
+    condition     = var.egress.cidr_blocks == null || alltrue([for c in coalesce(var.egress.cidr_blocks, []) : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "egress.cidr_blocks must be valid CIDRs, never 0.0.0.0/0 (it includes the VPC and the metadata range; leave it null for the public ranges)."
   }
   validation {
     condition     = alltrue([for p in var.egress.ports : p >= 1 && p <= 65535])
@@ -126,4 +126,22 @@ variable "task_role_policy_json" {
   description = "Optional inline policy for the task role (the servers' own AWS permissions). Null keeps the role permissionless."
   type        = string
   default     = null
+}
+
+variable "no_egress_pull" {
+  description = "What tasks with egress `none` may still reach, for Fargate to pull their image and write logs through the task's network interface: the security groups of the VPC interface endpoints (ecr.api, ecr.dkr, logs) and the prefix list of the S3 gateway endpoint. Empty: no egress rule at all (such tasks then cannot pull and fail to start)."
+  type = object({
+    endpoint_security_group_ids = optional(list(string), [])
+    prefix_list_ids             = optional(list(string), [])
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for id in var.no_egress_pull.endpoint_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", id))])
+    error_message = "no_egress_pull.endpoint_security_group_ids must be security group ids (sg-...)."
+  }
+  validation {
+    condition     = alltrue([for id in var.no_egress_pull.prefix_list_ids : can(regex("^pl-[0-9a-f]{8,17}$", id))])
+    error_message = "no_egress_pull.prefix_list_ids must be prefix list ids (pl-...)."
+  }
 }

@@ -85,14 +85,15 @@ data "aws_iam_policy_document" "this" {
     resources = ["*"]
   }
 
+  # Push only: no BatchGetImage / GetDownloadUrlForLayer, so a build (whose Dockerfile is
+  # untrusted) can never pull another server's image from the shared repository, with or without
+  # the daemon's login. DescribeImages reads digests (the retry check), never content.
   statement {
     sid = "PushToThisRepository"
     actions = [
       "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
       "ecr:CompleteLayerUpload",
       "ecr:DescribeImages",
-      "ecr:GetDownloadUrlForLayer",
       "ecr:InitiateLayerUpload",
       "ecr:PutImage",
       "ecr:UploadLayerPart",
@@ -170,7 +171,7 @@ resource "aws_codebuild_project" "this" {
   #checkov:skip=CKV_AWS_316:Privileged mode is required to run the Docker daemon that builds the server's Dockerfile.
   #checkov:skip=CKV_AWS_147:A customer managed key is optional (kms_key_arn); CodeBuild otherwise uses the AWS managed S3 key.
   name                   = var.name
-  description            = "Toolshed verification: builds one commit of an MCP server repository and pushes <serverId>-<sha12>"
+  description            = "Toolshed verification: builds one commit of an MCP server repository and pushes build-<serverId>-<sha12>"
   service_role           = aws_iam_role.this[0].arn
   build_timeout          = var.build_timeout_minutes
   queued_timeout         = var.queued_timeout_minutes

@@ -209,6 +209,7 @@ impl MotoEnv {
             cluster: "playground".to_owned(),
             subnets: vec![subnet],
             security_groups: vec![sg],
+            no_egress_security_groups: Vec::new(),
             servers_table: "toolshed-servers".to_owned(),
             sessions_table: "toolshed-sessions".to_owned(),
             repository: EcrRepository::parse(&repo_uri).expect("repository uri parses"),

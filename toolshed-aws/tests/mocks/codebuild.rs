@@ -83,7 +83,7 @@ async fn start_build_request_shape() {
         assert_eq!(req.idempotency_token(), Some("run-0123"));
         let env = env_of(&req);
         assert!(
-            env.contains(&("IMAGE_TAG".into(), "time-abcdef012345".into())),
+            env.contains(&("IMAGE_TAG".into(), "build-time-abcdef012345".into())),
             "{env:?}"
         );
         assert!(env.contains(&("SERVER_ID".into(), "time".into())));

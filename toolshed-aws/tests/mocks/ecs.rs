@@ -68,10 +68,8 @@ async fn register_pins_the_digest_and_sets_everything_from_settings() {
         req.execution_role_arn(),
         Some("arn:aws:iam::123456789012:role/exec")
     );
-    assert_eq!(
-        req.task_role_arn(),
-        Some("arn:aws:iam::123456789012:role/task")
-    );
+    // The settings have a task role, but the server did not ask for one.
+    assert_eq!(req.task_role_arn(), None);
     let c = &req.container_definitions()[0];
     assert_eq!(c.name(), Some("mcp"));
     assert_eq!(

@@ -49,6 +49,7 @@ pub fn ecs_settings() -> EcsSettings {
         cluster: "playground".to_owned(),
         subnets: vec!["subnet-a".to_owned(), "subnet-b".to_owned()],
         security_groups: vec!["sg-1".to_owned()],
+        no_egress_security_groups: vec!["sg-none".to_owned()],
         assign_public_ip: false,
         execution_role_arn: "arn:aws:iam::123456789012:role/exec".to_owned(),
         task_role_arn: Some("arn:aws:iam::123456789012:role/task".to_owned()),

@@ -30,6 +30,7 @@ fn spec(server: &str, session: &str, repo: &str, digest_seed: &str) -> TaskSpec 
         resources: TaskResources {
             cpu_units: 512,
             memory_mib: 1024,
+            ..TaskResources::default()
         },
         labels: TaskLabels {
             server_id,
@@ -105,6 +106,80 @@ async fn prepare_registers_a_digest_pinned_definition_once() {
     let s2 = spec("time", "s-00000002", &env.settings.repository.uri, "two");
     runner.prepare(&s2).await.unwrap();
     assert_eq!(env.calls.count("ECS.RegisterTaskDefinition"), 2);
+}
+
+#[tokio::test]
+async fn registered_task_definitions_carry_the_hardening() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    let runner = &env.adapters.tasks;
+    let describe = |family: String| {
+        let ecs = env.ecs();
+        async move {
+            ecs.describe_task_definition()
+                .task_definition(family)
+                .send()
+                .await
+                .unwrap()
+                .task_definition()
+                .cloned()
+                .unwrap()
+        }
+    };
+
+    // Defaults: non-root, read-only root, writable /tmp volume, no capabilities, no task role.
+    let s = spec("hardened", "s-00000011", &env.settings.repository.uri, "h1");
+    runner.prepare(&s).await.unwrap();
+    let def = describe(runner.family(&s)).await;
+    let c = &def.container_definitions()[0];
+    assert_eq!(c.user(), Some(toolshed_core::domain::NON_ROOT_USER));
+    assert_eq!(c.readonly_root_filesystem(), Some(true));
+    let tmp = c
+        .mount_points()
+        .iter()
+        .find(|m| m.container_path() == Some("/tmp"))
+        .expect("/tmp is mounted");
+    assert_eq!(tmp.read_only(), Some(false), "/tmp is writable");
+    let volume = tmp.source_volume().unwrap();
+    assert!(
+        def.volumes().iter().any(|v| v.name() == Some(volume)),
+        "the /tmp volume {volume} is declared: {:?}",
+        def.volumes()
+    );
+    let caps = c
+        .linux_parameters()
+        .and_then(|l| l.capabilities())
+        .expect("capabilities are set");
+    assert_eq!(caps.drop(), ["ALL"]);
+    assert!(caps.add().is_empty());
+    assert_eq!(
+        def.task_role_arn(),
+        None,
+        "no task role unless the server asks for one"
+    );
+
+    // A server registered as needing root and a task role gets exactly that, nothing more.
+    let mut s = spec(
+        "needs-root",
+        "s-00000012",
+        &env.settings.repository.uri,
+        "h2",
+    );
+    s.resources.run_as_root = true;
+    s.resources.task_role = true;
+    runner.prepare(&s).await.unwrap();
+    let def = describe(runner.family(&s)).await;
+    let c = &def.container_definitions()[0];
+    assert_eq!(c.user(), None, "the image's own user");
+    assert_eq!(c.readonly_root_filesystem(), Some(true));
+    assert_eq!(
+        c.linux_parameters()
+            .and_then(|l| l.capabilities())
+            .map(|k| k.drop().to_vec()),
+        Some(vec!["ALL".to_owned()])
+    );
+    assert_eq!(def.task_role_arn(), env.settings.task_role_arn.as_deref());
 }
 
 #[tokio::test]

@@ -118,6 +118,11 @@ async fn concurrent_reverify_starts_one_build() {
         .verify_server(&id, VerifyOptions::default())
         .await
         .unwrap();
+    // Verification moved the image to its verified tag; the forced rebuild pushes its candidate
+    // tag again (moto's CodeBuild pushes nothing, so the test plays the push).
+    let commit = CommitSha::new(COMMIT).unwrap();
+    env.push_image(ImageTag::for_build(&id, &commit).as_str(), "busy")
+        .await;
     env.calls.reset();
     let force = VerifyOptions { force: true };
     let (a, b) = tokio::join!(

@@ -27,6 +27,44 @@ async fn ecr_resolves_pushed_tags_and_tells_missing_apart() {
 }
 
 #[tokio::test]
+async fn ecr_promotes_a_candidate_to_its_verified_tag() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    let images = &env.adapters.images;
+    let server = ServerId::new("time").unwrap();
+    let commit = CommitSha::new("d".repeat(40)).unwrap();
+    let build_tag = ImageTag::for_build(&server, &commit);
+    env.push_image(build_tag.as_str(), "promote").await;
+    let candidate = images.resolve_tag(&build_tag).await.unwrap().unwrap();
+    let verified_tag = ImageTag::verified(&server, &commit, candidate.digest());
+
+    let verified = images.promote(&candidate, &verified_tag).await.unwrap();
+    assert_eq!(verified.tag(), &verified_tag);
+    assert_eq!(verified.digest(), candidate.digest());
+    // The image now answers to its verified tag only: the candidate rule cannot select it.
+    let listed = env
+        .ecr()
+        .describe_images()
+        .repository_name(&env.settings.repository.name)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<&str> = listed
+        .image_details()
+        .iter()
+        .filter(|d| d.image_digest() == Some(candidate.digest().as_str()))
+        .flat_map(|d| d.image_tags())
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tags, [verified_tag.as_str()]);
+    assert!(images.contains(&verified).await.unwrap());
+    // A retried promotion is a success.
+    let again = images.promote(&candidate, &verified_tag).await.unwrap();
+    assert_eq!(again, verified);
+}
+
+#[tokio::test]
 async fn ecr_errors_other_than_missing_are_errors() {
     let Some(env) = MotoEnv::new().await else {
         return;

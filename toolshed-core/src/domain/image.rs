@@ -76,6 +76,11 @@ impl TryFrom<String> for ImageDigest {
     }
 }
 
+/// Prefix of the tags verification builds push (candidates; see [`ImageTag::for_build`]).
+pub const CANDIDATE_TAG_PREFIX: &str = "build-";
+/// Prefix of the tags of verified images (never expired; see [`ImageTag::verified`]).
+pub const VERIFIED_TAG_PREFIX: &str = "verified-";
+
 /// An image tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (the OCI distribution rule).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -104,17 +109,55 @@ impl ImageTag {
         }
     }
 
-    /// The tag a verification build of `server` at `commit` pushes: `<serverId>-<sha12>`.
-    /// Tags are immutable in the registry, so a tag names exactly one build.
+    /// The tag a verification build of `server` at `commit` pushes: `build-<serverId>-<sha12>`,
+    /// a *candidate* until its verification passes. Tags are immutable in the registry, so a tag
+    /// names exactly one build. Candidates expire in the registry after some days (ECR lifecycle
+    /// rule on [`CANDIDATE_TAG_PREFIX`]); a failed re-verification therefore never counts against
+    /// a server's good images.
     ///
     /// ```
     /// use toolshed_core::domain::{CommitSha, ImageTag, ServerId};
     /// let tag = ImageTag::for_build(&ServerId::new("time").unwrap(), &CommitSha::new("a".repeat(40)).unwrap());
-    /// assert_eq!(tag.as_str(), "time-aaaaaaaaaaaa");
+    /// assert_eq!(tag.as_str(), "build-time-aaaaaaaaaaaa");
     /// ```
     pub fn for_build(server: &ServerId, commit: &CommitSha) -> Self {
-        // ServerId is at most 63 characters of [a-z0-9-] and starts alphanumeric: always valid.
-        Self(format!("{}-{}", server.as_str(), commit.short()))
+        // ServerId is at most 63 characters of [a-z0-9-] and starts alphanumeric: always valid
+        // (6 + 63 + 1 + 12 = 82 characters at most).
+        Self(format!(
+            "{CANDIDATE_TAG_PREFIX}{}-{}",
+            server.as_str(),
+            commit.short()
+        ))
+    }
+
+    /// The tag a verified image carries once its verification passed:
+    /// `verified-<serverId>-<sha12>-<digest12>`. Verified tags never expire by count or age; the
+    /// digest in the tag keeps it immutable-safe when the same commit is rebuilt into different
+    /// bytes.
+    ///
+    /// ```
+    /// use toolshed_core::domain::{CommitSha, ImageDigest, ImageTag, ServerId};
+    /// let tag = ImageTag::verified(
+    ///     &ServerId::new("time").unwrap(),
+    ///     &CommitSha::new("a".repeat(40)).unwrap(),
+    ///     &ImageDigest::new(format!("sha256:{}", "b".repeat(64))).unwrap(),
+    /// );
+    /// assert_eq!(tag.as_str(), "verified-time-aaaaaaaaaaaa-bbbbbbbbbbbb");
+    /// assert!(tag.is_verified());
+    /// ```
+    pub fn verified(server: &ServerId, commit: &CommitSha, digest: &ImageDigest) -> Self {
+        // 9 + 63 + 1 + 12 + 1 + 12 = 98 characters at most: always valid.
+        Self(format!(
+            "{VERIFIED_TAG_PREFIX}{}-{}-{}",
+            server.as_str(),
+            commit.short(),
+            digest.short()
+        ))
+    }
+
+    /// Whether this is a verified image's tag (see [`Self::verified`]).
+    pub fn is_verified(&self) -> bool {
+        self.0.starts_with(VERIFIED_TAG_PREFIX)
     }
 
     /// The tag string.
@@ -282,6 +325,32 @@ mod tests {
         assert!(ImageTag::new(".x").is_err());
         assert!(ImageTag::new("a:b").is_err());
         assert!(ImageTag::new("a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn candidate_and_verified_tags_never_share_a_prefix() {
+        let commit = CommitSha::new("c".repeat(40)).unwrap();
+        let longest = ServerId::new("s".repeat(63)).unwrap();
+        for server in [
+            ServerId::new("time").unwrap(),
+            ServerId::new("verified-x").unwrap(),
+            longest,
+        ] {
+            let build = ImageTag::for_build(&server, &commit);
+            let good = ImageTag::verified(&server, &commit, &digest());
+            // Valid tags (at most 128 characters) for every server id.
+            assert!(ImageTag::new(build.as_str()).is_ok(), "{build}");
+            assert!(ImageTag::new(good.as_str()).is_ok(), "{good}");
+            // A candidate rule (`build-`) never selects a verified tag and vice versa, whatever
+            // the server id: the lifecycle rules cannot confuse them.
+            assert!(build.as_str().starts_with(CANDIDATE_TAG_PREFIX));
+            assert!(!build.as_str().starts_with(VERIFIED_TAG_PREFIX), "{build}");
+            assert!(!build.is_verified());
+            assert!(good.as_str().starts_with(VERIFIED_TAG_PREFIX));
+            assert!(!good.as_str().starts_with(CANDIDATE_TAG_PREFIX), "{good}");
+            assert!(good.is_verified());
+            assert!(good.as_str().ends_with(digest().short()));
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Domain types: validated newtypes and the records the services and ports exchange.
 
+mod containment;
 mod ids;
 mod image;
 mod instance;
@@ -17,8 +18,12 @@ mod version;
 #[cfg(test)]
 mod rules_tests;
 
+pub use containment::{effective_user, is_root_user, Egress, NON_ROOT_USER};
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
-pub use image::{validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage};
+pub use image::{
+    validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage, CANDIDATE_TAG_PREFIX,
+    VERIFIED_TAG_PREFIX,
+};
 pub use instance::{
     EnvName, Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, InstanceState,
     InstanceView, SecretValue, MAX_ENV_VALUE_LEN, MAX_ENV_VARS, MAX_FAILURE_LEN, MAX_OWNER_LEN,

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CommitSha, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl, RepoUrlPolicy,
-    ServerId, ServerMetadata, Timestamp, VerificationFailure, VerifiedImage,
+    CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl,
+    RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
 
@@ -84,13 +84,26 @@ impl Transport {
     }
 }
 
-/// CPU and memory of a server's tasks (Fargate units: 1024 = 1 vCPU).
+/// What a server's tasks get: CPU and memory (Fargate units: 1024 = 1 vCPU), and the
+/// privileges and network reach they keep. The defaults are least privilege: a non-root user,
+/// no task role, internet egress only (see [`Egress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskResources {
     /// CPU units.
     pub cpu_units: u32,
     /// Memory in MiB.
     pub memory_mib: u32,
+    /// Whether the image must run as its own (root) user. Without it a task whose image user is
+    /// root or unset runs as [`NON_ROOT_USER`](super::NON_ROOT_USER).
+    #[serde(default)]
+    pub run_as_root: bool,
+    /// Where the tasks may connect to.
+    #[serde(default)]
+    pub egress: Egress,
+    /// Whether the tasks run with the deployment's task role (AWS credentials inside the
+    /// container). Off by default: an MCP server gets no credentials unless it asks.
+    #[serde(default)]
+    pub task_role: bool,
 }
 
 impl Default for TaskResources {
@@ -98,6 +111,9 @@ impl Default for TaskResources {
         Self {
             cpu_units: 256,
             memory_mib: 512,
+            run_as_root: false,
+            egress: Egress::default(),
+            task_role: false,
         }
     }
 }

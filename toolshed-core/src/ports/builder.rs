@@ -18,7 +18,7 @@ pub struct BuildRequest {
     pub repo: RepoUrl,
     /// The exact commit to build.
     pub commit: CommitSha,
-    /// The tag to push (`<serverId>-<sha12>`, see [`ImageTag::for_build`]).
+    /// The tag to push (`build-<serverId>-<sha12>`, see [`ImageTag::for_build`]).
     pub tag: ImageTag,
     /// The repository to push to.
     pub repository: String,
@@ -68,4 +68,12 @@ pub trait ImageBuilder: Send + Sync + Debug {
     /// # Errors
     /// `NotFound` (kind `Build`) for an unknown id.
     async fn build_status(&self, build: &BuildId) -> Result<BuildStatus>;
+
+    /// Stops a build that is still running (its verification timed out or was cancelled): the
+    /// backend's build stops and leaves no build container or job running. Cancelling a finished
+    /// or unknown build succeeds (idempotent); a cancelled build's status reads `Failed`.
+    ///
+    /// # Errors
+    /// `Backend` when the builder cannot be reached (retrying may help).
+    async fn cancel_build(&self, build: &BuildId) -> Result<()>;
 }

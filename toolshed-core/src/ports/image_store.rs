@@ -23,4 +23,15 @@ pub trait ImageStore: Send + Sync + Debug {
 
     /// Whether the image's digest is still stored (lifecycle rules may have expired it).
     async fn contains(&self, image: &ImageRef) -> Result<bool>;
+
+    /// Marks a built image as verified: tags its digest with `verified` (see
+    /// [`ImageTag::verified`]; success when that tag already names this digest) and, where the
+    /// store can drop a single tag (ECR), removes the candidate's own tag, so lifecycle rules
+    /// that expire candidates (`build-…`) can never select a verified image. Returns the image
+    /// under its verified tag, with the same digest.
+    ///
+    /// # Errors
+    /// `NotFound` (kind `Image`) when the candidate's digest is gone; `AlreadyExists` (kind
+    /// `Image`) when `verified` already names another digest; `Backend` / `PermissionDenied` otherwise.
+    async fn promote(&self, candidate: &ImageRef, verified: &ImageTag) -> Result<ImageRef>;
 }

@@ -371,6 +371,11 @@ impl Toolshed {
                     BuildStatus::InProgress { phase } => {
                         let elapsed = since(p.clock.now(), run.started_at);
                         if elapsed >= self.config.build_timeout {
+                            // Stop the build itself: it must not keep running (and using the
+                            // builder's capacity) for a verification that has given up on it.
+                            if let Err(e) = p.builder.cancel_build(&build).await {
+                                warn!(server = %lease.server_id, %build, error = %e, "cannot cancel the timed-out build");
+                            }
                             return Err(fail(
                                 VerificationStep::Build,
                                 format!(
@@ -469,6 +474,14 @@ impl Toolshed {
                 self.heartbeat(lease, VerificationStep::Check, cell).await
             }
             RunProgress::Checked { image, report } => {
+                // The checked image leaves the candidates (which the registry expires) for its
+                // verified tag (which it never expires) before it is recorded as the last good one.
+                let verified = ImageTag::verified(&lease.server_id, &run.commit, image.digest());
+                let image = p
+                    .images
+                    .promote(&image, &verified)
+                    .await
+                    .map_err(at(VerificationStep::Record))?;
                 let now = p.clock.now();
                 let completion = VerificationCompletion {
                     image: VerifiedImage {

@@ -87,6 +87,7 @@ struct Inner {
     start_calls: u32,
     status_calls: u32,
     requests: Vec<BuildRequest>,
+    cancelled: Vec<BuildId>,
 }
 
 /// An [`ImageBuilder`] whose builds follow queued [`BuildScript`]s (default: succeed at once).
@@ -144,6 +145,11 @@ impl FakeImageBuilder {
     /// Every request `start_build` received.
     pub fn requests(&self) -> Vec<BuildRequest> {
         lock(&self.inner).requests.clone()
+    }
+
+    /// Every build `cancel_build` was called for, in order.
+    pub fn cancelled(&self) -> Vec<BuildId> {
+        lock(&self.inner).cancelled.clone()
     }
 }
 
@@ -227,5 +233,22 @@ impl ImageBuilder for FakeImageBuilder {
                 retryable: *retryable,
             }),
         }
+    }
+
+    async fn cancel_build(&self, build: &BuildId) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        inner.cancelled.push(build.clone());
+        if let Some(b) = inner.builds.get_mut(build) {
+            // Still in progress: it ends as a failure instead of its script's result.
+            if b.polls_left > 0 {
+                b.polls_left = 0;
+                b.result = BuildResult::Fail {
+                    phase: "BUILD".to_owned(),
+                    reason: "build cancelled".to_owned(),
+                    retryable: true,
+                };
+            }
+        }
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::clock::lock;
 use crate::domain::{ImageDigest, ImageRef, ImageTag};
-use crate::error::Result;
+use crate::error::{EntityKind, Error, Result};
 use crate::ports::ImageStore;
 
 /// Repository name the in-memory store reports by default.
@@ -99,5 +99,35 @@ impl ImageStore for InMemoryImageStore {
 
     async fn contains(&self, image: &ImageRef) -> Result<bool> {
         Ok(lock(&self.inner).digests.contains(image.digest()))
+    }
+
+    async fn promote(&self, candidate: &ImageRef, verified: &ImageTag) -> Result<ImageRef> {
+        let mut inner = lock(&self.inner);
+        if !inner.digests.contains(candidate.digest()) {
+            return Err(Error::not_found(EntityKind::Image, candidate));
+        }
+        match inner.tags.get(verified) {
+            Some(d) if d != candidate.digest() => {
+                return Err(Error::AlreadyExists {
+                    kind: EntityKind::Image,
+                    id: format!("{verified} (names {d})"),
+                })
+            }
+            _ => {}
+        }
+        inner
+            .tags
+            .insert(verified.clone(), candidate.digest().clone());
+        // Like ECR: the candidate tag goes, the image stays under its verified tag.
+        if candidate.tag() != verified
+            && inner.tags.get(candidate.tag()) == Some(candidate.digest())
+        {
+            inner.tags.remove(candidate.tag());
+        }
+        ImageRef::new(
+            self.repository.clone(),
+            verified.clone(),
+            candidate.digest().clone(),
+        )
     }
 }

@@ -24,8 +24,20 @@ run "defaults_are_immutable_scanned_encrypted" {
     error_message = "the first rule expires untagged images"
   }
   assert {
-    condition     = length(jsondecode(output.lifecycle_policy).rules) == 1
-    error_message = "without listed servers or a cap there is only the untagged rule"
+    condition     = length(jsondecode(output.lifecycle_policy).rules) == 2
+    error_message = "two rules: untagged images and build candidates"
+  }
+  assert {
+    condition     = jsondecode(output.lifecycle_policy).rules[1].selection.tagPrefixList == ["build-"] && jsondecode(output.lifecycle_policy).rules[1].selection.countType == "sinceImagePushed" && jsondecode(output.lifecycle_policy).rules[1].selection.countNumber == 7
+    error_message = "build candidates expire by age (7 days by default)"
+  }
+  assert {
+    condition     = alltrue([for r in jsondecode(output.lifecycle_policy).rules : r.selection.tagStatus == "untagged" || (can(r.selection.tagPrefixList) && !anytrue([for p in try(r.selection.tagPrefixList, []) : startswith("verified-", p) || startswith(p, "verified")]))])
+    error_message = "no rule may select verified images: every tagged rule names a prefix that verified-* tags never start with"
+  }
+  assert {
+    condition     = alltrue([for r in jsondecode(output.lifecycle_policy).rules : r.selection.countType != "imageCountMoreThan"])
+    error_message = "no rule expires by count (a count would include verified images and other servers)"
   }
   assert {
     condition     = length(aws_ecr_repository_policy.this) == 0
@@ -33,29 +45,20 @@ run "defaults_are_immutable_scanned_encrypted" {
   }
 }
 
-run "keeps_last_n_per_listed_server" {
+run "candidate_expiry_and_the_policy_hook" {
   command = apply
 
   variables {
     lifecycle_rules = {
-      images_per_server = 3
-      servers           = ["time", "fetch"]
-      max_total_images  = 500
+      untagged_expire_days  = 2
+      candidate_expire_days = 30
     }
     repository_policy_json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
   }
 
   assert {
-    condition     = [for r in jsondecode(output.lifecycle_policy).rules : r.selection.tagPrefixList[0] if can(r.selection.tagPrefixList)] == ["time-", "fetch-"]
-    error_message = "one rule per server, selecting <serverId>- tags"
-  }
-  assert {
-    condition     = alltrue([for r in jsondecode(output.lifecycle_policy).rules : r.selection.countNumber == 3 if can(r.selection.tagPrefixList)])
-    error_message = "each server keeps images_per_server images"
-  }
-  assert {
-    condition     = jsondecode(output.lifecycle_policy).rules[3].rulePriority == 10000 && jsondecode(output.lifecycle_policy).rules[3].selection.countNumber == 500
-    error_message = "the total cap is the last rule"
+    condition     = jsondecode(output.lifecycle_policy).rules[0].selection.countNumber == 2 && jsondecode(output.lifecycle_policy).rules[1].selection.countNumber == 30
+    error_message = "the ages are configurable"
   }
   assert {
     condition     = length(aws_ecr_repository_policy.this) == 1
@@ -90,25 +93,12 @@ run "rejects_bad_names" {
   expect_failures = [var.name]
 }
 
-run "rejects_bad_server_ids" {
+run "rejects_zero_day_candidates" {
   command = plan
 
   variables {
-    lifecycle_rules = { servers = ["Time Server"] }
+    lifecycle_rules = { candidate_expire_days = 0 }
   }
 
   expect_failures = [var.lifecycle_rules]
-}
-
-run "longer_server_ids_come_first" {
-  command = apply
-
-  variables {
-    lifecycle_rules = { servers = ["time", "time-zone", "fetch"] }
-  }
-
-  assert {
-    condition     = [for r in jsondecode(output.lifecycle_policy).rules : r.selection.tagPrefixList[0] if can(r.selection.tagPrefixList)] == ["time-zone-", "time-", "fetch-"]
-    error_message = "an id must come before the ids it is a prefix of (time-zone- before time-)"
-  }
 }

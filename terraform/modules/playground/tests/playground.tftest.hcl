@@ -27,8 +27,28 @@ run "closed_by_default" {
     error_message = "nobody may reach the tasks unless sources are given"
   }
   assert {
-    condition     = keys(aws_vpc_security_group_egress_rule.this) == ["0.0.0.0/0:443"]
+    condition     = alltrue([for k, r in aws_vpc_security_group_egress_rule.this : r.from_port == 443 && r.to_port == 443 && r.ip_protocol == "tcp"])
     error_message = "default egress is HTTPS only"
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.this) == 51 && !contains([for r in aws_vpc_security_group_egress_rule.this : r.cidr_ipv4], "0.0.0.0/0")
+    error_message = "internet egress is the public ranges, never 0.0.0.0/0"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for r in aws_vpc_security_group_egress_rule.this : [
+        for private in ["10.0.0.1", "10.255.255.254", "172.16.0.1", "172.31.255.254", "192.168.0.1", "192.168.255.254", "169.254.169.254", "169.254.170.2", "100.64.0.1", "127.0.0.1"] :
+        cidrhost(r.cidr_ipv4, 0) != private && !(
+          parseint(split(".", private)[0], 10) * 16777216 + parseint(split(".", private)[1], 10) * 65536 + parseint(split(".", private)[2], 10) * 256 + parseint(split(".", private)[3], 10) >= parseint(split(".", cidrhost(r.cidr_ipv4, 0))[0], 10) * 16777216 + parseint(split(".", cidrhost(r.cidr_ipv4, 0))[1], 10) * 65536 + parseint(split(".", cidrhost(r.cidr_ipv4, 0))[2], 10) * 256 + parseint(split(".", cidrhost(r.cidr_ipv4, 0))[3], 10)
+          && parseint(split(".", private)[0], 10) * 16777216 + parseint(split(".", private)[1], 10) * 65536 + parseint(split(".", private)[2], 10) * 256 + parseint(split(".", private)[3], 10) <= parseint(split(".", cidrhost(r.cidr_ipv4, -1))[0], 10) * 16777216 + parseint(split(".", cidrhost(r.cidr_ipv4, -1))[1], 10) * 65536 + parseint(split(".", cidrhost(r.cidr_ipv4, -1))[2], 10) * 256 + parseint(split(".", cidrhost(r.cidr_ipv4, -1))[3], 10)
+        )
+      ]
+    ]))
+    error_message = "no internet egress rule covers a private, shared, loopback or metadata address"
+  }
+  assert {
+    condition     = length(aws_security_group.no_egress) == 1 && length(aws_vpc_security_group_egress_rule.no_egress_to_endpoints) == 0 && length(aws_vpc_security_group_egress_rule.no_egress_to_prefix_lists) == 0
+    error_message = "the no-egress group has no egress rule by default"
   }
   assert {
     condition     = one(aws_ecs_cluster.this[0].setting).name == "containerInsights" && one(aws_ecs_cluster.this[0].setting).value == "enabled"
@@ -122,4 +142,35 @@ run "rejects_bad_retention" {
   }
 
   expect_failures = [var.log]
+}
+
+run "sealed_tasks_reach_only_the_listed_endpoints" {
+  command = apply
+
+  variables {
+    ingress = { security_group_ids = ["sg-0123456789abcdef0"] }
+    no_egress_pull = {
+      endpoint_security_group_ids = ["sg-0fedcba9876543210"]
+      prefix_list_ids             = ["pl-0123456789abcdef0"]
+    }
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.no_egress_to_endpoints["sg-0fedcba9876543210"].from_port == 443 && aws_vpc_security_group_egress_rule.no_egress_to_prefix_lists["pl-0123456789abcdef0"].to_port == 443
+    error_message = "HTTPS to the listed VPC endpoints only"
+  }
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.no_egress_from_security_groups["sg-0123456789abcdef0"].from_port == 8000
+    error_message = "the same sources reach sealed tasks on the server port"
+  }
+}
+
+run "refuses_egress_to_everything" {
+  command = plan
+
+  variables {
+    egress = { cidr_blocks = ["0.0.0.0/0"] }
+  }
+
+  expect_failures = [var.egress]
 }

@@ -52,6 +52,10 @@ run "privileged_docker_build_with_project_buildspec" {
     error_message = "the build role pushes to this repository only"
   }
   assert {
+    condition     = length(setintersection(toset(data.aws_iam_policy_document.this[0].statement[2].actions), toset(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]))) == 0
+    error_message = "the build role cannot pull from the shared repository (no BatchGetImage / GetDownloadUrlForLayer)"
+  }
+  assert {
     condition     = length(data.aws_iam_policy_document.this[0].statement) == 3
     error_message = "only logs, ECR auth and this repository without options"
   }

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
@@ -20,7 +21,51 @@ const LOG_TAIL_LINES: usize = 20;
 
 type Builds = Arc<Mutex<HashMap<BuildId, BuildStatus>>>;
 
+/// Bounds of one engine build: an untrusted Dockerfile's `RUN` steps get this much memory and
+/// CPU, and the whole build this much time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuilderConfig {
+    /// Memory of each build step's container, in MiB (swap is not allowed on top). At most 2047:
+    /// the engine API client takes the limit as a 32-bit number of bytes.
+    pub memory_mib: u32,
+    /// CPUs of each build step's container (`1.0` = one core), as a CFS quota.
+    pub cpus: f64,
+    /// A build still running after this long is stopped and fails (retryable).
+    pub timeout: Duration,
+}
+
+impl Default for BuilderConfig {
+    fn default() -> Self {
+        Self {
+            memory_mib: 1536,
+            cpus: 1.0,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The CFS period the CPU quota of builds is expressed against (the engine's default, 100 ms).
+const CPU_PERIOD_US: i32 = 100_000;
+
+impl BuilderConfig {
+    /// The memory limit in bytes, as the engine API takes it.
+    fn memory_bytes(&self) -> i32 {
+        i32::try_from(u64::from(self.memory_mib) * 1024 * 1024).unwrap_or(i32::MAX)
+    }
+
+    /// The CPU quota per [`CPU_PERIOD_US`], at least 1 ms.
+    fn cpu_quota_us(&self) -> i32 {
+        let quota = (self.cpus.max(0.01) * f64::from(CPU_PERIOD_US)).round();
+        // Bounded above by 1024 cores' worth, so the cast cannot overflow.
+        quota.min(1024.0 * f64::from(CPU_PERIOD_US)) as i32
+    }
+}
+
 /// Builds a repository's Dockerfile through the engine.
+///
+/// Every build is bounded ([`BuilderConfig`]): its step containers get a memory limit without
+/// swap and a CPU quota, and a build running past the timeout, or cancelled with
+/// [`ImageBuilder::cancel_build`], is stopped in the engine (no build container remains).
 ///
 /// The build runs in a background task; [`ImageBuilder::build_status`] reports it. Build output
 /// goes to `tracing` (target `toolshed::build`, info level). A repository whose name carries a
@@ -36,8 +81,12 @@ pub struct DockerImageBuilder {
     docker: Docker,
     git: GitCliSource,
     bridge: Option<PathBuf>,
+    config: BuilderConfig,
     builds: Builds,
     tokens: Arc<Mutex<HashMap<String, BuildId>>>,
+    /// The tasks of running builds: aborting one drops its engine connection, which makes the
+    /// engine stop the build and remove its step container.
+    running: Arc<Mutex<HashMap<BuildId, tokio::task::AbortHandle>>>,
 }
 
 impl DockerImageBuilder {
@@ -47,9 +96,17 @@ impl DockerImageBuilder {
             docker,
             git,
             bridge: None,
+            config: BuilderConfig::default(),
             builds: Arc::default(),
             tokens: Arc::default(),
+            running: Arc::default(),
         }
+    }
+
+    /// Replaces the build bounds (memory, CPU, timeout).
+    pub fn with_config(mut self, config: BuilderConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// The static stdio bridge binary (`mcp-stdio-bridge`) that stdio servers are wrapped with.
@@ -139,11 +196,37 @@ async fn run_build(
     docker: Docker,
     git: GitCliSource,
     bridge: Option<PathBuf>,
+    config: BuilderConfig,
     req: BuildRequest,
     id: BuildId,
     builds: Builds,
 ) {
-    let status = build(&docker, &git, bridge.as_deref(), &req, &id, &builds).await;
+    // Dropping the build future on timeout closes its engine connection: the engine then stops
+    // the build and removes the step container.
+    let status = match tokio::time::timeout(
+        config.timeout,
+        build(
+            &docker,
+            &git,
+            bridge.as_deref(),
+            &config,
+            &req,
+            &id,
+            &builds,
+        ),
+    )
+    .await
+    {
+        Ok(status) => status,
+        Err(_) => failed(
+            "BUILD",
+            format!(
+                "build did not finish within {} s and was stopped",
+                config.timeout.as_secs()
+            ),
+            true,
+        ),
+    };
     match &status {
         BuildStatus::Failed { reason, .. } => {
             tracing::warn!(target: "toolshed::build", build = %id, server = %req.server_id, %reason, "build failed")
@@ -158,6 +241,7 @@ async fn run_build(
 /// One engine build of `context` tagged `image`; the failure status on error.
 async fn engine_build(
     docker: &Docker,
+    config: &BuilderConfig,
     req: &BuildRequest,
     id: &BuildId,
     image: &str,
@@ -173,6 +257,10 @@ async fn engine_build(
         .rm(true)
         .forcerm(true)
         .labels(&labels)
+        .memory(config.memory_bytes())
+        .memswap(config.memory_bytes())
+        .cpuperiod(CPU_PERIOD_US)
+        .cpuquota(config.cpu_quota_us())
         .build();
     let mut tail = Tail(VecDeque::new());
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
@@ -205,6 +293,7 @@ async fn build(
     docker: &Docker,
     git: &GitCliSource,
     bridge: Option<&std::path::Path>,
+    config: &BuilderConfig,
     req: &BuildRequest,
     id: &BuildId,
     builds: &Builds,
@@ -248,13 +337,13 @@ async fn build(
     let image = format!("{}:{}", req.repository, req.tag);
     match stdio {
         None => {
-            if let Err(status) = engine_build(docker, req, id, &image, context).await {
+            if let Err(status) = engine_build(docker, config, req, id, &image, context).await {
                 return status;
             }
         }
         Some((command, bridge)) => {
             let base = format!("{image}-stdio-base");
-            if let Err(status) = engine_build(docker, req, id, &base, context).await {
+            if let Err(status) = engine_build(docker, config, req, id, &base, context).await {
                 return status;
             }
             let bridge_bin = match tokio::fs::read(&bridge).await {
@@ -273,7 +362,7 @@ async fn build(
                     return failed("BUILD", format!("cannot pack the bridge stage: {e}"), false)
                 }
             };
-            if let Err(status) = engine_build(docker, req, id, &image, context).await {
+            if let Err(status) = engine_build(docker, config, req, id, &image, context).await {
                 return status;
             }
         }
@@ -330,14 +419,19 @@ impl ImageBuilder for DockerImageBuilder {
             },
         );
         tracing::info!(target: "toolshed::build", build = %id, server = %request.server_id, commit = %request.commit, "build started");
-        tokio::spawn(run_build(
+        let task = tokio::spawn(run_build(
             self.docker.clone(),
             self.git.clone(),
             self.bridge.clone(),
+            self.config.clone(),
             request.clone(),
             id.clone(),
             Arc::clone(&self.builds),
         ));
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        // Forget finished builds so the map stays as small as the number of running ones.
+        running.retain(|_, handle| !handle.is_finished());
+        running.insert(id.clone(), task.abort_handle());
         Ok(id)
     }
 
@@ -348,6 +442,23 @@ impl ImageBuilder for DockerImageBuilder {
             .get(build)
             .cloned()
             .ok_or_else(|| Error::not_found(EntityKind::Build, build))
+    }
+
+    async fn cancel_build(&self, build: &BuildId) -> Result<()> {
+        let handle = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(build);
+        if let Some(handle) = handle {
+            handle.abort();
+        }
+        let mut builds = self.builds.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(status @ BuildStatus::InProgress { .. }) = builds.get_mut(build) {
+            *status = failed("BUILD", "build cancelled".to_owned(), true);
+            tracing::info!(target: "toolshed::build", build = %build, "build cancelled");
+        }
+        Ok(())
     }
 }
 

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{engine, status, DockerError};
 use crate::domain::{
-    Endpoint, ImageRef, ServerId, TaskHandle, TaskLabels, TaskResources, LABEL_MANAGED,
-    LABEL_PURPOSE, LABEL_SERVER,
+    effective_user, Egress, Endpoint, ImageRef, ServerId, TaskHandle, TaskLabels, TaskResources,
+    LABEL_MANAGED, LABEL_PURPOSE, LABEL_SERVER,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
@@ -29,6 +29,8 @@ pub const LABEL_PORT: &str = "toolshed.port";
 pub const LABEL_PATH: &str = "toolshed.path";
 /// Label with the instance id (long-running instances; their purpose label is `instance`).
 pub const LABEL_INSTANCE: &str = "toolshed.instance";
+/// Label with the container's egress policy (`none` or `internet`).
+pub const LABEL_EGRESS: &str = "toolshed.egress";
 
 /// Limits and defaults of the containers the runner starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +44,11 @@ pub struct RunnerConfig {
     pub pids_limit: i64,
     /// Size of the tmpfs mounted on `/tmp` (the root filesystem is read-only).
     pub tmpfs_size_mib: u32,
-    /// User for images that do not name one (images that do keep theirs).
-    pub fallback_user: String,
+    /// The engine network of containers whose egress is [`Egress::None`]: created on first use
+    /// as an *internal* bridge network, so the engine forwards nothing from it to any other
+    /// network. Such containers publish no port (the engine cannot publish from an internal
+    /// network); their endpoint is their address on this network, reachable from the host only.
+    pub no_egress_network: String,
     /// Grace period between SIGTERM and SIGKILL when [`TaskRunner::stop`] stops a container.
     pub default_drain: Duration,
 }
@@ -55,7 +60,7 @@ impl Default for RunnerConfig {
             endpoint_host: "127.0.0.1".into(),
             pids_limit: 256,
             tmpfs_size_mib: 64,
-            fallback_user: "65534:65534".into(),
+            no_egress_network: "toolshed-no-egress".into(),
             default_drain: Duration::from_secs(10),
         }
     }
@@ -156,7 +161,143 @@ fn container_name(token: &str) -> String {
     format!("toolshed-{clean}")
 }
 
+/// The container configuration of a playground or check task, as [`DockerTaskRunner::start`]
+/// creates it: the hardening every task gets (a non-root user unless the server runs as root,
+/// read-only root with a `noexec` tmpfs on `/tmp`, all capabilities dropped, no new privileges,
+/// a process limit, memory and CPU from the spec) and its network (a port published on
+/// [`RunnerConfig::host_ip`], or the internal no-egress network and no published port).
+///
+/// `image_user` is the user the image names, if any (the runner reads it from the engine).
+pub fn container_config(
+    config: &RunnerConfig,
+    spec: &TaskSpec,
+    image_user: Option<&str>,
+) -> ContainerCreateBody {
+    render(config, launch_of(spec), spec.image.pinned(), image_user)
+}
+
+fn launch_of(spec: &TaskSpec) -> Launch<'_> {
+    let mut labels: HashMap<String, String> = spec.labels.to_pairs().into_iter().collect();
+    labels.insert(LABEL_PATH.into(), spec.mcp_path.clone());
+    Launch {
+        name: container_name(&spec.idempotency_token),
+        image: &spec.image,
+        port: spec.container_port,
+        resources: spec.resources,
+        labels,
+        env: spec
+            .env
+            .exposed()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        args: Vec::new(),
+    }
+}
+
+fn render(
+    config: &RunnerConfig,
+    l: Launch<'_>,
+    image: String,
+    image_user: Option<&str>,
+) -> ContainerCreateBody {
+    let port_key = format!("{}/tcp", l.port);
+    let mut labels = l.labels;
+    labels.insert(LABEL_PORT.into(), l.port.to_string());
+    labels.insert(LABEL_EGRESS.into(), l.resources.egress.to_string());
+    let (port_bindings, network_mode) = match l.resources.egress {
+        Egress::Internet => (
+            Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some(config.host_ip.clone()),
+                    // Empty: the engine picks a free host port.
+                    host_port: Some(String::new()),
+                }]),
+            )])),
+            None,
+        ),
+        Egress::None => (None, Some(config.no_egress_network.clone())),
+    };
+    let host_config = HostConfig {
+        port_bindings,
+        network_mode,
+        memory: Some(i64::from(l.resources.memory_mib) * 1024 * 1024),
+        nano_cpus: Some(i64::from(l.resources.cpu_units) * 1_000_000_000 / 1024),
+        pids_limit: Some(config.pids_limit),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        cap_drop: Some(vec!["ALL".into()]),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_owned(),
+            format!("rw,noexec,nosuid,size={}m", config.tmpfs_size_mib),
+        )])),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(image),
+        labels: Some(labels),
+        exposed_ports: Some(vec![port_key]),
+        env: Some(l.env),
+        cmd: (!l.args.is_empty()).then_some(l.args),
+        // Root (or no user) becomes the fixed non-root user unless the server runs as root;
+        // `None` keeps the image's own user.
+        user: effective_user(l.resources.run_as_root, image_user),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
 impl DockerTaskRunner {
+    /// Creates the internal no-egress network unless it exists.
+    async fn ensure_no_egress_network(&self) -> Result<()> {
+        let name = &self.config.no_egress_network;
+        match self.docker.inspect_network(name, None).await {
+            Ok(net) if net.internal == Some(true) => return Ok(()),
+            Ok(_) => {
+                return Err(Error::PermissionDenied {
+                    backend: "docker",
+                    operation: "CreateNetwork",
+                    detail: format!(
+                        "network {name} exists but is not internal; refusing to run containers \
+                         without egress on it"
+                    ),
+                })
+            }
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(Error::backend(
+                    "docker",
+                    "InspectNetwork",
+                    Some(name.clone()),
+                    true,
+                    e,
+                ))
+            }
+        }
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            labels: Some(HashMap::from([(
+                LABEL_MANAGED.to_owned(),
+                "true".to_owned(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            // 409: created meanwhile by a concurrent launch.
+            Err(e) if status(&e) == Some(409) => Ok(()),
+            Err(e) => Err(Error::backend(
+                "docker",
+                "CreateNetwork",
+                Some(name.clone()),
+                true,
+                e,
+            )),
+        }
+    }
+
     /// A runner on `docker` with `config`.
     pub fn new(docker: Docker, config: RunnerConfig) -> Self {
         Self { docker, config }
@@ -234,56 +375,26 @@ impl DockerTaskRunner {
 
     async fn launch(&self, l: Launch<'_>) -> Result<TaskHandle> {
         let (image, image_user) = self.resolve_image(l.image).await?;
-        let port_key = format!("{}/tcp", l.port);
-        let mut labels = l.labels;
-        labels.insert(LABEL_PORT.into(), l.port.to_string());
-        let host_config = HostConfig {
-            port_bindings: Some(HashMap::from([(
-                port_key.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some(self.config.host_ip.clone()),
-                    // Empty: the engine picks a free host port.
-                    host_port: Some(String::new()),
-                }]),
-            )])),
-            memory: Some(i64::from(l.resources.memory_mib) * 1024 * 1024),
-            nano_cpus: Some(i64::from(l.resources.cpu_units) * 1_000_000_000 / 1024),
-            pids_limit: Some(self.config.pids_limit),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            cap_drop: Some(vec!["ALL".into()]),
-            readonly_rootfs: Some(true),
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_owned(),
-                format!("rw,noexec,nosuid,size={}m", self.config.tmpfs_size_mib),
-            )])),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(image),
-            labels: Some(labels),
-            exposed_ports: Some(vec![port_key]),
-            env: Some(l.env),
-            cmd: (!l.args.is_empty()).then_some(l.args),
-            // An image that names its user keeps it; otherwise never root.
-            user: Some(image_user.unwrap_or_else(|| self.config.fallback_user.clone())),
-            host_config: Some(host_config),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::new().name(&l.name).build();
+        if l.resources.egress == Egress::None {
+            self.ensure_no_egress_network().await?;
+        }
+        let name = l.name.clone();
+        let body = render(&self.config, l, image, image_user.as_deref());
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
         let id = match self.docker.create_container(Some(opts), body).await {
             Ok(created) => created.id,
             Err(e) => {
                 let e = DockerError::from(e);
                 if e.status() != Some(409) {
-                    return Err(e.into_error("CreateContainer", Some(l.name)));
+                    return Err(e.into_error("CreateContainer", Some(name)));
                 }
                 // Same idempotency token: the container exists already; reuse it if it is ours.
-                match self.inspect_managed(&l.name).await? {
+                match self.inspect_managed(&name).await? {
                     Some(c) => c.id.unwrap_or_default(),
                     None => {
                         return Err(Error::AlreadyExists {
                             kind: EntityKind::Task,
-                            id: l.name,
+                            id: name,
                         })
                     }
                 }
@@ -304,7 +415,7 @@ impl DockerTaskRunner {
                 ));
             }
         }
-        tracing::info!(container = %id, name = %l.name, "container started");
+        tracing::info!(container = %id, name = %name, "container started");
         TaskHandle::new(id)
     }
 
@@ -426,6 +537,7 @@ impl DockerTaskRunner {
         };
         body.host_config = Some(HostConfig {
             port_bindings: host.port_bindings,
+            network_mode: host.network_mode,
             memory: host.memory,
             nano_cpus: host.nano_cpus,
             pids_limit: host.pids_limit,
@@ -486,7 +598,23 @@ impl DockerTaskRunner {
                 exit_code: state.exit_code,
             },
         };
-        let endpoint = if task_state == TaskState::Running {
+        let no_egress = labels.get(LABEL_EGRESS).map(String::as_str) == Some(Egress::None.as_str());
+        let endpoint = if task_state == TaskState::Running && no_egress {
+            // No published port: the container's address on the internal network.
+            labels.get(LABEL_PORT).and_then(|port| {
+                let ip = c
+                    .network_settings
+                    .as_ref()?
+                    .networks
+                    .as_ref()?
+                    .get(&self.config.no_egress_network)?
+                    .ip_address
+                    .clone()
+                    .filter(|ip| !ip.is_empty())?;
+                let path = labels.get(LABEL_PATH).map_or("/mcp", String::as_str);
+                Endpoint::new(ip, port.parse::<u16>().ok()?, path).ok()
+            })
+        } else if task_state == TaskState::Running {
             labels.get(LABEL_PORT).and_then(|port| {
                 let host_port = c
                     .network_settings
@@ -521,22 +649,7 @@ impl TaskRunner for DockerTaskRunner {
     }
 
     async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle> {
-        let mut labels: HashMap<String, String> = spec.labels.to_pairs().into_iter().collect();
-        labels.insert(LABEL_PATH.into(), spec.mcp_path.clone());
-        self.launch(Launch {
-            name: container_name(&spec.idempotency_token),
-            image: &spec.image,
-            port: spec.container_port,
-            resources: spec.resources,
-            labels,
-            env: spec
-                .env
-                .exposed()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect(),
-            args: Vec::new(),
-        })
-        .await
+        self.launch(launch_of(spec)).await
     }
 
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {

@@ -7,7 +7,7 @@ use bollard::Docker;
 
 use super::error::DockerError;
 use crate::domain::{validate_repository, ImageDigest, ImageRef, ImageTag};
-use crate::error::{Error, Result};
+use crate::error::{EntityKind, Error, Result};
 use crate::ports::ImageStore;
 
 /// Media types a manifest HEAD accepts: Docker v2 and OCI, single manifests and indexes, so the
@@ -127,6 +127,79 @@ impl ImageStore for RegistryImageStore {
     async fn contains(&self, image: &ImageRef) -> Result<bool> {
         Ok(self.head_manifest(image.digest().as_str()).await?.is_some())
     }
+
+    /// Puts the candidate's manifest again under the verified tag (the distribution API cannot
+    /// drop a single tag, so the candidate tag stays; a local registry has no lifecycle rules).
+    async fn promote(&self, candidate: &ImageRef, verified: &ImageTag) -> Result<ImageRef> {
+        let err = |op: &'static str, retryable: bool, msg: String| {
+            Error::backend(
+                "registry",
+                op,
+                Some(verified.to_string()),
+                retryable,
+                DockerError::Registry(msg),
+            )
+        };
+        if let Some(existing) = self.head_manifest(verified.as_str()).await? {
+            if existing == candidate.digest().as_str() {
+                return ImageRef::new(
+                    self.repository(),
+                    verified.clone(),
+                    candidate.digest().clone(),
+                );
+            }
+            return Err(Error::AlreadyExists {
+                kind: EntityKind::Image,
+                id: format!("{verified} (names {existing})"),
+            });
+        }
+        let digest = candidate.digest().as_str();
+        let url = format!("{}/v2/{}/manifests/{digest}", self.base_url, self.name);
+        let resp = self
+            .http
+            .get(&url)
+            .header("Accept", MANIFEST_ACCEPT)
+            .send()
+            .await
+            .map_err(|e| err("GetManifest", true, e.to_string()))?;
+        match resp.status().as_u16() {
+            200 => {}
+            404 => return Err(Error::not_found(EntityKind::Image, candidate)),
+            s => return Err(err("GetManifest", s >= 500, format!("{url} answered {s}"))),
+        }
+        let media_type = resp
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/vnd.docker.distribution.manifest.v2+json")
+            .to_owned();
+        let manifest = resp
+            .bytes()
+            .await
+            .map_err(|e| err("GetManifest", true, e.to_string()))?;
+        let url = format!("{}/v2/{}/manifests/{verified}", self.base_url, self.name);
+        let resp = self
+            .http
+            .put(&url)
+            .header("Content-Type", media_type)
+            .body(manifest)
+            .send()
+            .await
+            .map_err(|e| err("PutManifest", true, e.to_string()))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(err(
+                "PutManifest",
+                status >= 500,
+                format!("{url} answered {status}"),
+            ));
+        }
+        ImageRef::new(
+            self.repository(),
+            verified.clone(),
+            candidate.digest().clone(),
+        )
+    }
 }
 
 /// An [`ImageStore`] on the engine's own image store, for a machine without a registry.
@@ -171,6 +244,43 @@ impl ImageStore for EngineImageStore {
                     Ok(None)
                 } else {
                     Err(e.into_error("InspectImage", Some(name)))
+                }
+            }
+        }
+    }
+
+    /// Tags the image (by id) `repository:verified`; the candidate tag stays (the engine's
+    /// store has no lifecycle rules).
+    async fn promote(&self, candidate: &ImageRef, verified: &ImageTag) -> Result<ImageRef> {
+        if let Some(existing) = self.resolve_tag(verified).await? {
+            if existing.digest() == candidate.digest() {
+                return Ok(existing);
+            }
+            return Err(Error::AlreadyExists {
+                kind: EntityKind::Image,
+                id: format!("{verified} (names {})", existing.digest()),
+            });
+        }
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(&self.repository)
+            .tag(verified.as_str())
+            .build();
+        match self
+            .docker
+            .tag_image(candidate.digest().as_str(), Some(opts))
+            .await
+        {
+            Ok(()) => ImageRef::new(
+                &self.repository,
+                verified.clone(),
+                candidate.digest().clone(),
+            ),
+            Err(e) => {
+                let e = DockerError::from(e);
+                if e.status() == Some(404) {
+                    Err(Error::not_found(EntityKind::Image, candidate))
+                } else {
+                    Err(e.into_error("TagImage", Some(verified.to_string())))
                 }
             }
         }
