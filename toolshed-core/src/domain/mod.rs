@@ -13,8 +13,8 @@ mod verification;
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
 pub use image::{validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage};
 pub use labels::{
-    TaskLabels, TaskPurpose, LABEL_EXPIRES_AT, LABEL_MANAGED, LABEL_PURPOSE, LABEL_RUN,
-    LABEL_SERVER, LABEL_SESSION,
+    DeploymentId, TaskLabels, TaskPurpose, LABEL_DEPLOYMENT, LABEL_EXPIRES_AT, LABEL_MANAGED,
+    LABEL_PURPOSE, LABEL_RUN, LABEL_SERVER, LABEL_SESSION,
 };
 pub use mcp::{
     validate_http_path, Endpoint, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,

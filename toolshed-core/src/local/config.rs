@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::domain::DeploymentId;
 use crate::error::{Error, Result};
 use crate::services::ToolshedConfig;
 
@@ -16,6 +17,9 @@ pub const ENV_REGISTRY: &str = "TOOLSHED_REGISTRY";
 pub const ENV_STDIO_BRIDGE: &str = "TOOLSHED_STDIO_BRIDGE";
 /// A token for https git remotes.
 pub const ENV_GIT_TOKEN: &str = "TOOLSHED_GIT_TOKEN";
+/// The deployment id labelling this backend's containers (default: one made on first use and
+/// stored in the database).
+pub const ENV_DEPLOYMENT_ID: &str = "TOOLSHED_DEPLOYMENT_ID";
 
 /// A secret string whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,6 +56,9 @@ pub struct LocalConfig {
     pub git_token: Option<SecretString>,
     /// Service timings and limits ([`local_service_config`] by default).
     pub service: ToolshedConfig,
+    /// The owner of the containers this backend starts; `None` (the default) uses the id stored
+    /// in the database, made on first use.
+    pub deployment_id: Option<DeploymentId>,
 }
 
 impl LocalConfig {
@@ -63,11 +70,12 @@ impl LocalConfig {
             stdio_bridge: None,
             git_token: None,
             service: local_service_config(),
+            deployment_id: None,
         }
     }
 
     /// From the process environment: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`,
-    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN` (and `XDG_DATA_HOME` / `HOME` for the default
+    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_DEPLOYMENT_ID` (and `XDG_DATA_HOME` / `HOME` for the default
     /// data directory).
     ///
     /// # Errors
@@ -95,9 +103,16 @@ impl LocalConfig {
                 ));
             }
         }
+        let deployment_id = get(ENV_DEPLOYMENT_ID)
+            .map(|v| {
+                DeploymentId::new(v.trim())
+                    .map_err(|e| Error::invalid("config", format!("{ENV_DEPLOYMENT_ID}: {e}")))
+            })
+            .transpose()?;
         Ok(Self {
             data_dir,
             registry,
+            deployment_id,
             stdio_bridge: get(ENV_STDIO_BRIDGE).map(PathBuf::from),
             git_token: get(ENV_GIT_TOKEN).map(SecretString::new),
             service: local_service_config(),

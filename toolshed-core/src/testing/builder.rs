@@ -76,6 +76,8 @@ struct Build {
     polls_left: u32,
     result: BuildResult,
     pushed: bool,
+    /// Whether `build_status` has reported its end (it no longer counts as in flight).
+    ended: bool,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +89,8 @@ struct Inner {
     start_calls: u32,
     status_calls: u32,
     requests: Vec<BuildRequest>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// An [`ImageBuilder`] whose builds follow queued [`BuildScript`]s (default: succeed at once).
@@ -136,6 +140,12 @@ impl FakeImageBuilder {
         lock(&self.inner).builds.len()
     }
 
+    /// The most builds that were in flight at once (started, end not yet reported): a second
+    /// build overlapping the first shows two verifications ran at the same time.
+    pub fn max_concurrent_builds(&self) -> usize {
+        lock(&self.inner).max_in_flight
+    }
+
     /// How many times `build_status` was called.
     pub fn status_calls(&self) -> u32 {
         lock(&self.inner).status_calls
@@ -180,8 +190,11 @@ impl ImageBuilder for FakeImageBuilder {
                 polls_left: script.in_progress_polls,
                 result: script.result,
                 pushed: false,
+                ended: false,
             },
         );
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         inner
             .by_token
             .insert(request.idempotency_token.clone(), id.clone());
@@ -189,7 +202,8 @@ impl ImageBuilder for FakeImageBuilder {
     }
 
     async fn build_status(&self, build: &BuildId) -> Result<BuildStatus> {
-        let mut inner = lock(&self.inner);
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
         inner.status_calls += 1;
         let b = inner
             .builds
@@ -200,6 +214,10 @@ impl ImageBuilder for FakeImageBuilder {
             return Ok(BuildStatus::InProgress {
                 phase: Some("BUILD".to_owned()),
             });
+        }
+        if !b.ended {
+            b.ended = true;
+            inner.in_flight = inner.in_flight.saturating_sub(1);
         }
         match &b.result {
             BuildResult::Succeed { digest } => {
