@@ -151,7 +151,8 @@ async fn two_connections_race_for_one_lease_and_one_session_slot() {
 async fn a_stale_token_write_racing_a_takeover_never_lands_after_it() {
     let (a, b, dir) = two_connections().await;
     let t = t0();
-    for round in 0..10 {
+    let (mut stale_wins, mut takeover_wins) = (0, 0);
+    for round in 0..20 {
         let id = conformance::fresh_server_id();
         a.insert_server(&conformance::sample_server(&id, t))
             .await
@@ -171,31 +172,48 @@ async fn a_stale_token_write_racing_a_takeover_never_lands_after_it() {
         let later = t + chrono::Duration::seconds(5);
         let mut stale = old.clone();
         stale.expires_at = later + chrono::Duration::seconds(60);
-        let (heartbeat, takeover) = tokio::join!(
-            a.save_progress(&stale),
-            b.acquire_lease(
-                &id,
-                "new",
-                None,
-                later,
-                later + chrono::Duration::seconds(60)
-            ),
+        let heartbeat = a.save_progress(&stale);
+        let takeover = b.acquire_lease(
+            &id,
+            "new",
+            None,
+            later,
+            later + chrono::Duration::seconds(60),
         );
-        let new = takeover.unwrap_or_else(|e| panic!("round {round}: takeover failed: {e}"));
-        assert!(new.token > old.token);
-        match heartbeat {
-            // Before the takeover: allowed (the token was still current then).
-            Ok(_) => {}
-            Err(crate::Error::LeaseLost { token, .. }) => assert_eq!(token, old.token),
-            Err(e) => panic!("round {round}: unexpected error {e}"),
+        // Alternate which side is sent first, so both orders happen.
+        let (heartbeat, takeover) = if round % 2 == 0 {
+            tokio::join!(heartbeat, takeover)
+        } else {
+            let (t, h) = tokio::join!(takeover, heartbeat);
+            (h, t)
+        };
+        // Exactly one side wins: the heartbeat lands first (the lease is extended, so the
+        // takeover is refused), or the takeover does (and the heartbeat is LeaseLost). Both
+        // succeeding would mean a stale write landed after a takeover.
+        match (heartbeat, takeover) {
+            (Ok(_), Err(crate::Error::VerificationInProgress { .. })) => {
+                let held = b.get_lease(&id).await.unwrap().unwrap();
+                assert_eq!((held.token, held.holder.as_str()), (old.token, "old"));
+                stale_wins += 1;
+            }
+            (Err(crate::Error::LeaseLost { token, .. }), Ok(new)) => {
+                assert_eq!(token, old.token);
+                assert!(new.token > old.token);
+                let held = b.get_lease(&id).await.unwrap().unwrap();
+                assert_eq!((held.token, held.holder.as_str()), (new.token, "new"));
+                // Every further write with the old token is refused; the new holder's lands.
+                let err = a.save_progress(&stale).await.unwrap_err();
+                assert!(matches!(err, crate::Error::LeaseLost { .. }), "{err}");
+                assert!(b.save_progress(&new).await.is_ok());
+                takeover_wins += 1;
+            }
+            (heartbeat, takeover) => {
+                panic!(
+                    "round {round}: heartbeat {heartbeat:?} and takeover {takeover:?} both decided"
+                )
+            }
         }
-        // Whatever the order, the new holder owns the lease afterwards and every further write
-        // with the old token is refused.
-        let held = b.get_lease(&id).await.unwrap().unwrap();
-        assert_eq!((held.token, held.holder.as_str()), (new.token, "new"));
-        let err = a.save_progress(&stale).await.unwrap_err();
-        assert!(matches!(err, crate::Error::LeaseLost { .. }), "{err}");
-        assert!(b.save_progress(&new).await.is_ok());
     }
+    println!("stale heartbeat first: {stale_wins}, takeover first: {takeover_wins}");
     std::fs::remove_dir_all(dir).unwrap();
 }
