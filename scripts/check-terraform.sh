@@ -14,7 +14,10 @@
 #   TOOLSHED_TEST_PYTHON  python with python-hcl2 and PyYAML (default: .venv/bin/python, then python3)
 #                         (not checkov's venv: its bc-python-hcl2 replaces the hcl2 module)
 #   TOOLSHED_TEST_DOCKER, TOOLSHED_TEST_REGISTRY, TOOLSHED_REQUIRE_BACKENDS: see step 4
+#   CI                    when "true": a missing ../shared tfcheck fails instead of being skipped
+#                         (a missing checkov or python-hcl2 always fails)
 # Exit status: 0 when every check passes; 1 otherwise. The last line is a summary.
+# No Terraform binary runs here: the *.tftest.hcl files are parsed and checked, never executed.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +58,9 @@ if [ -f "$shared_tfcheck" ]; then
   line=$(grep -E '^tfcheck: ' "$work/tfcheck.out" | tail -1)
   summary+=("${line:-tfcheck: no summary}")
   [ "$tf_rc" -eq 0 ] || failures+=("tfcheck (exit $tf_rc)")
+elif [ "${CI:-}" = "true" ]; then
+  failures+=("tfcheck missing under CI ($shared_tfcheck not found)")
+  summary+=("tfcheck: missing")
 else
   summary+=("tfcheck: skipped (no ../shared)")
 fi

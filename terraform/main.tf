@@ -22,6 +22,7 @@ locals {
     TOOLSHED_LOG_GROUP                   = module.playground.log_group_name
     TOOLSHED_ASSIGN_PUBLIC_IP            = var.network.assign_public_ip ? "true" : "false"
     TOOLSHED_TASK_FAMILY_PREFIX          = var.task_family_prefix
+    TOOLSHED_DEPLOYMENT_ID               = coalesce(var.deployment_id, var.name)
   }
 
   # Settings that exist only with optional resources.

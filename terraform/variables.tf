@@ -72,6 +72,17 @@ variable "task_family_prefix" {
   }
 }
 
+variable "deployment_id" {
+  description = "Owner id of the playground tasks this deployment starts (TOOLSHED_DEPLOYMENT_ID): the service lists, stops and sweeps only tasks carrying it, so deployments sharing a cluster never stop each other's. null uses `name`."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.deployment_id == null || can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", var.deployment_id))
+    error_message = "deployment_id must be 1-64 letters, digits, '-' or '_', starting with a letter or digit."
+  }
+}
+
 variable "kms_key_arn" {
   description = "One customer managed KMS key for images, tables, bucket, logs, queue and secret; null uses AWS managed keys. Its key policy must allow the CloudWatch Logs service principal."
   type        = string

@@ -433,7 +433,16 @@ async fn egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachabl
         ImageDigest::new(id).unwrap(),
     )
     .unwrap();
-    let runner = DockerTaskRunner::new(docker.clone(), RunnerConfig::default());
+    let runner = DockerTaskRunner::new(
+        docker.clone(),
+        RunnerConfig::new(
+            toolshed_core::domain::DeploymentId::new(format!(
+                "containment-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ))
+            .unwrap(),
+        ),
+    );
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
 
     // Somewhere "outside" to connect to: another container on the engine's default network.
@@ -481,7 +490,17 @@ async fn egress_none_blocks_outbound_connections_but_keeps_the_endpoint_reachabl
         "egress none connected out: {answer}"
     );
     let network = docker
-        .inspect_network(&RunnerConfig::default().no_egress_network, None)
+        .inspect_network(
+            &RunnerConfig::new(
+                toolshed_core::domain::DeploymentId::new(format!(
+                    "containment-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ))
+                .unwrap(),
+            )
+            .no_egress_network,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(

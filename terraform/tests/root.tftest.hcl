@@ -61,7 +61,7 @@ run "settings_map_has_every_setting" {
       "TOOLSHED_SERVERS_TABLE", "TOOLSHED_SESSIONS_TABLE", "TOOLSHED_ECR_REPOSITORY_URI",
       "TOOLSHED_CODEBUILD_PROJECT", "TOOLSHED_DOCS_BUCKET", "TOOLSHED_TASK_EXECUTION_ROLE_ARN",
       "TOOLSHED_TASK_ROLE_ARN", "TOOLSHED_LOG_GROUP", "TOOLSHED_ASSIGN_PUBLIC_IP",
-      "TOOLSHED_TASK_FAMILY_PREFIX",
+      "TOOLSHED_TASK_FAMILY_PREFIX", "TOOLSHED_DEPLOYMENT_ID",
     ])
     error_message = "the settings map must hold exactly the crate's settings (no secret ARN unless created)"
   }
@@ -72,6 +72,10 @@ run "settings_map_has_every_setting" {
   assert {
     condition     = output.settings.TOOLSHED_ASSIGN_PUBLIC_IP == "false" && output.settings.TOOLSHED_TASK_FAMILY_PREFIX == "toolshed"
     error_message = "defaults of assign_public_ip and the family prefix"
+  }
+  assert {
+    condition     = output.settings.TOOLSHED_DEPLOYMENT_ID == "toolshed"
+    error_message = "the deployment id defaults to the name"
   }
   assert {
     condition     = output.settings.TOOLSHED_SERVERS_TABLE == "toolshed-servers" && output.settings.TOOLSHED_SESSIONS_TABLE == "toolshed-sessions"

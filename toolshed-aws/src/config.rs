@@ -11,6 +11,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use toolshed_core::domain::DeploymentId;
 use toolshed_core::ports::{Clock, McpProbe, MetadataGenerator, SourceRepository};
 use toolshed_core::services::Ports;
 
@@ -60,6 +61,9 @@ pub struct AwsSettings {
     pub assign_public_ip: bool,
     /// `TOOLSHED_TASK_FAMILY_PREFIX` (default `toolshed`).
     pub task_family_prefix: String,
+    /// `TOOLSHED_DEPLOYMENT_ID` (default: the task family prefix): the owner id of the tasks
+    /// this deployment starts; deployments sharing a cluster must use different ids.
+    pub deployment_id: DeploymentId,
     /// `TOOLSHED_S3_FORCE_PATH_STYLE` (`true`/`false`, default `false`): path-style S3 URLs, for
     /// emulators without virtual-host buckets (moto, LocalStack).
     pub s3_force_path_style: bool,
@@ -134,6 +138,7 @@ impl AwsSettings {
     /// | `TOOLSHED_ASSIGN_PUBLIC_IP` | `true`/`false` (default `false`) |
     /// | `TOOLSHED_TASK_FAMILY_PREFIX` | default `toolshed` |
     /// | `TOOLSHED_S3_FORCE_PATH_STYLE` | `true`/`false` (default `false`) |
+    /// | `TOOLSHED_DEPLOYMENT_ID` | owner id of this deployment's tasks (default: the family prefix) |
     ///
     /// # Errors
     /// [`AwsError::MissingSetting`] / [`AwsError::InvalidSetting`] naming the variable.
@@ -194,6 +199,13 @@ impl AwsSettings {
                 reason: "must be at most 64 letters, digits, '-' or '_'".to_owned(),
             });
         }
+        let deployment_id = DeploymentId::new(
+            get("TOOLSHED_DEPLOYMENT_ID").unwrap_or_else(|| task_family_prefix.clone()),
+        )
+        .map_err(|e| AwsError::InvalidSetting {
+            var: "TOOLSHED_DEPLOYMENT_ID",
+            reason: e.to_string(),
+        })?;
         let arn = |var: &'static str, v: String| -> Result<String, AwsError> {
             if v.starts_with("arn:") {
                 Ok(v)
@@ -228,6 +240,7 @@ impl AwsSettings {
             log_group: req("TOOLSHED_LOG_GROUP")?,
             assign_public_ip: flag("TOOLSHED_ASSIGN_PUBLIC_IP")?,
             task_family_prefix,
+            deployment_id,
             s3_force_path_style: flag("TOOLSHED_S3_FORCE_PATH_STYLE")?,
         })
     }
@@ -245,6 +258,7 @@ impl AwsSettings {
             log_group: self.log_group.clone(),
             log_region: self.region.clone(),
             family_prefix: self.task_family_prefix.clone(),
+            deployment: self.deployment_id.clone(),
         }
     }
 }

@@ -5,8 +5,12 @@
 //!   never a tag and never overridden, so a task can never run a placeholder image instead. `prepare`
 //!   registers it at verification; launches run the family name (latest ACTIVE revision) with 0
 //!   RegisterTaskDefinition calls, falling back to register-then-retry once if it is missing.
-//! - RunTask: Fargate, awsvpc from settings, `startedBy = "toolshed"`, the `toolshed.*` tags and
-//!   `clientToken` = the spec's idempotency token.
+//! - RunTask: Fargate, awsvpc from settings, `startedBy` = the deployment id, the `toolshed.*`
+//!   tags (`toolshed.deployment` among them) and `clientToken` = the spec's idempotency token.
+//! - Ownership: ListTasks cannot filter by tag, but it filters by `startedBy`, so listing asks for
+//!   this deployment's tasks only, and every described task's `toolshed.deployment` tag is checked
+//!   as well; describe treats another deployment's task as missing and stop leaves it alone, so
+//!   two deployments sharing a cluster (staging and production) never stop each other's tasks.
 //! - Logs: awslogs to the configured group, stream prefix `<serverId>`; each session's stream is
 //!   `<serverId>/mcp/<task id>` (the session record holds the task ARN).
 //! - Endpoint: the private IPv4 of the task's ENI. With `assign_public_ip`, the public address is
@@ -26,16 +30,14 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_ecs::Client;
 use toolshed_core::domain::{
-    effective_user, Egress, Endpoint, TaskHandle, TaskLabels, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT,
-    LABEL_MANAGED, LABEL_SERVER,
+    effective_user, DeploymentId, Egress, Endpoint, TaskHandle, TaskLabels, DEFAULT_MCP_PATH,
+    DEFAULT_MCP_PORT, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_SERVER,
 };
 use toolshed_core::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
 use toolshed_core::{Error, Result};
 
 use crate::error::{sdk_error, unexpected, AwsError};
 
-/// `startedBy` of every task we start (ListTasks filters on it).
-pub const STARTED_BY: &str = "toolshed";
 /// The container name in every task definition.
 pub const CONTAINER_NAME: &str = "mcp";
 /// Extra tag: the container port serving MCP (for the endpoint).
@@ -73,6 +75,9 @@ pub struct EcsSettings {
     pub log_region: String,
     /// Family prefix.
     pub family_prefix: String,
+    /// The deployment owning the tasks this runner starts (`startedBy` and the
+    /// `toolshed.deployment` tag); the runner lists, describes and stops only its own.
+    pub deployment: DeploymentId,
 }
 
 /// Runs MCP server images as ECS Fargate tasks.
@@ -251,6 +256,10 @@ impl EcsTaskRunner {
             .chain([
                 (TAG_PORT.to_owned(), spec.container_port.to_string()),
                 (TAG_PATH.to_owned(), spec.mcp_path.clone()),
+                (
+                    LABEL_DEPLOYMENT.to_owned(),
+                    self.settings.deployment.as_str().to_owned(),
+                ),
             ])
             .map(|(k, v)| Tag::builder().key(k).value(v).build());
         let out = self
@@ -260,7 +269,7 @@ impl EcsTaskRunner {
             .task_definition(self.family(spec))
             .launch_type(LaunchType::Fargate)
             .count(1)
-            .started_by(STARTED_BY)
+            .started_by(self.settings.deployment.as_str())
             .client_token(&spec.idempotency_token)
             .network_configuration(
                 self.network(spec.resources.egress)
@@ -440,6 +449,13 @@ fn env_overrides(spec: &TaskSpec) -> Option<aws_sdk_ecs::types::TaskOverride> {
     )
 }
 
+/// Whether a described task carries `deployment`'s tag.
+fn owned_by(task: &Task, deployment: &DeploymentId) -> bool {
+    task.tags()
+        .iter()
+        .any(|t| t.key() == Some(LABEL_DEPLOYMENT) && t.value() == Some(deployment.as_str()))
+}
+
 fn labels(task: &Task) -> Option<TaskLabels> {
     TaskLabels::from_pairs(
         task.tags()
@@ -503,8 +519,13 @@ impl TaskRunner for EcsTaskRunner {
 
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
         let out = self.describe_batch(&[task.to_string()], true).await?;
-        let Some(t) = out.tasks().first() else {
-            // AWS answers MISSING in `failures`; moto answers nothing: both mean unknown.
+        // AWS answers MISSING in `failures`; moto answers nothing: both mean unknown. Another
+        // deployment's task is unknown to this one.
+        let Some(t) = out
+            .tasks()
+            .first()
+            .filter(|t| owned_by(t, &self.settings.deployment))
+        else {
             return Ok(TaskStatus {
                 state: TaskState::Missing,
                 endpoint: None,
@@ -528,6 +549,20 @@ impl TaskRunner for EcsTaskRunner {
     }
 
     async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {
+        // StopTask cannot be conditioned on a tag: check the owner first.
+        let out = self.describe_batch(&[task.to_string()], true).await?;
+        match out.tasks().first() {
+            None => return Ok(()),
+            Some(t) if !owned_by(t, &self.settings.deployment) => {
+                tracing::warn!(
+                    %task,
+                    deployment = %self.settings.deployment,
+                    "not stopping a task of another deployment"
+                );
+                return Ok(());
+            }
+            Some(_) => {}
+        }
         let reason: String = reason.chars().take(255).collect();
         let res = self
             .client
@@ -569,7 +604,7 @@ impl TaskRunner for EcsTaskRunner {
             .client
             .list_tasks()
             .cluster(&self.settings.cluster)
-            .started_by(STARTED_BY)
+            .started_by(self.settings.deployment.as_str())
             .desired_status(DesiredStatus::Running)
             .max_results(i32::try_from(limit.clamp(1, DESCRIBE_BATCH)).unwrap_or(100))
             .set_next_token(cursor)
@@ -581,7 +616,11 @@ impl TaskRunner for EcsTaskRunner {
         for chunk in arns.chunks(DESCRIBE_BATCH) {
             let out = self.describe_batch(chunk, true).await?;
             for t in out.tasks() {
-                // ListTasks cannot filter by tag: keep only tasks carrying ours.
+                // ListTasks cannot filter by tag: keep only tasks carrying ours (managed, and this
+                // deployment's, in case another started tasks with the same `startedBy`).
+                if !owned_by(t, &self.settings.deployment) {
+                    continue;
+                }
                 let (Some(labels), Some(arn)) = (labels(t), t.task_arn()) else {
                     continue;
                 };

@@ -70,6 +70,7 @@ fn ecs_runner() -> EcsTaskRunner {
             log_group: "/toolshed/tasks".to_owned(),
             log_region: "eu-west-1".to_owned(),
             family_prefix: "toolshed".to_owned(),
+            deployment: toolshed_core::domain::DeploymentId::new("hardening").unwrap(),
         },
     )
 }
@@ -101,7 +102,7 @@ fn ecs(spec: &TaskSpec) -> Observed {
 
 /// Docker: the container create body.
 fn docker(spec: &TaskSpec, image_user: Option<&str>) -> Observed {
-    let config = RunnerConfig::default();
+    let config = RunnerConfig::new(toolshed_core::domain::DeploymentId::new("hardening").unwrap());
     let body = container_config(&config, spec, image_user);
     let host = body.host_config.clone().unwrap_or_default();
     let tmp = host.tmpfs.clone().unwrap_or_default();

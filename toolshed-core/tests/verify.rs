@@ -47,9 +47,20 @@ async fn verify_builds_checks_and_records_in_one_write() {
             .unwrap(),
         None
     );
-    // The digest is what the tag resolved to in the store, and the store still has it.
-    let resolved = h.images.resolve_calls();
-    assert!(resolved >= 1);
+    // The digest is what the build pushed under its tag (the store's own answer for the tag),
+    // not one made up from the tag or the commit.
+    let req = &h.builder.requests()[0];
+    let pushed = InMemoryImageStore::digest_for(&format!("{}:{}", req.tag, req.idempotency_token));
+    assert_eq!(image.image.digest(), &pushed);
+    let stored = h
+        .images
+        .resolve_tag(image.image.tag())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.digest(), image.image.digest());
+    assert!(h.images.contains(&image.image).await.unwrap());
+    assert!(h.images.resolve_calls() >= 1);
     assert_eq!(server.tools.tools.len(), 1);
     assert_eq!(server.tools.tools[0].name, "get_current_time");
     assert_eq!(server.verification_count, 1);
@@ -198,9 +209,10 @@ async fn hundred_concurrent_reverifies_make_exactly_one_build() {
         in_progress > 0,
         "concurrent callers must be refused while the build runs"
     );
-    // The first verification's build plus exactly one for the new commit.
+    // The first verification's build plus exactly one for the new commit, never overlapping.
     assert_eq!(h.builder.builds_started(), 2);
     assert_eq!(h.builder.start_calls(), 2);
+    assert_eq!(h.builder.max_concurrent_builds(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,9 +243,14 @@ async fn hundred_concurrent_reverifies_on_threads_make_exactly_one_build() {
     assert_eq!(
         h.builder.builds_started(),
         verified,
-        "one build per verification that took the lease, never two at once"
+        "one build per verification that took the lease"
     );
     assert!(verified >= 1);
+    assert_eq!(
+        h.builder.max_concurrent_builds(),
+        1,
+        "never two builds at once ({verified} ran one after another)"
+    );
 }
 
 #[tokio::test]

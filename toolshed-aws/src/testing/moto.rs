@@ -220,6 +220,8 @@ impl MotoEnv {
             log_group: "/toolshed/tasks".to_owned(),
             assign_public_ip: false,
             task_family_prefix: "toolshed".to_owned(),
+            deployment_id: toolshed_core::domain::DeploymentId::new("toolshed")
+                .expect("a valid deployment id"),
             s3_force_path_style: true,
         };
         let calls = CallCounter::new();

@@ -128,7 +128,11 @@ async fn run_task_request_shape() {
         "family name: latest ACTIVE revision"
     );
     assert_eq!(req.launch_type().map(|l| l.as_str()), Some("FARGATE"));
-    assert_eq!(req.started_by(), Some("toolshed"));
+    assert_eq!(
+        req.started_by(),
+        Some(crate::DEPLOYMENT),
+        "startedBy is the deployment id, which ListTasks filters on"
+    );
     assert_eq!(req.client_token(), Some("s-0123456789abcdef"));
     assert!(req.overrides().is_none(), "the image is never overridden");
     let vpc = req
@@ -147,6 +151,13 @@ async fn run_task_request_shape() {
     for pair in spec().labels.to_pairs() {
         assert!(tags.contains(&pair), "missing tag {pair:?} in {tags:?}");
     }
+    assert!(
+        tags.contains(&(
+            "toolshed.deployment".to_owned(),
+            crate::DEPLOYMENT.to_owned()
+        )),
+        "{tags:?}"
+    );
 }
 
 #[tokio::test]
@@ -329,6 +340,14 @@ async fn invalid_parameters_are_invalid_input() {
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
 }
 
+/// The tag marking a task as this deployment's.
+fn ours() -> Tag {
+    Tag::builder()
+        .key("toolshed.deployment")
+        .value(crate::DEPLOYMENT)
+        .build()
+}
+
 fn task(last: &str, desired: &str) -> Task {
     Task::builder()
         .task_arn(ARN)
@@ -346,6 +365,7 @@ fn task(last: &str, desired: &str) -> Task {
                 .build(),
         )
         .tags(Tag::builder().key("toolshed.port").value("8080").build())
+        .tags(ours())
         .containers(Container::builder().name("mcp").exit_code(3).build())
         .stopped_reason("Essential container in task exited")
         .build()
@@ -414,7 +434,12 @@ async fn stopping_an_unknown_task_succeeds() {
                 .build(),
         )
     });
-    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&stop]);
+    let d = mock!(Client::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(task("RUNNING", "RUNNING"))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&stop, &d]);
     EcsTaskRunner::new(client, ecs_settings())
         .stop(&TaskHandle::new(ARN).unwrap(), "x")
         .await
@@ -425,12 +450,48 @@ async fn stopping_an_unknown_task_succeeds() {
             r.reason().is_some_and(|s| s.len() <= 255) && r.cluster() == Some("playground")
         })
         .then_output(|| StopTaskOutput::builder().build());
-    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&stop]);
+    let d = mock!(Client::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(task("RUNNING", "RUNNING"))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&stop, &d]);
     EcsTaskRunner::new(client, ecs_settings())
         .stop(&TaskHandle::new(ARN).unwrap(), &"why ".repeat(100))
         .await
         .unwrap();
     assert_eq!(stop.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn another_deployments_task_is_missing_and_never_stopped() {
+    let foreign = || {
+        let mut t = task("RUNNING", "RUNNING");
+        t.tags = Some(vec![
+            Tag::builder().key("toolshed.port").value("8080").build(),
+            Tag::builder()
+                .key("toolshed.deployment")
+                .value("production")
+                .build(),
+        ]);
+        t
+    };
+    let stop = mock!(Client::stop_task).then_output(|| StopTaskOutput::builder().build());
+    let d = mock!(Client::describe_tasks)
+        .then_output(move || DescribeTasksOutput::builder().tasks(foreign()).build());
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&stop, &d]);
+    let runner = EcsTaskRunner::new(client, ecs_settings());
+    let handle = TaskHandle::new(ARN).unwrap();
+    assert_eq!(
+        runner.describe(&handle).await.unwrap().state,
+        TaskState::Missing
+    );
+    runner.stop(&handle, "x").await.unwrap();
+    assert_eq!(
+        stop.num_calls(),
+        0,
+        "another deployment's task is never stopped"
+    );
 }
 
 #[tokio::test]
@@ -441,7 +502,7 @@ async fn list_managed_pages_and_keeps_only_our_tasks() {
     let first: Vec<String> = arns[..100].to_vec();
     let list = mock!(Client::list_tasks)
         .match_requests(|r| {
-            r.started_by() == Some("toolshed")
+            r.started_by() == Some(crate::DEPLOYMENT)
                 && r.next_token().is_none()
                 && r.desired_status().map(|d| d.as_str()) == Some("RUNNING")
         })
@@ -461,11 +522,20 @@ async fn list_managed_pages_and_keeps_only_our_tasks() {
                     .task_arn(arn)
                     .last_status("RUNNING")
                     .desired_status("RUNNING");
-                // Every third task is not ours (no managed tag).
+                // Every third task is not ours (no managed tag); every fifth carries our labels
+                // but another deployment's id.
                 if i % 3 != 0 {
                     for (k, v) in crate::spec().labels.to_pairs() {
                         b = b.tags(Tag::builder().key(k).value(v).build());
                     }
+                    b = b.tags(if i % 5 == 0 {
+                        Tag::builder()
+                            .key("toolshed.deployment")
+                            .value("production")
+                            .build()
+                    } else {
+                        ours()
+                    });
                 }
                 b.build()
             });
@@ -479,7 +549,75 @@ async fn list_managed_pages_and_keeps_only_our_tasks() {
         .await
         .unwrap();
     assert_eq!(page.next.as_deref(), Some("page-2"));
-    assert_eq!(page.tasks.len(), 66, "100 listed, every third not ours");
+    let want = (0..100).filter(|i| i % 3 != 0 && i % 5 != 0).count();
+    assert_eq!(
+        page.tasks.len(),
+        want,
+        "100 listed, every third unmanaged and every fifth another deployment's"
+    );
     assert_eq!(describe.num_calls(), 1);
     assert!(page.tasks.iter().all(|t| t.labels == crate::spec().labels));
+}
+
+/// RunTask as ECS answers it: a repeated `clientToken` returns the task the first call started
+/// (moto ignores the token, so this behaviour is played here).
+fn idempotent_run_task() -> (
+    aws_smithy_mocks::Rule,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = started.clone();
+    let by_token = std::sync::Mutex::new(std::collections::HashMap::<String, String>::new());
+    let rule = mock!(Client::run_task).then_compute_output(move |req| {
+        let mut tokens = by_token.lock().unwrap();
+        let arn = match req.client_token() {
+            Some(token) => {
+                let n = tokens.len();
+                tokens
+                    .entry(token.to_owned())
+                    .or_insert_with(|| {
+                        let arn =
+                            format!("arn:aws:ecs:eu-west-1:123456789012:task/playground/t{n}");
+                        seen.lock().unwrap().push(arn.clone());
+                        arn
+                    })
+                    .clone()
+            }
+            None => {
+                let mut s = seen.lock().unwrap();
+                let arn = format!(
+                    "arn:aws:ecs:eu-west-1:123456789012:task/playground/u{}",
+                    s.len()
+                );
+                s.push(arn.clone());
+                arn
+            }
+        };
+        RunTaskOutput::builder()
+            .tasks(
+                Task::builder()
+                    .task_arn(arn)
+                    .last_status("PROVISIONING")
+                    .build(),
+            )
+            .build()
+    });
+    (rule, started)
+}
+
+#[tokio::test]
+async fn a_repeated_start_with_the_same_token_gets_the_first_task() {
+    let (run, started) = idempotent_run_task();
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&run]);
+    let runner = EcsTaskRunner::new(client, ecs_settings());
+    let first = runner.start(&spec()).await.unwrap();
+    let again = runner.start(&spec()).await.unwrap();
+    assert_eq!(first, again, "same token, same task");
+    assert_eq!(run.num_calls(), 2, "both starts reached ECS");
+    assert_eq!(started.lock().unwrap().len(), 1, "ECS started one task");
+    let mut other = spec();
+    other.idempotency_token = "s-another-session".to_owned();
+    let second = runner.start(&other).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(started.lock().unwrap().len(), 2);
 }

@@ -44,6 +44,9 @@ impl<T: Clone> Captured<T> {
     }
 }
 
+/// The deployment id of the mocked runner: tasks must carry it to be ours.
+pub const DEPLOYMENT: &str = "staging";
+
 pub fn ecs_settings() -> EcsSettings {
     EcsSettings {
         cluster: "playground".to_owned(),
@@ -56,6 +59,7 @@ pub fn ecs_settings() -> EcsSettings {
         log_group: "/toolshed/tasks".to_owned(),
         log_region: "eu-west-1".to_owned(),
         family_prefix: "toolshed".to_owned(),
+        deployment: toolshed_core::domain::DeploymentId::new(DEPLOYMENT).unwrap(),
     }
 }
 

@@ -8,7 +8,7 @@ use toolshed_core::domain::{
     CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, SessionId,
     SessionState, StopReason, TaskLabels, TaskPurpose, VerificationState,
 };
-use toolshed_core::ports::{Clock, ServerRepository, TaskRunner, TaskSpec};
+use toolshed_core::ports::{Clock, ServerRepository, TaskRunner, TaskSpec, TaskState};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 use toolshed_core::Error;
 
@@ -293,4 +293,94 @@ async fn sweep_stops_expired_sessions_and_orphans() {
         .sweep_expired_sessions(SweepLimits::default())
         .await;
     assert!(again.is_noop(), "{again:?}");
+}
+
+#[tokio::test]
+async fn two_deployments_on_one_cluster_never_sweep_each_others_tasks() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let (id, _) = registered(&env, &svc, "owners").await;
+    let server = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap()
+        .server()
+        .clone();
+    // Another deployment on the same cluster (same account, same task definitions).
+    let mut other_settings = env.settings.ecs();
+    other_settings.deployment = toolshed_core::domain::DeploymentId::new("production").unwrap();
+    assert_ne!(other_settings.deployment, env.settings.deployment_id);
+    let other = toolshed_aws::EcsTaskRunner::new(env.ecs(), other_settings);
+
+    // Two tasks that look like orphans to anyone (labels of sessions nobody recorded, expiring
+    // before the clock moves): one of each deployment.
+    let orphan_spec = |session: &str| {
+        TaskSpec::for_session(
+            &server,
+            &SessionId::new(session).unwrap(),
+            svc.clock.now() + chrono::Duration::seconds(60),
+        )
+        .unwrap()
+    };
+    let ours = env
+        .adapters
+        .tasks
+        .start(&orphan_spec("s-ours-0001"))
+        .await
+        .unwrap();
+    let theirs = other.start(&orphan_spec("s-theirs-0001")).await.unwrap();
+
+    // Each lists only its own, even though both run the same family in the same cluster.
+    let mine: Vec<_> = env
+        .adapters
+        .tasks
+        .list_managed(None, 100)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| t.handle)
+        .collect();
+    assert_eq!(mine, vec![ours.clone()]);
+    let listed_by_other: Vec<_> = other
+        .list_managed(None, 100)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| t.handle)
+        .collect();
+    assert_eq!(listed_by_other, vec![theirs.clone()]);
+    assert_eq!(
+        env.adapters.tasks.describe(&theirs).await.unwrap().state,
+        TaskState::Missing,
+        "another deployment's task is unknown to this one"
+    );
+
+    svc.clock.advance(Duration::from_secs(120));
+    let report = svc
+        .toolshed
+        .sweep_expired_sessions(SweepLimits::default())
+        .await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.orphans_stopped, 1, "only our orphan: {report:?}");
+    // A direct stop of the other deployment's task is a no-op too.
+    env.adapters
+        .tasks
+        .stop(&theirs, "test: not ours")
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.adapters.tasks.describe(&ours).await.unwrap().state,
+        TaskState::Stopped { .. }
+    ));
+    assert_eq!(
+        other.describe(&theirs).await.unwrap().state,
+        TaskState::Running,
+        "the other deployment's task survived the sweep and the stop"
+    );
 }

@@ -20,6 +20,77 @@ pub const LABEL_RUN: &str = "toolshed.run";
 pub const LABEL_INSTANCE: &str = "toolshed.instance";
 /// Expiry, Unix seconds.
 pub const LABEL_EXPIRES_AT: &str = "toolshed.expires-at";
+/// The [`DeploymentId`] of the deployment that started the task. Runners list, describe, stop
+/// and remove only tasks carrying their own: two deployments sharing one Docker engine or one ECS
+/// cluster never touch each other's tasks.
+pub const LABEL_DEPLOYMENT: &str = "toolshed.deployment";
+
+/// Who owns a task: one id per deployment (per database of the local backend, per Terraform
+/// deployment on AWS). 1-64 ASCII letters, digits, `-` and `_`, starting with a letter or digit,
+/// so it fits a Docker label, an ECS tag and ECS `startedBy` (which ListTasks filters on).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct DeploymentId(String);
+
+impl DeploymentId {
+    /// Validates a deployment id.
+    ///
+    /// ```
+    /// use toolshed_core::domain::DeploymentId;
+    /// assert!(DeploymentId::new("prod-eu_1").is_ok());
+    /// assert!(DeploymentId::new("").is_err());
+    /// assert!(DeploymentId::new("-x").is_err());
+    /// assert!(DeploymentId::new("a b").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "deployment_id" }`.
+    pub fn new(raw: impl Into<String>) -> crate::error::Result<Self> {
+        let raw = raw.into();
+        let ok = (1..=64).contains(&raw.len())
+            && raw.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw))
+        } else {
+            Err(crate::error::Error::invalid(
+                "deployment_id",
+                format!("{raw:?} must be 1-64 letters, digits, '-' or '_', starting with a letter or digit"),
+            ))
+        }
+    }
+
+    /// A fresh random id (`d-` and 32 hex digits), for a deployment that has none yet.
+    pub fn random() -> Self {
+        Self(format!("d-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<DeploymentId> for String {
+    fn from(v: DeploymentId) -> String {
+        v.0
+    }
+}
+
+impl TryFrom<String> for DeploymentId {
+    type Error = crate::error::Error;
+    fn try_from(v: String) -> crate::error::Result<Self> {
+        Self::new(v)
+    }
+}
 
 /// Why a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,8 +30,8 @@ pub use instance::{
     REDACTED,
 };
 pub use labels::{
-    TaskLabels, TaskPurpose, LABEL_EXPIRES_AT, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PURPOSE,
-    LABEL_RUN, LABEL_SERVER, LABEL_SESSION,
+    DeploymentId, TaskLabels, TaskPurpose, LABEL_DEPLOYMENT, LABEL_EXPIRES_AT, LABEL_INSTANCE,
+    LABEL_MANAGED, LABEL_PURPOSE, LABEL_RUN, LABEL_SERVER, LABEL_SESSION,
 };
 pub use mcp::{
     validate_http_path, Endpoint, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::domain::DeploymentId;
 use crate::error::{Error, Result};
 use crate::services::ToolshedConfig;
 
@@ -21,6 +22,9 @@ pub const ENV_GIT_TOKEN: &str = "TOOLSHED_GIT_TOKEN";
 pub const ENV_LEASE_TTL_SECS: &str = "TOOLSHED_LEASE_TTL_SECS";
 /// The only host the git token is sent to (default `github.com`).
 pub const ENV_GIT_TOKEN_HOST: &str = crate::adapters::git::ENV_GIT_TOKEN_HOST;
+/// The deployment id labelling this backend's containers (default: one made on first use and
+/// stored in the database).
+pub const ENV_DEPLOYMENT_ID: &str = "TOOLSHED_DEPLOYMENT_ID";
 
 /// A secret string whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,6 +64,9 @@ pub struct LocalConfig {
     pub git_token_host: String,
     /// Service timings and limits ([`local_service_config`] by default).
     pub service: ToolshedConfig,
+    /// The owner of the containers this backend starts; `None` (the default) uses the id stored
+    /// in the database, made on first use.
+    pub deployment_id: Option<DeploymentId>,
 }
 
 impl LocalConfig {
@@ -72,11 +79,13 @@ impl LocalConfig {
             git_token: None,
             git_token_host: crate::adapters::git::DEFAULT_TOKEN_HOST.to_owned(),
             service: local_service_config(),
+            deployment_id: None,
         }
     }
 
     /// From the process environment: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`,
-    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_GIT_TOKEN_HOST` (and `XDG_DATA_HOME` / `HOME` for the default
+    /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_GIT_TOKEN_HOST`,
+    /// `TOOLSHED_DEPLOYMENT_ID`, `TOOLSHED_LEASE_TTL_SECS` (and `XDG_DATA_HOME` / `HOME` for the default
     /// data directory).
     ///
     /// # Errors
@@ -120,9 +129,16 @@ impl LocalConfig {
                 .map_err(|e| Error::invalid("config", format!("{ENV_GIT_TOKEN_HOST}: {e}")))?,
             None => crate::adapters::git::DEFAULT_TOKEN_HOST.to_owned(),
         };
+        let deployment_id = get(ENV_DEPLOYMENT_ID)
+            .map(|v| {
+                DeploymentId::new(v.trim())
+                    .map_err(|e| Error::invalid("config", format!("{ENV_DEPLOYMENT_ID}: {e}")))
+            })
+            .transpose()?;
         Ok(Self {
             data_dir,
             registry,
+            deployment_id,
             stdio_bridge: get(ENV_STDIO_BRIDGE).map(PathBuf::from),
             git_token: get(ENV_GIT_TOKEN).map(SecretString::new),
             git_token_host,

@@ -24,8 +24,8 @@ use crate::services::{HeuristicMetadataGenerator, Ports, Toolshed};
 
 pub use bridge::{locate_stdio_bridge, BridgeFoundBy, StdioBridgeStatus, STDIO_BRIDGE_BINARY};
 pub use config::{
-    local_service_config, LocalConfig, SecretString, ENV_DATA_DIR, ENV_GIT_TOKEN, ENV_REGISTRY,
-    ENV_STDIO_BRIDGE,
+    local_service_config, LocalConfig, SecretString, ENV_DATA_DIR, ENV_DEPLOYMENT_ID,
+    ENV_GIT_TOKEN, ENV_REGISTRY, ENV_STDIO_BRIDGE,
 };
 
 /// Repository name of locally built images in the engine store.
@@ -85,9 +85,16 @@ impl LocalBackend {
             }
             None => GitCliSource::new(),
         };
+        // The owner label of every container this data directory starts: stored in the
+        // database, so the CLI and the API on one data directory agree, and a backend with
+        // another data directory never lists, stops or sweeps them.
+        let deployment = match &config.deployment_id {
+            Some(id) => id.clone(),
+            None => repository.deployment_id().await?,
+        };
         let runner = Arc::new(DockerTaskRunner::new(
             engine.clone(),
-            RunnerConfig::default(),
+            RunnerConfig::new(deployment),
         ));
         let probe = Arc::new(RmcpProbe::new()?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -207,7 +207,8 @@ pub trait TaskRunner: Send + Sync + Debug {
     /// State and endpoint. An unknown task is `TaskState::Missing`, not an error.
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus>;
 
-    /// Stops a task. Stopping a stopped or unknown task succeeds (idempotent).
+    /// Stops a task, and removes it where the backend keeps stopped tasks. Stopping a stopped or
+    /// unknown task, or another deployment's, succeeds without touching it (idempotent).
     async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()>;
 
     /// Stops a task gracefully: its stop signal (SIGTERM unless the image names another), up to
@@ -228,7 +229,9 @@ pub trait TaskRunner: Send + Sync + Debug {
     /// task; `Unsupported` when the runner cannot read logs.
     async fn tail_logs(&self, task: &TaskHandle, tail: usize) -> Result<Vec<String>>;
 
-    /// Lists live tasks carrying our labels (never anything else), from `cursor`, about `limit`
-    /// per page.
+    /// Lists this deployment's tasks carrying our labels (never another deployment's, never
+    /// anything unlabelled), from `cursor`, about `limit` per page: live tasks, and stopped ones
+    /// the backend keeps until removed (exited Docker containers), which the sweep removes via
+    /// [`Self::stop`] once their session has ended.
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage>;
 }

@@ -10,7 +10,8 @@ impl Toolshed {
     /// session is refreshed from the runner first.
     ///
     /// # Errors
-    /// `SessionNotRunning`; `UnknownTool` when the server's tools were listed and the name is
+    /// `SessionNotRunning` (also when the call fails because the task has ended meanwhile, with
+    /// the stop reason in its state); `UnknownTool` when the server's tools were listed and the name is
     /// not among them; `InvalidToolArguments`; `Probe`.
     pub async fn execute_tool(
         &self,
@@ -45,8 +46,30 @@ impl Toolshed {
             // Gated tools: nothing to check against; the server decides.
             None => None,
         };
-        p.probe
+        match p
+            .probe
             .call_tool(&endpoint, &call, schema, self.config.tool_call_deadline)
             .await
+        {
+            // The task may have ended since the session was last read (killed, crashed): ask the
+            // runner, and say the session ended rather than "unreachable".
+            Err(e @ Error::Probe { .. }) => {
+                let refreshed = match self.session_status(session_id).await {
+                    Ok(s) => s,
+                    Err(_) => return Err(e),
+                };
+                if refreshed.state.is_live() {
+                    return Err(e);
+                }
+                Err(Error::SessionNotRunning {
+                    session_id: session_id.to_string(),
+                    state: match refreshed.stop_reason {
+                        Some(reason) => format!("{}: {reason}", refreshed.state),
+                        None => refreshed.state.to_string(),
+                    },
+                })
+            }
+            other => other,
+        }
     }
 }

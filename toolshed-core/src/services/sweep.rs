@@ -15,7 +15,7 @@ use super::config::since;
 use super::{Toolshed, ToolshedConfig};
 use crate::domain::{TaskHandle, TaskPurpose, Timestamp};
 use crate::ports::{Clock, ServerRepository, TaskRunner};
-use crate::ports::{SessionEnd, TaskSummary};
+use crate::ports::{SessionEnd, TaskState, TaskSummary};
 
 /// Bounds of one sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub struct SweepReport {
     pub orphans_stopped: u32,
     /// Live sessions whose task had stopped by itself, now ended.
     pub exited_marked: u32,
+    /// Stopped tasks the runner still kept (exited containers) whose session has ended, removed.
+    pub exited_removed: u32,
     /// Managed tasks listed.
     pub tasks_seen: u32,
     /// Orphan candidates left alone because they are younger than the grace period.
@@ -67,7 +69,10 @@ pub struct SweepReport {
 impl SweepReport {
     /// Whether this sweep changed nothing.
     pub fn is_noop(&self) -> bool {
-        self.expired_stopped == 0 && self.orphans_stopped == 0 && self.exited_marked == 0
+        self.expired_stopped == 0
+            && self.orphans_stopped == 0
+            && self.exited_marked == 0
+            && self.exited_removed == 0
     }
 }
 
@@ -231,9 +236,11 @@ impl Sweeper {
                 .collect()
                 .await;
             let mut orphans = Vec::new();
+            let mut exited = Vec::new();
             for (task, verdict) in verdicts {
                 match verdict {
                     Verdict::Orphan => orphans.push(task),
+                    Verdict::Exited => exited.push(task),
                     Verdict::YoungOrphan => {
                         report.young_tasks_skipped += 1;
                         running.insert(task.handle);
@@ -255,8 +262,13 @@ impl Sweeper {
                 .buffer_unordered(limits.concurrency.max(1))
                 .collect()
                 .await;
+            self.end_exited(now, exited, limits, report).await;
             for (task, stopped) in stops {
                 match stopped {
+                    Ok(()) if !task.state.is_live() => {
+                        info!(task = %task.handle, server = %task.labels.server_id, "removed stopped task");
+                        report.exited_removed += 1;
+                    }
                     Ok(()) => {
                         warn!(task = %task.handle, server = %task.labels.server_id, "stopped orphaned task");
                         report.orphans_stopped += 1;
@@ -286,10 +298,20 @@ impl Sweeper {
             Some(started) => since(now, started) < self.orphan_grace,
             None => task.labels.expires_at > now,
         };
+        let stopped = matches!(task.state, TaskState::Stopped { .. });
+        let mut young = young;
         let orphan = match &task.labels.purpose {
             TaskPurpose::Playground { session_id } => {
                 match self.repository.get_session(session_id).await {
-                    Ok(s) => !s.state.is_live() || s.task != task.handle,
+                    Ok(s) => {
+                        let ended = !s.state.is_live();
+                        // The grace period protects a launch whose session is not recorded yet;
+                        // a stopped task of a session that has ended needs none.
+                        if stopped && ended && s.task == task.handle {
+                            young = false;
+                        }
+                        ended || s.task != task.handle
+                    }
                     Err(e) if e.is_not_found() => true,
                     Err(e) => return Verdict::Unknown(format!("read session {session_id}: {e}")),
                 }
@@ -312,7 +334,58 @@ impl Sweeper {
         match (orphan, young) {
             (true, true) => Verdict::YoungOrphan,
             (true, false) => Verdict::Orphan,
+            // A stopped task (a container the runner keeps after it exited) of a live session.
+            (false, _)
+                if stopped && matches!(task.labels.purpose, TaskPurpose::Playground { .. }) =>
+            {
+                Verdict::Exited
+            }
             (false, _) => Verdict::Keep,
+        }
+    }
+
+    /// Ends the live sessions of listed tasks that stopped by themselves (`TaskExited`), then
+    /// removes the tasks. A task whose session could not be ended stays for the next sweep.
+    async fn end_exited(
+        &self,
+        now: Timestamp,
+        exited: Vec<TaskSummary>,
+        limits: SweepLimits,
+        report: &mut SweepReport,
+    ) {
+        let p = self;
+        let outcomes: Vec<(bool, Result<(), String>)> = stream::iter(exited)
+            .map(|task| async move {
+                let TaskPurpose::Playground { session_id } = &task.labels.purpose else {
+                    return (false, Ok(()));
+                };
+                let ended = match p
+                    .repository
+                    .end_session(session_id, crate::domain::StopReason::TaskExited, now)
+                    .await
+                {
+                    Ok(SessionEnd::Ended(_)) => true,
+                    Ok(SessionEnd::AlreadyEnded(_)) => false,
+                    Err(e) => return (false, Err(format!("end session {session_id}: {e}"))),
+                };
+                let removed = p
+                    .runner
+                    .stop(&task.handle, "toolshed: task exited")
+                    .await
+                    .map_err(|e| format!("remove stopped task {}: {e}", task.handle));
+                (ended, removed)
+            })
+            .buffer_unordered(limits.concurrency.max(1))
+            .collect()
+            .await;
+        for (ended, removed) in outcomes {
+            if ended {
+                report.exited_marked += 1;
+            }
+            match removed {
+                Ok(()) => report.exited_removed += 1,
+                Err(e) => report.errors.push(e),
+            }
         }
     }
 
@@ -395,6 +468,8 @@ enum Verdict {
     Orphan,
     /// Would be an orphan, but younger than the grace period: leave it for now.
     YoungOrphan,
+    /// Stopped by itself while its session is still live: end the session, remove the task.
+    Exited,
     /// Its session could not be read: leave it, report the error.
     Unknown(String),
 }

@@ -76,6 +76,8 @@ struct Build {
     polls_left: u32,
     result: BuildResult,
     pushed: bool,
+    /// Whether `build_status` has reported its end (it no longer counts as in flight).
+    ended: bool,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +90,8 @@ struct Inner {
     status_calls: u32,
     requests: Vec<BuildRequest>,
     cancelled: Vec<BuildId>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// An [`ImageBuilder`] whose builds follow queued [`BuildScript`]s (default: succeed at once).
@@ -135,6 +139,12 @@ impl FakeImageBuilder {
     /// How many distinct builds were started.
     pub fn builds_started(&self) -> usize {
         lock(&self.inner).builds.len()
+    }
+
+    /// The most builds that were in flight at once (started, end not yet reported): a second
+    /// build overlapping the first shows two verifications ran at the same time.
+    pub fn max_concurrent_builds(&self) -> usize {
+        lock(&self.inner).max_in_flight
     }
 
     /// How many times `build_status` was called.
@@ -186,8 +196,11 @@ impl ImageBuilder for FakeImageBuilder {
                 polls_left: script.in_progress_polls,
                 result: script.result,
                 pushed: false,
+                ended: false,
             },
         );
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         inner
             .by_token
             .insert(request.idempotency_token.clone(), id.clone());
@@ -195,7 +208,8 @@ impl ImageBuilder for FakeImageBuilder {
     }
 
     async fn build_status(&self, build: &BuildId) -> Result<BuildStatus> {
-        let mut inner = lock(&self.inner);
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
         inner.status_calls += 1;
         let b = inner
             .builds
@@ -206,6 +220,10 @@ impl ImageBuilder for FakeImageBuilder {
             return Ok(BuildStatus::InProgress {
                 phase: Some("BUILD".to_owned()),
             });
+        }
+        if !b.ended {
+            b.ended = true;
+            inner.in_flight = inner.in_flight.saturating_sub(1);
         }
         match &b.result {
             BuildResult::Succeed { digest } => {

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{engine, status, DockerError};
 use crate::domain::{
-    effective_user, Egress, Endpoint, ImageRef, ServerId, TaskHandle, TaskLabels, TaskResources,
-    LABEL_MANAGED, LABEL_PURPOSE, LABEL_SERVER,
+    effective_user, DeploymentId, Egress, Endpoint, ImageRef, ServerId, TaskHandle, TaskLabels,
+    TaskResources, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_PURPOSE, LABEL_SERVER,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
@@ -35,6 +35,10 @@ pub const LABEL_EGRESS: &str = "toolshed.egress";
 /// Limits and defaults of the containers the runner starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
+    /// The deployment whose containers these are: every container is labelled with it, and the
+    /// runner lists, inspects, stops and removes only containers carrying it. Two runners with
+    /// different ids share one engine without touching each other's containers.
+    pub deployment: DeploymentId,
     /// Host address ports are published on. Loopback only by default: a playground server must
     /// not be reachable from the network.
     pub host_ip: String,
@@ -53,9 +57,13 @@ pub struct RunnerConfig {
     pub default_drain: Duration,
 }
 
-impl Default for RunnerConfig {
-    fn default() -> Self {
+impl RunnerConfig {
+    /// The defaults (loopback ports, 256 processes, 64 MiB `/tmp`, 10 s drain) for `deployment`.
+    /// There is deliberately no `Default`: a shared default owner would let two deployments on
+    /// one engine take each other's containers for orphans.
+    pub fn new(deployment: DeploymentId) -> Self {
         Self {
+            deployment,
             host_ip: "127.0.0.1".into(),
             endpoint_host: "127.0.0.1".into(),
             pids_limit: 256,
@@ -131,12 +139,11 @@ struct Launch<'a> {
     args: Vec<String>,
 }
 
-fn is_managed(c: &ContainerInspectResponse) -> bool {
-    c.config
-        .as_ref()
-        .and_then(|cfg| cfg.labels.as_ref())
-        .and_then(|l| l.get(LABEL_MANAGED))
-        .is_some_and(|v| v == "true")
+/// Whether a container is marked managed **and** belongs to `deployment`.
+fn is_ours(c: &ContainerInspectResponse, deployment: &DeploymentId) -> bool {
+    let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    label(LABEL_MANAGED) == Some("true") && label(LABEL_DEPLOYMENT) == Some(deployment.as_str())
 }
 
 fn labels_of(c: &ContainerInspectResponse) -> HashMap<String, String> {
@@ -146,8 +153,10 @@ fn labels_of(c: &ContainerInspectResponse) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// A Docker container name from an idempotency token: same token, same name.
-fn container_name(token: &str) -> String {
+/// A Docker container name from the deployment and an idempotency token: same token, same name
+/// (so a repeated start meets the first container), and two deployments launching with equal
+/// tokens (an idempotency key is derived from the server and the caller's key) never collide.
+fn container_name(deployment: &DeploymentId, token: &str) -> String {
     let clean: String = token
         .chars()
         .map(|c| {
@@ -158,7 +167,7 @@ fn container_name(token: &str) -> String {
             }
         })
         .collect();
-    format!("toolshed-{clean}")
+    format!("toolshed-{deployment}-{clean}")
 }
 
 /// The container configuration of a playground or check task, as [`DockerTaskRunner::start`]
@@ -173,14 +182,19 @@ pub fn container_config(
     spec: &TaskSpec,
     image_user: Option<&str>,
 ) -> ContainerCreateBody {
-    render(config, launch_of(spec), spec.image.pinned(), image_user)
+    render(
+        config,
+        launch_of(spec, &config.deployment),
+        spec.image.pinned(),
+        image_user,
+    )
 }
 
-fn launch_of(spec: &TaskSpec) -> Launch<'_> {
+fn launch_of<'a>(spec: &'a TaskSpec, deployment: &DeploymentId) -> Launch<'a> {
     let mut labels: HashMap<String, String> = spec.labels.to_pairs().into_iter().collect();
     labels.insert(LABEL_PATH.into(), spec.mcp_path.clone());
     Launch {
-        name: container_name(&spec.idempotency_token),
+        name: container_name(deployment, &spec.idempotency_token),
         image: &spec.image,
         port: spec.container_port,
         resources: spec.resources,
@@ -308,15 +322,22 @@ impl DockerTaskRunner {
         &self.docker
     }
 
-    /// Inspects a container, `None` when it does not exist **or is not ours**: an unlabelled
-    /// container is indistinguishable from a missing one, so nothing here can act on it.
+    /// The deployment whose containers this runner manages.
+    pub fn deployment(&self) -> &DeploymentId {
+        &self.config.deployment
+    }
+
+    /// Inspects a container, `None` when it does not exist **or is not ours** (unlabelled, or
+    /// another deployment's): such a container is indistinguishable from a missing one, so
+    /// nothing here can act on it.
     async fn inspect_managed(&self, handle: &str) -> Result<Option<ContainerInspectResponse>> {
         match self.docker.inspect_container(handle, None).await {
-            Ok(c) if is_managed(&c) => Ok(Some(c)),
+            Ok(c) if is_ours(&c, &self.config.deployment) => Ok(Some(c)),
             Ok(_) => {
                 tracing::warn!(
                     container = handle,
-                    "refusing to act on a container without the {LABEL_MANAGED} label"
+                    "refusing to act on a container without {LABEL_MANAGED}=true and {LABEL_DEPLOYMENT}={}",
+                    self.config.deployment
                 );
                 Ok(None)
             }
@@ -378,6 +399,11 @@ impl DockerTaskRunner {
         if l.resources.egress == Egress::None {
             self.ensure_no_egress_network().await?;
         }
+        let mut l = l;
+        l.labels.insert(
+            LABEL_DEPLOYMENT.into(),
+            self.config.deployment.as_str().to_owned(),
+        );
         let name = l.name.clone();
         let body = render(&self.config, l, image, image_user.as_deref());
         let opts = CreateContainerOptionsBuilder::new().name(&name).build();
@@ -434,7 +460,10 @@ impl DockerTaskRunner {
             (LABEL_PATH.to_owned(), spec.mcp_path.clone()),
         ]);
         self.launch(Launch {
-            name: format!("toolshed-instance-{}", spec.instance_id),
+            name: format!(
+                "toolshed-{}-instance-{}",
+                self.config.deployment, spec.instance_id
+            ),
             image: &spec.image,
             port: spec.container_port,
             resources: spec.resources,
@@ -454,13 +483,14 @@ impl DockerTaskRunner {
     pub async fn stop_with_drain(&self, task: &TaskHandle, drain: Duration) -> Result<()> {
         let id = task.as_str();
         match self.docker.inspect_container(id, None).await {
-            Ok(c) if is_managed(&c) => {}
+            Ok(c) if is_ours(&c, &self.config.deployment) => {}
             Ok(_) => {
                 return Err(Error::PermissionDenied {
                     backend: "docker",
                     operation: "StopContainer",
                     detail: format!(
-                        "container {id} does not carry {LABEL_MANAGED}=true; not touching it"
+                        "container {id} does not carry {LABEL_MANAGED}=true and {LABEL_DEPLOYMENT}={}; not touching it",
+                        self.config.deployment
                     ),
                 })
             }
@@ -649,7 +679,7 @@ impl TaskRunner for DockerTaskRunner {
     }
 
     async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle> {
-        self.launch(launch_of(spec)).await
+        self.launch(launch_of(spec, &self.config.deployment)).await
     }
 
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
@@ -692,18 +722,15 @@ impl TaskRunner for DockerTaskRunner {
     }
 
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {
-        let filters = HashMap::from([
-            ("label", vec![format!("{LABEL_MANAGED}=true")]),
-            (
-                "status",
-                vec![
-                    "created".to_owned(),
-                    "running".to_owned(),
-                    "restarting".to_owned(),
-                    "paused".to_owned(),
-                ],
-            ),
-        ]);
+        // Exited and dead containers are listed too: the sweep removes them once their session
+        // has ended, so a container that died (or was killed from outside) does not stay forever.
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_MANAGED}=true"),
+                format!("{LABEL_DEPLOYMENT}={}", self.config.deployment),
+            ],
+        )]);
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -740,7 +767,14 @@ impl TaskRunner for DockerTaskRunner {
                 Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED) => {
                     TaskState::Running
                 }
-                _ => TaskState::Pending,
+                Some(
+                    ContainerSummaryStateEnum::CREATED | ContainerSummaryStateEnum::RESTARTING,
+                ) => TaskState::Pending,
+                // Exited, dead, being removed: the list reports no exit code (describe does).
+                _ => TaskState::Stopped {
+                    reason: c.status.clone(),
+                    exit_code: None,
+                },
             };
             tasks.push(TaskSummary {
                 handle: TaskHandle::new(id)?,
@@ -761,8 +795,12 @@ mod tests {
 
     #[test]
     fn names_from_tokens() {
-        assert_eq!(container_name("s-0123abcd"), "toolshed-s-0123abcd");
-        assert_eq!(container_name("check-a/b c"), "toolshed-check-a-b-c");
+        let d = DeploymentId::new("dep1").unwrap();
+        assert_eq!(container_name(&d, "s-0123abcd"), "toolshed-dep1-s-0123abcd");
+        assert_eq!(
+            container_name(&d, "check-a/b c"),
+            "toolshed-dep1-check-a-b-c"
+        );
     }
 
     #[test]
