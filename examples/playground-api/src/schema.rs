@@ -210,6 +210,12 @@ fn parameter_schema(location: &str, name: &str) -> Option<Value> {
         ("query", "limit") => {
             json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100})
         }
+        ("path", "instance_id") => {
+            json!({"type": "string", "pattern": SESSION_ID_PATTERN, "minLength": 8, "maxLength": 64})
+        }
+        ("query", "tail") => json!({
+            "type": "integer", "minimum": 0, "maximum": toolshed_core::ports::MAX_LOG_TAIL, "default": 100
+        }),
         ("query", "force") => json!({"type": "boolean"}),
         ("header", "Idempotency-Key") => {
             json!({"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 128})
@@ -345,6 +351,36 @@ fn constrain_schemas(schemas: &mut Value, s: &DocSettings) {
             {"required": ["session_id"], "properties": {"session_id": {"type": "string"}}},
             {"required": ["task_arn"], "properties": {"task_arn": {"type": "string"}}},
         ]}),
+    );
+    // Instances: a verified server, a unique name, an environment of variable names.
+    let create = "/CreateInstanceBody/properties";
+    set(
+        schemas,
+        &format!("{create}/server_id"),
+        json!({"pattern": SERVER_ID_PATTERN, "minLength": 1, "maxLength": 63}),
+    );
+    set(
+        schemas,
+        &format!("{create}/name"),
+        json!({"pattern": SERVER_ID_PATTERN, "minLength": 1, "maxLength": 63}),
+    );
+    set(
+        schemas,
+        &format!("{create}/env"),
+        json!({
+            "maxProperties": toolshed_core::domain::MAX_ENV_VARS,
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,255}$"},
+            "additionalProperties": {
+                "type": "string",
+                "pattern": "^[^\\u0000]*$",
+                "maxLength": toolshed_core::domain::MAX_ENV_VALUE_LEN,
+            },
+        }),
+    );
+    set(
+        schemas,
+        "/DrainBody/properties/drain_timeout_seconds",
+        json!({"minimum": 0, "maximum": 300}),
     );
 }
 

@@ -525,6 +525,10 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
                         assert_eq!(schema["maximum"], 1000, "{label}");
                     }
                     ("query", "force") => assert_eq!(schema["type"], "boolean"),
+                    ("query", "tail") => {
+                        assert_eq!(schema["minimum"], 0, "{label}");
+                        assert_eq!(schema["maximum"], 10_000, "{label}");
+                    }
                     _ => assert!(
                         schema["pattern"]
                             .as_str()
@@ -535,7 +539,8 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
             }
         }
     }
-    assert_eq!(operations, 12);
+    // The servers, verification, playground and health routes, and the six instance routes.
+    assert_eq!(operations, 18);
     // Body constraints, including those that come from the service's configuration.
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["RegisterRequest"]["properties"]["repo"]["pattern"]

@@ -258,10 +258,10 @@ async fn openapi_documents_the_routes() {
     for (path, method) in [
         ("/api/instances", "post"),
         ("/api/instances", "get"),
-        ("/api/instances/{id}", "get"),
-        ("/api/instances/{id}/stop", "post"),
-        ("/api/instances/{id}/restart", "post"),
-        ("/api/instances/{id}/logs", "get"),
+        ("/api/instances/{instance_id}", "get"),
+        ("/api/instances/{instance_id}/stop", "post"),
+        ("/api/instances/{instance_id}/restart", "post"),
+        ("/api/instances/{instance_id}/logs", "get"),
     ] {
         assert!(
             paths[path][method].is_object(),

@@ -187,8 +187,8 @@ pub async fn list_instances(
 
 /// An instance with the health of its task: liveness from the runner, readiness from an MCP
 /// handshake. An instance whose task ended by itself is reported (and recorded) `failed`.
-#[utoipa::path(get, path = "/api/instances/{id}", tag = "instances",
-    params(("id" = String, Path, description = "Instance id")),
+#[utoipa::path(get, path = "/api/instances/{instance_id}", tag = "instances",
+    params(("instance_id" = String, Path, description = "Instance id")),
     responses(
         (status = 200, description = "The instance and its health", body = InstanceBody),
         (status = 400, description = "Invalid id", body = ErrorBody),
@@ -205,8 +205,8 @@ pub async fn instance_status(
 
 /// Stops an instance with a drain: the stop signal, then a kill after the drain timeout.
 /// Idempotent.
-#[utoipa::path(post, path = "/api/instances/{id}/stop", tag = "instances",
-    params(("id" = String, Path, description = "Instance id")),
+#[utoipa::path(post, path = "/api/instances/{instance_id}/stop", tag = "instances",
+    params(("instance_id" = String, Path, description = "Instance id")),
     request_body(content = Option<DrainBody>, description = "Optional"),
     responses(
         (status = 200, description = "Stopped", body = InstanceBody),
@@ -227,8 +227,8 @@ pub async fn stop_instance(
 
 /// Restarts an instance with the same image and environment (its task is stopped with the
 /// drain first). Works from `created`, `failed` and `stopped`.
-#[utoipa::path(post, path = "/api/instances/{id}/restart", tag = "instances",
-    params(("id" = String, Path, description = "Instance id")),
+#[utoipa::path(post, path = "/api/instances/{instance_id}/restart", tag = "instances",
+    params(("instance_id" = String, Path, description = "Instance id")),
     request_body(content = Option<DrainBody>, description = "Optional"),
     responses(
         (status = 200, description = "Restarted", body = InstanceBody),
@@ -249,8 +249,8 @@ pub async fn restart_instance(
 }
 
 /// The last lines the instance's task wrote.
-#[utoipa::path(get, path = "/api/instances/{id}/logs", tag = "instances",
-    params(("id" = String, Path, description = "Instance id"), LogsQuery),
+#[utoipa::path(get, path = "/api/instances/{instance_id}/logs", tag = "instances",
+    params(("instance_id" = String, Path, description = "Instance id"), LogsQuery),
     responses(
         (status = 200, description = "Log tail", body = LogTail),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
