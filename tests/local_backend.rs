@@ -11,11 +11,11 @@ use toolshed_core::domain::{
     GitRef, ServerId, ServerRegistration, SessionId, SessionState, StopReason, ToolCall, Transport,
     TtlBounds, VerificationState, VerificationStep,
 };
+use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{McpProbe, ServerRepository, TaskRunner, TaskSpec, TaskState};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
-use toolshed_core::{testing::conformance, Error};
-use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::testing::fixtures;
+use toolshed_core::{testing::conformance, Error};
 use toolshed_tests::{docker as docker_enabled, TempDir};
 
 struct Fixture {
@@ -38,10 +38,11 @@ async fn fixture_with(
     custom: Option<(std::path::PathBuf, &str, Transport)>,
 ) -> Fixture {
     let data = TempDir::new("toolshed-local");
-    let binary = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
-        .await
-        .unwrap()
-        .expect("example server binary");
+    let binary =
+        tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
+            .await
+            .unwrap()
+            .expect("example server binary");
     let repo_dir = data.0.join("repo");
     let (binary, dockerfile, transport) = match custom {
         Some((b, d, t)) => (b, d, t),

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::domain::{ServerId, Timestamp, VerificationStep};
+use crate::domain::{QuotaKind, Scope, ServerId, Timestamp, VerificationStep};
 
 /// Boxed source error carried by backend failures.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -35,6 +35,8 @@ pub enum EntityKind {
     Lease,
     /// An MCP tool.
     Tool,
+    /// An API key.
+    ApiKey,
 }
 
 impl fmt::Display for EntityKind {
@@ -48,6 +50,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Docs => "docs",
             EntityKind::Lease => "verification lease",
             EntityKind::Tool => "tool",
+            EntityKind::ApiKey => "API key",
         })
     }
 }
@@ -188,6 +191,29 @@ pub enum Error {
         server_id: ServerId,
     },
 
+    /// The caller lacks the scope the operation needs. Not retryable with the same credentials.
+    #[error("principal {principal} lacks the scope {scope}")]
+    Forbidden {
+        /// Who asked.
+        principal: String,
+        /// The scope the operation needs.
+        scope: Scope,
+    },
+
+    /// A per-principal quota is used up; nothing was changed. Retry after `retry_after_secs`
+    /// (windowed quotas) or once a live session ends.
+    #[error("quota of {limit} {quota} reached for principal {principal}")]
+    QuotaExceeded {
+        /// Whose quota.
+        principal: String,
+        /// Which quota.
+        quota: QuotaKind,
+        /// The limit.
+        limit: u32,
+        /// Seconds until the window resets (`None`: when a live session ends).
+        retry_after_secs: Option<u64>,
+    },
+
     /// A verification step failed; the last good image is untouched.
     #[error("verification of server {server_id} failed at step {step}: {reason}")]
     VerificationFailed {
@@ -316,6 +342,7 @@ impl Error {
             Error::Conflict { .. }
             | Error::VerificationInProgress { .. }
             | Error::CapReached { .. }
+            | Error::QuotaExceeded { .. }
             | Error::Timeout { .. }
             | Error::SessionNotRunning { .. } => true,
             Error::Backend { retryable, .. } => *retryable,
@@ -333,7 +360,8 @@ impl Error {
             | Error::NotVerified { .. }
             | Error::UnknownTool { .. }
             | Error::InvalidToolArguments { .. }
-            | Error::PermissionDenied { .. } => false,
+            | Error::PermissionDenied { .. }
+            | Error::Forbidden { .. } => false,
         }
     }
 

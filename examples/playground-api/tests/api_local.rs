@@ -49,10 +49,11 @@ async fn the_api_on_the_local_backend() {
         return;
     }
     let data = TempDir::new();
-    let binary = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
-        .await
-        .unwrap()
-        .expect("example server binary");
+    let binary =
+        tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-example-server"))
+            .await
+            .unwrap()
+            .expect("example server binary");
     let repo =
         fixtures::write_server_repo(&data.0.join("repo"), &binary, fixtures::EXAMPLE_DOCKERFILE)
             .unwrap();

@@ -9,8 +9,8 @@ use toolshed_core::domain::{
     GitRef, IdempotencyKey, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, SessionId,
     ToolCall, Transport,
 };
-use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
+use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
 
 use crate::instances;
 use crate::output::{print, Format};
@@ -161,7 +161,9 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
         Err(e) => Err(format!("not reachable ({e}); start it or set DOCKER_HOST")),
     };
     let git = match std::process::Command::new("git").arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        Ok(out) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        }
         _ => Err("git not found on PATH: repositories cannot be read".to_owned()),
     };
     let bridge = locate_stdio_bridge(config.stdio_bridge.as_deref());
@@ -170,7 +172,10 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
             "stdio servers can be verified: bridge {} (found by {}){}",
             path.display(),
             bridge.found_by.map_or_else(String::new, |b| b.to_string()),
-            bridge.problem.as_deref().map_or_else(String::new, |p| format!("; warning: {p}"))
+            bridge
+                .problem
+                .as_deref()
+                .map_or_else(String::new, |p| format!("; warning: {p}"))
         )),
         None => Err(bridge.problem.clone().unwrap_or_default()),
     };
@@ -192,7 +197,10 @@ async fn doctor(config: LocalConfig, f: Format) -> anyhow::Result<()> {
         let mut out = format!(
             "data dir      {}\nimages        {}\n",
             config.data_dir.display(),
-            config.registry.as_deref().unwrap_or("the engine's image store")
+            config
+                .registry
+                .as_deref()
+                .unwrap_or("the engine's image store")
         );
         for (name, r) in &checks {
             let (mark, detail) = match r {

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use toolshed_core::adapters::docker::{HealthTracker, InstanceSpec, Liveness, LogQuery};
 use toolshed_core::domain::{ServerId, TaskHandle, VerificationState};
 use toolshed_core::error::EntityKind;
-use toolshed_core::Error;
 use toolshed_core::local::LocalBackend;
+use toolshed_core::Error;
 
 use crate::output::{print, Format, Unhealthy};
 

@@ -5,6 +5,7 @@ mod image;
 mod labels;
 mod mcp;
 mod metadata;
+mod principal;
 mod repo_url;
 mod server;
 mod session;
@@ -23,6 +24,10 @@ pub use mcp::{
 pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
+};
+pub use principal::{
+    ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
+    PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,
 };
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};
 pub use server::{

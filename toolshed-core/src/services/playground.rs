@@ -86,6 +86,7 @@ impl Toolshed {
             created_at: now,
             expires_at,
             stopped_at: None,
+            owner: None,
             version: 0,
         };
         match p.repository.create_session(&session, caps).await {

@@ -6,16 +6,16 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use super::error::db;
 use super::SqliteServerRepository;
 use crate::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
-    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState,
+    ApiKey, ApiKeyId, LiveSessionCounts, PlaygroundSession, PrincipalId, QuotaKind, Server,
+    ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
+    VerificationLease, VerificationRun, VerificationState,
 };
 use crate::error::{CapScope, EntityKind, Error, Result};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
 
 /// Nanoseconds since the epoch: sortable, and precise enough that expiry comparisons agree with
 /// the caller's clock (millisecond rounding could expire a session early).
-fn ns(t: Timestamp) -> i64 {
+pub(super) fn ns(t: Timestamp) -> i64 {
     t.timestamp_nanos_opt()
         .unwrap_or_else(|| t.timestamp_millis().saturating_mul(1_000_000))
 }
@@ -28,16 +28,19 @@ fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-fn immediate<'c>(conn: &'c mut rusqlite::Connection, op: &'static str) -> Result<Transaction<'c>> {
+pub(super) fn immediate<'c>(
+    conn: &'c mut rusqlite::Connection,
+    op: &'static str,
+) -> Result<Transaction<'c>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db(op))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: &str, op: &'static str) -> Result<T> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(json: &str, op: &'static str) -> Result<T> {
     serde_json::from_str(json).map_err(db(op))
 }
 
-fn json<T: serde::Serialize>(v: &T, op: &'static str) -> Result<String> {
+pub(super) fn json<T: serde::Serialize>(v: &T, op: &'static str) -> Result<String> {
     serde_json::to_string(v).map_err(db(op))
 }
 
@@ -114,7 +117,7 @@ fn release_lease(tx: &rusqlite::Connection, id: &ServerId, op: &'static str) -> 
     Ok(())
 }
 
-fn load_session(
+pub(super) fn load_session(
     tx: &rusqlite::Connection,
     id: &SessionId,
     op: &'static str,
@@ -130,7 +133,7 @@ fn load_session(
     row.map(|j| parse(&j, op)).transpose()
 }
 
-fn upsert_session(
+pub(super) fn upsert_session(
     tx: &rusqlite::Connection,
     s: &PlaygroundSession,
     op: &'static str,
@@ -172,7 +175,7 @@ fn query_sessions(
     Ok(out)
 }
 
-fn count_live(
+pub(super) fn count_live(
     conn: &rusqlite::Connection,
     server: &ServerId,
     op: &'static str,
@@ -565,5 +568,49 @@ impl ServerRepository for SqliteServerRepository {
             count_live(conn, &server_id, "count_live_sessions")
         })
         .await
+    }
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey> {
+        self.insert_api_key_impl(key).await
+    }
+
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        self.get_api_key_impl(id).await
+    }
+
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl(owner).await
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        self.revoke_api_key_impl(id, at).await
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn create_owned_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert> {
+        self.create_owned_session_impl(session, caps, live_quota)
+            .await
+    }
+
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
+        self.count_live_sessions_of_impl(owner).await
+    }
+
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32> {
+        self.take_quota_impl(principal, kind, window_start, limit)
+            .await
     }
 }

@@ -46,6 +46,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), SqliteError> {
         );
         ",
     )?;
+    super::api_keys::migrate(conn)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
