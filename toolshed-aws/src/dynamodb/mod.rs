@@ -9,6 +9,7 @@
 //! - `list_servers` scans the servers table (a catalogue of at most thousands of items) and
 //!   sorts by id; every other read is a key lookup or an index query.
 
+mod api_keys;
 pub mod codec;
 
 use async_trait::async_trait;
@@ -21,9 +22,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use toolshed_core::domain::{
-    LiveSessionCounts, PlaygroundSession, Server, ServerId, SessionCaps, SessionId, SessionState,
-    StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState,
+    ApiKey, ApiKeyId, LiveSessionCounts, PlaygroundSession, PrincipalId, QuotaKind, Server,
+    ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
+    VerificationLease, VerificationRun, VerificationState,
 };
 use toolshed_core::error::{CapScope, EntityKind};
 use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
@@ -546,6 +547,10 @@ impl ServerRepository for DynamoServerRepository {
                 1,
                 Some(caps.total),
             )?);
+            // An owned session counts against its owner too (no quota on this path).
+            if let Some(owner) = &stored.owner {
+                items.push(self.counter_update(api_keys::owner_counter_key(owner), 1, None)?);
+            }
         }
         let res = self
             .client
@@ -672,11 +677,14 @@ impl ServerRepository for DynamoServerRepository {
                 .expression_attribute_values(":v", n(current.version))
                 .build()
                 .map_err(|e| build_err("TransactWriteItems", e))?;
-            let items = vec![
+            let mut items = vec![
                 TransactWriteItem::builder().update(update).build(),
                 self.counter_update(codec::counter_key(&current.server_id), -1, None)?,
                 self.counter_update(codec::TOTAL_COUNTER.to_owned(), -1, None)?,
             ];
+            if let Some(owner) = &current.owner {
+                items.push(self.counter_update(api_keys::owner_counter_key(owner), -1, None)?);
+            }
             let res = self
                 .client
                 .transact_write_items()
@@ -819,6 +827,50 @@ impl ServerRepository for DynamoServerRepository {
             server: count(find(&server_key)),
             total: count(find(codec::TOTAL_COUNTER)),
         })
+    }
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey> {
+        self.insert_api_key_impl(key).await
+    }
+
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        self.get_api_key_impl(id).await
+    }
+
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl(owner).await
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        self.revoke_api_key_impl(id, at).await
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn create_owned_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert> {
+        self.create_owned_session_impl(session, caps, live_quota)
+            .await
+    }
+
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
+        self.count_live_sessions_of_impl(owner).await
+    }
+
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32> {
+        self.take_quota_impl(principal, kind, window_start, limit)
+            .await
     }
 }
 

@@ -5,6 +5,7 @@
 //! and a typed [`ToolshedConfig`]; each use case lives in its own module as an `impl Toolshed`
 //! block. Composition roots (CLI, HTTP API, Lambda) build one `Toolshed` and share it.
 
+mod access;
 mod config;
 mod execute;
 mod heuristic;
@@ -16,6 +17,7 @@ mod verify;
 
 use std::sync::Arc;
 
+pub use access::Caller;
 pub use config::ToolshedConfig;
 pub use heuristic::HeuristicMetadataGenerator;
 pub use metadata::MetadataOutcome;
