@@ -11,7 +11,9 @@
 //! | 413 | `payload_too_large` |
 //! | 415 | `unsupported_media_type` |
 //! | 422 | `invalid_input`, `invalid_tool_arguments`, `verification_failed` |
-//! | 429 | `session_cap_reached` (with `Retry-After`) |
+//! | 401 | `unauthorized` (with `WWW-Authenticate: Bearer`) |
+//! | 403 | `forbidden` |
+//! | 429 | `session_cap_reached`, `quota_exceeded` (with `Retry-After`) |
 //! | 500 | `backend_error`, `backend_permission_denied`, `internal` |
 //! | 502 | `mcp_protocol_error` |
 //! | 503 | `backend_unavailable`, `mcp_unreachable`, `timeout`, `request_timeout` (with `Retry-After`) |
@@ -258,6 +260,28 @@ impl From<Error> for ApiError {
             } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
                 .with_details(json!({ "operation": operation, "id": id, "after_ms": after_ms, "retryable": true }))
                 .retry_after(5),
+            Error::Forbidden { scope, .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this operation needs the scope {scope}"),
+            )
+            .with_details(json!({ "required_scope": scope.to_string() })),
+            Error::QuotaExceeded {
+                quota,
+                limit,
+                retry_after_secs,
+                ..
+            } => {
+                let api = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!("your quota of {limit} {quota} is used up"),
+                )
+                .with_details(json!({ "quota": quota.as_str(), "limit": limit }));
+                // Live sessions free up when one ends: suggest a short wait.
+                let wait = retry_after_secs.unwrap_or(30);
+                api.retry_after(u32::try_from(wait).unwrap_or(u32::MAX))
+            }
             _ => {
                 error!(error = %e, "unmapped error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

@@ -9,6 +9,7 @@
 //! from the handlers, is served at `/openapi.json`.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backend;
 pub mod dto;
 pub mod error;
@@ -34,7 +35,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 
 /// Settings of the HTTP layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     /// Largest accepted request body.
     pub body_limit: usize,
@@ -47,10 +48,13 @@ pub struct ApiConfig {
     pub allow_file_repos: bool,
     /// Whether stdio servers can be verified, reported by `/healthz` (`None`: not reported).
     pub stdio_servers: Option<dto::StdioSupport>,
+    /// Authentication, JWT verification and per-principal quotas.
+    pub auth: auth::AuthSettings,
 }
 
 impl Default for ApiConfig {
-    /// 64 KiB bodies, 60 s per request, backend `custom`, no `file://` repositories.
+    /// 64 KiB bodies, 60 s per request, backend `custom`, no `file://` repositories, API keys
+    /// required.
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
@@ -58,6 +62,7 @@ impl Default for ApiConfig {
             backend: "custom".to_owned(),
             allow_file_repos: false,
             stdio_servers: None,
+            auth: auth::AuthSettings::default(),
         }
     }
 }
@@ -94,7 +99,7 @@ struct ApiDoc;
 /// The routes and the OpenAPI document generated from their handlers.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use handlers::{docs, execute, health, playground, servers, verification};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
         .routes(routes!(servers::get_server))
         .routes(routes!(docs::get_docs))
@@ -106,7 +111,9 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(playground::delete_session))
         .routes(routes!(execute::execute))
         .routes(routes!(health::healthz))
-        .split_for_parts()
+        .split_for_parts();
+    auth::document_security(&mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document served at `/openapi.json`.
@@ -124,6 +131,11 @@ pub fn router(toolshed: Toolshed) -> Router {
 pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
     let (routes, doc) = api_routes();
     let doc = Arc::new(doc);
+    let authenticator = auth::Authenticator::new(
+        &config.auth,
+        toolshed.ports().repository.clone(),
+        toolshed.ports().clock.clone(),
+    );
     let state = AppState {
         toolshed,
         backend: config.backend.clone(),
@@ -140,6 +152,10 @@ pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
         )
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            auth::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::from_fn_with_state(
             middleware::RequestTimeout(config.request_timeout),

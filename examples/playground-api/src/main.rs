@@ -10,6 +10,11 @@
 //!   `AWS_SECURITY_GROUP_ID`, `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE`,
 //!   `TOOLSHED_ECR_REPOSITORY_URI`, `TOOLSHED_CODEBUILD_PROJECT`, `TOOLSHED_DOCS_BUCKET`,
 //!   `TOOLSHED_TASK_EXECUTION_ROLE_ARN`, `TOOLSHED_LOG_GROUP` (see `toolshed_aws::AwsSettings`).
+//! - authentication: `TOOLSHED_API_AUTH` (`required`, the default: API keys, and JWTs when
+//!   `TOOLSHED_API_JWKS_URL`, `TOOLSHED_API_JWT_ISSUER` and `TOOLSHED_API_JWT_AUDIENCE` are set;
+//!   `off` only with a loopback address), `TOOLSHED_API_JWT_ALGORITHMS`,
+//!   `TOOLSHED_API_JWT_SCOPE_CLAIM`, `TOOLSHED_API_QUOTA_LIVE_SESSIONS`,
+//!   `TOOLSHED_API_QUOTA_LAUNCHES_PER_MINUTE`, `TOOLSHED_API_QUOTA_VERIFICATIONS_PER_HOUR`.
 //! - `RUST_LOG`: log filter (default `info`).
 
 use anyhow::Context;
@@ -27,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = ServiceConfig::from_env()?;
     let addr = config.addr.clone();
+    let auth = config.auth.clone();
     let backend = compose(config.backend).await?;
     let kind = backend.kind;
     let app = router_with(
@@ -36,13 +42,14 @@ async fn main() -> anyhow::Result<()> {
             // Local repositories make sense only where the API runs on the developer's machine.
             allow_file_repos: kind == BackendKind::Local,
             stdio_servers: backend.stdio_servers,
+            auth: auth.clone(),
             ..ApiConfig::default()
         },
     );
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    info!(%addr, backend = %kind, "serving the playground API");
+    info!(%addr, backend = %kind, auth = ?auth.mode, jwt = auth.jwt.is_some(), "serving the playground API");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

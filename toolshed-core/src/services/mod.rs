@@ -6,6 +6,7 @@
 //! block. Composition roots (CLI, HTTP API, Lambda) build one `Toolshed` and share it.
 
 mod access;
+mod api_keys;
 mod config;
 mod execute;
 mod heuristic;

@@ -11,6 +11,7 @@ use toolshed_core::domain::{IdempotencyKey, ServerId, SessionId};
 use toolshed_core::services::LaunchRequest;
 
 use super::find_session;
+use crate::auth::Authenticated;
 use crate::dto::{LaunchBody, SessionSelector, SessionView};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiPath, ApiQuery};
@@ -37,6 +38,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
     ))]
 pub async fn launch(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     headers: HeaderMap,
     body: Bytes,
@@ -58,7 +60,10 @@ pub async fn launch(
         ttl: body.ttl_seconds.map(Duration::from_secs),
         idempotency_key,
     };
-    let session = state.toolshed.launch_session(&id, request).await?;
+    let session = state
+        .toolshed
+        .launch_session_as(&caller, &id, request)
+        .await?;
     let view = SessionView::new(session);
     Ok((
         StatusCode::ACCEPTED,
@@ -79,11 +84,15 @@ pub async fn launch(
     ))]
 pub async fn status(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     ApiQuery(selector): ApiQuery<SessionSelector>,
 ) -> ApiResult<Json<SessionView>> {
-    let session = find_session(&state.toolshed, &id, &selector).await?;
-    let refreshed = state.toolshed.session_status(&session.id).await?;
+    let session = find_session(&state.toolshed, &caller, &id, &selector).await?;
+    let refreshed = state
+        .toolshed
+        .session_status_as(&caller, &session.id)
+        .await?;
     Ok(Json(SessionView::new(refreshed)))
 }
 
@@ -100,12 +109,13 @@ pub async fn status(
     ))]
 pub async fn stop_for_server(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     body: Bytes,
 ) -> ApiResult<Json<SessionView>> {
     let selector: SessionSelector = optional_json(&body)?;
-    let session = find_session(&state.toolshed, &id, &selector).await?;
-    let stopped = state.toolshed.stop_session(&session.id).await?;
+    let session = find_session(&state.toolshed, &caller, &id, &selector).await?;
+    let stopped = state.toolshed.stop_session_as(&caller, &session.id).await?;
     Ok(Json(SessionView::new(stopped)))
 }
 
@@ -120,9 +130,9 @@ pub async fn stop_for_server(
     ))]
 pub async fn delete_session(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(session_id): ApiPath<SessionId>,
 ) -> ApiResult<Json<SessionView>> {
-    let session = state.toolshed.get_session(&session_id).await?;
-    let stopped = state.toolshed.stop_session(&session.id).await?;
+    let stopped = state.toolshed.stop_session_as(&caller, &session_id).await?;
     Ok(Json(SessionView::new(stopped)))
 }

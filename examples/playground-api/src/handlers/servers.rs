@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use toolshed_core::domain::{ServerId, ServerRegistration};
 
+use crate::auth::Authenticated;
 use crate::dto::{ListServersQuery, ServerPage, ServerView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -27,6 +28,7 @@ const MAX_PAGE: usize = 1000;
     ))]
 pub async fn register_server(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiJson(registration): ApiJson<ServerRegistration>,
 ) -> ApiResult<impl IntoResponse> {
     if registration.repo.is_file() && !state.allow_file_repos {
@@ -35,7 +37,10 @@ pub async fn register_server(
             "file:// repositories are not accepted by this deployment; use an https URL",
         ));
     }
-    let server = state.toolshed.register_server(registration).await?;
+    let server = state
+        .toolshed
+        .register_server_as(&caller, registration)
+        .await?;
     let location = format!("/api/servers/{}", server.id);
     Ok((
         StatusCode::CREATED,

@@ -10,6 +10,7 @@ use toolshed_core::domain::ServerId;
 use toolshed_core::services::{StartOutcome, Toolshed, VerifyOptions};
 use tracing::{info, warn, Instrument};
 
+use crate::auth::Authenticated;
 use crate::dto::{ReverifyRequest, ReverifyResponse, VerificationStatus};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiPath, ApiQuery};
@@ -35,6 +36,7 @@ fn status_url(id: &ServerId) -> String {
     ))]
 pub async fn reverify(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     ApiQuery(query): ApiQuery<ReverifyRequest>,
     body: Bytes,
@@ -44,7 +46,7 @@ pub async fn reverify(
     let url = status_url(&id);
     match state
         .toolshed
-        .start_verification(&id, VerifyOptions { force })
+        .start_verification_as(&caller, &id, VerifyOptions { force })
         .await?
     {
         StartOutcome::UpToDate(server) => Ok(Json(ReverifyResponse {
