@@ -533,66 +533,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_are_secure_by_default_and_validated() {
-        let none = AuthSettings::from_lookup(|_| None).unwrap();
-        assert_eq!(none, AuthSettings::default());
-        assert_eq!(none.mode, AuthMode::Required);
-        let off = AuthSettings::from_lookup(|n| (n == "TOOLSHED_API_AUTH").then(|| "off".into()));
-        assert_eq!(off.unwrap().mode, AuthMode::Off);
-        assert!(
-            AuthSettings::from_lookup(|n| (n == "TOOLSHED_API_AUTH").then(|| "no".into())).is_err()
-        );
-        let partial = AuthSettings::from_lookup(|n| {
-            (n == "TOOLSHED_API_JWKS_URL").then(|| "http://idp/jwks".into())
-        });
-        assert!(partial
-            .unwrap_err()
-            .to_string()
-            .contains("TOOLSHED_API_JWT_ISSUER"));
-        assert!(parse_algorithms("RS256, ES256").is_ok());
-        assert!(parse_algorithms("HS256").is_err());
-        assert!(parse_algorithms("none").is_err());
-    }
-
-    #[test]
-    fn routes_need_their_scope_and_unknown_ones_admin() {
-        assert_eq!(required_scope(&Method::GET, "/healthz"), None);
-        assert_eq!(
-            required_scope(&Method::POST, "/api/servers"),
-            Some(Scope::ServersWrite)
-        );
-        assert_eq!(
-            required_scope(&Method::GET, "/api/servers/{id}"),
-            Some(Scope::Read)
-        );
-        assert_eq!(
-            required_scope(&Method::DELETE, "/api/playground/{session_id}"),
-            Some(Scope::Sessions)
-        );
-        assert_eq!(required_scope(&Method::PUT, "/api/new"), Some(Scope::Admin));
-    }
-
-    #[test]
-    fn credentials_come_from_either_header() {
-        let mut h = HeaderMap::new();
-        assert_eq!(credential(&h), Err(Refusal::Missing));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(credential(&h), Err(Refusal::Malformed));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer tok"),
-        );
-        assert_eq!(credential(&h), Ok("tok"));
-        h.insert("x-api-key", HeaderValue::from_static("tsk_x"));
-        assert_eq!(credential(&h), Ok("tsk_x"));
-    }
-}
-
 /// Declares the security schemes (`api_key`: header `X-Api-Key`; `bearer`: an API key or a JWT
 /// in `Authorization`) and, on every protected operation, the requirement, the scope it needs
 /// and its 401 and 403 answers. Derived from [`required_scope`], so the document and the
@@ -666,5 +606,65 @@ pub(crate) fn document_security(doc: &mut utoipa::openapi::OpenApi) {
                 error("The credentials lack the scope this operation needs"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_secure_by_default_and_validated() {
+        let none = AuthSettings::from_lookup(|_| None).unwrap();
+        assert_eq!(none, AuthSettings::default());
+        assert_eq!(none.mode, AuthMode::Required);
+        let off = AuthSettings::from_lookup(|n| (n == "TOOLSHED_API_AUTH").then(|| "off".into()));
+        assert_eq!(off.unwrap().mode, AuthMode::Off);
+        assert!(
+            AuthSettings::from_lookup(|n| (n == "TOOLSHED_API_AUTH").then(|| "no".into())).is_err()
+        );
+        let partial = AuthSettings::from_lookup(|n| {
+            (n == "TOOLSHED_API_JWKS_URL").then(|| "http://idp/jwks".into())
+        });
+        assert!(partial
+            .unwrap_err()
+            .to_string()
+            .contains("TOOLSHED_API_JWT_ISSUER"));
+        assert!(parse_algorithms("RS256, ES256").is_ok());
+        assert!(parse_algorithms("HS256").is_err());
+        assert!(parse_algorithms("none").is_err());
+    }
+
+    #[test]
+    fn routes_need_their_scope_and_unknown_ones_admin() {
+        assert_eq!(required_scope(&Method::GET, "/healthz"), None);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/servers"),
+            Some(Scope::ServersWrite)
+        );
+        assert_eq!(
+            required_scope(&Method::GET, "/api/servers/{id}"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, "/api/playground/{session_id}"),
+            Some(Scope::Sessions)
+        );
+        assert_eq!(required_scope(&Method::PUT, "/api/new"), Some(Scope::Admin));
+    }
+
+    #[test]
+    fn credentials_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(credential(&h), Err(Refusal::Missing));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(credential(&h), Err(Refusal::Malformed));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer tok"),
+        );
+        assert_eq!(credential(&h), Ok("tok"));
+        h.insert("x-api-key", HeaderValue::from_static("tsk_x"));
+        assert_eq!(credential(&h), Ok("tsk_x"));
     }
 }

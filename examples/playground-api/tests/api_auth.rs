@@ -281,8 +281,10 @@ fn selecting(method: &Method, path: &str, session: &str) -> (String, Option<Valu
 #[tokio::test]
 async fn every_protected_route_refuses_bad_credentials_wrong_scopes_and_foreign_sessions() {
     let idp = Idp::start().await;
-    let mut auth = AuthSettings::default();
-    auth.jwt = Some(idp.settings());
+    let auth = AuthSettings {
+        jwt: Some(idp.settings()),
+        ..AuthSettings::default()
+    };
     let h = Harness::memory(auth).await;
 
     // Alice launches a session with a JWT; Bob (a key with every non-admin scope) must not
@@ -451,11 +453,13 @@ async fn a_revoked_key_stops_working_at_once() {
 }
 
 async fn fifty_concurrent_launches_respect_the_live_quota(repository: Arc<dyn ServerRepository>) {
-    let mut auth = AuthSettings::default();
-    auth.quotas = PrincipalQuotas {
-        live_sessions: 3,
-        launches_per_minute: 1000,
-        verifications_per_hour: 1000,
+    let auth = AuthSettings {
+        quotas: PrincipalQuotas {
+            live_sessions: 3,
+            launches_per_minute: 1000,
+            verifications_per_hour: 1000,
+        },
+        ..AuthSettings::default()
     };
     let h = Harness::start(repository.clone(), auth).await;
     let key = create_key(&h.toolshed, "erin", &[Scope::Sessions]).await;
@@ -507,11 +511,13 @@ async fn the_live_session_quota_holds_under_50_concurrent_launches_on_sqlite() {
 
 #[tokio::test]
 async fn launches_per_minute_answer_429_with_retry_after() {
-    let mut auth = AuthSettings::default();
-    auth.quotas = PrincipalQuotas {
-        live_sessions: 100,
-        launches_per_minute: 2,
-        verifications_per_hour: 1,
+    let auth = AuthSettings {
+        quotas: PrincipalQuotas {
+            live_sessions: 100,
+            launches_per_minute: 2,
+            verifications_per_hour: 1,
+        },
+        ..AuthSettings::default()
     };
     let h = Harness::memory(auth).await;
     let key = create_key(&h.toolshed, "gina", &[Scope::Sessions, Scope::ServersWrite]).await;
@@ -589,8 +595,10 @@ async fn neither_keys_nor_tokens_appear_in_the_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let idp = Idp::start().await;
-    let mut auth = AuthSettings::default();
-    auth.jwt = Some(idp.settings());
+    let auth = AuthSettings {
+        jwt: Some(idp.settings()),
+        ..AuthSettings::default()
+    };
     let h = Harness::memory(auth).await;
     let key = create_key(&h.toolshed, "hank", &[Scope::Sessions, Scope::Read]).await;
     let jwt = idp.token("ivy", "sessions read");
@@ -650,10 +658,13 @@ async fn neither_keys_nor_tokens_appear_in_the_logs() {
 #[tokio::test]
 async fn unknown_kids_refresh_the_jwks_at_most_once_per_interval() {
     let idp = Idp::start().await;
-    let mut auth = AuthSettings::default();
-    let mut jwt = idp.settings();
-    jwt.min_refresh_interval = Duration::from_secs(3600);
-    auth.jwt = Some(jwt);
+    let auth = AuthSettings {
+        jwt: Some(JwtSettings {
+            min_refresh_interval: Duration::from_secs(3600),
+            ..idp.settings()
+        }),
+        ..AuthSettings::default()
+    };
     let h = Harness::memory(auth).await;
     let good = idp.token("judy", "read");
     for _ in 0..3 {
@@ -683,8 +694,10 @@ async fn unknown_kids_refresh_the_jwks_at_most_once_per_interval() {
 
 #[tokio::test]
 async fn with_authentication_off_every_caller_is_the_operator() {
-    let mut auth = AuthSettings::default();
-    auth.mode = toolshed_playground_api::auth::AuthMode::Off;
+    let auth = AuthSettings {
+        mode: toolshed_playground_api::auth::AuthMode::Off,
+        ..AuthSettings::default()
+    };
     let h = Harness::memory(auth).await;
     let (status, body, _) = h.send(&Method::GET, "/api/servers", None, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -97,7 +97,7 @@ impl Scope {
     /// Parses a space- or comma-separated list, ignoring names that are not scopes of this API
     /// (identity providers put many unrelated scopes in one token).
     pub fn parse_lenient(list: &str) -> BTreeSet<Scope> {
-        list.split(|c: char| c == ' ' || c == ',')
+        list.split([' ', ','])
             .filter_map(|s| s.trim().parse().ok())
             .collect()
     }
