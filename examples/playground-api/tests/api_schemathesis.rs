@@ -7,7 +7,9 @@
 //! (both exported by `scripts/test.sh`); without either the test is skipped, or fails under
 //! `TOOLSHED_REQUIRE_BACKENDS=1`. `TOOLSHED_TEST_SCHEMATHESIS_HEADER` (`Name: value`, repeatable
 //! with newlines) adds headers to every request; the run always sends an admin API key of its
-//! own (`X-Api-Key`), since every route but `/healthz` and `/openapi.json` requires credentials.
+//! own as `Authorization: Bearer` (an `X-Api-Key` that schemathesis adds takes precedence, so its
+//! invalid-credential checks still see 401), since every route but `/healthz` and
+//! `/openapi.json` requires credentials.
 //! `TOOLSHED_TEST_SCHEMATHESIS_MAX_EXAMPLES` overrides the bound (default 25),
 //! `TOOLSHED_TEST_SCHEMATHESIS_SEED` the seed.
 //!
@@ -184,7 +186,7 @@ async fn schemathesis_all_checks_end_with_zero_failures() {
     // Generated requests authenticate as an admin, so they reach the handlers (401/403 are
     // still documented and accepted).
     let admin = create_key(&toolshed, "schemathesis", &[Scope::Admin]).await;
-    cmd.args(["-H", &format!("X-Api-Key: {admin}")]);
+    cmd.args(["-H", &format!("Authorization: Bearer {admin}")]);
     if let Ok(headers) = std::env::var("TOOLSHED_TEST_SCHEMATHESIS_HEADER") {
         for h in headers.lines().map(str::trim).filter(|h| !h.is_empty()) {
             cmd.args(["-H", h]);
