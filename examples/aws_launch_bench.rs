@@ -134,6 +134,7 @@ async fn seed(
                     created_at: now,
                     expires_at,
                     stopped_at: None,
+                    owner: None,
                     version: 1,
                 })
             }

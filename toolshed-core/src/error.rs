@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::domain::{ServerId, Timestamp, VerificationStep};
+use crate::domain::{QuotaKind, Scope, ServerId, Timestamp, VerificationStep};
 
 /// Boxed source error carried by backend failures.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -37,6 +37,8 @@ pub enum EntityKind {
     Tool,
     /// A long-running instance.
     Instance,
+    /// An API key.
+    ApiKey,
 }
 
 impl fmt::Display for EntityKind {
@@ -51,6 +53,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Lease => "verification lease",
             EntityKind::Tool => "tool",
             EntityKind::Instance => "instance",
+            EntityKind::ApiKey => "API key",
         })
     }
 }
@@ -189,6 +192,29 @@ pub enum Error {
         limit: u32,
         /// The server that asked.
         server_id: ServerId,
+    },
+
+    /// The caller lacks the scope the operation needs. Not retryable with the same credentials.
+    #[error("principal {principal} lacks the scope {scope}")]
+    Forbidden {
+        /// Who asked.
+        principal: String,
+        /// The scope the operation needs.
+        scope: Scope,
+    },
+
+    /// A per-principal quota is used up; nothing was changed. Retry after `retry_after_secs`
+    /// (windowed quotas) or once a live session ends.
+    #[error("quota of {limit} {quota} reached for principal {principal}")]
+    QuotaExceeded {
+        /// Whose quota.
+        principal: String,
+        /// Which quota.
+        quota: QuotaKind,
+        /// The limit.
+        limit: u32,
+        /// Seconds until the window resets (`None`: when a live session ends).
+        retry_after_secs: Option<u64>,
     },
 
     /// A verification step failed; the last good image is untouched.
@@ -357,6 +383,7 @@ impl Error {
             Error::Conflict { .. }
             | Error::VerificationInProgress { .. }
             | Error::CapReached { .. }
+            | Error::QuotaExceeded { .. }
             | Error::Timeout { .. }
             | Error::SessionNotRunning { .. } => true,
             Error::Backend { retryable, .. } => *retryable,
@@ -377,7 +404,8 @@ impl Error {
             | Error::PermissionDenied { .. }
             | Error::InvalidState { .. }
             | Error::Unsupported { .. }
-            | Error::LimitExceeded { .. } => false,
+            | Error::LimitExceeded { .. }
+            | Error::Forbidden { .. } => false,
         }
     }
 

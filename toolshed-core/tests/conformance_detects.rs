@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use toolshed_core::domain::{
-    Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server, ServerId,
-    SessionCaps, SessionId, StopReason, Timestamp, VerificationFailure, VerificationLease,
-    VerificationRun,
+    ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
+    PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, Timestamp,
+    VerificationFailure, VerificationLease, VerificationRun,
 };
 use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
 use toolshed_core::testing::{conformance, InMemoryServerRepository};
@@ -20,6 +20,8 @@ enum Bug {
     ExpiredListIncludesEnded,
     StaleListIncludesLive,
     InstanceLastWriterWins,
+    IgnoresOwnerQuota,
+    RevocationIgnored,
 }
 
 #[derive(Debug)]
@@ -191,6 +193,55 @@ impl ServerRepository for Broken {
     async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
         self.inner.delete_instance(id).await
     }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey> {
+        self.inner.insert_api_key(key).await
+    }
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        self.inner.get_api_key(id).await
+    }
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>> {
+        self.inner.list_api_keys(owner).await
+    }
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        if matches!(self.bug, Bug::RevocationIgnored) {
+            // Answers as if revoked, stores nothing.
+            let mut key = self.inner.get_api_key(id).await?;
+            key.revoked_at = Some(at);
+            return Ok(key);
+        }
+        self.inner.revoke_api_key(id, at).await
+    }
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()> {
+        self.inner.touch_api_key(id, at).await
+    }
+    async fn create_owned_session(
+        &self,
+        s: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert> {
+        let quota = if matches!(self.bug, Bug::IgnoresOwnerQuota) {
+            u32::MAX
+        } else {
+            live_quota
+        };
+        self.inner.create_owned_session(s, caps, quota).await
+    }
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
+        self.inner.count_live_sessions_of(owner).await
+    }
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32> {
+        self.inner
+            .take_quota(principal, kind, window_start, limit)
+            .await
+    }
 }
 
 fn broken(bug: Bug) -> Arc<dyn ServerRepository> {
@@ -245,4 +296,16 @@ async fn the_unbroken_wrapper_passes() {
 #[should_panic(expected = "conformance: update_instance with a stale version: expected an error")]
 async fn catches_instance_updates_without_version_check() {
     conformance::check_update_instance(broken(Bug::InstanceLastWriterWins)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance")]
+async fn a_repository_ignoring_the_owner_quota_is_caught() {
+    conformance::check_concurrent_owner_quota(broken(Bug::IgnoresOwnerQuota)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance")]
+async fn a_repository_that_does_not_store_revocations_is_caught() {
+    conformance::check_api_keys(broken(Bug::RevocationIgnored)).await;
 }

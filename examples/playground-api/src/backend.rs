@@ -27,6 +27,7 @@ use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
 use toolshed_core::services::{Toolshed, ToolshedConfig};
 use toolshed_openai::OpenAiMetadataGeneratorBuilder;
 
+use crate::auth::{AuthMode, AuthSettings};
 use crate::dto::StdioSupport;
 use crate::edge::{parse_origins, AllowedHosts, RateLimit};
 use crate::resume::ResumeWorkerConfig;
@@ -109,6 +110,9 @@ pub struct ServiceConfig {
     pub cors_origins: Vec<HeaderValue>,
     /// `TOOLSHED_API_RATE_LIMIT`: `<per second>/<burst>` per client, or `off` (default `20/60`).
     pub rate_limit: Option<RateLimit>,
+    /// Authentication (API keys required by default; `TOOLSHED_API_AUTH=off` only on loopback),
+    /// JWT verification and per-principal quotas (see [`AuthSettings::from_lookup`]).
+    pub auth: AuthSettings,
 }
 
 /// The edge settings from the environment (read through `lookup`) for a listen address.
@@ -170,6 +174,8 @@ impl ServiceConfig {
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "127.0.0.1:8080".into());
         let (allowed_hosts, cors_origins, rate_limit) = edge_settings(lookup, &addr)?;
+        let auth = AuthSettings::from_lookup(lookup)?;
+        check_auth_and_address(&auth, &addr)?;
         Ok(Self {
             resume,
             addr,
@@ -177,8 +183,32 @@ impl ServiceConfig {
             allowed_hosts,
             cors_origins,
             rate_limit,
+            auth,
         })
     }
+}
+
+/// Refuses authentication `off` with a listen address other than loopback: without
+/// credentials, anyone who reaches the port could build and run code.
+///
+/// # Errors
+/// `off` with a non-loopback (or unparsable) address.
+pub fn check_auth_and_address(auth: &AuthSettings, addr: &str) -> anyhow::Result<()> {
+    if auth.mode != AuthMode::Off {
+        return Ok(());
+    }
+    let loopback = match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => addr
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    };
+    if !loopback {
+        bail!(
+            "TOOLSHED_API_AUTH=off is accepted only with a loopback TOOLSHED_API_ADDR (127.0.0.1, [::1] or localhost), not {addr}"
+        );
+    }
+    Ok(())
 }
 
 /// The composed backend.
@@ -248,6 +278,22 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         select_backend(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn authentication_off_is_refused_off_loopback() {
+        let off = AuthSettings {
+            mode: AuthMode::Off,
+            ..AuthSettings::default()
+        };
+        for ok in ["127.0.0.1:8080", "[::1]:80", "localhost:8080"] {
+            assert!(check_auth_and_address(&off, ok).is_ok(), "{ok}");
+        }
+        for bad in ["0.0.0.0:8080", "10.0.0.5:80", "[::]:8080", "example.com:80"] {
+            let err = check_auth_and_address(&off, bad).unwrap_err().to_string();
+            assert!(err.contains("TOOLSHED_API_AUTH=off"), "{err}");
+        }
+        assert!(check_auth_and_address(&AuthSettings::default(), "0.0.0.0:8080").is_ok());
     }
 
     #[test]

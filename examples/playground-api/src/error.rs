@@ -4,6 +4,8 @@
 //! | status | codes |
 //! |---|---|
 //! | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query`, `missing_parameter`, `unreadable_body` |
+//! | 401 | `unauthorized` (with `WWW-Authenticate: Bearer`) |
+//! | 403 | `forbidden` |
 //! | 404 | `not_found`, `unknown_tool`, `route_not_found` |
 //! | 405 | `method_not_allowed` |
 //! | 409 | `already_exists`, `conflict`, `verification_in_progress`, `lease_lost`, `session_not_running`, `no_live_session`, `session_not_found`, `verification_failed` (the repository or ref is the problem) |
@@ -12,7 +14,7 @@
 //! | 415 | `unsupported_media_type` |
 //! | 421 | `misdirected_request` (a `Host` this API does not serve) |
 //! | 422 | `invalid_input`, `invalid_tool_arguments` |
-//! | 429 | `session_cap_reached`, `rate_limited` (with `Retry-After`) |
+//! | 429 | `session_cap_reached`, `rate_limited`, `quota_exceeded` (with `Retry-After`) |
 //! | 500 | `backend_error`, `backend_permission_denied`, `internal` |
 //! | 502 | `mcp_protocol_error` |
 //! | 503 | `backend_unavailable`, `mcp_unreachable`, `timeout`, `request_timeout`, `verification_failed` when retryable (with `Retry-After`) |
@@ -354,6 +356,28 @@ impl From<Error> for ApiError {
                 format!("{what} exceeds the limit of {limit} {unit}"),
             )
                 .with_details(json!({ "what": what, "limit": limit, "unit": unit })),
+            Error::Forbidden { scope, .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this operation needs the scope {scope}"),
+            )
+            .with_details(json!({ "required_scope": scope.to_string() })),
+            Error::QuotaExceeded {
+                quota,
+                limit,
+                retry_after_secs,
+                ..
+            } => {
+                let api = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!("your quota of {limit} {quota} is used up"),
+                )
+                .with_details(json!({ "quota": quota.as_str(), "limit": limit }));
+                // Live sessions free up when one ends: suggest a short wait.
+                let wait = retry_after_secs.unwrap_or(30);
+                api.retry_after(u32::try_from(wait).unwrap_or(u32::MAX))
+            }
             _ => {
                 error!(error = %e, "unmapped error");
                 ApiError::new(

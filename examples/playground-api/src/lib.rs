@@ -11,6 +11,7 @@
 //! any handler runs.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backend;
 pub mod dto;
 pub mod edge;
@@ -40,7 +41,7 @@ pub use crate::edge::{AllowedHosts, PrincipalId, RateLimit};
 use crate::error::ApiError;
 
 /// Settings of the HTTP layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     /// Largest accepted request body.
     pub body_limit: usize,
@@ -59,11 +60,13 @@ pub struct ApiConfig {
     pub cors_origins: Vec<HeaderValue>,
     /// Requests per client (principal, else peer address); `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// Authentication, JWT verification and per-principal quotas.
+    pub auth: auth::AuthSettings,
 }
 
 impl Default for ApiConfig {
     /// 64 KiB bodies, 60 s per request, backend `custom`, no `file://` repositories, loopback
-    /// host names only, no CORS, [`RateLimit::default`] per client.
+    /// host names only, no CORS, [`RateLimit::default`] per client, API keys required.
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
@@ -74,6 +77,7 @@ impl Default for ApiConfig {
             allowed_hosts: AllowedHosts::default(),
             cors_origins: Vec::new(),
             rate_limit: Some(RateLimit::default()),
+            auth: auth::AuthSettings::default(),
         }
     }
 }
@@ -111,7 +115,7 @@ struct ApiDoc;
 /// The routes and the OpenAPI document generated from their handlers.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use handlers::{docs, execute, health, instances, playground, servers, verification};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
         .routes(routes!(servers::get_server))
         .routes(routes!(docs::get_docs))
@@ -131,7 +135,9 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(instances::restart_instance))
         .routes(routes!(instances::instance_logs))
         .routes(routes!(health::healthz))
-        .split_for_parts()
+        .split_for_parts();
+    auth::document_security(&mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document as generated from the handlers (without the completions of
@@ -152,8 +158,8 @@ fn doc_settings(toolshed: &Toolshed, config: &ApiConfig) -> schema::DocSettings 
     schema::DocSettings {
         allow_file_repos: config.allow_file_repos,
         ttl_seconds: (min, bounds.max.as_secs()),
-        // No authentication yet: requests without credentials are served.
-        anonymous: true,
+        // With authentication off, requests without credentials are served.
+        anonymous: config.auth.mode == auth::AuthMode::Off,
         body_limit: config.body_limit,
     }
 }
@@ -172,6 +178,11 @@ pub fn router(toolshed: Toolshed) -> Router {
 pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
     let (routes, _) = api_routes();
     let doc = Arc::new(openapi_document(&toolshed, &config));
+    let authenticator = auth::Authenticator::new(
+        &config.auth,
+        toolshed.ports().repository.clone(),
+        toolshed.ports().clock.clone(),
+    );
     let state = AppState {
         toolshed,
         backend: config.backend.clone(),
@@ -194,16 +205,21 @@ pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
             middleware::timeout,
         ))
         .layer(axum::middleware::from_fn(edge::require_json));
-    // Outermost first on the way in: Host, then rate limit, then CORS (a preflight is answered
-    // before the JSON check, which it would fail).
-    if let Some(cors) = edge::cors(&config.cors_origins) {
-        app = app.layer(cors);
-    }
+    // Outermost first on the way in: Host, then CORS (a preflight is answered before the
+    // credential and JSON checks, which it would fail), then authentication (which sets the
+    // principal the rate limit is kept per), then the rate limit.
     if let Some(limit) = config.rate_limit {
         app = app.layer(axum::middleware::from_fn_with_state(
             edge::RateLimiter::new(limit),
             edge::rate_limit,
         ));
+    }
+    app = app.layer(axum::middleware::from_fn_with_state(
+        authenticator,
+        auth::authenticate,
+    ));
+    if let Some(cors) = edge::cors(&config.cors_origins) {
+        app = app.layer(cors);
     }
     app.layer(axum::middleware::from_fn_with_state(
         Arc::new(config.allowed_hosts.clone()),

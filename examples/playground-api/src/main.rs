@@ -16,6 +16,11 @@
 //! - `TOOLSHED_API_RATE_LIMIT`: `<per second>/<burst>` per client, or `off` (default `20/60`).
 //! - `TOOLSHED_RESUME_INTERVAL_SECS`: how often verifications whose process died are resumed
 //!   (default 30; `0` turns the resume worker off, e.g. when another process resumes them).
+//! - authentication: `TOOLSHED_API_AUTH` (`required`, the default: API keys, and JWTs when
+//!   `TOOLSHED_API_JWKS_URL`, `TOOLSHED_API_JWT_ISSUER` and `TOOLSHED_API_JWT_AUDIENCE` are set;
+//!   `off` only with a loopback address), `TOOLSHED_API_JWT_ALGORITHMS`,
+//!   `TOOLSHED_API_JWT_SCOPE_CLAIM`, `TOOLSHED_API_QUOTA_LIVE_SESSIONS`,
+//!   `TOOLSHED_API_QUOTA_LAUNCHES_PER_MINUTE`, `TOOLSHED_API_QUOTA_VERIFICATIONS_PER_HOUR`.
 //! - `RUST_LOG`: log filter (default `info`); logs go to stderr.
 
 use std::io::IsTerminal;
@@ -41,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = ServiceConfig::from_env()?;
     let addr = config.addr.clone();
+    let auth = config.auth.clone();
     let backend = compose(config.backend).await?;
     let kind = backend.kind;
     // Kept alive for the life of the process: dropping it stops the worker.
@@ -57,14 +63,14 @@ async fn main() -> anyhow::Result<()> {
             allowed_hosts: config.allowed_hosts,
             cors_origins: config.cors_origins,
             rate_limit: config.rate_limit,
+            auth: auth.clone(),
             ..ApiConfig::default()
         },
     );
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    info!(%addr, backend = %kind, "serving the playground API");
-    // The peer address keys the rate limits.
+    info!(%addr, backend = %kind, auth = ?auth.mode, jwt = auth.jwt.is_some(), "serving the playground API");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

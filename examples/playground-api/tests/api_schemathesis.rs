@@ -6,7 +6,10 @@
 //! The binary is `TOOLSHED_TEST_SCHEMATHESIS`, else `schemathesis` in `TOOLSHED_TEST_VENV_BIN`
 //! (both exported by `scripts/test.sh`); without either the test is skipped, or fails under
 //! `TOOLSHED_REQUIRE_BACKENDS=1`. `TOOLSHED_TEST_SCHEMATHESIS_HEADER` (`Name: value`, repeatable
-//! with newlines) adds headers to every request — credentials, once the API requires them.
+//! with newlines) adds headers to every request; the run always sends an admin API key of its
+//! own as `Authorization: Bearer` (an `X-Api-Key` that schemathesis adds takes precedence, so its
+//! invalid-credential checks still see 401), since every route but `/healthz` and
+//! `/openapi.json` requires credentials.
 //! `TOOLSHED_TEST_SCHEMATHESIS_MAX_EXAMPLES` overrides the bound (default 25),
 //! `TOOLSHED_TEST_SCHEMATHESIS_SEED` the seed.
 //!
@@ -21,8 +24,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::Served;
-use toolshed_core::domain::{CommitSha, GitRef, RepoSnapshot, RepoUrl};
+use support::{create_key, Served};
+use toolshed_core::domain::{CommitSha, GitRef, RepoSnapshot, RepoUrl, Scope};
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
 use toolshed_core::testing::{
     FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
@@ -180,6 +183,10 @@ async fn schemathesis_all_checks_end_with_zero_failures() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Generated requests authenticate as an admin, so they reach the handlers (401/403 are
+    // still documented and accepted).
+    let admin = create_key(&toolshed, "schemathesis", &[Scope::Admin]).await;
+    cmd.args(["-H", &format!("Authorization: Bearer {admin}")]);
     if let Ok(headers) = std::env::var("TOOLSHED_TEST_SCHEMATHESIS_HEADER") {
         for h in headers.lines().map(str::trim).filter(|h| !h.is_empty()) {
             cmd.args(["-H", h]);

@@ -31,6 +31,9 @@ pub enum Command {
     /// Templates (verified servers) instances can be created from.
     #[command(subcommand)]
     Templates(instances::Templates),
+    /// API keys of the playground API: create (the secret is shown once), list, revoke.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(crate::api_keys::ApiKeys),
     /// Stop expired sessions and orphaned containers.
     Sweep,
     /// Check the local set-up: Docker engine, data directory, registry, git, stdio bridge.
@@ -162,6 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Playground(c) => playground(&backend, f, c).await,
         Command::Instances(c) => instances::run(&backend, f, c).await,
         Command::Templates(c) => instances::templates(&backend, f, c).await,
+        Command::ApiKeys(c) => crate::api_keys::run(&backend, f, c).await,
         Command::Sweep => {
             let r = backend
                 .toolshed

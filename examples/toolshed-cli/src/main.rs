@@ -11,6 +11,7 @@
 //! toolshed instances start time --name web-1
 //! toolshed instances logs web-1 -f --tail 50
 //! toolshed sweep
+//! toolshed api-keys create --name ci --scope sessions,read
 //! ```
 //!
 //! Human output by default, `-o json` for scripts. Exit codes: 0 success, 1 other error,
@@ -21,6 +22,7 @@
 //! `TOOLSHED_REGISTRY` (`host:port` of an OCI registry; default the engine's image store),
 //! `RUST_LOG` (default `warn,toolshed::build=info`: build output is shown on stderr as progress).
 
+mod api_keys;
 mod commands;
 mod instances;
 mod output;

@@ -14,6 +14,7 @@
 //!   eventually consistent) whatever the size of the catalogue. Each heartbeat of a held lease
 //!   also writes that index entry (one more write unit).
 
+mod api_keys;
 pub mod codec;
 mod instances;
 
@@ -29,9 +30,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use toolshed_core::domain::{
-    Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server, ServerId,
-    SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
-    VerificationLease, VerificationRun,
+    ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
+    PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, SessionState, StopReason,
+    Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use toolshed_core::error::{CapScope, EntityKind};
 use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
@@ -589,6 +590,10 @@ impl ServerRepository for DynamoServerRepository {
                 1,
                 Some(caps.total),
             )?);
+            // An owned session counts against its owner too (no quota on this path).
+            if let Some(owner) = &stored.owner {
+                items.push(self.counter_update(api_keys::owner_counter_key(owner), 1, None)?);
+            }
         }
         let res = self
             .client
@@ -708,11 +713,14 @@ impl ServerRepository for DynamoServerRepository {
                 .expression_attribute_values(":v", n(current.version))
                 .build()
                 .map_err(|e| build_err("TransactWriteItems", e))?;
-            let items = vec![
+            let mut items = vec![
                 TransactWriteItem::builder().update(update).build(),
                 self.counter_update(codec::counter_key(&current.server_id), -1, None)?,
                 self.counter_update(codec::TOTAL_COUNTER.to_owned(), -1, None)?,
             ];
+            if let Some(owner) = &current.owner {
+                items.push(self.counter_update(api_keys::owner_counter_key(owner), -1, None)?);
+            }
             let res = self
                 .client
                 .transact_write_items()
@@ -883,6 +891,51 @@ impl ServerRepository for DynamoServerRepository {
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
         self.delete_instance_record(id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey> {
+        self.insert_api_key_impl(key).await
+    }
+
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        self.get_api_key_impl(id).await
+    }
+
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl(owner).await
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        self.revoke_api_key_impl(id, at).await
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn create_owned_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert> {
+        self.create_owned_session_impl(session, caps, live_quota)
+            .await
+    }
+
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
+        self.count_live_sessions_of_impl(owner).await
+    }
+
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32> {
+        self.take_quota_impl(principal, kind, window_start, limit)
+            .await
     }
 }
 

@@ -8,6 +8,7 @@ mod labels;
 mod mcp;
 mod metadata;
 pub mod poisoning;
+mod principal;
 mod redact;
 mod repo_url;
 mod server;
@@ -40,6 +41,10 @@ pub use mcp::{
 pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
+};
+pub use principal::{
+    ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
+    PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,
 };
 pub use redact::{failure_reason, redact, MAX_FAILURE_REASON_LEN};
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};

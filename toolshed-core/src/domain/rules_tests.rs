@@ -204,6 +204,7 @@ fn ending_a_session_is_idempotent() {
         expires_at: t(0) + chrono::Duration::from_std(Duration::from_secs(900)).unwrap(),
         stopped_at: None,
         version: 3,
+        owner: None,
     };
     assert!(session.end(StopReason::Expired, t(901)));
     assert_eq!(session.state, SessionState::Stopped);

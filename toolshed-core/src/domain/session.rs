@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, IdempotencyKey, ImageRef, ServerId, SessionId, Timestamp};
+use super::{Endpoint, IdempotencyKey, ImageRef, PrincipalId, ServerId, SessionId, Timestamp};
 use crate::error::{CapScope, Error, Result};
 
 /// An opaque handle of a running task or container (ECS task ARN, Docker container id).
@@ -194,6 +194,10 @@ pub struct PlaygroundSession {
     pub expires_at: Timestamp,
     /// When it ended.
     pub stopped_at: Option<Timestamp>,
+    /// The principal that launched it; `None` for sessions stored before owners were recorded
+    /// (only admins reach those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<PrincipalId>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }

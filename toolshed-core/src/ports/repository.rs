@@ -5,9 +5,9 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server, ServerId,
-    SessionCaps, SessionId, StopReason, Timestamp, VerificationFailure, VerificationLease,
-    VerificationRun,
+    ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
+    PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, Timestamp,
+    VerificationFailure, VerificationLease, VerificationRun,
 };
 use crate::error::Result;
 
@@ -239,4 +239,66 @@ pub trait ServerRepository: Send + Sync + Debug {
     /// Deletes an instance and frees its name (idempotent); whether it existed. The caller stops
     /// its task first: deleting never stops anything.
     async fn delete_instance(&self, id: &InstanceId) -> Result<bool>;
+    // -- Principals: API keys and per-principal quotas -----------------------------------------
+
+    /// Stores a new API key (the record holds only the secret's hash).
+    ///
+    /// # Errors
+    /// `AlreadyExists` if the id is taken.
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey>;
+
+    /// Reads an API key, revoked or not.
+    ///
+    /// # Errors
+    /// `NotFound` with [`crate::error::EntityKind::ApiKey`].
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey>;
+
+    /// API keys ordered by id (revoked ones included), only those of `owner` when given.
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>>;
+
+    /// Revokes a key (idempotent: a second revocation keeps the first time). A revoked key is
+    /// refused by the very next read.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey>;
+
+    /// Records a use: `last_used_at = at` unless the stored time is already later (never moves
+    /// back). Callers limit how often they call it ([`ApiKey::needs_touch`]).
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()>;
+
+    /// Stores a new live session like [`Self::create_session`], and also enforces, in the same
+    /// atomic write, that its owner (`session.owner`, required) has fewer than `live_quota` live
+    /// sessions. Ending the session (`end_session`) frees the place.
+    ///
+    /// # Errors
+    /// `InvalidInput` without an owner; `CapReached`; `QuotaExceeded` with
+    /// [`QuotaKind::LiveSessions`] (nothing stored).
+    async fn create_owned_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert>;
+
+    /// Live sessions owned by `owner`.
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32>;
+
+    /// Takes one unit of a windowed quota atomically: the counter of (`principal`, `kind`, the
+    /// window starting at `window_start`) grows by one if it is below `limit`. Returns the count
+    /// after the increment. Old windows are never read again (backends may expire them).
+    ///
+    /// # Errors
+    /// `QuotaExceeded` (the counter is unchanged; `retry_after_secs` is left `None`: the caller
+    /// knows the window).
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32>;
 }

@@ -5,6 +5,8 @@
 //! and a typed [`ToolshedConfig`]; each use case lives in its own module as an `impl Toolshed`
 //! block. Composition roots (CLI, HTTP API, Lambda) build one `Toolshed` and share it.
 
+mod access;
+mod api_keys;
 mod config;
 mod execute;
 mod heartbeat;
@@ -18,6 +20,7 @@ mod verify;
 
 use std::sync::Arc;
 
+pub use access::Caller;
 pub use config::ToolshedConfig;
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};
 // Kept while the binaries move to the adapter path; import it from there.

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::access::{owned_session_id, Caller};
 use super::config::plus;
 use super::Toolshed;
 use crate::domain::{
-    IdempotencyKey, PlaygroundSession, ServerId, SessionId, SessionState, StopReason,
+    IdempotencyKey, PlaygroundSession, QuotaKind, ServerId, SessionId, SessionState, StopReason,
 };
 use crate::error::{CapScope, Error, Result};
 use crate::ports::{SessionInsert, TaskSpec, TaskState};
@@ -35,16 +36,36 @@ impl Toolshed {
         server_id: &ServerId,
         request: LaunchRequest,
     ) -> Result<PlaygroundSession> {
+        self.launch(server_id, request, None).await
+    }
+
+    /// The launch, unowned (`caller = None`: operator tools) or owned by the caller and charged
+    /// to its quotas (see `access.rs`).
+    pub(super) async fn launch(
+        &self,
+        server_id: &ServerId,
+        request: LaunchRequest,
+        caller: Option<&Caller>,
+    ) -> Result<PlaygroundSession> {
         let p = &self.ports;
         let ttl = self.config.ttl_bounds.resolve(request.ttl)?;
-        let session_id = match &request.idempotency_key {
-            Some(key) => SessionId::for_idempotency_key(server_id, key),
-            None => SessionId::random(),
+        let session_id = match (&request.idempotency_key, caller) {
+            // Keys are the caller's own: two principals using the same key get two sessions.
+            (Some(key), Some(c)) => owned_session_id(&c.principal.id, server_id, key),
+            (Some(key), None) => SessionId::for_idempotency_key(server_id, key),
+            (None, _) => SessionId::random(),
         };
-        let (server, existing, counts) = tokio::join!(
+        let owner_live = async {
+            match caller {
+                Some(c) => p.repository.count_live_sessions_of(&c.principal.id).await,
+                None => Ok(0),
+            }
+        };
+        let (server, existing, counts, owner_live) = tokio::join!(
             p.repository.get_server(server_id),
             p.repository.get_session(&session_id),
             p.repository.count_live_sessions(server_id),
+            owner_live,
         );
         match existing {
             Ok(session) => return Ok(session),
@@ -54,6 +75,21 @@ impl Toolshed {
         let server = server?;
         let counts = counts?;
         let caps = self.config.session_caps;
+        if let Some(c) = caller {
+            // Pre-checks, to avoid starting a task the insert would refuse; the launch window is
+            // charged here, before the task starts, so refused launches count too.
+            let live = c.quotas.live_sessions;
+            if owner_live? >= live {
+                return Err(Error::QuotaExceeded {
+                    principal: c.principal.id.to_string(),
+                    quota: QuotaKind::LiveSessions,
+                    limit: live,
+                    retry_after_secs: None,
+                });
+            }
+            self.charge(c, QuotaKind::Launches, c.quotas.launches_per_minute)
+                .await?;
+        }
         // Pre-check, to avoid starting a task that the insert would refuse.
         if counts.server >= caps.per_server {
             return Err(Error::CapReached {
@@ -86,15 +122,24 @@ impl Toolshed {
             created_at: now,
             expires_at,
             stopped_at: None,
+            owner: caller.map(|c| c.principal.id.clone()),
             version: 0,
         };
-        match p.repository.create_session(&session, caps).await {
+        let inserted = match caller {
+            Some(c) => {
+                p.repository
+                    .create_owned_session(&session, caps, c.quotas.live_sessions)
+                    .await
+            }
+            None => p.repository.create_session(&session, caps).await,
+        };
+        match inserted {
             Ok(SessionInsert::Created(s)) => {
                 info!(server = %server_id, session = %s.id, %task, "session launched");
                 Ok(s)
             }
             Ok(SessionInsert::Existing(s)) => Ok(s),
-            Err(e @ Error::CapReached { .. }) => {
+            Err(e @ (Error::CapReached { .. } | Error::QuotaExceeded { .. })) => {
                 if let Err(stop) = p.runner.stop(&task, "toolshed: session cap reached").await {
                     warn!(%task, error = %stop, "could not stop the task of a refused session");
                 }

@@ -29,6 +29,11 @@ use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationComp
 
 mod instances;
 pub use instances::*;
+mod auth;
+pub use auth::{
+    check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,
+    check_touch_api_key,
+};
 
 type Repo = Arc<dyn ServerRepository>;
 
@@ -53,7 +58,12 @@ pub async fn run_all(repo: Repo) {
     check_list_expired_sessions(repo.clone()).await;
     check_list_live_sessions(repo.clone()).await;
     check_count_live_sessions(repo.clone()).await;
-    run_instances(repo).await;
+    run_instances(repo.clone()).await;
+    check_api_keys(repo.clone()).await;
+    check_touch_api_key(repo.clone()).await;
+    check_owner_quota(repo.clone()).await;
+    check_concurrent_owner_quota(repo.clone()).await;
+    check_take_quota(repo).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,6 +185,7 @@ pub fn sample_session(
         created_at,
         expires_at,
         stopped_at: None,
+        owner: None,
         version: 0,
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! [`ServerRepository`]: crate::ports::ServerRepository
 
+mod api_keys;
 mod builder;
 mod clock;
 pub mod conformance;

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 
 use super::clock::lock;
 use crate::domain::{
-    next_version, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server,
-    ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
-    VerificationLease, VerificationRun,
+    next_version, ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts,
+    PlaygroundSession, PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId,
+    SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
@@ -23,14 +23,16 @@ struct LeaseSlot {
 }
 
 #[derive(Debug, Default)]
-struct Inner {
+pub(super) struct Inner {
     servers: BTreeMap<ServerId, Server>,
     leases: HashMap<ServerId, LeaseSlot>,
-    sessions: BTreeMap<SessionId, PlaygroundSession>,
+    pub(super) sessions: BTreeMap<SessionId, PlaygroundSession>,
     /// Expiry index of live sessions: what `list_expired_sessions` reads, like a sparse GSI.
-    expiry_index: BTreeSet<(Timestamp, SessionId)>,
-    live_per_server: HashMap<ServerId, u32>,
-    live_total: u32,
+    pub(super) expiry_index: BTreeSet<(Timestamp, SessionId)>,
+    pub(super) live_per_server: HashMap<ServerId, u32>,
+    pub(super) live_total: u32,
+    /// API keys and quota windows (see `api_keys.rs`).
+    pub(super) principals: super::api_keys::PrincipalState,
 }
 
 impl Inner {
@@ -82,7 +84,7 @@ impl Inner {
 /// A [`ServerRepository`] in memory. Fit for tests and for single-process use without a database.
 #[derive(Debug, Default)]
 pub struct InMemoryServerRepository {
-    inner: Mutex<Inner>,
+    pub(super) inner: Mutex<Inner>,
     instances: super::instances::InstanceTable,
 }
 
@@ -404,5 +406,48 @@ impl ServerRepository for InMemoryServerRepository {
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
         Ok(self.instances.delete(id))
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey> {
+        self.insert_api_key_impl(key)
+    }
+
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        self.get_api_key_impl(id)
+    }
+
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl(owner)
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        self.revoke_api_key_impl(id, at)
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()> {
+        self.touch_api_key_impl(id, at)
+    }
+
+    async fn create_owned_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert> {
+        self.create_owned_session_impl(session, caps, live_quota)
+    }
+
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
+        self.count_live_sessions_of_impl(owner)
+    }
+
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32> {
+        self.take_quota_impl(principal, kind, window_start, limit)
     }
 }

@@ -7,10 +7,12 @@ use serde_json::{Map, Value};
 use toolshed_core::domain::{PlaygroundSession, ServerId, ToolCall};
 
 use super::{named_in_body, session_by_task, session_of};
+use crate::auth::Authenticated;
 use crate::dto::{ExecuteRequest, ExecuteResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
+use toolshed_core::services::Caller;
 
 /// Calls a tool on a session of the server and answers the tool's result (a failing tool is a
 /// 200 with `is_error: true`). Without `session_id`/`task_arn`, the server's newest live session
@@ -30,14 +32,15 @@ use crate::AppState;
     ))]
 pub async fn execute(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     ApiJson(request): ApiJson<ExecuteRequest>,
 ) -> ApiResult<Json<ExecuteResponse>> {
     let call = tool_call(&request)?;
-    let session = target_session(&state, &id, &request).await?;
+    let session = target_session(&state, &caller, &id, &request).await?;
     let result = state
         .toolshed
-        .execute_tool(&session.id, call.clone())
+        .execute_tool_as(&caller, &session.id, call.clone())
         .await?;
     Ok(Json(ExecuteResponse {
         session_id: session.id.to_string(),
@@ -48,19 +51,20 @@ pub async fn execute(
 
 async fn target_session(
     state: &AppState,
+    caller: &Caller,
     id: &ServerId,
     request: &ExecuteRequest,
 ) -> ApiResult<PlaygroundSession> {
     if let Some(session_id) = &request.session_id {
-        let found = session_of(&state.toolshed, id, session_id).await;
+        let found = session_of(&state.toolshed, caller, id, session_id).await;
         return named_in_body(&state.toolshed, id, found).await;
     }
     if let Some(arn) = &request.task_arn {
-        let found = session_by_task(&state.toolshed, id, arn).await;
+        let found = session_by_task(&state.toolshed, caller, id, arn).await;
         return named_in_body(&state.toolshed, id, found).await;
     }
     // Newest first: the session the playground UI launched last.
-    let live = state.toolshed.list_sessions(id, true, 1).await?;
+    let live = state.toolshed.list_sessions_as(caller, id, true, 1).await?;
     match live.into_iter().next() {
         Some(s) => Ok(s),
         None => {

@@ -11,7 +11,7 @@ pub mod verification;
 
 use toolshed_core::domain::{PlaygroundSession, ServerId, SessionId, TaskHandle};
 use toolshed_core::error::EntityKind;
-use toolshed_core::services::Toolshed;
+use toolshed_core::services::{Caller, Toolshed};
 
 use crate::dto::SessionSelector;
 use axum::http::StatusCode;
@@ -28,12 +28,13 @@ const TASK_LOOKUP_LIMIT: usize = 1000;
 /// belongs to another server.
 pub(crate) async fn find_session(
     toolshed: &Toolshed,
+    caller: &Caller,
     server: &ServerId,
     selector: &SessionSelector,
 ) -> ApiResult<PlaygroundSession> {
     match (&selector.session_id, &selector.task_arn) {
-        (Some(id), _) => session_of(toolshed, server, id).await,
-        (None, Some(arn)) => session_by_task(toolshed, server, arn).await,
+        (Some(id), _) => session_of(toolshed, caller, server, id).await,
+        (None, Some(arn)) => session_by_task(toolshed, caller, server, arn).await,
         (None, None) => Err(ApiError::bad_request(
             "missing_parameter",
             "give session_id (or task_arn)",
@@ -45,10 +46,12 @@ pub(crate) async fn find_session(
 /// A session by id, checked to belong to `server`.
 pub(crate) async fn session_of(
     toolshed: &Toolshed,
+    caller: &Caller,
     server: &ServerId,
     id: &SessionId,
 ) -> ApiResult<PlaygroundSession> {
-    let session = toolshed.get_session(id).await?;
+    // Another principal's session is NotFound, like a missing one.
+    let session = toolshed.get_session_as(caller, id).await?;
     if &session.server_id != server {
         // Same answer as a missing session: ids of other servers' sessions are not disclosed.
         return Err(toolshed_core::Error::not_found(EntityKind::Session, id).into());
@@ -59,6 +62,7 @@ pub(crate) async fn session_of(
 /// A session of `server` by its task handle: live sessions first, then the recent ones.
 pub(crate) async fn session_by_task(
     toolshed: &Toolshed,
+    caller: &Caller,
     server: &ServerId,
     arn: &str,
 ) -> ApiResult<PlaygroundSession> {
@@ -67,7 +71,7 @@ pub(crate) async fn session_by_task(
     })?;
     for live_only in [true, false] {
         let sessions = toolshed
-            .list_sessions(server, live_only, TASK_LOOKUP_LIMIT)
+            .list_sessions_as(caller, server, live_only, TASK_LOOKUP_LIMIT)
             .await?;
         if let Some(s) = sessions.into_iter().find(|s| s.task == task) {
             return Ok(s);

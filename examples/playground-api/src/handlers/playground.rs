@@ -7,9 +7,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use toolshed_core::domain::{IdempotencyKey, ServerId, SessionId};
-use toolshed_core::services::LaunchRequest;
+use toolshed_core::services::{Caller, LaunchRequest};
 
 use super::{find_session, named_in_body};
+use crate::auth::Authenticated;
 use crate::dto::{LaunchBody, SessionSelector, SessionView, StopRequest};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiOptionalJson, ApiPath, ApiQuery};
@@ -36,6 +37,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
     ))]
 pub async fn launch(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     headers: HeaderMap,
     ApiOptionalJson(body): ApiOptionalJson<LaunchBody>,
@@ -59,7 +61,10 @@ pub async fn launch(
         ttl,
         idempotency_key: body_key.or(header_key),
     };
-    let session = state.toolshed.launch_session(&id, request).await?;
+    let session = state
+        .toolshed
+        .launch_session_as(&caller, &id, request)
+        .await?;
     let view = SessionView::new(session);
     Ok((
         StatusCode::ACCEPTED,
@@ -80,14 +85,18 @@ pub async fn launch(
     ))]
 pub async fn status(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     ApiQuery(selector): ApiQuery<SessionSelector>,
 ) -> ApiResult<Json<SessionView>> {
     let session = match (&selector.session_id, &selector.task_arn) {
-        (None, None) => newest_session(&state, &id).await?,
-        _ => find_session(&state.toolshed, &id, &selector).await?,
+        (None, None) => newest_session(&state, &caller, &id).await?,
+        _ => find_session(&state.toolshed, &caller, &id, &selector).await?,
     };
-    let refreshed = state.toolshed.session_status(&session.id).await?;
+    let refreshed = state
+        .toolshed
+        .session_status_as(&caller, &session.id)
+        .await?;
     Ok(Json(SessionView::new(refreshed)))
 }
 
@@ -105,13 +114,14 @@ pub async fn status(
     ))]
 pub async fn stop_for_server(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     ApiOptionalJson(body): ApiOptionalJson<StopRequest>,
 ) -> ApiResult<Json<SessionView>> {
     let selector = SessionSelector::from(body);
-    let found = find_session(&state.toolshed, &id, &selector).await;
+    let found = find_session(&state.toolshed, &caller, &id, &selector).await;
     let session = named_in_body(&state.toolshed, &id, found).await?;
-    let stopped = state.toolshed.stop_session(&session.id).await?;
+    let stopped = state.toolshed.stop_session_as(&caller, &session.id).await?;
     Ok(Json(SessionView::new(stopped)))
 }
 
@@ -126,22 +136,23 @@ pub async fn stop_for_server(
     ))]
 pub async fn delete_session(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(session_id): ApiPath<SessionId>,
 ) -> ApiResult<Json<SessionView>> {
-    let session = state.toolshed.get_session(&session_id).await?;
-    let stopped = state.toolshed.stop_session(&session.id).await?;
+    let stopped = state.toolshed.stop_session_as(&caller, &session_id).await?;
     Ok(Json(SessionView::new(stopped)))
 }
 
 /// The server's newest live session, else its newest session; 404 when it has none.
 async fn newest_session(
     state: &AppState,
+    caller: &Caller,
     id: &ServerId,
 ) -> ApiResult<toolshed_core::domain::PlaygroundSession> {
     for live_only in [true, false] {
         if let Some(s) = state
             .toolshed
-            .list_sessions(id, live_only, 1)
+            .list_sessions_as(caller, id, live_only, 1)
             .await?
             .into_iter()
             .next()

@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use toolshed_core::domain::ServerId;
 
+use crate::auth::Authenticated;
 use crate::dto::{ListServersQuery, RegisterRequest, ServerPage, ServerView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -26,10 +27,14 @@ use crate::schema::MAX_PAGE;
     ))]
 pub async fn register_server(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let registration = request.into_registration(state.allow_file_repos)?;
-    let server = state.toolshed.register_server(registration).await?;
+    let server = state
+        .toolshed
+        .register_server_as(&caller, registration)
+        .await?;
     let location = format!("/api/servers/{}", server.id);
     Ok((
         StatusCode::CREATED,

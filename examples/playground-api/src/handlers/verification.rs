@@ -8,6 +8,7 @@ use serde_json::json;
 use toolshed_core::domain::ServerId;
 use toolshed_core::services::{BackgroundStart, VerifyOptions};
 
+use crate::auth::Authenticated;
 use crate::dto::{ReverifyRequest, ReverifyResponse, VerificationStatus};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiOptionalJson, ApiPath, ApiQuery};
@@ -33,6 +34,7 @@ fn status_url(id: &ServerId) -> String {
     ))]
 pub async fn reverify(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<ServerId>,
     ApiQuery(query): ApiQuery<ReverifyRequest>,
     ApiOptionalJson(body): ApiOptionalJson<ReverifyRequest>,
@@ -41,7 +43,7 @@ pub async fn reverify(
     let url = status_url(&id);
     match state
         .toolshed
-        .start_verification_in_background(&id, VerifyOptions { force })
+        .start_verification_in_background_as(&caller, &id, VerifyOptions { force })
         .await?
     {
         BackgroundStart::UpToDate(server) => Ok(Json(ReverifyResponse {

@@ -5,13 +5,38 @@ use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use toolshed_core::domain::{ApiKey, NewApiKey, PrincipalId, Scope};
 use toolshed_core::services::Toolshed;
+use toolshed_playground_api::auth::AuthMode;
 use toolshed_playground_api::{router_with, ApiConfig, RateLimit};
 
-/// A served API.
+/// Stores a new API key of `owner` with `scopes` and returns it in clear.
+pub async fn create_key(toolshed: &Toolshed, owner: &str, scopes: &[Scope]) -> String {
+    let (key, secret) = ApiKey::generate(
+        NewApiKey {
+            name: format!("{owner}-key"),
+            scopes: scopes.iter().copied().collect(),
+            owner: PrincipalId::new(owner).unwrap(),
+        },
+        toolshed.ports().clock.now(),
+    )
+    .unwrap();
+    toolshed
+        .ports()
+        .repository
+        .insert_api_key(&key)
+        .await
+        .unwrap();
+    secret.expose().to_owned()
+}
+
+/// A served API. Its `http` client sends an admin API key with every request (when
+/// authentication is on); `raw` sends none.
 pub struct Served {
     pub base: String,
     pub http: reqwest::Client,
+    pub raw: reqwest::Client,
+    pub toolshed: Toolshed,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -26,7 +51,16 @@ impl Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router_with(toolshed, config);
+        let mut headers = reqwest::header::HeaderMap::new();
+        if config.auth.mode == AuthMode::Required {
+            let key = create_key(&toolshed, "test-admin", &[Scope::Admin]).await;
+            headers.insert("x-api-key", key.parse().unwrap());
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        let app = router_with(toolshed.clone(), config);
         let task = tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -40,7 +74,9 @@ impl Served {
         });
         Self {
             base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
+            http,
+            raw: reqwest::Client::new(),
+            toolshed,
             shutdown: Some(tx),
             task: Some(task),
         }

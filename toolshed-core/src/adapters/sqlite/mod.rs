@@ -5,6 +5,7 @@
 //! and cap checks are atomic even between several processes sharing the file (the CLI). Blocking
 //! SQLite calls run on tokio's blocking pool.
 
+mod api_keys;
 mod deployment;
 mod error;
 mod instances;

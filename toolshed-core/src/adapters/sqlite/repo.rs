@@ -6,9 +6,9 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use super::error::db;
 use super::SqliteServerRepository;
 use crate::domain::{
-    next_version, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession, Server,
-    ServerId, SessionCaps, SessionId, SessionState, StopReason, Timestamp, VerificationFailure,
-    VerificationLease, VerificationRun,
+    next_version, ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts,
+    PlaygroundSession, PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId,
+    SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
@@ -28,16 +28,19 @@ fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-fn immediate<'c>(conn: &'c mut rusqlite::Connection, op: &'static str) -> Result<Transaction<'c>> {
+pub(super) fn immediate<'c>(
+    conn: &'c mut rusqlite::Connection,
+    op: &'static str,
+) -> Result<Transaction<'c>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db(op))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: &str, op: &'static str) -> Result<T> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(json: &str, op: &'static str) -> Result<T> {
     serde_json::from_str(json).map_err(db(op))
 }
 
-fn json<T: serde::Serialize>(v: &T, op: &'static str) -> Result<String> {
+pub(super) fn json<T: serde::Serialize>(v: &T, op: &'static str) -> Result<String> {
     serde_json::to_string(v).map_err(db(op))
 }
 
@@ -126,7 +129,7 @@ fn finish_verification(
     Ok(server)
 }
 
-fn load_session(
+pub(super) fn load_session(
     tx: &rusqlite::Connection,
     id: &SessionId,
     op: &'static str,
@@ -142,7 +145,7 @@ fn load_session(
     row.map(|j| parse(&j, op)).transpose()
 }
 
-fn upsert_session(
+pub(super) fn upsert_session(
     tx: &rusqlite::Connection,
     s: &PlaygroundSession,
     op: &'static str,
@@ -184,7 +187,7 @@ fn query_sessions(
     Ok(out)
 }
 
-fn count_live(
+pub(super) fn count_live(
     conn: &rusqlite::Connection,
     server: &ServerId,
     op: &'static str,
@@ -587,5 +590,50 @@ impl ServerRepository for SqliteServerRepository {
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<bool> {
         self.delete_instance_row(id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<ApiKey> {
+        self.insert_api_key_impl(key).await
+    }
+
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        self.get_api_key_impl(id).await
+    }
+
+    async fn list_api_keys(&self, owner: Option<PrincipalId>) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl(owner).await
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        self.revoke_api_key_impl(id, at).await
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn create_owned_session(
+        &self,
+        session: &PlaygroundSession,
+        caps: SessionCaps,
+        live_quota: u32,
+    ) -> Result<SessionInsert> {
+        self.create_owned_session_impl(session, caps, live_quota)
+            .await
+    }
+
+    async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
+        self.count_live_sessions_of_impl(owner).await
+    }
+
+    async fn take_quota(
+        &self,
+        principal: &PrincipalId,
+        kind: QuotaKind,
+        window_start: Timestamp,
+        limit: u32,
+    ) -> Result<u32> {
+        self.take_quota_impl(principal, kind, window_start, limit)
+            .await
     }
 }

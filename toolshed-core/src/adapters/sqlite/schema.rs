@@ -44,6 +44,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), SqliteError> {
     add_lease_expiry(conn)?;
     // Version 2: instances in typed columns (replacing the JSON table of version 1).
     super::instances::migrate(conn)?;
+    super::api_keys::migrate(conn)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
