@@ -46,6 +46,7 @@ pub struct CreateInstanceBody {
 #[serde(deny_unknown_fields)]
 pub struct DrainBody {
     /// Seconds between the stop signal and a kill (default 10, at most 300).
+    #[serde(default, deserialize_with = "crate::dto::whole::opt_u64")]
     pub drain_timeout_seconds: Option<u64>,
 }
 
