@@ -20,9 +20,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
 use toolshed_core::domain::{CommitSha, McpTool, RepoSnapshot, RepoUrl, RepoUrlPolicy, ServerId};
 use toolshed_core::ports::{MetadataGenerator, MetadataRequest};
-use toolshed_core::services::HeuristicMetadataGenerator;
 use toolshed_openai::OpenAiMetadataGenerator;
 
 const MAX_FILES: usize = 2_000;

@@ -144,8 +144,11 @@ module "cleanup" {
   sessions_table_arn  = module.state.sessions_table_arn
   table_kms_key_arn   = var.kms_key_arn
   kms_key_arn         = var.kms_key_arn
-  # The same settings as the service; Lambda sets AWS_REGION itself and refuses it.
-  environment = { for k, v in local.settings : k => v if k != "AWS_REGION" }
+  # Only what a sweep reads (the cluster, the tables, the owner id); Lambda sets AWS_REGION.
+  environment = {
+    for k, v in local.settings : k => v
+    if contains(["PLAYGROUND_CLUSTER", "TOOLSHED_SERVERS_TABLE", "TOOLSHED_SESSIONS_TABLE", "TOOLSHED_TASK_FAMILY_PREFIX", "TOOLSHED_DEPLOYMENT_ID"], k)
+  }
   alarm = {
     actions = var.cleanup.alarm_actions
   }

@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use toolshed_core::domain::DeploymentId;
 use toolshed_core::ports::{Clock, McpProbe, MetadataGenerator, SourceRepository};
-use toolshed_core::services::Ports;
+use toolshed_core::services::{Ports, Sweeper};
 
 use crate::codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
 use crate::dynamodb::{DynamoServerRepository, DynamoTables};
@@ -152,60 +152,7 @@ impl AwsSettings {
     /// # Errors
     /// As [`Self::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AwsError> {
-        let get = |var: &'static str| -> Option<String> {
-            lookup(var)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let req = |var: &'static str| get(var).ok_or(AwsError::MissingSetting { var });
-        let list = |var: &'static str| -> Result<Vec<String>, AwsError> {
-            let raw = req(var)?;
-            let items: Vec<String> = raw.split(',').map(|s| s.trim().to_owned()).collect();
-            if items
-                .iter()
-                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-            {
-                return Err(AwsError::InvalidSetting {
-                    var,
-                    reason: format!("{raw:?} must be a comma-separated list of ids"),
-                });
-            }
-            Ok(items)
-        };
-        let flag = |var: &'static str| -> Result<bool, AwsError> {
-            match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
-                None | Some("false") | Some("0") | Some("no") => Ok(false),
-                Some("true") | Some("1") | Some("yes") => Ok(true),
-                Some(other) => Err(AwsError::InvalidSetting {
-                    var,
-                    reason: format!("{other:?} is not true or false"),
-                }),
-            }
-        };
-        let cluster = get("PLAYGROUND_CLUSTER")
-            .or_else(|| get("AWS_ECS_CLUSTER"))
-            .ok_or(AwsError::MissingSetting {
-                var: "PLAYGROUND_CLUSTER",
-            })?;
-        let task_family_prefix =
-            get("TOOLSHED_TASK_FAMILY_PREFIX").unwrap_or_else(|| DEFAULT_FAMILY_PREFIX.to_owned());
-        let prefix_ok = task_family_prefix.len() <= 64
-            && task_family_prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !prefix_ok {
-            return Err(AwsError::InvalidSetting {
-                var: "TOOLSHED_TASK_FAMILY_PREFIX",
-                reason: "must be at most 64 letters, digits, '-' or '_'".to_owned(),
-            });
-        }
-        let deployment_id = DeploymentId::new(
-            get("TOOLSHED_DEPLOYMENT_ID").unwrap_or_else(|| task_family_prefix.clone()),
-        )
-        .map_err(|e| AwsError::InvalidSetting {
-            var: "TOOLSHED_DEPLOYMENT_ID",
-            reason: e.to_string(),
-        })?;
+        let vars = Vars(lookup);
         let arn = |var: &'static str, v: String| -> Result<String, AwsError> {
             if v.starts_with("arn:") {
                 Ok(v)
@@ -216,33 +163,47 @@ impl AwsSettings {
                 })
             }
         };
+        let owner = vars.owner()?;
         Ok(Self {
-            region: req("AWS_REGION")?,
-            cluster,
-            subnets: list("AWS_SUBNETS")?,
-            security_groups: list("AWS_SECURITY_GROUP_ID")?,
-            no_egress_security_groups: match get("TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID") {
-                Some(_) => list("TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID")?,
+            region: owner.region,
+            cluster: owner.cluster,
+            subnets: vars.list("AWS_SUBNETS")?,
+            security_groups: vars.list("AWS_SECURITY_GROUP_ID")?,
+            no_egress_security_groups: match vars.get("TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID") {
+                Some(_) => vars.list("TOOLSHED_NO_EGRESS_SECURITY_GROUP_ID")?,
                 None => Vec::new(),
             },
-            servers_table: req("TOOLSHED_SERVERS_TABLE")?,
-            sessions_table: req("TOOLSHED_SESSIONS_TABLE")?,
-            repository: EcrRepository::parse(&req("TOOLSHED_ECR_REPOSITORY_URI")?)?,
-            codebuild_project: req("TOOLSHED_CODEBUILD_PROJECT")?,
-            docs_bucket: req("TOOLSHED_DOCS_BUCKET")?,
+            servers_table: owner.servers_table,
+            sessions_table: owner.sessions_table,
+            repository: EcrRepository::parse(&vars.req("TOOLSHED_ECR_REPOSITORY_URI")?)?,
+            codebuild_project: vars.req("TOOLSHED_CODEBUILD_PROJECT")?,
+            docs_bucket: vars.req("TOOLSHED_DOCS_BUCKET")?,
             task_execution_role_arn: arn(
                 "TOOLSHED_TASK_EXECUTION_ROLE_ARN",
-                req("TOOLSHED_TASK_EXECUTION_ROLE_ARN")?,
+                vars.req("TOOLSHED_TASK_EXECUTION_ROLE_ARN")?,
             )?,
-            task_role_arn: get("TOOLSHED_TASK_ROLE_ARN")
+            task_role_arn: vars
+                .get("TOOLSHED_TASK_ROLE_ARN")
                 .map(|v| arn("TOOLSHED_TASK_ROLE_ARN", v))
                 .transpose()?,
-            log_group: req("TOOLSHED_LOG_GROUP")?,
-            assign_public_ip: flag("TOOLSHED_ASSIGN_PUBLIC_IP")?,
-            task_family_prefix,
-            deployment_id,
-            s3_force_path_style: flag("TOOLSHED_S3_FORCE_PATH_STYLE")?,
+            log_group: vars.req("TOOLSHED_LOG_GROUP")?,
+            assign_public_ip: vars.flag("TOOLSHED_ASSIGN_PUBLIC_IP")?,
+            task_family_prefix: owner.task_family_prefix,
+            deployment_id: owner.deployment_id,
+            s3_force_path_style: vars.flag("TOOLSHED_S3_FORCE_PATH_STYLE")?,
         })
+    }
+
+    /// The part a sweep needs (see [`SweepSettings`]).
+    pub fn sweep(&self) -> SweepSettings {
+        SweepSettings {
+            region: self.region.clone(),
+            cluster: self.cluster.clone(),
+            servers_table: self.servers_table.clone(),
+            sessions_table: self.sessions_table.clone(),
+            task_family_prefix: self.task_family_prefix.clone(),
+            deployment_id: self.deployment_id.clone(),
+        }
     }
 
     /// The ECS part.
@@ -260,6 +221,153 @@ impl AwsSettings {
             family_prefix: self.task_family_prefix.clone(),
             deployment: self.deployment_id.clone(),
         }
+    }
+}
+
+/// The settings a sweep needs, and nothing else: the sweep lists and stops this deployment's
+/// tasks and ends sessions, so it reads only the region, the cluster, the two tables and the
+/// owner id. A process that only sweeps (the cleanup function) needs no network, image, build,
+/// docs or role settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// `AWS_REGION`.
+    pub region: String,
+    /// `PLAYGROUND_CLUSTER`, falling back to `AWS_ECS_CLUSTER`.
+    pub cluster: String,
+    /// `TOOLSHED_SERVERS_TABLE`.
+    pub servers_table: String,
+    /// `TOOLSHED_SESSIONS_TABLE`.
+    pub sessions_table: String,
+    /// `TOOLSHED_TASK_FAMILY_PREFIX` (default `toolshed`).
+    pub task_family_prefix: String,
+    /// `TOOLSHED_DEPLOYMENT_ID` (default: the task family prefix): the sweep touches only the
+    /// tasks this owner started.
+    pub deployment_id: DeploymentId,
+}
+
+impl SweepSettings {
+    /// Reads the settings from the environment: `AWS_REGION`, `PLAYGROUND_CLUSTER` (or
+    /// `AWS_ECS_CLUSTER`), `TOOLSHED_SERVERS_TABLE` and `TOOLSHED_SESSIONS_TABLE` (required);
+    /// `TOOLSHED_TASK_FAMILY_PREFIX` and `TOOLSHED_DEPLOYMENT_ID` (optional, as for
+    /// [`AwsSettings::from_env`]). Other variables are ignored.
+    ///
+    /// # Errors
+    /// [`AwsError::MissingSetting`] / [`AwsError::InvalidSetting`] naming the variable.
+    pub fn from_env() -> Result<Self, AwsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Self::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// As [`Self::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AwsError> {
+        Vars(lookup).owner()
+    }
+
+    /// The ECS settings of a runner that only lists and stops tasks: no subnets, security
+    /// groups or roles, so a launch through it fails with `InvalidInput` instead of reaching ECS.
+    pub fn ecs(&self) -> EcsSettings {
+        EcsSettings {
+            cluster: self.cluster.clone(),
+            subnets: Vec::new(),
+            security_groups: Vec::new(),
+            no_egress_security_groups: Vec::new(),
+            assign_public_ip: false,
+            execution_role_arn: String::new(),
+            task_role_arn: None,
+            log_group: String::new(),
+            log_region: self.region.clone(),
+            family_prefix: self.task_family_prefix.clone(),
+            deployment: self.deployment_id.clone(),
+        }
+    }
+
+    fn tables(&self) -> DynamoTables {
+        DynamoTables {
+            servers: self.servers_table.clone(),
+            sessions: self.sessions_table.clone(),
+        }
+    }
+}
+
+/// Variables read through a lookup, trimmed, empty meaning unset.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, var: &'static str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn req(&self, var: &'static str) -> Result<String, AwsError> {
+        self.get(var).ok_or(AwsError::MissingSetting { var })
+    }
+
+    fn list(&self, var: &'static str) -> Result<Vec<String>, AwsError> {
+        let raw = self.req(var)?;
+        let items: Vec<String> = raw.split(',').map(|s| s.trim().to_owned()).collect();
+        if items
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(AwsError::InvalidSetting {
+                var,
+                reason: format!("{raw:?} must be a comma-separated list of ids"),
+            });
+        }
+        Ok(items)
+    }
+
+    fn flag(&self, var: &'static str) -> Result<bool, AwsError> {
+        match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => Ok(false),
+            Some("true") | Some("1") | Some("yes") => Ok(true),
+            Some(other) => Err(AwsError::InvalidSetting {
+                var,
+                reason: format!("{other:?} is not true or false"),
+            }),
+        }
+    }
+
+    /// What says where this deployment's state and tasks are, and who owns them.
+    fn owner(&self) -> Result<SweepSettings, AwsError> {
+        let cluster = self
+            .get("PLAYGROUND_CLUSTER")
+            .or_else(|| self.get("AWS_ECS_CLUSTER"))
+            .ok_or(AwsError::MissingSetting {
+                var: "PLAYGROUND_CLUSTER",
+            })?;
+        let task_family_prefix = self
+            .get("TOOLSHED_TASK_FAMILY_PREFIX")
+            .unwrap_or_else(|| DEFAULT_FAMILY_PREFIX.to_owned());
+        let prefix_ok = task_family_prefix.len() <= 64
+            && task_family_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !prefix_ok {
+            return Err(AwsError::InvalidSetting {
+                var: "TOOLSHED_TASK_FAMILY_PREFIX",
+                reason: "must be at most 64 letters, digits, '-' or '_'".to_owned(),
+            });
+        }
+        let deployment_id = DeploymentId::new(
+            self.get("TOOLSHED_DEPLOYMENT_ID")
+                .unwrap_or_else(|| task_family_prefix.clone()),
+        )
+        .map_err(|e| AwsError::InvalidSetting {
+            var: "TOOLSHED_DEPLOYMENT_ID",
+            reason: e.to_string(),
+        })?;
+        Ok(SweepSettings {
+            region: self.req("AWS_REGION")?,
+            cluster,
+            servers_table: self.req("TOOLSHED_SERVERS_TABLE")?,
+            sessions_table: self.req("TOOLSHED_SESSIONS_TABLE")?,
+            task_family_prefix,
+            deployment_id,
+        })
     }
 }
 
@@ -321,19 +429,32 @@ impl AwsAdapters {
     }
 }
 
-/// Builds [`AwsAdapters`] from an `SdkConfig` and settings.
+/// Builds [`AwsAdapters`] (from [`AwsSettings`]) or [`SweepAdapters`] (from
+/// [`SweepSettings`]) from an `SdkConfig` and settings.
 #[derive(Debug, Clone)]
-pub struct AwsAdaptersBuilder {
+pub struct AwsAdaptersBuilder<S = AwsSettings> {
     sdk: SdkConfig,
-    settings: AwsSettings,
+    settings: S,
     retry: RetryConfig,
     operation_timeout: Duration,
     interceptors: Vec<SharedInterceptor>,
 }
 
-impl AwsAdaptersBuilder {
+/// A client of one AWS service over the effective `SdkConfig`, with every interceptor.
+macro_rules! client {
+    ($sdk:expr, $interceptors:expr, $krate:ident $(, $extra:ident($arg:expr))*) => {{
+        let mut b = $krate::config::Builder::from($sdk);
+        for i in $interceptors {
+            b.push_interceptor(i.clone());
+        }
+        $(let b = b.$extra($arg);)*
+        $krate::Client::from_conf(b.build())
+    }};
+}
+
+impl<S> AwsAdaptersBuilder<S> {
     /// Starts from a loaded `SdkConfig` (credentials, region, endpoint) and settings.
-    pub fn new(sdk: SdkConfig, settings: AwsSettings) -> Self {
+    pub fn new(sdk: SdkConfig, settings: S) -> Self {
         Self {
             sdk,
             settings,
@@ -372,26 +493,23 @@ impl AwsAdaptersBuilder {
             .timeout_config(timeouts)
             .build()
     }
+}
 
+impl AwsAdaptersBuilder<AwsSettings> {
     /// Builds every adapter.
     pub fn build(self) -> AwsAdapters {
         let sdk = self.sdk_config();
         let s = &self.settings;
-        macro_rules! client {
-            ($krate:ident $(, $extra:ident($arg:expr))*) => {{
-                let mut b = $krate::config::Builder::from(&sdk);
-                for i in &self.interceptors {
-                    b.push_interceptor(i.clone());
-                }
-                $(let b = b.$extra($arg);)*
-                $krate::Client::from_conf(b.build())
-            }};
-        }
-        let ecs = client!(aws_sdk_ecs);
-        let dynamo = client!(aws_sdk_dynamodb);
-        let codebuild = client!(aws_sdk_codebuild);
-        let ecr = client!(aws_sdk_ecr);
-        let s3 = client!(aws_sdk_s3, force_path_style(s.s3_force_path_style));
+        let ecs = client!(&sdk, &self.interceptors, aws_sdk_ecs);
+        let dynamo = client!(&sdk, &self.interceptors, aws_sdk_dynamodb);
+        let codebuild = client!(&sdk, &self.interceptors, aws_sdk_codebuild);
+        let ecr = client!(&sdk, &self.interceptors, aws_sdk_ecr);
+        let s3 = client!(
+            &sdk,
+            &self.interceptors,
+            aws_sdk_s3,
+            force_path_style(s.s3_force_path_style)
+        );
         AwsAdapters {
             tasks: EcsTaskRunner::new(ecs, s.ecs()),
             repository: DynamoServerRepository::new(
@@ -412,6 +530,59 @@ impl AwsAdaptersBuilder {
             images: EcrImageStore::new(ecr, s.repository.clone()),
             docs: S3DocsStore::new(s3, s.docs_bucket.clone()),
         }
+    }
+}
+
+impl AwsAdaptersBuilder<SweepSettings> {
+    /// Builds the two adapters a sweep uses.
+    pub fn build(self) -> SweepAdapters {
+        let sdk = self.sdk_config();
+        let s = &self.settings;
+        SweepAdapters {
+            tasks: EcsTaskRunner::new(client!(&sdk, &self.interceptors, aws_sdk_ecs), s.ecs()),
+            repository: DynamoServerRepository::new(
+                client!(&sdk, &self.interceptors, aws_sdk_dynamodb),
+                s.tables(),
+            ),
+        }
+    }
+}
+
+/// The adapters of a process that only sweeps: the DynamoDB repository and an ECS runner that
+/// lists and stops this deployment's tasks (it cannot launch: it has no network settings).
+#[derive(Debug, Clone)]
+pub struct SweepAdapters {
+    /// DynamoDB `ServerRepository`.
+    pub repository: DynamoServerRepository,
+    /// ECS `TaskRunner` for listing and stopping.
+    pub tasks: EcsTaskRunner,
+}
+
+impl SweepAdapters {
+    /// Loads the default AWS configuration and the [`SweepSettings`] from the environment.
+    ///
+    /// # Errors
+    /// A missing or malformed setting, naming the variable.
+    pub async fn from_env() -> Result<Self, AwsError> {
+        Ok(Self::from_settings(SweepSettings::from_env()?).await)
+    }
+
+    /// Loads the default AWS configuration for `settings.region` and builds the adapters.
+    pub async fn from_settings(settings: SweepSettings) -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(settings.region.clone()))
+            .load()
+            .await;
+        AwsAdaptersBuilder::new(sdk, settings).build()
+    }
+
+    /// The sweep over these adapters and `clock` (the system clock in production).
+    pub fn sweeper(&self, clock: Arc<dyn Clock>) -> Sweeper {
+        Sweeper::new(
+            Arc::new(self.repository.clone()),
+            Arc::new(self.tasks.clone()),
+            clock,
+        )
     }
 }
 
@@ -498,6 +669,48 @@ mod tests {
             let core: toolshed_core::Error = err.into();
             assert!(matches!(core, toolshed_core::Error::InvalidInput { .. }));
         }
+    }
+
+    #[test]
+    fn a_sweep_needs_only_the_cluster_the_tables_and_the_region() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("AWS_REGION", "eu-west-1"),
+            ("PLAYGROUND_CLUSTER", "play"),
+            ("TOOLSHED_SERVERS_TABLE", "servers"),
+            ("TOOLSHED_SESSIONS_TABLE", "sessions"),
+            ("TOOLSHED_DEPLOYMENT_ID", "staging"),
+        ]);
+        let lookup = |k: &str| env.get(k).map(|v| (*v).to_owned());
+        // The service's settings are not enough here...
+        assert!(AwsSettings::from_lookup(lookup).is_err());
+        // ...but a sweep's are.
+        let s = SweepSettings::from_lookup(lookup).unwrap();
+        assert_eq!(s.cluster, "play");
+        assert_eq!(s.deployment_id.to_string(), "staging");
+        assert!(
+            s.ecs().subnets.is_empty(),
+            "a sweep-only runner cannot launch"
+        );
+        // The same variables give the same sweep settings as the service's.
+        let full = load(&full()).unwrap();
+        let from_full = SweepSettings::from_lookup(|k| full_env_lookup(k)).unwrap();
+        assert_eq!(from_full, full.sweep());
+        for var in [
+            "AWS_REGION",
+            "TOOLSHED_SESSIONS_TABLE",
+            "PLAYGROUND_CLUSTER",
+        ] {
+            let mut env = env.clone();
+            env.remove(var);
+            let err = SweepSettings::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
+    }
+
+    fn full_env_lookup(k: &str) -> Option<String> {
+        full().get(k).map(|v| (*v).to_owned())
     }
 
     #[test]

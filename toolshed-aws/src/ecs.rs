@@ -233,6 +233,14 @@ impl EcsTaskRunner {
 
     fn network(&self, egress: Egress) -> Result<NetworkConfiguration> {
         let s = &self.settings;
+        if s.subnets.is_empty() {
+            // A runner built for sweeping only (no network settings) must not launch.
+            return Err(Error::invalid(
+                "subnets",
+                "this task runner only lists and stops tasks: no subnets are configured \
+                 (AWS_SUBNETS)",
+            ));
+        }
         let vpc = AwsVpcConfiguration::builder()
             .set_subnets(Some(s.subnets.clone()))
             .set_security_groups(Some(self.security_groups(egress)?.to_vec()))

@@ -33,7 +33,9 @@ pub mod s3;
 pub mod testing;
 
 pub use codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
-pub use config::{AwsAdapters, AwsAdaptersBuilder, AwsSettings, EcrRepository};
+pub use config::{
+    AwsAdapters, AwsAdaptersBuilder, AwsSettings, EcrRepository, SweepAdapters, SweepSettings,
+};
 pub use dynamodb::{DynamoServerRepository, DynamoTables};
 pub use ecr::EcrImageStore;
 pub use ecs::{EcsSettings, EcsTaskRunner};

@@ -1,7 +1,7 @@
 //! The Toolshed session sweep as an AWS Lambda function.
 //!
 //! An EventBridge schedule (Terraform module `terraform/modules/cleanup`) invokes the function
-//! every minute; [`handle`] calls [`Toolshed::sweep_expired_sessions`] and returns its
+//! every minute; [`handle`] calls [`Sweeper::sweep_expired_sessions`] and returns its
 //! [`SweepReport`] as JSON. The handler has no logic of its own: what to stop is decided by the
 //! core service; this crate only adapts the event, the report and the errors to Lambda.
 //!
@@ -13,13 +13,13 @@
 mod compose;
 mod error;
 
-pub use compose::{sweeper_from_adapters, sweeper_from_env, DisabledPort};
+pub use compose::sweeper_from_env;
 pub use error::SweepError;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use toolshed_core::services::{SweepLimits, SweepReport, Toolshed};
+use toolshed_core::services::{SweepLimits, SweepReport, Sweeper};
 use tracing::{info, warn};
 
 /// Event sources a sweep accepts: EventBridge rules (`aws.events`) and EventBridge Scheduler
@@ -89,12 +89,12 @@ fn accept_trigger(payload: &serde_json::Value) -> Result<Option<String>, SweepEr
 /// changed nothing, which is what a backend outage looks like. A sweep that made progress despite
 /// some errors succeeds and lists them in its response.
 pub async fn handle(
-    toolshed: &Toolshed,
+    sweeper: &Sweeper,
     limits: SweepLimits,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<SweepResponse, SweepError> {
     let event_id = accept_trigger(&event.payload)?;
-    let report = toolshed.sweep_expired_sessions(limits).await;
+    let report = sweeper.sweep_expired_sessions(limits).await;
     if !report.errors.is_empty() && report.is_noop() {
         warn!(errors = report.errors.len(), "sweep made no progress");
         return Err(SweepError::Incomplete {
@@ -110,11 +110,11 @@ pub async fn handle(
 /// # Errors
 /// As [`handle`].
 pub async fn handle_for_runtime(
-    toolshed: &Toolshed,
+    sweeper: &Sweeper,
     limits: SweepLimits,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<SweepResponse, Diagnostic> {
-    handle(toolshed, limits, event)
+    handle(sweeper, limits, event)
         .await
         .map_err(Diagnostic::from)
 }

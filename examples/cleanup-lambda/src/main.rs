@@ -1,11 +1,10 @@
 //! `bootstrap`: the Toolshed session sweep on AWS Lambda (`provided.al2023`).
 //!
-//! Environment (the same settings as the service; see `toolshed_aws::AwsSettings::from_env`):
-//! `AWS_REGION` (set by Lambda), `PLAYGROUND_CLUSTER` (or `AWS_ECS_CLUSTER`), `AWS_SUBNETS`,
-//! `AWS_SECURITY_GROUP_ID`, `TOOLSHED_SERVERS_TABLE`, `TOOLSHED_SESSIONS_TABLE`,
-//! `TOOLSHED_ECR_REPOSITORY_URI`, `TOOLSHED_CODEBUILD_PROJECT`, `TOOLSHED_DOCS_BUCKET`,
-//! `TOOLSHED_TASK_EXECUTION_ROLE_ARN`, `TOOLSHED_LOG_GROUP`; optional `TOOLSHED_TASK_ROLE_ARN`,
-//! `TOOLSHED_ASSIGN_PUBLIC_IP`, `TOOLSHED_TASK_FAMILY_PREFIX`; `RUST_LOG` (default `info`).
+//! Environment (see `toolshed_aws::SweepSettings::from_env`): `AWS_REGION` (set by Lambda),
+//! `PLAYGROUND_CLUSTER` (or `AWS_ECS_CLUSTER`), `TOOLSHED_SERVERS_TABLE`,
+//! `TOOLSHED_SESSIONS_TABLE`; optional `TOOLSHED_TASK_FAMILY_PREFIX`, `TOOLSHED_DEPLOYMENT_ID`
+//! (must match the service's, so the sweep touches only this deployment's tasks); `RUST_LOG`
+//! (default `info`). Nothing else is read: the sweep needs no network, image or build settings.
 //!
 //! Build for `provided.al2023` (see this package's README):
 //! `cargo build --release -p toolshed-cleanup-lambda --target x86_64-unknown-linux-gnu`, then
@@ -27,11 +26,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_ansi(false)
         .init();
     // Built once per execution environment, shared by every invocation.
-    let toolshed = toolshed_cleanup_lambda::sweeper_from_env().await?;
+    let sweeper = toolshed_cleanup_lambda::sweeper_from_env().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let toolshed = toolshed.clone();
+        let sweeper = sweeper.clone();
         async move {
-            toolshed_cleanup_lambda::handle_for_runtime(&toolshed, SweepLimits::default(), event)
+            toolshed_cleanup_lambda::handle_for_runtime(&sweeper, SweepLimits::default(), event)
                 .await
         }
     }))

@@ -7,13 +7,16 @@ use std::time::Duration;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use toolshed_aws::testing::MotoEnv;
-use toolshed_cleanup_lambda::{handle, handle_for_runtime, sweeper_from_adapters, SweepError};
+use toolshed_aws::SweepSettings;
+use toolshed_cleanup_lambda::{handle, handle_for_runtime, SweepError};
 use toolshed_core::domain::{
     CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, StopReason,
 };
-use toolshed_core::ports::{MockServerRepository, MockTaskRunner, ServerRepository, TaskRunner};
+use toolshed_core::ports::{
+    Clock, MockServerRepository, MockTaskRunner, ServerRepository, TaskRunner, TaskSpec,
+};
 use toolshed_core::services::{
-    LaunchRequest, Ports, SweepLimits, Toolshed, ToolshedConfig, VerifyOptions,
+    LaunchRequest, Ports, SweepLimits, Sweeper, Toolshed, ToolshedConfig, VerifyOptions,
 };
 use toolshed_core::testing::{FakeTaskRunner, InMemorySourceRepository, ManualClock};
 use toolshed_core::Error;
@@ -92,7 +95,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_in_memory() {
         .unwrap();
     // Before the TTL: nothing to do.
     let quiet = handle(
-        &m.toolshed,
+        &m.toolshed.sweeper(),
         SweepLimits::default(),
         invoke(scheduled_event("ev-1")),
     )
@@ -103,7 +106,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_in_memory() {
 
     m.clock.advance(Duration::from_secs(120));
     let report = handle(
-        &m.toolshed,
+        &m.toolshed.sweeper(),
         SweepLimits::default(),
         invoke(scheduled_event("ev-2")),
     )
@@ -122,9 +125,13 @@ async fn a_scheduled_event_sweeps_expired_sessions_in_memory() {
     assert_eq!(out["expired_stopped"], 1);
 
     // EventBridge Scheduler without an input sends an empty payload: still a sweep.
-    let again = handle(&m.toolshed, SweepLimits::default(), invoke(json!({})))
-        .await
-        .unwrap();
+    let again = handle(
+        &m.toolshed.sweeper(),
+        SweepLimits::default(),
+        invoke(json!({})),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.event_id, None);
     assert_eq!(again.expired_stopped, 0, "idempotent");
 }
@@ -134,19 +141,23 @@ async fn a_foreign_event_is_refused_as_non_retryable() {
     let m = memory();
     let mut event = scheduled_event("ev-x");
     event["source"] = json!("aws.ec2");
-    let err = handle(&m.toolshed, SweepLimits::default(), invoke(event.clone()))
-        .await
-        .unwrap_err();
+    let err = handle(
+        &m.toolshed.sweeper(),
+        SweepLimits::default(),
+        invoke(event.clone()),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, SweepError::InvalidEvent(_)), "{err:?}");
     assert!(!err.is_retryable());
     let diagnostic: Diagnostic =
-        handle_for_runtime(&m.toolshed, SweepLimits::default(), invoke(event))
+        handle_for_runtime(&m.toolshed.sweeper(), SweepLimits::default(), invoke(event))
             .await
             .unwrap_err();
     assert_eq!(diagnostic.error_type, "NonRetryable.InvalidEvent");
     assert!(diagnostic.error_message.contains("aws.ec2"));
     let err = handle(
-        &m.toolshed,
+        &m.toolshed.sweeper(),
         SweepLimits::default(),
         invoke(json!({"hello": 1})),
     )
@@ -170,10 +181,7 @@ async fn a_sweep_without_progress_because_the_backend_fails_is_retryable() {
     runner
         .expect_list_managed()
         .returning(|_, _| Err(Error::backend("ecs", "ListTasks", None, true, "throttled")));
-    let mut ports = m.toolshed.ports().clone();
-    ports.repository = Arc::new(repository);
-    ports.runner = Arc::new(runner);
-    let failing = Toolshed::new(ports, ToolshedConfig::default()).unwrap();
+    let failing = Sweeper::new(Arc::new(repository), Arc::new(runner), m.clock.clone());
     let err = handle(
         &failing,
         SweepLimits::default(),
@@ -233,9 +241,21 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
         .await
         .unwrap();
 
-    // The Lambda's own composition over the same AWS adapters, on the test's clock.
-    let sweeper =
-        sweeper_from_adapters(&env.adapters, svc.clock.clone(), ToolshedConfig::default()).unwrap();
+    // The Lambda's own composition, from nothing but the sweep settings (the variables the
+    // Terraform module gives the function), on the test's clock.
+    let s = &env.settings;
+    let vars = std::collections::HashMap::from([
+        ("AWS_REGION", s.region.clone()),
+        ("PLAYGROUND_CLUSTER", s.cluster.clone()),
+        ("TOOLSHED_SERVERS_TABLE", s.servers_table.clone()),
+        ("TOOLSHED_SESSIONS_TABLE", s.sessions_table.clone()),
+        ("TOOLSHED_TASK_FAMILY_PREFIX", s.task_family_prefix.clone()),
+        ("TOOLSHED_DEPLOYMENT_ID", s.deployment_id.to_string()),
+    ]);
+    let settings = SweepSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    assert_eq!(settings, env.settings.sweep());
+    let adapters = env.sweep_adapters(settings);
+    let sweeper = adapters.sweeper(svc.clock.clone());
     svc.clock.advance(Duration::from_secs(120));
     let report = handle(
         &sweeper,
@@ -277,15 +297,10 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
         vec![long.task.clone()],
         "only the long session's task runs"
     );
-    // The verification ports the sweeper does not wire fail loudly.
-    let err = sweeper
-        .ports()
-        .source
-        .resolve_commit(
-            &RepoUrl::new("https://github.com/a/b").unwrap(),
-            &GitRef::main(),
-        )
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("not wired"), "{err}");
+    // The sweep-only runner cannot launch: it has no network settings.
+    let server = svc.toolshed.get_server(&id).await.unwrap();
+    let spec = TaskSpec::for_session(&server, &long.id, svc.clock.now()).unwrap();
+    let err = adapters.tasks.start(&spec).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert!(err.to_string().contains("only lists and stops"), "{err}");
 }

@@ -12,9 +12,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use support::{assert_error, Served};
 use toolshed_aws::testing::MotoEnv;
+use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
 use toolshed_core::domain::{CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ToolCallOutput};
 use toolshed_core::ports::{ServerRepository, TaskRunner};
-use toolshed_core::services::{HeuristicMetadataGenerator, Toolshed, ToolshedConfig};
+use toolshed_core::services::{Toolshed, ToolshedConfig};
 use toolshed_core::testing::{FakeMcpProbe, InMemorySourceRepository, ManualClock};
 
 const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";

@@ -68,7 +68,7 @@ variable "table_kms_key_arn" {
 }
 
 variable "environment" {
-  description = "Environment of the function: the same settings the service reads (the root module passes its `settings` map without AWS_REGION, which Lambda sets itself)."
+  description = "Environment of the function: the sweep settings (PLAYGROUND_CLUSTER, TOOLSHED_SERVERS_TABLE, TOOLSHED_SESSIONS_TABLE, optional TOOLSHED_TASK_FAMILY_PREFIX and TOOLSHED_DEPLOYMENT_ID); Lambda sets AWS_REGION itself."
   type        = map(string)
   default     = {}
 

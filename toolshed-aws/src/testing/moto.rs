@@ -21,6 +21,7 @@ use toolshed_core::testing::{
 
 use crate::{
     AwsAdapters, AwsAdaptersBuilder, AwsSettings, CallCounter, EcrRepository, StaticHeader,
+    SweepAdapters, SweepSettings,
 };
 
 /// The region every moto account is set up in.
@@ -244,6 +245,21 @@ impl MotoEnv {
         settings: AwsSettings,
         calls: &CallCounter,
     ) -> AwsAdapters {
+        Self::builder(sdk, account, settings, calls).build()
+    }
+
+    /// The sweep-only adapters of this account, built from `settings` as the cleanup function
+    /// builds them (only the sweep settings), counting calls in [`Self::calls`].
+    pub fn sweep_adapters(&self, settings: SweepSettings) -> SweepAdapters {
+        Self::builder(&self.sdk, &self.account, settings, &self.calls).build()
+    }
+
+    fn builder<S>(
+        sdk: &SdkConfig,
+        account: &str,
+        settings: S,
+        calls: &CallCounter,
+    ) -> AwsAdaptersBuilder<S> {
         AwsAdaptersBuilder::new(sdk.clone(), settings)
             // moto answers its own bugs with 500s: fail fast instead of retrying them.
             .retry_config(
@@ -254,7 +270,6 @@ impl MotoEnv {
             .operation_timeout(Duration::from_secs(30))
             .interceptor(StaticHeader::new("x-moto-account-id", account).interceptor())
             .interceptor(calls.interceptor())
-            .build()
     }
 
     fn raw_clients(

@@ -16,11 +16,12 @@ use crate::adapters::docker::{
 };
 use crate::adapters::files::FileDocsStore;
 use crate::adapters::git::GitCliSource;
+use crate::adapters::heuristic::HeuristicMetadataGenerator;
 use crate::adapters::mcp::RmcpProbe;
 use crate::adapters::sqlite::{SqliteServerRepository, DB_FILE};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, ImageStore, SystemClock};
-use crate::services::{HeuristicMetadataGenerator, Ports, Toolshed};
+use crate::services::{Ports, Toolshed};
 
 pub use bridge::{locate_stdio_bridge, BridgeFoundBy, StdioBridgeStatus, STDIO_BRIDGE_BINARY};
 pub use config::{

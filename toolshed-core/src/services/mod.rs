@@ -23,9 +23,6 @@ use std::sync::Arc;
 pub use access::Caller;
 pub use config::ToolshedConfig;
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};
-// Kept while the binaries move to the adapter path; import it from there.
-#[doc(hidden)]
-pub use crate::adapters::heuristic::HeuristicMetadataGenerator;
 pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;
 pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
