@@ -27,8 +27,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 use toolshed_core::domain::{PresentedApiKey, Principal, PrincipalId, PrincipalQuotas, Scope};
-use toolshed_core::ports::{Clock, ServerRepository};
-use toolshed_core::services::Caller;
+use toolshed_core::services::{ApiKeyCheck, Caller, Toolshed};
 use tracing::{debug, warn};
 
 use crate::error::ApiError;
@@ -239,25 +238,19 @@ impl std::fmt::Debug for Authenticator {
 struct Inner {
     mode: AuthMode,
     quotas: PrincipalQuotas,
-    repository: Arc<dyn ServerRepository>,
-    clock: Arc<dyn Clock>,
+    toolshed: Toolshed,
     jwt: Option<JwtVerifier>,
 }
 
 impl Authenticator {
-    /// An authenticator over the repository's API keys and, when configured, the JWKS.
-    pub fn new(
-        settings: &AuthSettings,
-        repository: Arc<dyn ServerRepository>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// An authenticator over the service's API keys and, when configured, the JWKS.
+    pub fn new(settings: &AuthSettings, toolshed: Toolshed) -> Self {
         let jwt = settings.jwt.clone().map(JwtVerifier::new);
         Self {
             inner: Arc::new(Inner {
                 mode: settings.mode,
                 quotas: settings.quotas,
-                repository,
-                clock,
+                toolshed,
                 jwt,
             }),
         }
@@ -296,30 +289,15 @@ impl Authenticator {
     }
 
     async fn api_key(&self, presented: &PresentedApiKey) -> Result<Principal, Refusal> {
-        let repo = &self.inner.repository;
-        let key = match repo.get_api_key(&presented.id).await {
-            Ok(k) => k,
-            Err(e) if e.is_not_found() => return Err(Refusal::UnknownKey),
+        match self.inner.toolshed.check_api_key(presented).await {
+            Ok(ApiKeyCheck::Valid(principal)) => Ok(principal),
+            Ok(ApiKeyCheck::Unknown) => Err(Refusal::UnknownKey),
+            Ok(ApiKeyCheck::Rejected) => Err(Refusal::WrongSecret),
             Err(e) => {
                 warn!(key_id = %presented.id, error = %e, "API key lookup failed");
-                return Err(Refusal::Backend);
+                Err(Refusal::Backend)
             }
-        };
-        if !key.verify(presented) {
-            return Err(Refusal::WrongSecret);
         }
-        let now = self.inner.clock.now();
-        if key.needs_touch(now) {
-            // Off the request path: a lost touch only makes last_used_at a minute older.
-            let repo = repo.clone();
-            let id = key.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = repo.touch_api_key(&id, now).await {
-                    warn!(key_id = %id, error = %e, "could not record the API key's use");
-                }
-            });
-        }
-        Ok(key.principal())
     }
 }
 

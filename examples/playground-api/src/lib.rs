@@ -178,11 +178,7 @@ pub fn router(toolshed: Toolshed) -> Router {
 pub fn router_with(toolshed: Toolshed, config: ApiConfig) -> Router {
     let (routes, _) = api_routes();
     let doc = Arc::new(openapi_document(&toolshed, &config));
-    let authenticator = auth::Authenticator::new(
-        &config.auth,
-        toolshed.ports().repository.clone(),
-        toolshed.ports().clock.clone(),
-    );
+    let authenticator = auth::Authenticator::new(&config.auth, toolshed.clone());
     let state = AppState {
         toolshed,
         backend: config.backend.clone(),

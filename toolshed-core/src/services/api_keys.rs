@@ -1,11 +1,25 @@
-//! API keys: create (the secret is returned once), list, revoke. Operator use cases (the CLI on
-//! the local state, or an admin tool); authentication itself reads keys in the HTTP layer.
+//! API keys: create (the secret is returned once), list, revoke — operator use cases (the CLI on
+//! the local state, or an admin tool) — and the check of a presented key, which an HTTP layer
+//! calls on every request.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Toolshed;
-use crate::domain::{ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PrincipalId};
+use crate::domain::{
+    ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
+};
 use crate::error::Result;
+
+/// What a presented API key proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeyCheck {
+    /// A live key whose secret matches: the caller is its principal.
+    Valid(Principal),
+    /// No key has this id (never issued, or another deployment's).
+    Unknown,
+    /// The key exists but the secret does not match, or the key is revoked.
+    Rejected,
+}
 
 impl Toolshed {
     /// Creates a key: 256 random bits, stored only as a hash. The returned secret is the only
@@ -40,5 +54,34 @@ impl Toolshed {
             .await?;
         info!(key_id = %id, "API key revoked");
         Ok(key)
+    }
+
+    /// Checks a presented key: the principal when the key is live and its secret matches.
+    /// Records the key's use (at most once a minute, off the caller's path: a lost record only
+    /// makes `last_used_at` older).
+    ///
+    /// # Errors
+    /// Repository errors other than not-found (the key store is unreachable: retry).
+    pub async fn check_api_key(&self, presented: &PresentedApiKey) -> Result<ApiKeyCheck> {
+        let repo = &self.ports.repository;
+        let key = match repo.get_api_key(&presented.id).await {
+            Ok(k) => k,
+            Err(e) if e.is_not_found() => return Ok(ApiKeyCheck::Unknown),
+            Err(e) => return Err(e),
+        };
+        if !key.verify(presented) {
+            return Ok(ApiKeyCheck::Rejected);
+        }
+        let now = self.ports.clock.now();
+        if key.needs_touch(now) {
+            let repo = repo.clone();
+            let id = key.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = repo.touch_api_key(&id, now).await {
+                    warn!(key_id = %id, error = %e, "could not record the API key's use");
+                }
+            });
+        }
+        Ok(ApiKeyCheck::Valid(key.principal()))
     }
 }

@@ -21,6 +21,7 @@ mod verify;
 use std::sync::Arc;
 
 pub use access::Caller;
+pub use api_keys::ApiKeyCheck;
 pub use config::ToolshedConfig;
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};
 pub use metadata::{MetadataOutcome, ServerDocs};
