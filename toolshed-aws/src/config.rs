@@ -693,7 +693,7 @@ mod tests {
         );
         // The same variables give the same sweep settings as the service's.
         let full = load(&full()).unwrap();
-        let from_full = SweepSettings::from_lookup(|k| full_env_lookup(k)).unwrap();
+        let from_full = SweepSettings::from_lookup(full_env_lookup).unwrap();
         assert_eq!(from_full, full.sweep());
         for var in [
             "AWS_REGION",

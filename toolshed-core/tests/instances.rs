@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use toolshed_core::domain::{
     CommitSha, GitRef, ImageDigest, ImageRef, ImageTag, InstanceEnv, InstanceName, InstanceRequest,
-    InstanceState, RepoUrl, Server, ServerId, ServerRegistration, TaskPurpose, VerificationState,
-    VerifiedImage,
+    InstanceState, PrincipalId, RepoUrl, Server, ServerId, ServerRegistration, TaskPurpose,
+    VerificationState, VerifiedImage,
 };
 use toolshed_core::error::EntityKind;
 use toolshed_core::ports::{Clock, ServerRepository, TaskState};
@@ -59,7 +59,7 @@ fn request(name: &str) -> InstanceRequest {
     InstanceRequest {
         name: InstanceName::new(name).unwrap(),
         env: InstanceEnv::parse_assignments(["API_TOKEN=hunter2-secret", "MODE=prod"]).unwrap(),
-        owner: Some("user:alice".to_owned()),
+        owner: Some(PrincipalId::new("user:alice").unwrap()),
     }
 }
 

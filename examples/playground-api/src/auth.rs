@@ -198,7 +198,12 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
             | "/api/servers/{id}/playground/status"
             | "/api/servers/{id}/playground/stop"
             | "/api/playground/{session_id}"
-            | "/api/servers/{id}/execute",
+            | "/api/servers/{id}/execute"
+            | "/api/instances"
+            | "/api/instances/{instance_id}"
+            | "/api/instances/{instance_id}/stop"
+            | "/api/instances/{instance_id}/restart"
+            | "/api/instances/{instance_id}/logs",
         ) => Some(Scope::Sessions),
         ("GET", r) if r.starts_with("/api/") => Some(Scope::Read),
         _ => Some(Scope::Admin),

@@ -259,14 +259,15 @@ fn documented_routes() -> Vec<(Method, String, Option<Scope>)> {
     out
 }
 
-fn concrete(path: &str, session: &str) -> String {
+fn concrete(path: &str, session: &str, instance: &str) -> String {
     path.replace("{id}", SERVER)
         .replace("{session_id}", session)
+        .replace("{instance_id}", instance)
 }
 
 /// What selects `session` on a session route: a query, a body or the path.
 fn selecting(method: &Method, path: &str, session: &str) -> (String, Option<Value>) {
-    let url = concrete(path, session);
+    let url = concrete(path, session, "");
     if path.ends_with("/status") {
         (format!("{url}?session_id={session}"), None)
     } else if path.ends_with("/execute") {
@@ -293,6 +294,18 @@ async fn every_protected_route_refuses_bad_credentials_wrong_scopes_and_foreign_
     let (status, launched) = h.launch_as(&alice).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{launched}");
     let session = launched["session"]["id"].as_str().unwrap().to_owned();
+    // And an instance.
+    let (status, created, _) = h
+        .send(
+            &Method::POST,
+            "/api/instances",
+            Some(&alice),
+            Some(json!({"server_id": SERVER, "name": "alice-1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let instance = created["instance"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["instance"]["owner"], "alice");
     let bob = create_key(
         &h.toolshed,
         "bob",
@@ -310,7 +323,7 @@ async fn every_protected_route_refuses_bad_credentials_wrong_scopes_and_foreign_
     );
     let mut checked = 0;
     for (method, path, scope) in documented_routes() {
-        let url = concrete(&path, &session);
+        let url = concrete(&path, &session, &instance);
         let Some(scope) = scope else {
             let (status, _, _) = h.send(&method, &url, None, None).await;
             assert_eq!(status, StatusCode::OK, "{method} {path} is public");
@@ -363,7 +376,25 @@ async fn every_protected_route_refuses_bad_credentials_wrong_scopes_and_foreign_
 
         // Another principal's session answers like a missing one: 404 when the URL names it,
         // 409 `session_not_found` when the body does (the server in the URL exists).
-        if scope == Scope::Sessions && !path.ends_with("/playground") {
+        // Another principal's instance answers like a missing one: 404.
+        if path.starts_with("/api/instances/") {
+            let (status, answer, _) = h.send(&method, &url, Some(&bob), None).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{method} {path} on alice's instance as bob: {answer}"
+            );
+            let missing = concrete(&path, &session, "i-00000000000000000000000000000000");
+            let (mstatus, manswer, _) = h.send(&method, &missing, Some(&bob), None).await;
+            assert_eq!(mstatus, StatusCode::NOT_FOUND, "{manswer}");
+            assert_eq!(
+                answer["code"], manswer["code"],
+                "same answer as a missing instance"
+            );
+        } else if scope == Scope::Sessions
+            && !path.ends_with("/playground")
+            && !path.starts_with("/api/instances")
+        {
             let (url, body) = selecting(&method, &path, &session);
             let missing_status = if body.is_some() {
                 StatusCode::CONFLICT
@@ -386,6 +417,37 @@ async fn every_protected_route_refuses_bad_credentials_wrong_scopes_and_foreign_
         }
     }
     assert!(checked >= 10, "protected routes checked: {checked}");
+
+    // Bob's listing leaves alice's instance out; alice's and the admin's show it.
+    let listed = |body: &Value| -> Vec<String> {
+        body["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, body, _) = h
+        .send(&Method::GET, "/api/instances", Some(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!listed(&body).contains(&instance), "{body}");
+    let (_, body, _) = h
+        .send(&Method::GET, "/api/instances", Some(&alice), None)
+        .await;
+    assert_eq!(listed(&body), vec![instance.clone()], "{body}");
+    let (_, body) = h.api.get("/api/instances").await;
+    assert!(listed(&body).contains(&instance), "admin: {body}");
+    // Alice still reaches her instance.
+    let (status, body, _) = h
+        .send(
+            &Method::GET,
+            &format!("/api/instances/{instance}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // Alice still reaches her own session; the admin reaches it too.
     let (status, body, _) = h

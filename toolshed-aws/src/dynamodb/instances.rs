@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 };
 use toolshed_core::domain::{
     Endpoint, ImageDigest, ImageRef, ImageTag, Instance, InstanceEnv, InstanceId, InstanceName,
-    ServerId, TaskHandle,
+    PrincipalId, ServerId, TaskHandle,
 };
 use toolshed_core::error::EntityKind;
 use toolshed_core::{Error, Result};
@@ -82,7 +82,7 @@ fn mutable_attributes(i: &Instance) -> Vec<(&'static str, Option<AttributeValue>
         (a::TAG, Some(s(i.image.tag().as_str()))),
         (a::DIGEST, Some(s(i.image.digest().as_str()))),
         (a::STATE, Some(s(i.state.as_str()))),
-        (a::OWNER, i.owner.as_deref().map(s)),
+        (a::OWNER, i.owner.as_ref().map(|o| s(o.as_str()))),
         (a::ENV, Some(env_value(&i.env))),
         (a::RESTARTS, Some(n(i.restart_count))),
         (a::TASK, i.task.as_ref().map(|t| s(t.as_str()))),
@@ -156,7 +156,7 @@ fn from_item(item: &Item) -> Result<Instance> {
                 ImageDigest::new(req(a::DIGEST)?)?,
             )?,
             state: req(a::STATE)?.parse()?,
-            owner: get_s(item, a::OWNER).map(str::to_owned),
+            owner: get_s(item, a::OWNER).map(PrincipalId::new).transpose()?,
             env,
             restart_count: get_n(item, a::RESTARTS)
                 .and_then(|v| u32::try_from(v).ok())

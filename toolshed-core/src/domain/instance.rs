@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, ImageRef, Server, ServerId, TaskHandle, Timestamp};
+use super::{Endpoint, ImageRef, PrincipalId, Server, ServerId, TaskHandle, Timestamp};
 use crate::error::{EntityKind, Error, Result};
 
 /// What [`InstanceView`] shows in place of an environment value.
@@ -33,9 +33,6 @@ pub const MAX_ENV_VARS: usize = 100;
 
 /// Longest environment value, in bytes.
 pub const MAX_ENV_VALUE_LEN: usize = 32 * 1024;
-
-/// Longest owner principal, in bytes.
-pub const MAX_OWNER_LEN: usize = 256;
 
 /// Longest failure reason kept on an instance, in characters.
 pub const MAX_FAILURE_LEN: usize = 2000;
@@ -394,8 +391,9 @@ pub struct Instance {
     pub image: ImageRef,
     /// Lifecycle state.
     pub state: InstanceState,
-    /// Who owns it (a principal), when known.
-    pub owner: Option<String>,
+    /// The principal that owns it; `None` for instances created by the machine's operator
+    /// before owners were recorded (only admins reach those).
+    pub owner: Option<PrincipalId>,
     /// Environment given to its task.
     pub env: InstanceEnv,
     /// How many times it was restarted.
@@ -423,33 +421,21 @@ pub struct InstanceRequest {
     pub name: InstanceName,
     /// Environment.
     pub env: InstanceEnv,
-    /// Owner principal, when known.
-    pub owner: Option<String>,
+    /// The owning principal, when known.
+    pub owner: Option<PrincipalId>,
 }
 
 impl Instance {
     /// A new instance of `server` in state `Requested`, pinned to the server's verified image.
     ///
     /// # Errors
-    /// `NotVerified` when the server has no verified image; `InvalidInput` for an owner that is
-    /// empty, longer than [`MAX_OWNER_LEN`] or not printable.
+    /// `NotVerified` when the server has no verified image.
     pub fn request(
         id: InstanceId,
         server: &Server,
         request: InstanceRequest,
         now: Timestamp,
     ) -> Result<Self> {
-        if let Some(owner) = &request.owner {
-            if owner.is_empty()
-                || owner.len() > MAX_OWNER_LEN
-                || owner.chars().any(|c| c.is_control())
-            {
-                return Err(Error::invalid(
-                    "owner",
-                    format!("must be 1-{MAX_OWNER_LEN} printable characters"),
-                ));
-            }
-        }
         let image = server.launchable_image()?.image.clone();
         Ok(Self {
             id,
@@ -619,7 +605,7 @@ pub struct InstanceView {
     /// Lifecycle state.
     pub state: InstanceState,
     /// Owner principal.
-    pub owner: Option<String>,
+    pub owner: Option<PrincipalId>,
     /// Environment variable names, each mapped to `"<redacted>"`.
     pub env: BTreeMap<String, String>,
     /// Restarts so far.

@@ -27,8 +27,7 @@ pub use image::{
 };
 pub use instance::{
     EnvName, Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, InstanceState,
-    InstanceView, SecretValue, MAX_ENV_VALUE_LEN, MAX_ENV_VARS, MAX_FAILURE_LEN, MAX_OWNER_LEN,
-    REDACTED,
+    InstanceView, SecretValue, MAX_ENV_VALUE_LEN, MAX_ENV_VARS, MAX_FAILURE_LEN, REDACTED,
 };
 pub use labels::{
     DeploymentId, TaskLabels, TaskPurpose, LABEL_DEPLOYMENT, LABEL_EXPIRES_AT, LABEL_INSTANCE,

@@ -3,17 +3,24 @@
 //! Every `*_as` method checks the scope the operation needs ([`Principal::require`]) and, for a
 //! record with an owner, [`Principal::may_access`]: a session of another principal is reported
 //! as `NotFound`, exactly like a missing one, so its id discloses nothing. Admins reach every
-//! session. Future owned records (instances) follow the same rule through [`Toolshed::owned`].
+//! session. Instances follow the same rule through [`Toolshed::owned`]: they need scope
+//! `sessions`, record their creator as owner, and their creation is charged to the caller's
+//! launches per minute.
 //!
 //! The methods without `_as` remain for operator tools on their own state (the CLI, the sweep):
 //! they act as the machine's operator.
 
 use sha2::{Digest, Sha256};
 
-use super::{BackgroundStart, LaunchRequest, StartOutcome, Toolshed, VerifyOptions};
+use std::time::Duration;
+
+use super::{
+    BackgroundStart, InstanceStatus, LaunchRequest, StartOutcome, Toolshed, VerifyOptions,
+};
 use crate::domain::{
-    IdempotencyKey, PlaygroundSession, Principal, PrincipalId, PrincipalQuotas, QuotaKind, Scope,
-    Server, ServerId, ServerRegistration, SessionId, ToolCall, ToolCallOutput,
+    IdempotencyKey, Instance, InstanceId, InstanceName, InstanceRequest, PlaygroundSession,
+    Principal, PrincipalId, PrincipalQuotas, QuotaKind, Scope, Server, ServerId,
+    ServerRegistration, SessionId, ToolCall, ToolCallOutput,
 };
 use crate::error::{EntityKind, Error, Result};
 
@@ -269,4 +276,181 @@ impl Toolshed {
             .take(limit)
             .collect())
     }
+
+    /// An instance the caller may access (scope `sessions`).
+    async fn instance_for(&self, caller: &Caller, id: &InstanceId) -> Result<Instance> {
+        caller.principal.require(Scope::Sessions)?;
+        let instance = self.ports.repository.get_instance(id).await?;
+        let owner = instance.owner.clone();
+        Self::owned(
+            caller,
+            instance,
+            owner.as_ref(),
+            EntityKind::Instance,
+            id.as_str(),
+        )
+    }
+
+    /// Creates an instance owned by the caller (scope `sessions`), charged to its launches per
+    /// minute. Whatever owner the request names is replaced by the caller.
+    ///
+    /// # Errors
+    /// `Forbidden`; `QuotaExceeded`; see [`Toolshed::create_instance`].
+    pub async fn create_instance_as(
+        &self,
+        caller: &Caller,
+        server_id: &ServerId,
+        mut request: InstanceRequest,
+    ) -> Result<Instance> {
+        caller.principal.require(Scope::Sessions)?;
+        // A missing server is not charged.
+        self.ports.repository.get_server(server_id).await?;
+        self.charge(
+            caller,
+            QuotaKind::Launches,
+            caller.quotas.launches_per_minute,
+        )
+        .await?;
+        request.owner = Some(caller.principal.id.clone());
+        self.create_instance(server_id, request).await
+    }
+
+    /// Reads an instance of the caller's (scope `sessions`).
+    ///
+    /// # Errors
+    /// `Forbidden`; `NotFound` (also for another principal's instance).
+    pub async fn get_instance_as(&self, caller: &Caller, id: &InstanceId) -> Result<Instance> {
+        self.instance_for(caller, id).await
+    }
+
+    /// The caller's instances ordered by name after `after`, at most `limit`; admins see all.
+    /// Reads at most [`OWNED_SCAN_PAGES`] repository pages per call: `next` continues the scan
+    /// when it stopped early.
+    ///
+    /// # Errors
+    /// `Forbidden`; repository errors.
+    pub async fn list_instances_as(
+        &self,
+        caller: &Caller,
+        after: Option<InstanceName>,
+        limit: usize,
+    ) -> Result<InstanceListing> {
+        caller.principal.require(Scope::Sessions)?;
+        let mut items = Vec::new();
+        let mut cursor = after;
+        for _ in 0..OWNED_SCAN_PAGES {
+            let page = self.list_instances(cursor.clone(), limit).await?;
+            let full = page.len() == limit;
+            for instance in page {
+                cursor = Some(instance.name.clone());
+                if caller.principal.may_access(instance.owner.as_ref()) {
+                    items.push(instance);
+                    if items.len() == limit {
+                        return Ok(InstanceListing {
+                            instances: items,
+                            next: cursor,
+                        });
+                    }
+                }
+            }
+            if !full {
+                return Ok(InstanceListing {
+                    instances: items,
+                    next: None,
+                });
+            }
+        }
+        Ok(InstanceListing {
+            instances: items,
+            next: cursor,
+        })
+    }
+
+    /// An instance's status with health (scope `sessions`, own instances only).
+    ///
+    /// # Errors
+    /// `Forbidden`; `NotFound`; see [`Toolshed::instance_status`].
+    pub async fn instance_status_as(
+        &self,
+        caller: &Caller,
+        id: &InstanceId,
+    ) -> Result<InstanceStatus> {
+        self.instance_for(caller, id).await?;
+        self.instance_status(id).await
+    }
+
+    /// Stops an instance with a drain (scope `sessions`, own instances only).
+    ///
+    /// # Errors
+    /// `Forbidden`; `NotFound`; see [`Toolshed::stop_instance`].
+    pub async fn stop_instance_as(
+        &self,
+        caller: &Caller,
+        id: &InstanceId,
+        drain: Option<Duration>,
+    ) -> Result<Instance> {
+        self.instance_for(caller, id).await?;
+        self.stop_instance(id, drain).await
+    }
+
+    /// Restarts an instance (scope `sessions`, own instances only).
+    ///
+    /// # Errors
+    /// `Forbidden`; `NotFound`; see [`Toolshed::restart_instance`].
+    pub async fn restart_instance_as(
+        &self,
+        caller: &Caller,
+        id: &InstanceId,
+        drain: Option<Duration>,
+    ) -> Result<Instance> {
+        self.instance_for(caller, id).await?;
+        self.restart_instance(id, drain).await
+    }
+
+    /// The log tail of an instance (scope `sessions`, own instances only).
+    ///
+    /// # Errors
+    /// `Forbidden`; `NotFound`; see [`Toolshed::instance_logs`].
+    pub async fn instance_logs_as(
+        &self,
+        caller: &Caller,
+        id: &InstanceId,
+        tail: usize,
+    ) -> Result<Vec<String>> {
+        self.instance_for(caller, id).await?;
+        self.instance_logs(id, tail).await
+    }
+
+    /// Stops and deletes an instance (scope `sessions`, own instances only); whether it
+    /// existed. Another principal's instance is reported as not existing.
+    ///
+    /// # Errors
+    /// `Forbidden`; see [`Toolshed::remove_instance`].
+    pub async fn remove_instance_as(
+        &self,
+        caller: &Caller,
+        id: &InstanceId,
+        drain: Option<Duration>,
+    ) -> Result<bool> {
+        match self.instance_for(caller, id).await {
+            Ok(_) => self.remove_instance(id, drain).await,
+            Err(Error::NotFound {
+                kind: EntityKind::Instance,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Repository pages an owner-filtered listing reads per call at most.
+pub const OWNED_SCAN_PAGES: usize = 10;
+
+/// A page of the instances a caller may access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceListing {
+    /// The instances, ordered by name.
+    pub instances: Vec<Instance>,
+    /// Where the next call continues (`after`), when there may be more.
+    pub next: Option<InstanceName>,
 }

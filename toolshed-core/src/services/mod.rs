@@ -20,7 +20,7 @@ mod verify;
 
 use std::sync::Arc;
 
-pub use access::Caller;
+pub use access::{Caller, InstanceListing, OWNED_SCAN_PAGES};
 pub use api_keys::ApiKeyCheck;
 pub use config::ToolshedConfig;
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};

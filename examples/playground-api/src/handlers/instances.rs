@@ -1,6 +1,8 @@
 //! Long-running instances of verified servers: create, list, status with health, stop with a
-//! drain, restart, log tail. Every handler calls one method of the instance service; responses
-//! show instances through their redacted view (environment values never leave the service).
+//! drain, restart, log tail. Every handler calls one method of the instance service on behalf of
+//! the caller (scope `sessions`; a principal sees and touches only its own instances, another's
+//! is 404; admins all); responses show instances through their redacted view (environment
+//! values never leave the service).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use toolshed_core::domain::{
     Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, InstanceView, ServerId,
 };
-use toolshed_core::services::{InstanceHealth, InstanceStatus};
+use toolshed_core::services::{InstanceHealth, InstanceListing, InstanceStatus};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiPath, ApiQuery};
 use crate::AppState;
@@ -134,6 +137,7 @@ fn drain(body: &Bytes) -> ApiResult<Option<Duration>> {
     ))]
 pub async fn create_instance(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let body: CreateInstanceBody = serde_json::from_slice(&body).map_err(|e| {
@@ -147,10 +151,13 @@ pub async fn create_instance(
     let request = InstanceRequest {
         name: InstanceName::new(body.name)?,
         env: InstanceEnv::from_exposed(body.env)?,
-        // Filled from the authenticated principal once the API has authentication.
+        // The service records the caller as the owner.
         owner: None,
     };
-    let instance = state.toolshed.create_instance(&server_id, request).await?;
+    let instance = state
+        .toolshed
+        .create_instance_as(&caller, &server_id, request)
+        .await?;
     let body = InstanceBody::new(&instance, None);
     Ok((
         StatusCode::CREATED,
@@ -169,6 +176,7 @@ pub async fn create_instance(
     ))]
 pub async fn list_instances(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<InstancePage>> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
@@ -176,13 +184,13 @@ pub async fn list_instances(
         return Err(ApiError::invalid("limit", format!("must be 1-{MAX_PAGE}")));
     }
     let after = q.after.map(InstanceName::new).transpose()?;
-    let page = state.toolshed.list_instances(after, limit).await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|i| i.name.to_string()))
-        .flatten();
+    let InstanceListing { instances, next } = state
+        .toolshed
+        .list_instances_as(&caller, after, limit)
+        .await?;
     Ok(Json(InstancePage {
-        instances: page.iter().map(Instance::view).collect(),
-        next,
+        instances: instances.iter().map(Instance::view).collect(),
+        next: next.map(|n| n.to_string()),
     }))
 }
 
@@ -198,9 +206,11 @@ pub async fn list_instances(
     ))]
 pub async fn instance_status(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<InstanceId>,
 ) -> ApiResult<Json<InstanceBody>> {
-    let InstanceStatus { instance, health } = state.toolshed.instance_status(&id).await?;
+    let InstanceStatus { instance, health } =
+        state.toolshed.instance_status_as(&caller, &id).await?;
     Ok(Json(InstanceBody::new(&instance, health)))
 }
 
@@ -218,11 +228,12 @@ pub async fn instance_status(
     ))]
 pub async fn stop_instance(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<InstanceId>,
     body: Bytes,
 ) -> ApiResult<Json<InstanceBody>> {
     let drain = drain(&body)?;
-    let instance = state.toolshed.stop_instance(&id, drain).await?;
+    let instance = state.toolshed.stop_instance_as(&caller, &id, drain).await?;
     Ok(Json(InstanceBody::new(&instance, None)))
 }
 
@@ -241,11 +252,15 @@ pub async fn stop_instance(
     ))]
 pub async fn restart_instance(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<InstanceId>,
     body: Bytes,
 ) -> ApiResult<Json<InstanceBody>> {
     let drain = drain(&body)?;
-    let instance = state.toolshed.restart_instance(&id, drain).await?;
+    let instance = state
+        .toolshed
+        .restart_instance_as(&caller, &id, drain)
+        .await?;
     Ok(Json(InstanceBody::new(&instance, None)))
 }
 
@@ -262,12 +277,13 @@ pub async fn restart_instance(
     ))]
 pub async fn instance_logs(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<InstanceId>,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> ApiResult<Json<LogTail>> {
     let lines = state
         .toolshed
-        .instance_logs(&id, q.tail.unwrap_or(DEFAULT_TAIL))
+        .instance_logs_as(&caller, &id, q.tail.unwrap_or(DEFAULT_TAIL))
         .await?;
     Ok(Json(LogTail {
         instance_id: id.to_string(),

@@ -11,7 +11,7 @@ use super::error::db;
 use super::{SqliteError, SqliteServerRepository};
 use crate::domain::{
     Endpoint, ImageDigest, ImageRef, ImageTag, Instance, InstanceEnv, InstanceId, InstanceName,
-    InstanceState, ServerId, TaskHandle, Timestamp,
+    InstanceState, PrincipalId, ServerId, TaskHandle, Timestamp,
 };
 use crate::error::{EntityKind, Error, Result};
 
@@ -145,7 +145,7 @@ fn write(conn: &Connection, i: &Instance, insert: bool) -> rusqlite::Result<()> 
         i.image.tag().as_str(),
         i.image.digest().as_str(),
         i.state.as_str(),
-        i.owner,
+        i.owner.as_ref().map(PrincipalId::as_str),
         i64::from(i.restart_count),
         i.task.as_ref().map(TaskHandle::as_str),
         ep.map(|e| e.host.as_str()),
@@ -273,7 +273,7 @@ fn instance(conn: &Connection, row: RawRow, op: &'static str) -> Result<Instance
                 ImageDigest::new(row.digest.clone())?,
             )?,
             state: row.state.parse()?,
-            owner: row.owner.clone(),
+            owner: row.owner.clone().map(PrincipalId::new).transpose()?,
             env: InstanceEnv::from_exposed(env)?,
             restart_count: u32::try_from(row.restart_count).unwrap_or(u32::MAX),
             task: row.task.clone().map(TaskHandle::new).transpose()?,

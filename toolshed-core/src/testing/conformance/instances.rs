@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{digest, fails, hex8, now, secs, Must};
 use crate::domain::{
     Endpoint, ImageRef, ImageTag, Instance, InstanceEnv, InstanceId, InstanceName, InstanceState,
-    ServerId, TaskHandle, Timestamp,
+    PrincipalId, ServerId, TaskHandle, Timestamp,
 };
 use crate::error::{EntityKind, Error};
 use crate::ports::ServerRepository;
@@ -45,7 +45,7 @@ pub fn sample_instance(name: &str, at: Timestamp) -> Instance {
         .must("image"),
         server_id: server,
         state: InstanceState::Requested,
-        owner: Some("user:conformance@example.test".to_owned()),
+        owner: PrincipalId::new("user:conformance@example.test").ok(),
         env: InstanceEnv::parse_assignments([
             "API_KEY=s3cr=t with spaces",
             "EMPTY=",
