@@ -94,6 +94,21 @@ resource "aws_dynamodb_table" "sessions" {
     projection_type = "ALL"
   }
 
+  # `live_created_at` (a copy of `created_at`) is present only while a session is live: a sparse
+  # index of each server's live sessions, newest first. A filter on `by-server` would read the
+  # server's whole history of ended sessions (DynamoDB applies Limit before the filter).
+  attribute {
+    name = "live_created_at"
+    type = "N"
+  }
+
+  global_secondary_index {
+    name            = "live-by-server"
+    hash_key        = "server_id"
+    range_key       = "live_created_at"
+    projection_type = "ALL"
+  }
+
   # Instances live in this table too (`#instance#<id>` items, with a `#instance-name#<name>` item
   # that keeps names unique). `instances` is present only on instance items: a sparse index that
   # lists instances by name without scanning sessions.
@@ -114,7 +129,9 @@ resource "aws_dynamodb_table" "sessions" {
     projection_type = "ALL"
   }
 
-  # Ended sessions are removed by DynamoDB (up to ~2 days late); the sweep never relies on it.
+  # Only ended sessions carry `ttl` (set in the transaction that ends them and frees their cap
+  # slots), so TTL never deletes a live session. DynamoDB removes them up to ~2 days late; the
+  # sweep never relies on it.
   ttl {
     attribute_name = "ttl"
     enabled        = true

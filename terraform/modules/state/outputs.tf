@@ -19,8 +19,8 @@ output "sessions_table_arn" {
 }
 
 output "sessions_index_arns" {
-  description = "ARNs of the sessions table's indexes (`by-server`, `live-by-expiry`, `instances-by-name`), for IAM."
-  value       = var.create ? ["${aws_dynamodb_table.sessions[0].arn}/index/by-server", "${aws_dynamodb_table.sessions[0].arn}/index/live-by-expiry", "${aws_dynamodb_table.sessions[0].arn}/index/instances-by-name"] : []
+  description = "ARNs of the sessions table's indexes (`by-server`, `live-by-expiry`, `live-by-server`, `instances-by-name`), for IAM."
+  value       = var.create ? [for index in ["by-server", "live-by-expiry", "live-by-server", "instances-by-name"] : "${aws_dynamodb_table.sessions[0].arn}/index/${index}"] : []
 }
 
 output "table_arns" {

@@ -7,9 +7,16 @@
 //! last token issued; never decreases and survives releases, so tokens are never reused).
 //!
 //! Sessions table (hash key `session_id`): `server_id`, `created_at` / `expires_at` (N, epoch
-//! ms), `live` (`"1"`, present only while live: a sparse index key), `ttl` (N, epoch seconds =
-//! expiry + 7 days, for DynamoDB TTL clean-up only), `record` (JSON), `version` (N). Cap counters
-//! are items `#live#<serverId>` and `#live#total` with a numeric `count`.
+//! ms), `record` (JSON), `version` (N), and attributes that depend on whether the session is live:
+//!
+//! - while live: `live` (`"1"`, the sparse key of index `live-by-expiry`) and `live_created_at`
+//!   (N, a copy of `created_at`, the sparse range key of index `live-by-server`);
+//! - once ended: `ttl` (N, epoch seconds = the later of expiry and end + 7 days), for DynamoDB
+//!   TTL clean-up only. A live session never carries it: TTL deletes items without touching the
+//!   live counters, so deleting a live session would hold a cap slot for good. `ttl` is set in
+//!   the same transaction that ends the session and decrements the counters.
+//!
+//! Cap counters are items `#live#<serverId>` and `#live#total` with a numeric `count`.
 
 use std::collections::HashMap;
 
@@ -40,6 +47,7 @@ pub(crate) mod attr {
     pub const CREATED_AT: &str = "created_at";
     pub const EXPIRES_AT: &str = "expires_at";
     pub const LIVE: &str = "live";
+    pub const LIVE_CREATED_AT: &str = "live_created_at";
     pub const TTL: &str = "ttl";
     pub const COUNT: &str = "count";
 }
@@ -48,6 +56,12 @@ pub(crate) mod attr {
 pub const INDEX_BY_SERVER: &str = "by-server";
 /// Sparse GSI of live sessions by expiry: hash `live`, range `expires_at`.
 pub const INDEX_LIVE_BY_EXPIRY: &str = "live-by-expiry";
+/// Sparse GSI of live sessions by server, newest first: hash `server_id`, range
+/// `live_created_at`. Only live sessions carry the range key, so "the live sessions of a server"
+/// is a key condition reading those few items, never a filter over the server's whole history
+/// (DynamoDB applies `Limit` before a filter, so a filtered query pages through every ended
+/// session).
+pub const INDEX_LIVE_BY_SERVER: &str = "live-by-server";
 /// Sparse GSI of held verification leases by expiry on the servers table: hash `lease_held`,
 /// range `lease_expires_at`; only servers with a held lease are in it, so finding runs whose
 /// holder stopped heartbeating reads those few items, never the whole catalogue.
@@ -56,7 +70,7 @@ pub const INDEX_LEASES_BY_EXPIRY: &str = "leases-by-expiry";
 pub(crate) const HELD: &str = "1";
 /// The value of `live` on live sessions.
 pub(crate) const LIVE: &str = "1";
-/// Extra time DynamoDB TTL waits before deleting an ended or expired session item.
+/// Extra time DynamoDB TTL waits before deleting an ended session item.
 pub const TTL_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
 
 /// The counter item id of a server's live sessions.
@@ -161,19 +175,25 @@ pub fn session_item(session: &PlaygroundSession) -> Result<Item> {
         (attr::SERVER_ID.to_owned(), s(session.server_id.as_str())),
         (attr::CREATED_AT.to_owned(), ms(session.created_at)),
         (attr::EXPIRES_AT.to_owned(), ms(session.expires_at)),
-        (attr::TTL.to_owned(), ttl(session.expires_at)),
         (attr::RECORD.to_owned(), to_json(session)?),
         (attr::VERSION.to_owned(), n(session.version)),
     ]);
     if session.state.is_live() {
         item.insert(attr::LIVE.to_owned(), s(LIVE));
+        item.insert(attr::LIVE_CREATED_AT.to_owned(), ms(session.created_at));
+    } else {
+        item.insert(attr::TTL.to_owned(), ended_ttl(session));
     }
     Ok(item)
 }
 
-/// The `ttl` attribute of a session expiring at `expires_at`.
-pub(crate) fn ttl(expires_at: Timestamp) -> AttributeValue {
-    n(expires_at.timestamp() + TTL_GRACE_SECS)
+/// The `ttl` attribute of an ended session: 7 days after the later of its expiry and its end,
+/// so a session ended late (a sweep that was down) is still kept a week.
+pub(crate) fn ended_ttl(session: &PlaygroundSession) -> AttributeValue {
+    let base = session.stopped_at.map_or(session.expires_at, |stopped| {
+        stopped.max(session.expires_at)
+    });
+    n(base.timestamp() + TTL_GRACE_SECS)
 }
 
 /// Decodes a session item.

@@ -5,7 +5,12 @@
 //!   fencing, caps in the same `TransactWriteItems` as the session insert / end. Failed conditions
 //!   return the old item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) so errors say why.
 //! - Expiry is decided by the caller's `now` in conditions and queries (index `live-by-expiry`),
-//!   never by DynamoDB TTL, which may delete days late; `ttl` only cleans up old items.
+//!   never by DynamoDB TTL, which may delete days late. `ttl` only cleans up ended sessions: it is
+//!   written in the transaction that ends a session (and decrements its counters) and never
+//!   carried by a live one, so TTL cannot delete a session whose cap slot is still taken.
+//! - No query combines `Limit` with a filter: DynamoDB counts `Limit` before filtering, so such a
+//!   query reads the items it filters out one page at a time. Subsets are sparse indexes
+//!   instead (`live-by-expiry`, `live-by-server`, `leases-by-expiry`, `instances-by-name`).
 //! - `list_servers` scans the servers table (a catalogue of at most thousands of items) and
 //!   sorts by id; every other read is a key lookup or an index query.
 //! - `list_stale_verifications` queries the sparse index `leases-by-expiry` of the servers
@@ -217,7 +222,9 @@ impl DynamoServerRepository {
             .build())
     }
 
-    /// Runs index queries page by page until `limit` items or the end.
+    /// Runs index queries page by page until `limit` items or the end. `req` must not carry a
+    /// filter expression: `Limit` counts items before the filter, so a filtered page could be
+    /// empty and the loop would read the whole partition one page at a time.
     async fn query_sessions(
         &self,
         mut req: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
@@ -655,19 +662,22 @@ impl ServerRepository for DynamoServerRepository {
             .update_item()
             .table_name(&self.tables.sessions)
             .set_key(Some([key_session(session.id.as_str())].into()))
-            .update_expression("SET #r = :r, #v = :nv, #x = :x, #ttl = :ttl")
+            // The session is live (the condition): it must not carry `ttl`, and it belongs in
+            // `live-by-server`. Items written before either rule held are put right here.
+            .update_expression("SET #r = :r, #v = :nv, #x = :x, #lc = :lc REMOVE #ttl")
             .condition_expression("attribute_exists(#k) AND #v = :v AND attribute_exists(#l)")
             .expression_attribute_names("#k", attr::SESSION_ID)
             .expression_attribute_names("#r", attr::RECORD)
             .expression_attribute_names("#v", attr::VERSION)
             .expression_attribute_names("#x", attr::EXPIRES_AT)
+            .expression_attribute_names("#lc", attr::LIVE_CREATED_AT)
             .expression_attribute_names("#ttl", attr::TTL)
             .expression_attribute_names("#l", attr::LIVE)
             .expression_attribute_values(":r", codec::to_json(&stored)?)
             .expression_attribute_values(":nv", n(stored.version))
             .expression_attribute_values(":v", n(session.version))
             .expression_attribute_values(":x", ms(stored.expires_at))
-            .expression_attribute_values(":ttl", codec::ttl(stored.expires_at))
+            .expression_attribute_values(":lc", ms(stored.created_at))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -703,14 +713,19 @@ impl ServerRepository for DynamoServerRepository {
             let update = Update::builder()
                 .table_name(&self.tables.sessions)
                 .key(attr::SESSION_ID, s(id.as_str()))
-                .update_expression("SET #r = :r, #v = :nv REMOVE #l")
+                // `ttl` only now, in the transaction that also frees the cap slots: TTL may
+                // delete the item from here on without losing a counter decrement.
+                .update_expression("SET #r = :r, #v = :nv, #ttl = :ttl REMOVE #l, #lc")
                 .condition_expression("#v = :v AND attribute_exists(#l)")
                 .expression_attribute_names("#r", attr::RECORD)
                 .expression_attribute_names("#v", attr::VERSION)
+                .expression_attribute_names("#ttl", attr::TTL)
                 .expression_attribute_names("#l", attr::LIVE)
+                .expression_attribute_names("#lc", attr::LIVE_CREATED_AT)
                 .expression_attribute_values(":r", codec::to_json(&ended)?)
                 .expression_attribute_values(":nv", n(ended.version))
                 .expression_attribute_values(":v", n(current.version))
+                .expression_attribute_values(":ttl", codec::ended_ttl(&ended))
                 .build()
                 .map_err(|e| build_err("TransactWriteItems", e))?;
             let mut items = vec![
@@ -758,17 +773,19 @@ impl ServerRepository for DynamoServerRepository {
         live_only: bool,
         limit: usize,
     ) -> Result<Vec<PlaygroundSession>> {
-        let mut req = self
-            .sessions_query(codec::INDEX_BY_SERVER)
+        // Live sessions come from their own sparse index: a filter on `by-server` would read
+        // the server's whole history of ended sessions to find the few live ones.
+        let index = if live_only {
+            codec::INDEX_LIVE_BY_SERVER
+        } else {
+            codec::INDEX_BY_SERVER
+        };
+        let req = self
+            .sessions_query(index)
             .key_condition_expression("#s = :s")
             .expression_attribute_names("#s", attr::SERVER_ID)
             .expression_attribute_values(":s", s(server_id.as_str()))
             .scan_index_forward(false);
-        if live_only {
-            req = req
-                .filter_expression("attribute_exists(#l)")
-                .expression_attribute_names("#l", attr::LIVE);
-        }
         self.query_sessions(req, limit).await
     }
 

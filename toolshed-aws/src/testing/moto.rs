@@ -487,11 +487,13 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client) {
         .attribute_definitions(attr("created_at", ScalarAttributeType::N))
         .attribute_definitions(attr("live", ScalarAttributeType::S))
         .attribute_definitions(attr("expires_at", ScalarAttributeType::N))
+        .attribute_definitions(attr("live_created_at", ScalarAttributeType::N))
         .attribute_definitions(attr("instances", ScalarAttributeType::S))
         .attribute_definitions(attr("instance_name", ScalarAttributeType::S))
         .key_schema(key("session_id", KeyType::Hash))
         .global_secondary_indexes(gsi("by-server", "server_id", "created_at"))
         .global_secondary_indexes(gsi("live-by-expiry", "live", "expires_at"))
+        .global_secondary_indexes(gsi("live-by-server", "server_id", "live_created_at"))
         .global_secondary_indexes(gsi("instances-by-name", "instances", "instance_name"))
         .send()
         .await

@@ -272,8 +272,12 @@ async fn caps_are_enforced_in_the_insert_transaction() {
     assert_eq!(put.condition_expression(), Some("attribute_not_exists(#k)"));
     assert_eq!(put.item()["live"], AttributeValue::S("1".into()));
     assert_eq!(
-        put.item()["ttl"],
-        AttributeValue::N((session.expires_at.timestamp() + 7 * 86_400).to_string())
+        put.item()["live_created_at"],
+        AttributeValue::N(session.created_at.timestamp_millis().to_string())
+    );
+    assert!(
+        !put.item().contains_key("ttl"),
+        "a live session carries no ttl (TTL would delete it without freeing its cap slot)"
     );
     let per_server = items[1].update().unwrap();
     assert_eq!(

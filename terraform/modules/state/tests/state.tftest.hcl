@@ -33,6 +33,14 @@ run "tables_match_the_crate" {
   }
   assert {
     condition = (
+      one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "live-by-server"]).hash_key == "server_id" &&
+      one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "live-by-server"]).range_key == "live_created_at" &&
+      one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "live-by-server"]).projection_type == "ALL"
+    )
+    error_message = "GSI live-by-server: server_id / live_created_at, projection ALL"
+  }
+  assert {
+    condition = (
       one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "instances-by-name"]).hash_key == "instances" &&
       one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "instances-by-name"]).range_key == "instance_name" &&
       one([for g in aws_dynamodb_table.sessions[0].global_secondary_index : g if g.name == "instances-by-name"]).projection_type == "ALL"
@@ -40,7 +48,7 @@ run "tables_match_the_crate" {
     error_message = "GSI instances-by-name: instances / instance_name, projection ALL"
   }
   assert {
-    condition     = { for a in aws_dynamodb_table.sessions[0].attribute : a.name => a.type } == { session_id = "S", server_id = "S", created_at = "N", live = "S", expires_at = "N", instances = "S", instance_name = "S" }
+    condition     = { for a in aws_dynamodb_table.sessions[0].attribute : a.name => a.type } == { session_id = "S", server_id = "S", created_at = "N", live = "S", expires_at = "N", live_created_at = "N", instances = "S", instance_name = "S" }
     error_message = "sessions attributes and types"
   }
   assert {
@@ -52,7 +60,7 @@ run "tables_match_the_crate" {
     error_message = "on-demand, PITR, SSE and deletion protection on both tables"
   }
   assert {
-    condition     = length(output.sessions_index_arns) == 3
+    condition     = length(output.sessions_index_arns) == 4 && contains(output.sessions_index_arns, "${aws_dynamodb_table.sessions[0].arn}/index/live-by-server")
     error_message = "every index ARN is output"
   }
 }
