@@ -23,7 +23,8 @@ mkdir -p "$run_dir"
 if [ "${CI:-}" = true ]; then
   ci_cache=${XDG_CACHE_HOME:-$HOME/.cache}/toolshed-sdk
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ci_cache/target}
-  : "${TOOLSHED_VENV:=$ci_cache/venv}" "${TOOLSHED_CHECKOV_VENV:=$ci_cache/venv-checkov}"
+  : "${TOOLSHED_VENV:=$ci_cache/venv}" "${TOOLSHED_CHECKOV_VENV:=$ci_cache/venv-checkov}" \
+    "${TOOLSHED_SCHEMATHESIS_VENV:=$ci_cache/venv-schemathesis}"
 fi
 venv=${TOOLSHED_VENV:-$root/.venv}
 checkov_venv=${TOOLSHED_CHECKOV_VENV:-$root/.venv-checkov}
