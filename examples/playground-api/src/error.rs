@@ -403,7 +403,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use toolshed_core::domain::{ServerId, VerificationStep};
+    use toolshed_core::domain::{QuotaKind, Scope, ServerId, VerificationStep};
     use toolshed_core::error::{CapScope, EntityKind};
 
     use super::*;
@@ -442,7 +442,24 @@ mod tests {
             (Error::backend("dynamodb", "PutItem", None, false, internal), 500, "backend_error", false, None),
             (Error::PermissionDenied { backend: "ecr", operation: "PutImage", detail: internal.into() }, 500, "backend_permission_denied", false, None),
             (Error::Timeout { operation: "describe task", id: Some("t".into()), after_ms: 5000 }, 503, "timeout", true, Some(5)),
+            (Error::Forbidden { principal: "alice".into(), scope: Scope::ServersWrite }, 403, "forbidden", false, None),
+            (Error::QuotaExceeded { principal: "alice".into(), quota: QuotaKind::Launches, limit: 10, retry_after_secs: Some(42) }, 429, "quota_exceeded", true, Some(42)),
+            (Error::QuotaExceeded { principal: "alice".into(), quota: QuotaKind::LiveSessions, limit: 5, retry_after_secs: None }, 429, "quota_exceeded", true, Some(30)),
+            (Error::InvalidState { kind: EntityKind::Instance, id: "i-12345678".into(), state: "creating".into(), action: "restart" }, 409, "invalid_state", false, None),
+            (Error::Unsupported { backend: "fake runner", operation: "logs" }, 501, "unsupported", false, None),
+            (Error::LimitExceeded { what: "tools/list", id: Some("http://10.0.0.7:8000/mcp".into()), limit: 1000, unit: "tools" }, 422, "limit_exceeded", false, None),
         ];
+        // One row per variant at least (the enum is non-exhaustive, so the compiler cannot check
+        // it from here): a variant added to the core needs a row here.
+        let variants: std::collections::HashSet<_> = table
+            .iter()
+            .map(|row| std::mem::discriminant(&row.0))
+            .collect();
+        assert_eq!(
+            variants.len(),
+            21,
+            "every variant of toolshed_core::Error has a row"
+        );
         for (error, status, code, retryable, retry_after) in table {
             let label = format!("{error:?}");
             assert_eq!(error.is_retryable(), retryable, "core advice for {label}");
