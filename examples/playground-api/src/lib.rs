@@ -107,6 +107,7 @@ pub struct AppState {
         (name = "verification", description = "Re-verification"),
         (name = "playground", description = "Sessions and tool calls"),
         (name = "instances", description = "Long-running instances of verified servers"),
+        (name = "api-keys", description = "API-key management (admins)"),
         (name = "health", description = "Liveness"),
     )
 )]
@@ -114,7 +115,7 @@ struct ApiDoc;
 
 /// The routes and the OpenAPI document generated from their handlers.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use handlers::{docs, execute, health, instances, playground, servers, verification};
+    use handlers::{api_keys, docs, execute, health, instances, playground, servers, verification};
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
         .routes(routes!(servers::get_server))
@@ -134,6 +135,8 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(instances::stop_instance))
         .routes(routes!(instances::restart_instance))
         .routes(routes!(instances::instance_logs))
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
+        .routes(routes!(api_keys::revoke_api_key))
         .routes(routes!(health::healthz))
         .split_for_parts();
     auth::document_security(&mut doc);

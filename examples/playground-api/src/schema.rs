@@ -217,6 +217,8 @@ fn parameter_schema(location: &str, name: &str) -> Option<Value> {
             "type": "integer", "minimum": 0, "maximum": toolshed_core::ports::MAX_LOG_TAIL, "default": 100
         }),
         ("query", "force") => json!({"type": "boolean"}),
+        ("path", "key_id") => json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}),
+        ("query", "owner") => json!({"type": "string", "pattern": "^[!-~]{1,256}$"}),
         ("header", "Idempotency-Key") => {
             json!({"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 128})
         }
@@ -382,6 +384,24 @@ fn constrain_schemas(schemas: &mut Value, s: &DocSettings) {
         "/DrainBody/properties/drain_timeout_seconds",
         json!({"minimum": 0, "maximum": 300}),
     );
+    // API keys: a name with a visible character and no control characters, a principal of
+    // visible ASCII, at least one scope (repeats are harmless: scopes are a set).
+    let key = "/CreateApiKeyBody/properties";
+    set(
+        schemas,
+        &format!("{key}/name"),
+        json!({
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        }),
+    );
+    set(
+        schemas,
+        &format!("{key}/owner"),
+        json!({"pattern": "^[!-~]{1,256}$", "minLength": 1, "maxLength": 256}),
+    );
+    set(schemas, &format!("{key}/scopes"), json!({"minItems": 1}));
 }
 
 /// The generated document, completed: constraints of every body and parameter, the answers of

@@ -4,9 +4,9 @@
 
 use tracing::{info, warn};
 
-use super::Toolshed;
+use super::{Caller, Toolshed};
 use crate::domain::{
-    ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
+    ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId, Scope,
 };
 use crate::error::Result;
 
@@ -83,5 +83,41 @@ impl Toolshed {
             });
         }
         Ok(ApiKeyCheck::Valid(key.principal()))
+    }
+
+    /// Creates a key on behalf of `caller` (scope `admin`): key management over an API, on any
+    /// backend.
+    ///
+    /// # Errors
+    /// `Forbidden`; see [`Self::create_api_key`].
+    pub async fn create_api_key_as(
+        &self,
+        caller: &Caller,
+        new: NewApiKey,
+    ) -> Result<(ApiKey, ApiKeySecret)> {
+        caller.principal.require(Scope::Admin)?;
+        self.create_api_key(new).await
+    }
+
+    /// Lists keys on behalf of `caller` (scope `admin`).
+    ///
+    /// # Errors
+    /// `Forbidden`; repository errors.
+    pub async fn list_api_keys_as(
+        &self,
+        caller: &Caller,
+        owner: Option<PrincipalId>,
+    ) -> Result<Vec<ApiKey>> {
+        caller.principal.require(Scope::Admin)?;
+        self.list_api_keys(owner).await
+    }
+
+    /// Revokes a key on behalf of `caller` (scope `admin`).
+    ///
+    /// # Errors
+    /// `Forbidden`; `NotFound`; repository errors.
+    pub async fn revoke_api_key_as(&self, caller: &Caller, id: &ApiKeyId) -> Result<ApiKey> {
+        caller.principal.require(Scope::Admin)?;
+        self.revoke_api_key(id).await
     }
 }

@@ -1,6 +1,7 @@
 //! The handlers, one module per resource. Each is annotated with `#[utoipa::path]`: the OpenAPI
 //! document is generated from them.
 
+pub mod api_keys;
 pub mod docs;
 pub mod execute;
 pub mod health;
