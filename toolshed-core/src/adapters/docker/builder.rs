@@ -242,21 +242,17 @@ async fn run_build(
 async fn engine_build(
     docker: &Docker,
     config: &BuilderConfig,
-    req: &BuildRequest,
     id: &BuildId,
     image: &str,
     context: Vec<u8>,
 ) -> Result<(), BuildStatus> {
-    let labels = HashMap::from([
-        ("toolshed.server", req.server_id.to_string()),
-        ("toolshed.commit", req.commit.to_string()),
-    ]);
+    // No `labels`: the classic builder turns each into an extra `LABEL` step (a container and a
+    // commit each, seconds per build), and the tag already names the server and the commit.
     let options = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
         .t(image)
         .rm(true)
         .forcerm(true)
-        .labels(&labels)
         .memory(config.memory_bytes())
         .memswap(config.memory_bytes())
         .cpuperiod(CPU_PERIOD_US)
@@ -337,13 +333,13 @@ async fn build(
     let image = format!("{}:{}", req.repository, req.tag);
     match stdio {
         None => {
-            if let Err(status) = engine_build(docker, config, req, id, &image, context).await {
+            if let Err(status) = engine_build(docker, config, id, &image, context).await {
                 return status;
             }
         }
         Some((command, bridge)) => {
             let base = format!("{image}-stdio-base");
-            if let Err(status) = engine_build(docker, config, req, id, &base, context).await {
+            if let Err(status) = engine_build(docker, config, id, &base, context).await {
                 return status;
             }
             let bridge_bin = match tokio::fs::read(&bridge).await {
@@ -362,7 +358,7 @@ async fn build(
                     return failed("BUILD", format!("cannot pack the bridge stage: {e}"), false)
                 }
             };
-            if let Err(status) = engine_build(docker, config, req, id, &image, context).await {
+            if let Err(status) = engine_build(docker, config, id, &image, context).await {
                 return status;
             }
         }
