@@ -6,7 +6,7 @@ mod mcp_support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mcp_support::{call, endpoint, text};
+use mcp_support::{call, endpoint, text, ClosedPort};
 use serde_json::json;
 use tokio::sync::oneshot;
 use toolshed_core::adapters::mcp::{
@@ -17,7 +17,8 @@ use toolshed_core::error::ProbeFailureKind;
 use toolshed_core::ports::McpProbe;
 use toolshed_core::Error;
 
-const DEADLINE: Duration = Duration::from_secs(10);
+/// Deadline of every operation: far longer than any takes, even on a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Serves a fresh example server; dropping the sender stops it.
 async fn start() -> (ExampleServer, SocketAddr, oneshot::Sender<()>) {
@@ -208,13 +209,17 @@ async fn output_is_capped_and_flagged() {
     assert_eq!(text(&out), "short");
 }
 
+/// Connections the server-to-be closes unanswered before it serves: the TCP check and the
+/// `initialize` request of the first readiness attempt.
+const FIRST_ATTEMPT_CONNECTIONS: usize = 2;
+
 #[tokio::test]
 async fn wait_ready_retries_until_the_server_comes_up() {
-    let port = mcp_support::free_port();
-    let ep = toolshed_core::domain::Endpoint::new("127.0.0.1", port, "/mcp").unwrap();
+    let port = ClosedPort::new();
+    let ep = port.endpoint();
     let probe = RmcpProbe::new().unwrap();
     // Nothing listens yet: a single probe is Unreachable.
-    let err = probe.probe(&ep, Duration::from_secs(2)).await.unwrap_err();
+    let err = probe.probe(&ep, DEADLINE).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -226,13 +231,17 @@ async fn wait_ready_retries_until_the_server_comes_up() {
         "{err:?}"
     );
 
-    let (started_tx, started_rx) = oneshot::channel();
+    // The port opens, but the first readiness attempt's connections are closed unanswered (a
+    // server still starting); only then does the MCP server answer, on the same listener. So
+    // the readiness wait can only succeed by trying again after a failed attempt.
+    let listener = port.listen();
+    let (closed_tx, closed_rx) = oneshot::channel();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let _ = started_tx.send(());
+        for _ in 0..FIRST_ATTEMPT_CONNECTIONS {
+            let (connection, _) = listener.accept().await.unwrap();
+            drop(connection);
+        }
+        let _ = closed_tx.send(());
         let _ = serve_example_server(
             ExampleServer::new(),
             listener,
@@ -241,11 +250,8 @@ async fn wait_ready_retries_until_the_server_comes_up() {
         )
         .await;
     });
-    let report = probe
-        .wait_ready(&ep, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let report = probe.wait_ready(&ep, DEADLINE).await.unwrap();
     assert_eq!(report.tools().len(), 3);
-    // The server really started after the first attempts.
-    started_rx.await.unwrap();
+    // The connections of the first attempt really were closed unanswered.
+    closed_rx.await.unwrap();
 }

@@ -6,21 +6,21 @@ mod mcp_support;
 
 use std::time::Duration;
 
-use mcp_support::{call, free_port, python, spawn_python_server, text, PYTHON_READY};
+use mcp_support::{call, python, spawn_python_server, text, PYTHON_READY};
 use serde_json::json;
 use toolshed_core::adapters::mcp::RmcpProbe;
-use toolshed_core::domain::{Endpoint, ToolsOutcome};
+use toolshed_core::domain::ToolsOutcome;
 use toolshed_core::ports::McpProbe;
 use toolshed_core::Error;
 
-const DEADLINE: Duration = Duration::from_secs(10);
+/// Deadline of the calls that must succeed: far longer than a call takes, even on a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn unconfigured_server_is_verified_with_tools_gated() {
     let Some(python) = python() else { return };
-    let port = free_port();
-    let _server = spawn_python_server(&python, "gated_server.py", port, &[]);
-    let ep = Endpoint::new("127.0.0.1", port, "/mcp").unwrap();
+    let server = spawn_python_server(&python, "gated_server.py", &[]).await;
+    let ep = server.endpoint();
 
     let report = RmcpProbe::new()
         .unwrap()
@@ -39,14 +39,9 @@ async fn unconfigured_server_is_verified_with_tools_gated() {
 #[tokio::test]
 async fn configured_server_lists_and_runs_its_tools() {
     let Some(python) = python() else { return };
-    let port = free_port();
-    let _server = spawn_python_server(
-        &python,
-        "gated_server.py",
-        port,
-        &[("GATED_API_KEY", "test-key")],
-    );
-    let ep = Endpoint::new("127.0.0.1", port, "/mcp").unwrap();
+    let server =
+        spawn_python_server(&python, "gated_server.py", &[("GATED_API_KEY", "test-key")]).await;
+    let ep = server.endpoint();
     let probe = RmcpProbe::new().unwrap();
 
     let report = probe.wait_ready(&ep, PYTHON_READY).await.unwrap();
@@ -106,13 +101,15 @@ async fn configured_server_lists_and_runs_its_tools() {
         "{err:?}"
     );
 
-    // The per-call deadline: the tool is still sleeping when it passes.
+    // The per-call deadline: the tool is still sleeping when it passes. Long enough for the
+    // session's handshake on a loaded machine (which would otherwise be what times out); the tool
+    // sleeps far longer than that.
     let err = probe
         .call_tool(
             &ep,
-            &call("wait", json!({"seconds": 30})),
+            &call("wait", json!({"seconds": 3600})),
             None,
-            Duration::from_secs(2),
+            Duration::from_secs(10),
         )
         .await
         .unwrap_err();

@@ -11,6 +11,7 @@ use mcp_support::{call, text, venv_bin};
 use serde_json::json;
 use toolshed_core::adapters::mcp::{BridgeConfig, BridgeExit, RmcpProbe, StdioBridge};
 use toolshed_core::domain::ToolsOutcome;
+use toolshed_core::error::ProbeFailureKind;
 use toolshed_core::ports::McpProbe;
 use toolshed_core::Error;
 
@@ -191,19 +192,29 @@ async fn a_child_that_crashes_during_a_call_fails_the_call_and_stops_the_bridge(
         .unwrap();
     assert_eq!(text(&out), "still here");
 
-    // The child dies with the call in flight: the call fails (a probe error, never a result),
-    // and the bridge stops with the child. Today the bridge does not answer the call in flight
-    // when its child dies, so the call ends at its own deadline (kept short here).
+    // The child dies with the call in flight: the bridge answers the call with a JSON-RPC error
+    // that says how the server process ended, and stops. The deadline is far longer than the
+    // bridge needs: a call left waiting would end in a timeout error, not this answer.
     let err = probe
         .call_tool(
             &ep,
             &call("crash", json!({})),
             None,
-            Duration::from_secs(10),
+            Duration::from_secs(60),
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Probe { .. }), "{err:?}");
+    match &err {
+        Error::Probe {
+            kind: ProbeFailureKind::Protocol,
+            detail,
+            ..
+        } => assert!(
+            detail.contains("the MCP server process exited with status 3"),
+            "{detail}"
+        ),
+        other => panic!("expected the bridge's answer, got {other:?}"),
+    }
     let exit = tokio::time::timeout(Duration::from_secs(60), running)
         .await
         .expect("the bridge did not stop within 60 s after its child exited")

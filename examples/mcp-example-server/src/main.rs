@@ -5,7 +5,9 @@
 //! mcp-example-server [--port 8000] [--host 0.0.0.0]
 //! ```
 //!
-//! Listens on 0.0.0.0 (or `--host`) at `/mcp`; exits cleanly on SIGTERM / Ctrl-C.
+//! Listens on 0.0.0.0 (or `--host`) at `/mcp` and prints `listening on <address>` on stdout with
+//! the address actually bound (`--port 0` lets the system pick a free port, which callers read
+//! from that line); exits cleanly on SIGTERM / Ctrl-C.
 //!
 //! Environment: `RUST_LOG` (default `info,rmcp=warn`).
 //!
@@ -53,7 +55,16 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(%host, port, "example MCP server listening at /mcp");
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::error!(error = %e, port, "cannot read the bound address");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%addr, "example MCP server listening at /mcp");
+    // The ready line: the one thing this program writes on stdout.
+    println!("listening on {addr}");
     match serve_example_server(ExampleServer::new(), listener, "/mcp", termination_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -4,9 +4,12 @@
 //! mcp-stdio-bridge [--port 8000] [--host 0.0.0.0] [--path /mcp] -- <command> [args…]
 //! ```
 //!
-//! Spawns the command and initializes it, then opens the port (an open port means ready); logs
-//! forwarded requests (debug) and the child's stderr (info); exits with status 1 when the child
-//! exits and 0 on SIGTERM / Ctrl-C.
+//! Spawns the command and initializes it, then opens the port (an open port means ready) and
+//! prints `listening on <address>` on stdout, with the address actually bound (`--port 0` lets the
+//! system pick a free port, which callers read from that line). Logs forwarded requests (debug)
+//! and the child's stderr (info) on stderr. When the child exits, every request still waiting for
+//! it is answered with a JSON-RPC error saying so (with the exit status), then the bridge exits
+//! with status 1; it exits with 0 on SIGTERM / Ctrl-C.
 //!
 //! Environment: `RUST_LOG` (default `info,rmcp=warn`).
 //!
@@ -64,7 +67,11 @@ async fn main() -> ExitCode {
         }
     };
     let outcome = match StdioBridge::start(config).await {
-        Ok(bridge) => bridge.run_until(termination_signal()).await,
+        Ok(bridge) => {
+            // The ready line: the one thing this program writes on stdout.
+            println!("listening on {}", bridge.local_addr());
+            bridge.run_until(termination_signal()).await
+        }
         Err(e) => Err(e),
     };
     match outcome {

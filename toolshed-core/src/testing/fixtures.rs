@@ -32,7 +32,8 @@ pub fn static_binary_path(package: &str) -> PathBuf {
 
 /// The static build of the workspace binary `package` (`mcp-example-server`,
 /// `mcp-stdio-bridge`), built with cargo when missing. The test command builds both before the
-/// tests, so this is a no-op there.
+/// tests, so this is a no-op there. A build found on disk is used as it is, even if older than
+/// the sources: tests of the binary's own behaviour use [`build_static_binary`].
 ///
 /// # Errors
 /// `Backend` when cargo fails.
@@ -41,6 +42,18 @@ pub fn ensure_static_binary(package: &str) -> Result<PathBuf> {
     if path.exists() {
         return Ok(path);
     }
+    build_static_binary(package)
+}
+
+/// The static build of the workspace binary `package`, brought up to date with cargo first (a
+/// no-op of about a second when nothing changed). Unlike [`ensure_static_binary`], never an older
+/// build of another checkout sharing the target directory: tests that assert what the binary
+/// itself does use this one.
+///
+/// # Errors
+/// `Backend` when cargo fails.
+pub fn build_static_binary(package: &str) -> Result<PathBuf> {
+    let path = static_binary_path(package);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let fail = |reason: String| {
         Error::backend(

@@ -8,10 +8,17 @@
 //! initialize result. Requests and notifications are logged at debug level, the child's stderr
 //! line by line at info level (target `mcp_child`). Server-to-client requests of the child
 //! (sampling, roots, elicitation) are refused: a bridge has no user to ask.
+//!
+//! When the child exits, every request still waiting for it (and any that arrives before the
+//! port closes) is answered at once with a JSON-RPC internal error saying that the server process
+//! exited and with which status or signal; the bridge lets those answers out, then ends the HTTP
+//! sessions and stops ([`BridgeExit::ChildExited`]). The bridge owns the child process itself so
+//! it knows that status.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,16 +32,19 @@ use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
     ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
 };
-use rmcp::service::{NotificationContext, RequestContext, RunningService};
-use rmcp::transport::TokioChildProcess;
+use rmcp::service::{
+    NotificationContext, RequestContext, RunningService, RunningServiceCancellationToken,
+};
 use rmcp::{
     ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError, ServiceExt,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::ChildStderr;
-use tokio::sync::oneshot;
+use tokio::process::{Child, ChildStderr};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use super::http_server::InFlight;
 
 use crate::domain::Endpoint;
 use crate::error::{Error, Result};
@@ -87,11 +97,21 @@ impl BridgeConfig {
     }
 }
 
+/// How long a child may take to exit by itself: after its stdout closed, and, when the bridge
+/// stops, after its stdin closed and then after SIGTERM.
+const CHILD_EXIT_GRACE: Duration = Duration::from_secs(3);
+
+/// How long the answers in flight may take to get out once the child exited, and then the HTTP
+/// connections to close, before the bridge stops regardless (a client that stopped reading must
+/// not keep it up).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a bridge stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BridgeExit {
-    /// The child closed its stdout or exited: the bridge has nothing left to serve.
+    /// The child closed its stdout or exited: the bridge answered the requests in flight with
+    /// an error and has nothing left to serve.
     ChildExited,
     /// [`StdioBridge::shutdown`] was called (e.g. on SIGTERM).
     Shutdown,
@@ -122,17 +142,29 @@ impl StdioBridge {
             ));
         };
         let mut command = tokio::process::Command::new(program);
-        command.args(args);
-        let (transport, stderr) = TokioChildProcess::builder(command)
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Every early return below (failed initialize, bind) must not leave it running.
+            .kill_on_drop(true);
+        let mut process = command
             .spawn()
             .map_err(|e| bridge_error("spawn", Some(program.clone()), e))?;
-        if let Some(stderr) = stderr {
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(bridge_error(
+                "spawn",
+                Some(program.clone()),
+                "the child's stdin and stdout are not pipes",
+            ));
+        };
+        if let Some(stderr) = process.stderr.take() {
             tokio::spawn(log_stderr(stderr));
         }
         let link = ChildLink;
         let child: RunningService<RoleClient, ChildLink> =
-            match tokio::time::timeout(config.startup_timeout, link.serve(transport)).await {
+            match tokio::time::timeout(config.startup_timeout, link.serve((stdout, stdin))).await {
                 Ok(Ok(child)) => child,
                 Ok(Err(e)) => {
                     return Err(bridge_error("initialize child", Some(program.clone()), e))
@@ -175,12 +207,19 @@ impl StdioBridge {
         let addr = listener
             .local_addr()
             .map_err(|e| bridge_error("bind", None, e))?;
+        let (ended_tx, ended_rx) = watch::channel(None);
         let forwarder = Forwarder {
             child: child.peer().clone(),
             init: Arc::new(init),
+            ended: ended_rx,
         };
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let path = config.path.clone();
+        let child = ChildServer {
+            process,
+            session: child,
+            ended: ended_tx,
+        };
         let task = tokio::spawn(run(listener, path, forwarder, child, shutdown_rx));
         tracing::info!(%addr, path = %config.path, "stdio bridge serving streamable HTTP");
         Ok(Self {
@@ -257,35 +296,198 @@ fn join_outcome(
     }
 }
 
+/// The child: its process, the MCP session with it, and where its end is announced.
+struct ChildServer {
+    process: Child,
+    session: RunningService<RoleClient, ChildLink>,
+    /// Set once, when the child is gone; the forwarders wait on it.
+    ended: watch::Sender<Option<ChildEnd>>,
+}
+
 /// Serves until the child goes away or shutdown is asked, then stops the child.
 async fn run(
     listener: TcpListener,
     path: String,
     forwarder: Forwarder,
-    child: RunningService<RoleClient, ChildLink>,
+    child: ChildServer,
     shutdown: oneshot::Receiver<()>,
 ) -> std::io::Result<BridgeExit> {
-    let child_gone = child.cancellation_token();
-    let serve =
-        super::http_server::serve_mcp(listener, &path, move || Ok(forwarder.clone()), async move {
-            // A dropped sender (bridge handle dropped) also means stop.
-            let _ = shutdown.await;
-        });
-    let waiting = child.waiting();
-    tokio::pin!(waiting);
-    tokio::select! {
-        served = serve => {
+    let ChildServer {
+        mut process,
+        session,
+        ended,
+    } = child;
+    let session_token = session.cancellation_token();
+    let in_flight = InFlight::new();
+    // The HTTP side stops when asked to (or the bridge handle is dropped), or when the child is
+    // gone and the answers in flight are out.
+    let (child_gone_tx, child_gone_rx) = oneshot::channel::<()>();
+    let serve = super::http_server::serve_mcp(
+        listener,
+        &path,
+        move || Ok(forwarder.clone()),
+        in_flight.clone(),
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = child_gone_rx => {}
+            }
+        },
+    );
+    tokio::pin!(serve);
+    let session_ended = session.waiting();
+    tokio::pin!(session_ended);
+    let end = tokio::select! {
+        served = &mut serve => {
             served?;
             tracing::info!("stdio bridge shutting down; stopping the child");
-            child_gone.cancel();
-            // Bounded: a child that ignores the close is killed when the transport drops.
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
-            Ok(BridgeExit::Shutdown)
+            stop_child(&mut process, session_token).await;
+            return Ok(BridgeExit::Shutdown);
         }
-        quit = &mut waiting => {
-            tracing::warn!(reason = ?quit.ok(), "child MCP server exited; stopping the bridge");
-            Ok(BridgeExit::ChildExited)
+        status = process.wait() => ChildEnd::from_wait(status),
+        _ = &mut session_ended => {
+            // Its stdout closed: a child normally exits right after. One that stays is stopped
+            // (it can no longer answer anything).
+            match tokio::time::timeout(CHILD_EXIT_GRACE, process.wait()).await {
+                Ok(status) => ChildEnd::from_wait(status),
+                Err(_) => {
+                    if let Err(e) = process.kill().await {
+                        tracing::warn!(error = %e, "could not kill the child MCP server");
+                    }
+                    ChildEnd::OutputClosed
+                }
+            }
         }
+    };
+    tracing::warn!(
+        child = %end.describe(),
+        "child MCP server exited; answering the requests in flight, then stopping the bridge"
+    );
+    // Every forwarder waiting for the child answers now, with the exit status.
+    ended.send_replace(Some(end));
+    session_token.cancel();
+    if tokio::time::timeout(DRAIN_TIMEOUT, in_flight.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            after_s = DRAIN_TIMEOUT.as_secs(),
+            "answers still in flight; closing the port regardless"
+        );
+    }
+    let _ = child_gone_tx.send(());
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
+        Ok(served) => served?,
+        Err(_) => tracing::warn!(
+            after_s = DRAIN_TIMEOUT.as_secs(),
+            "HTTP connections still open; stopping regardless"
+        ),
+    }
+    Ok(BridgeExit::ChildExited)
+}
+
+/// Stops the child the way the MCP stdio transport describes: close its stdin (ending the MCP
+/// session does), wait, SIGTERM, wait, then kill.
+async fn stop_child(process: &mut Child, session: RunningServiceCancellationToken) {
+    session.cancel();
+    if let Ok(status) = tokio::time::timeout(CHILD_EXIT_GRACE, process.wait()).await {
+        tracing::info!(child = %ChildEnd::from_wait(status).describe(), "child MCP server stopped");
+        return;
+    }
+    #[cfg(unix)]
+    if let Some(pid) = process.id().and_then(|pid| i32::try_from(pid).ok()) {
+        use nix::sys::signal::{kill, Signal};
+        match kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM) {
+            Ok(()) => {
+                if let Ok(status) = tokio::time::timeout(CHILD_EXIT_GRACE, process.wait()).await {
+                    tracing::info!(child = %ChildEnd::from_wait(status).describe(), "child MCP server stopped on SIGTERM");
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not send SIGTERM to the child MCP server"),
+        }
+    }
+    tracing::warn!("child MCP server did not stop; killing it");
+    if let Err(e) = process.kill().await {
+        tracing::warn!(error = %e, "could not kill the child MCP server");
+    }
+}
+
+/// How the child ended, as the bridge reports it to its callers.
+#[derive(Debug, Clone)]
+enum ChildEnd {
+    /// The process exited (by itself or on someone else's signal).
+    Exited(ExitStatus),
+    /// It closed its stdout but kept running, so the bridge killed it.
+    OutputClosed,
+    /// Waiting for the process failed: it is gone for the bridge, its status unknown.
+    Unknown(String),
+}
+
+impl ChildEnd {
+    fn from_wait(status: std::io::Result<ExitStatus>) -> Self {
+        match status {
+            Ok(status) => Self::Exited(status),
+            Err(e) => Self::Unknown(e.to_string()),
+        }
+    }
+
+    /// What happened, completing "the MCP server process …".
+    fn describe(&self) -> String {
+        match self {
+            Self::Exited(status) => match (status.code(), signal_of(status)) {
+                (Some(code), _) => format!("exited with status {code}"),
+                (None, Some(signal)) => format!("was killed by signal {signal}"),
+                (None, None) => format!("exited ({status})"),
+            },
+            Self::OutputClosed => "closed its standard output and was stopped".to_owned(),
+            Self::Unknown(reason) => format!("ended (its exit status is unknown: {reason})"),
+        }
+    }
+
+    /// The JSON-RPC error answering `method`, which the child will never answer.
+    fn error(&self, method: &str) -> ErrorData {
+        let data = match self {
+            Self::Exited(status) => match (status.code(), signal_of(status)) {
+                (Some(code), _) => Some(serde_json::json!({ "exitStatus": code })),
+                (None, Some(signal)) => Some(serde_json::json!({ "signal": signal })),
+                (None, None) => None,
+            },
+            Self::OutputClosed | Self::Unknown(_) => None,
+        };
+        ErrorData::internal_error(
+            format!(
+                "stdio bridge: the MCP server process {} before answering {method}",
+                self.describe()
+            ),
+            data,
+        )
+    }
+}
+
+/// The signal that ended a process, where there are signals.
+fn signal_of(status: &ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        std::os::unix::process::ExitStatusExt::signal(status)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        None
+    }
+}
+
+/// Completes with the child's end once it is announced; never, if the bridge stopped without
+/// announcing one (nothing then waits for the answer anyway).
+async fn child_end(ended: &mut watch::Receiver<Option<ChildEnd>>) -> ChildEnd {
+    let end = match ended.wait_for(Option::is_some).await {
+        Ok(end) => end.clone(),
+        Err(_) => None,
+    };
+    match end {
+        Some(end) => end,
+        None => std::future::pending().await,
     }
 }
 
@@ -340,23 +542,42 @@ impl ClientHandler for ChildLink {
 struct Forwarder {
     child: Peer<RoleClient>,
     init: Arc<ServerConfig>,
+    /// The child's end, once it is gone.
+    ended: watch::Receiver<Option<ChildEnd>>,
 }
 
-/// The child's answer as the HTTP client's answer.
-fn relay<T>(
-    method: &'static str,
-    answer: std::result::Result<T, ServiceError>,
-) -> std::result::Result<T, ErrorData> {
-    answer.map_err(|e| match e {
-        ServiceError::McpError(error) => error,
-        other => {
-            tracing::warn!(method, error = %other, "forwarding to the child failed");
-            ErrorData::internal_error(
-                format!("stdio bridge: {method} could not reach the server: {other}"),
-                None,
-            )
+impl Forwarder {
+    /// The child's answer to `request` as the HTTP client's answer; if the child ends first, an
+    /// error saying how it ended, at once.
+    async fn relay<T>(
+        &self,
+        method: &'static str,
+        request: impl Future<Output = std::result::Result<T, ServiceError>>,
+    ) -> std::result::Result<T, ErrorData> {
+        let mut ended = self.ended.clone();
+        let failure = tokio::select! {
+            // A child known to be gone answers without anything being sent to it.
+            biased;
+            end = child_end(&mut ended) => return Err(end.error(method)),
+            answer = request => match answer {
+                Ok(answer) => return Ok(answer),
+                Err(ServiceError::McpError(error)) => return Err(error),
+                Err(other) => other,
+            },
+        };
+        // The link to the child broke, nearly always because it is exiting: its exit status,
+        // announced a moment later, tells the caller more than the broken link.
+        match tokio::time::timeout(CHILD_EXIT_GRACE, child_end(&mut ended)).await {
+            Ok(end) => Err(end.error(method)),
+            Err(_) => {
+                tracing::warn!(method, error = %failure, "forwarding to the child failed");
+                Err(ErrorData::internal_error(
+                    format!("stdio bridge: {method} could not reach the MCP server ({failure})"),
+                    None,
+                ))
+            }
         }
-    })
+    }
 }
 
 impl ServerHandler for Forwarder {
@@ -387,7 +608,9 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, ErrorData> {
         tracing::debug!(tool = %request.name, "forwarding tools/call");
-        relay("tools/call", self.child.call_tool(request).await).map(CallToolResponse::from)
+        self.relay("tools/call", self.child.call_tool(request))
+            .await
+            .map(CallToolResponse::from)
     }
 
     async fn list_tools(
@@ -396,7 +619,8 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<ListToolsResult, ErrorData> {
         tracing::debug!("forwarding tools/list");
-        relay("tools/list", self.child.list_tools(request).await)
+        self.relay("tools/list", self.child.list_tools(request))
+            .await
     }
 
     async fn list_prompts(
@@ -405,7 +629,8 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<ListPromptsResult, ErrorData> {
         tracing::debug!("forwarding prompts/list");
-        relay("prompts/list", self.child.list_prompts(request).await)
+        self.relay("prompts/list", self.child.list_prompts(request))
+            .await
     }
 
     async fn get_prompt(
@@ -414,7 +639,9 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<GetPromptResponse, ErrorData> {
         tracing::debug!(prompt = %request.name, "forwarding prompts/get");
-        relay("prompts/get", self.child.get_prompt(request).await).map(GetPromptResponse::from)
+        self.relay("prompts/get", self.child.get_prompt(request))
+            .await
+            .map(GetPromptResponse::from)
     }
 
     async fn list_resources(
@@ -423,7 +650,8 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<ListResourcesResult, ErrorData> {
         tracing::debug!("forwarding resources/list");
-        relay("resources/list", self.child.list_resources(request).await)
+        self.relay("resources/list", self.child.list_resources(request))
+            .await
     }
 
     async fn list_resource_templates(
@@ -432,10 +660,11 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<ListResourceTemplatesResult, ErrorData> {
         tracing::debug!("forwarding resources/templates/list");
-        relay(
+        self.relay(
             "resources/templates/list",
-            self.child.list_resource_templates(request).await,
+            self.child.list_resource_templates(request),
         )
+        .await
     }
 
     async fn read_resource(
@@ -444,7 +673,8 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<ReadResourceResponse, ErrorData> {
         tracing::debug!(uri = %request.uri, "forwarding resources/read");
-        relay("resources/read", self.child.read_resource(request).await)
+        self.relay("resources/read", self.child.read_resource(request))
+            .await
             .map(ReadResourceResponse::from)
     }
 
@@ -454,7 +684,8 @@ impl ServerHandler for Forwarder {
         _: RequestContext<RoleServer>,
     ) -> std::result::Result<CompleteResult, ErrorData> {
         tracing::debug!("forwarding completion/complete");
-        relay("completion/complete", self.child.complete(request).await)
+        self.relay("completion/complete", self.child.complete(request))
+            .await
     }
 
     async fn on_initialized(&self, _: NotificationContext<RoleServer>) {

@@ -132,5 +132,12 @@ pub async fn serve_example_server(
     path: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    super::http_server::serve_mcp(listener, path, move || Ok(server.clone()), shutdown).await
+    super::http_server::serve_mcp(
+        listener,
+        path,
+        move || Ok(server.clone()),
+        super::http_server::InFlight::new(),
+        shutdown,
+    )
+    .await
 }
