@@ -158,8 +158,11 @@ async fn a_tool_named_like_another_verified_servers_tool_is_a_shadowing_finding(
     let h = Harness::new();
     let files = verify_with(&h, "files", report(benign_tools(), None)).await;
     assert!(files.tools.findings.is_empty());
-    // Registered but never verified: its tool names do not count.
-    h.register("draft", None).await;
+    // A record without a verified image (here written directly) does not count, whatever
+    // tools it lists.
+    let mut draft = h.register("draft", None).await;
+    draft.tools.tools = vec![tool("write_note", "Draft.", json!({}))];
+    h.repo_update(draft).await;
     let shadow = verify_with(
         &h,
         "notes",
