@@ -207,7 +207,7 @@ mod tests {
             tools_digest(&[b, a.clone()])
         );
         assert_ne!(
-            tools_digest(&[a.clone()]),
+            tools_digest(std::slice::from_ref(&a)),
             tools_digest(&[tool("a", "A!", a.input_schema.clone())])
         );
     }
@@ -251,5 +251,17 @@ mod tests {
         assert!(described.after.as_deref().unwrap().contains("\\u{200B}"));
         assert_eq!(drift.changes[2].parameter.as_deref(), Some("note"));
         assert_eq!(drift.previous_digest, tools_digest(&old));
+    }
+
+    #[test]
+    fn an_inventory_stored_before_findings_and_drift_loads() {
+        let old: crate::domain::ToolInventory = serde_json::from_value(json!({
+            "tools": [{"name": "a", "input_schema": {}}],
+            "gated_reason": null
+        }))
+        .unwrap();
+        assert!(old.findings.is_empty());
+        assert_eq!(old.digest, None);
+        assert_eq!(old.drift, None);
     }
 }
