@@ -456,8 +456,21 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 VerifyOutcome::Verified { server, .. } => ("verified", server),
             };
             print(f, s, || {
-                let tools: Vec<&str> = s.tools.tools.iter().map(|t| t.name.as_str()).collect();
-                format!("{id}: {verb}; tools: {}", tools.join(", "))
+                let tools: Vec<String> = s.tools.tools.iter().map(|t| escape(&t.name)).collect();
+                let mut out = format!("{id}: {verb}; tools: {}", tools.join(", "));
+                if let Some(highest) = highest_severity(&s.tools.findings) {
+                    out.push_str(&format!(
+                        "\n{} finding(s), highest {highest}: see toolshed servers show {id}",
+                        s.tools.findings.len()
+                    ));
+                }
+                if let Some(drift) = &s.tools.drift {
+                    out.push_str(&format!(
+                        "\n{} change(s) in the tools since the previous verified version: see toolshed servers diff {id}",
+                        drift.changes.len()
+                    ));
+                }
+                out
             });
         }
         Servers::Resume { limit } => {
