@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use toolshed_core::domain::{PlaygroundSession, Server, ServerId, SessionId, ToolCallOutput};
+use toolshed_core::domain::poisoning::{highest_severity, Finding, Location, Severity, RULES};
+use toolshed_core::domain::{
+    ChangeKind, PlaygroundSession, Server, ServerId, SessionId, ToolCallOutput, ToolDrift,
+};
 use utoipa::{IntoParams, ToSchema};
 
 /// `GET /healthz`.
@@ -36,6 +39,224 @@ pub struct ServerView {
     /// The server record.
     #[schema(value_type = Object)]
     pub server: Server,
+    /// What the tool-poisoning scan of the last verification found (also in
+    /// `server.tools.findings`); empty for a clean or never verified server.
+    pub findings: Vec<FindingView>,
+    /// The highest severity among `findings`.
+    pub highest_severity: Option<SeverityView>,
+}
+
+impl ServerView {
+    /// The view of `server`, its findings typed.
+    pub fn new(server: Server) -> Self {
+        let findings: Vec<FindingView> = server
+            .tools
+            .findings
+            .iter()
+            .cloned()
+            .map(FindingView::from)
+            .collect();
+        let highest_severity = highest_severity(&server.tools.findings).map(SeverityView::from);
+        Self {
+            server,
+            findings,
+            highest_severity,
+        }
+    }
+}
+
+/// How much a finding should worry a reviewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityView {
+    /// Worth a look; common in honest servers too.
+    Low,
+    /// Unusual for an honest server.
+    Medium,
+    /// Deceptive by design.
+    High,
+}
+
+impl From<Severity> for SeverityView {
+    fn from(s: Severity) -> Self {
+        match s {
+            Severity::Low => SeverityView::Low,
+            Severity::Medium => SeverityView::Medium,
+            Severity::High => SeverityView::High,
+        }
+    }
+}
+
+/// Where a finding was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LocationView {
+    /// A tool's name.
+    ToolName {
+        /// The tool.
+        tool: String,
+    },
+    /// A tool's description.
+    ToolDescription {
+        /// The tool.
+        tool: String,
+    },
+    /// A parameter's description in a tool's input schema.
+    ParameterDescription {
+        /// The tool.
+        tool: String,
+        /// JSON pointer of the parameter's schema, e.g. `/properties/path`.
+        pointer: String,
+    },
+    /// The server's `instructions`.
+    ServerInstructions,
+}
+
+impl From<Location> for LocationView {
+    fn from(l: Location) -> Self {
+        match l {
+            Location::ToolName { tool } => LocationView::ToolName { tool },
+            Location::ToolDescription { tool } => LocationView::ToolDescription { tool },
+            Location::ParameterDescription { tool, pointer } => {
+                LocationView::ParameterDescription { tool, pointer }
+            }
+            Location::ServerInstructions => LocationView::ServerInstructions,
+        }
+    }
+}
+
+/// One finding of the tool-poisoning scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    /// The rule's id (`TP001`…; see the README's table).
+    pub rule: String,
+    /// The rule's short name, e.g. `hidden-unicode`.
+    pub name: String,
+    /// The rule's severity.
+    pub severity: SeverityView,
+    /// Where.
+    pub location: LocationView,
+    /// The offending text with some context, invisible characters shown as `\u{…}`.
+    pub excerpt: String,
+}
+
+impl From<Finding> for FindingView {
+    fn from(f: Finding) -> Self {
+        let name = RULES
+            .iter()
+            .find(|r| r.id == f.rule)
+            .map_or_else(String::new, |r| r.name.to_owned());
+        Self {
+            rule: f.rule,
+            name,
+            severity: f.severity.into(),
+            location: f.location.into(),
+            excerpt: f.excerpt,
+        }
+    }
+}
+
+/// What kind of change a drift entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKindView {
+    /// A new tool.
+    Added,
+    /// A tool no longer offered.
+    Removed,
+    /// The description of a tool that kept its name changed.
+    DescriptionChanged,
+    /// An argument became required.
+    RequiredParameterAdded,
+    /// The input schema changed.
+    InputSchemaChanged,
+}
+
+impl From<ChangeKind> for ChangeKindView {
+    fn from(k: ChangeKind) -> Self {
+        match k {
+            ChangeKind::Added => ChangeKindView::Added,
+            ChangeKind::Removed => ChangeKindView::Removed,
+            ChangeKind::DescriptionChanged => ChangeKindView::DescriptionChanged,
+            ChangeKind::RequiredParameterAdded => ChangeKindView::RequiredParameterAdded,
+            ChangeKind::InputSchemaChanged => ChangeKindView::InputSchemaChanged,
+        }
+    }
+}
+
+/// One change between two verified versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ToolChangeView {
+    /// What changed.
+    pub kind: ChangeKindView,
+    /// The tool.
+    pub tool: String,
+    /// The argument, for `required_parameter_added`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// The previous description (escaped, cut), for `description_changed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// The new description (escaped, cut), for `description_changed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// The changes since the previous verified version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DriftView {
+    /// The previous verified commit.
+    pub previous_commit: Option<String>,
+    /// The digest of the previous version's tools.
+    pub previous_digest: String,
+    /// The changes, by tool then kind.
+    pub changes: Vec<ToolChangeView>,
+}
+
+impl From<ToolDrift> for DriftView {
+    fn from(d: ToolDrift) -> Self {
+        Self {
+            previous_commit: d.previous_commit.map(|c| c.to_string()),
+            previous_digest: d.previous_digest,
+            changes: d
+                .changes
+                .into_iter()
+                .map(|c| ToolChangeView {
+                    kind: c.kind.into(),
+                    tool: c.tool,
+                    parameter: c.parameter,
+                    before: c.before,
+                    after: c.after,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /api/servers/{id}/drift`: what the last verification changed in the tools.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DriftResponse {
+    /// The server.
+    pub server_id: String,
+    /// The commit of the last verified version (`null` before the first verification).
+    pub commit: Option<String>,
+    /// The digest of its tool definitions.
+    pub digest: Option<String>,
+    /// The changes from the verified version before it; `null` after a first verification,
+    /// when the tools did not change, or when either listing was gated.
+    pub drift: Option<DriftView>,
+}
+
+impl DriftResponse {
+    /// The drift of `server`'s last verification.
+    pub fn new(server: &Server) -> Self {
+        Self {
+            server_id: server.id.to_string(),
+            commit: server.last_verified_commit().map(|c| c.to_string()),
+            digest: server.tools.digest.clone(),
+            drift: server.tools.drift.clone().map(DriftView::from),
+        }
+    }
 }
 
 /// `GET /api/servers` query.
@@ -215,6 +436,8 @@ pub struct DocsResponse {
     /// The tools found by the last verification.
     #[schema(value_type = Vec<Object>)]
     pub tools: Vec<Value>,
+    /// What the tool-poisoning scan found in those tools.
+    pub findings: Vec<FindingView>,
     /// The long documentation (Markdown), when generated.
     pub markdown: Option<String>,
     /// Its storage key.

@@ -5,9 +5,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use toolshed_core::adapters::docker::sanitize::sanitize_lines;
+use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
-    GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy, Server, ServerId,
-    ServerRegistration, SessionId, ToolCall, Transport,
+    ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy, Server,
+    ServerId, ServerRegistration, SessionId, ToolCall, ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
@@ -65,8 +66,14 @@ pub enum Servers {
     },
     /// List servers.
     List,
-    /// Show one server.
+    /// Show one server, with what the tool-poisoning scan of its last verification found.
     Show {
+        /// Server id.
+        id: String,
+    },
+    /// Show what the last verification changed in the tools, compared with the verified
+    /// version before it (added/removed tools, changed descriptions, new required parameters).
+    Diff {
         /// Server id.
         id: String,
     },
@@ -99,6 +106,82 @@ struct ResumedRow {
     image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// `servers diff -o json`: the same fields as the API's drift route.
+#[derive(Debug, serde::Serialize)]
+struct DriftOutput {
+    server_id: String,
+    commit: Option<String>,
+    digest: Option<String>,
+    drift: Option<ToolDrift>,
+}
+
+/// The findings of the last verification, one line each, after a summary line.
+fn findings_text(s: &Server) -> String {
+    let findings = &s.tools.findings;
+    if s.image.is_none() {
+        return String::new();
+    }
+    let Some(highest) = highest_severity(findings) else {
+        return "\nfindings: none".to_owned();
+    };
+    let mut out = format!("\nfindings: {} (highest: {highest})", findings.len());
+    for finding in findings {
+        let name = RULES
+            .iter()
+            .find(|r| r.id == finding.rule)
+            .map_or("", |r| r.name);
+        out.push_str(&format!(
+            "\n  {} {} {name} in {}: {}",
+            finding.rule, finding.severity, finding.location, finding.excerpt
+        ));
+    }
+    out
+}
+
+/// The drift of the last verification, one line per change.
+fn drift_text(s: &Server) -> String {
+    let Some(commit) = s.last_verified_commit() else {
+        return format!("{}: not verified yet", s.id);
+    };
+    let Some(drift) = &s.tools.drift else {
+        return format!(
+            "{}: no change in the tools at {} (first verification, same tools, or a gated listing)",
+            s.id,
+            commit.short()
+        );
+    };
+    let previous = drift
+        .previous_commit
+        .as_ref()
+        .map_or("the previous version", |c| c.short());
+    let mut out = format!(
+        "{}: {} change(s) from {previous} to {}",
+        s.id,
+        drift.changes.len(),
+        commit.short()
+    );
+    for c in &drift.changes {
+        let line = match c.kind {
+            ChangeKind::Added => format!("+ tool {}", c.tool),
+            ChangeKind::Removed => format!("- tool {}", c.tool),
+            ChangeKind::DescriptionChanged => format!(
+                "~ tool {}: description changed\n      before: {}\n      after:  {}",
+                c.tool,
+                c.before.as_deref().unwrap_or("(none)"),
+                c.after.as_deref().unwrap_or("(none)")
+            ),
+            ChangeKind::RequiredParameterAdded => format!(
+                "~ tool {}: parameter {} is now required",
+                c.tool,
+                c.parameter.as_deref().unwrap_or("?")
+            ),
+            ChangeKind::InputSchemaChanged => format!("~ tool {}: input schema changed", c.tool),
+        };
+        out.push_str(&format!("\n  {line}"));
+    }
+    out
 }
 
 /// `playground …`
@@ -330,12 +413,14 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                     out.push_str(&format!("\nimage: {}", img.image.pinned()));
                 }
                 for t in &s.tools.tools {
+                    // Escaped: a description may hide characters a terminal would not show.
                     out.push_str(&format!(
                         "\ntool {}: {}",
-                        t.name,
-                        t.description.as_deref().unwrap_or("")
+                        escape(&t.name),
+                        escape(t.description.as_deref().unwrap_or(""))
                     ));
                 }
+                out.push_str(&findings_text(&s));
                 if let Some(d) = &s.metadata.description {
                     out.push_str(&format!("\ndescription: {}", d.value));
                 }
@@ -347,6 +432,16 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 }
                 out
             });
+        }
+        Servers::Diff { id } => {
+            let s = ts.get_server(&ServerId::new(id)?).await?;
+            let view = DriftOutput {
+                server_id: s.id.to_string(),
+                commit: s.last_verified_commit().map(ToString::to_string),
+                digest: s.tools.digest.clone(),
+                drift: s.tools.drift.clone(),
+            };
+            print(f, &view, || drift_text(&s));
         }
         Servers::Verify { id, force } => {
             let id = ServerId::new(id)?;
@@ -361,8 +456,21 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 VerifyOutcome::Verified { server, .. } => ("verified", server),
             };
             print(f, s, || {
-                let tools: Vec<&str> = s.tools.tools.iter().map(|t| t.name.as_str()).collect();
-                format!("{id}: {verb}; tools: {}", tools.join(", "))
+                let tools: Vec<String> = s.tools.tools.iter().map(|t| escape(&t.name)).collect();
+                let mut out = format!("{id}: {verb}; tools: {}", tools.join(", "));
+                if let Some(highest) = highest_severity(&s.tools.findings) {
+                    out.push_str(&format!(
+                        "\n{} finding(s), highest {highest}: see toolshed servers show {id}",
+                        s.tools.findings.len()
+                    ));
+                }
+                if let Some(drift) = &s.tools.drift {
+                    out.push_str(&format!(
+                        "\n{} change(s) in the tools since the previous verified version: see toolshed servers diff {id}",
+                        drift.changes.len()
+                    ));
+                }
+                out
             });
         }
         Servers::Resume { limit } => {
@@ -525,4 +633,100 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toolshed_core::domain::poisoning::{Finding, Location, Severity};
+    use toolshed_core::domain::{
+        CommitSha, ImageDigest, ImageRef, ImageTag, ToolChange, VerifiedImage,
+    };
+
+    fn verified_server() -> Server {
+        let now = chrono::Utc::now();
+        let id = ServerId::new("notes").unwrap();
+        let mut s = Server::register(
+            ServerRegistration {
+                id: id.clone(),
+                repo: RepoUrl::new("https://github.com/example/notes").unwrap(),
+                git_ref: GitRef::main(),
+                transport: Transport::default(),
+                resources: Default::default(),
+                description: None,
+                language: None,
+            },
+            now,
+        )
+        .unwrap();
+        let commit = CommitSha::new("b".repeat(40)).unwrap();
+        let digest = ImageDigest::new(format!("sha256:{}", "0".repeat(64))).unwrap();
+        s.image = Some(VerifiedImage {
+            image: ImageRef::new(
+                "registry.test/toolshed",
+                ImageTag::verified(&id, &commit, &digest),
+                digest,
+            )
+            .unwrap(),
+            commit,
+            verified_at: now,
+        });
+        s
+    }
+
+    #[test]
+    fn show_lists_findings_with_rule_name_location_and_escaped_excerpt() {
+        let mut s = verified_server();
+        assert_eq!(findings_text(&s), "\nfindings: none");
+        s.tools.findings.push(Finding {
+            rule: "TP001".into(),
+            severity: Severity::High,
+            location: Location::ToolDescription { tool: "add".into() },
+            excerpt: "Adds.\\u{E0041}".into(),
+        });
+        assert_eq!(
+            findings_text(&s),
+            "\nfindings: 1 (highest: high)\n  TP001 high hidden-unicode in description of tool \"add\": Adds.\\u{E0041}"
+        );
+    }
+
+    #[test]
+    fn diff_shows_each_change_or_says_there_is_none() {
+        let mut s = verified_server();
+        assert!(
+            drift_text(&s).contains("no change in the tools at bbbbbbbbbbbb"),
+            "{}",
+            drift_text(&s)
+        );
+        s.tools.drift = Some(ToolDrift {
+            previous_commit: Some(CommitSha::new("a".repeat(40)).unwrap()),
+            previous_digest: "sha256:00".into(),
+            changes: vec![
+                ToolChange {
+                    kind: ChangeKind::DescriptionChanged,
+                    tool: "write_note".into(),
+                    parameter: None,
+                    before: Some("Writes.".into()),
+                    after: Some("Writes and mails.".into()),
+                },
+                ToolChange {
+                    kind: ChangeKind::RequiredParameterAdded,
+                    tool: "write_note".into(),
+                    parameter: Some("recipient".into()),
+                    before: None,
+                    after: None,
+                },
+            ],
+        });
+        let text = drift_text(&s);
+        assert!(
+            text.starts_with("notes: 2 change(s) from aaaaaaaaaaaa to bbbbbbbbbbbb"),
+            "{text}"
+        );
+        assert!(text.contains("~ tool write_note: description changed\n      before: Writes.\n      after:  Writes and mails."), "{text}");
+        assert!(
+            text.contains("~ tool write_note: parameter recipient is now required"),
+            "{text}"
+        );
+    }
 }

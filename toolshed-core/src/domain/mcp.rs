@@ -88,6 +88,10 @@ pub struct McpServerInfo {
     /// Capabilities as sent by the server.
     #[serde(default)]
     pub capabilities: serde_json::Value,
+    /// The `instructions` of the server's `initialize` result: hosts hand them to the model,
+    /// so the tool-poisoning scan reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
 }
 
 /// The tools part of a probe.

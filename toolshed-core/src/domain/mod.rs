@@ -1,6 +1,7 @@
 //! Domain types: validated newtypes and the records the services and ports exchange.
 
 mod containment;
+pub mod drift;
 mod ids;
 mod image;
 mod instance;
@@ -20,6 +21,7 @@ mod version;
 mod rules_tests;
 
 pub use containment::{effective_user, is_root_user, Egress, NON_ROOT_USER};
+pub use drift::{ChangeKind, ToolChange, ToolDrift};
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
 pub use image::{
     validate_repository, ImageDigest, ImageRef, ImageTag, VerifiedImage, CANDIDATE_TAG_PREFIX,

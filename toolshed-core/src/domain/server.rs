@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::poisoning::Finding;
 use super::{
     CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl,
-    RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, VerificationFailure, VerifiedImage,
+    RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, ToolDrift, VerificationFailure,
+    VerifiedImage,
 };
 use crate::error::{Error, Result};
 
@@ -156,6 +158,18 @@ pub struct ToolInventory {
     /// Set when the handshake succeeded but tools could not be listed without configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gated_reason: Option<String>,
+    /// What the tool-poisoning scan found in the tools and the server's instructions (see
+    /// [`RULES`](super::poisoning::RULES)). Findings inform; they never fail a verification.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// The [`tools_digest`](super::drift::tools_digest) of the tools; absent in records written
+    /// before digests were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// What changed since the previous verified version; `None` for a first verification, for
+    /// unchanged tools, and when either listing was gated (nothing to compare).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<ToolDrift>,
 }
 
 /// What a successful verification writes, in one atomic write.

@@ -12,6 +12,8 @@ use super::config::{plus, since};
 use super::heartbeat::{Heartbeat, LeaseCell};
 use super::metadata::MetadataOutcome;
 use super::Toolshed;
+use crate::domain::drift::{self, tools_digest};
+use crate::domain::poisoning::{self, ScanInput};
 use crate::domain::{
     failure_reason, Endpoint, ImageTag, ProbeReport, RunProgress, Server, ServerId, TaskHandle,
     ToolInventory, ToolsOutcome, VerificationFailure, VerificationLease, VerificationRun,
@@ -121,8 +123,14 @@ fn inventory(report: &ProbeReport) -> ToolInventory {
             ToolsOutcome::Gated { reason } => Some(reason.clone()),
             ToolsOutcome::Listed { .. } => None,
         },
+        findings: Vec::new(),
+        digest: Some(tools_digest(report.tools())),
+        drift: None,
     }
 }
+
+/// Servers read per page when collecting the tool names of the other verified servers.
+const SERVERS_PAGE: usize = 1000;
 
 impl Toolshed {
     /// Verifies a server and waits: up to date → nothing; otherwise build, check, record, then
@@ -489,7 +497,10 @@ impl Toolshed {
                         commit: run.commit.clone(),
                         verified_at: now,
                     },
-                    tools: inventory(&report),
+                    tools: self
+                        .assess(&lease.server_id, &report)
+                        .await
+                        .map_err(at(VerificationStep::Record))?,
                 };
                 let server = p
                     .repository
@@ -500,6 +511,60 @@ impl Toolshed {
                 Ok(StepOutcome::Done(server))
             }
         }
+    }
+
+    /// The inventory to record: the probed tools, what the tool-poisoning scan finds in them
+    /// (the other verified servers' tool names feed the shadowing rule) and the drift from the
+    /// previous verified version. Findings and drift are information: only a repository that
+    /// cannot be read fails (the record step, retryable like the write that follows).
+    async fn assess(&self, server_id: &ServerId, report: &ProbeReport) -> Result<ToolInventory> {
+        let repo = &self.ports.repository;
+        let mut inventory = inventory(report);
+        let mut others: Vec<(String, Vec<String>)> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = repo.list_servers(after.clone(), SERVERS_PAGE).await?;
+            let full = page.len() == SERVERS_PAGE;
+            after = page.last().map(|s| s.id.clone());
+            others.extend(
+                page.into_iter()
+                    .filter(|s| &s.id != server_id && s.image.is_some())
+                    .map(|s| {
+                        let names = s.tools.tools.into_iter().map(|t| t.name).collect();
+                        (s.id.to_string(), names)
+                    }),
+            );
+            if !full {
+                break;
+            }
+        }
+        inventory.findings = poisoning::scan(ScanInput {
+            tools: &inventory.tools,
+            instructions: report.server.instructions.as_deref(),
+            other_servers_tools: &others,
+        });
+        let previous = repo.get_server(server_id).await?;
+        // A gated listing says nothing about the tools: there is nothing to compare with it.
+        if previous.image.is_some()
+            && previous.tools.gated_reason.is_none()
+            && inventory.gated_reason.is_none()
+        {
+            inventory.drift = drift::compare(
+                &previous.tools.tools,
+                previous.last_verified_commit(),
+                &inventory.tools,
+            );
+        }
+        if !inventory.findings.is_empty() || inventory.drift.is_some() {
+            info!(
+                server = %server_id,
+                findings = inventory.findings.len(),
+                highest = ?poisoning::highest_severity(&inventory.findings),
+                drift = inventory.drift.as_ref().map_or(0, |d| d.changes.len()),
+                "tools assessed"
+            );
+        }
+        Ok(inventory)
     }
 
     /// Waits for the check task's endpoint (renewing the lease), then for the MCP handshake.

@@ -717,6 +717,28 @@ pub async fn check_complete_verification(repo: Repo) {
         description: Some("Echo".to_owned()),
         input_schema: serde_json::json!({"type": "object"}),
     });
+    // Findings, digest and drift travel with the inventory (escaped excerpts included).
+    comp.tools.findings.push(crate::domain::poisoning::Finding {
+        rule: "TP001".to_owned(),
+        severity: crate::domain::poisoning::Severity::High,
+        location: crate::domain::poisoning::Location::ParameterDescription {
+            tool: "echo".to_owned(),
+            pointer: "/properties/text".to_owned(),
+        },
+        excerpt: "Echo\\u{200B}".to_owned(),
+    });
+    comp.tools.digest = Some(crate::domain::drift::tools_digest(&comp.tools.tools));
+    comp.tools.drift = Some(crate::domain::ToolDrift {
+        previous_commit: Some(commit('a')),
+        previous_digest: crate::domain::drift::tools_digest(&[]),
+        changes: vec![crate::domain::ToolChange {
+            kind: crate::domain::ChangeKind::DescriptionChanged,
+            tool: "echo".to_owned(),
+            parameter: None,
+            before: Some("Echoes.".to_owned()),
+            after: Some("Echo".to_owned()),
+        }],
+    });
     let done = repo
         .complete_verification(&l, &comp, t + secs(2))
         .await

@@ -60,6 +60,7 @@ impl FakeMcpProbe {
                 name: Some("mcp-time".to_owned()),
                 version: Some("1.0.0".to_owned()),
                 capabilities: serde_json::json!({"tools": {}}),
+                instructions: None,
             },
             tools: ToolsOutcome::Listed {
                 tools: vec![McpTool {

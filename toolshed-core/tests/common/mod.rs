@@ -179,6 +179,10 @@ impl Harness {
         ServerId::new(id).unwrap()
     }
 
+    pub async fn repo_get(&self, id: &str) -> Server {
+        self.repo.get_server(&self.id(id)).await.unwrap()
+    }
+
     pub async fn repo_lease(&self, id: &str) -> Option<VerificationLease> {
         self.repo.get_lease(&self.id(id)).await.unwrap()
     }

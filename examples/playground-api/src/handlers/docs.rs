@@ -5,7 +5,7 @@ use axum::Json;
 use toolshed_core::domain::ServerId;
 use toolshed_core::services::ServerDocs;
 
-use crate::dto::DocsResponse;
+use crate::dto::{DocsResponse, FindingView};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::ApiPath;
 use crate::AppState;
@@ -43,6 +43,13 @@ pub async fn get_docs(
             .tools
             .iter()
             .filter_map(|t| value(serde_json::to_value(t)))
+            .collect(),
+        findings: server
+            .tools
+            .findings
+            .iter()
+            .cloned()
+            .map(FindingView::from)
             .collect(),
         markdown,
         docs_key: docs.map(|d| d.key.clone()),

@@ -7,7 +7,7 @@ use axum::Json;
 use toolshed_core::domain::ServerId;
 
 use crate::auth::Authenticated;
-use crate::dto::{ListServersQuery, RegisterRequest, ServerPage, ServerView};
+use crate::dto::{DriftResponse, ListServersQuery, RegisterRequest, ServerPage, ServerView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
@@ -39,7 +39,7 @@ pub async fn register_server(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(ServerView { server }),
+        Json(ServerView::new(server)),
     ))
 }
 
@@ -80,5 +80,23 @@ pub async fn get_server(
     ApiPath(id): ApiPath<ServerId>,
 ) -> ApiResult<Json<ServerView>> {
     let server = state.toolshed.get_server(&id).await?;
-    Ok(Json(ServerView { server }))
+    Ok(Json(ServerView::new(server)))
+}
+
+/// What the last verification changed in the tools, compared with the verified version before
+/// it: tools added or removed, changed descriptions of tools that kept their name, new required
+/// parameters, changed input schemas.
+#[utoipa::path(get, path = "/api/servers/{id}/drift", tag = "servers",
+    params(("id" = String, Path, description = "Server id: [a-z0-9][a-z0-9-]{0,62}")),
+    responses(
+        (status = 200, description = "The drift of the last verification", body = DriftResponse),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such server", body = ErrorBody),
+    ))]
+pub async fn get_drift(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ServerId>,
+) -> ApiResult<Json<DriftResponse>> {
+    let server = state.toolshed.get_server(&id).await?;
+    Ok(Json(DriftResponse::new(&server)))
 }

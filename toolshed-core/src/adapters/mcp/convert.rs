@@ -12,6 +12,7 @@ pub(crate) fn server_info(info: &ServerPeerInfo) -> McpServerInfo {
         name: info.server_info.as_ref().map(|i| i.name.clone()),
         version: info.server_info.as_ref().map(|i| i.version.clone()),
         capabilities: serde_json::to_value(&info.capabilities).unwrap_or(Value::Null),
+        instructions: info.instructions.clone(),
     }
 }
 
