@@ -63,6 +63,14 @@ pub enum Servers {
         /// A description (never overwritten by generated metadata).
         #[arg(long)]
         description: Option<String>,
+        /// The server speaks stdio only: give the command that starts it inside the image after
+        /// `--` (e.g. `--stdio -- python -m mcp_server_time`); the verification build wraps it
+        /// with the stdio bridge, which serves it on port 8000 at /mcp.
+        #[arg(long, requires = "command", conflicts_with_all = ["port", "path"])]
+        stdio: bool,
+        /// The stdio command and its arguments (after `--`).
+        #[arg(last = true, requires = "stdio")]
+        command: Vec<String>,
     },
     /// List servers.
     List,
@@ -378,14 +386,21 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             port,
             path,
             description,
+            stdio,
+            command,
         } => {
+            let transport = if stdio {
+                Transport::Stdio { command }
+            } else {
+                Transport::Http { port, path }
+            };
             let server = ts
                 .register_server(ServerRegistration {
                     id: ServerId::new(id)?,
                     // The local CLI reads the user's own disk, so file:// is allowed here.
                     repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
                     git_ref: GitRef::new(git_ref)?,
-                    transport: Transport::Http { port, path },
+                    transport,
                     resources: Default::default(),
                     description,
                     language: None,
@@ -638,6 +653,66 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// The command line alone, as `toolshed` parses it.
+    #[derive(Debug, Parser)]
+    struct Line {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn add(args: &[&str]) -> Result<Servers, clap::Error> {
+        let line = Line::try_parse_from(["toolshed", "servers", "add"].iter().chain(args))?;
+        match line.command {
+            Command::Servers(s) => Ok(s),
+            other => panic!("not a servers command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn servers_add_takes_a_stdio_command_after_the_separator() {
+        let Servers::Add { stdio, command, .. } = add(&[
+            "fetch",
+            "--repo",
+            "https://github.com/example/fetch",
+            "--stdio",
+            "--",
+            "python",
+            "-m",
+            "mcp_server_fetch",
+            "--ignore-robots-txt",
+        ])
+        .unwrap() else {
+            panic!("not add")
+        };
+        assert!(stdio);
+        assert_eq!(
+            command,
+            ["python", "-m", "mcp_server_fetch", "--ignore-robots-txt"]
+        );
+        // HTTP stays the default; a stdio server needs its command, and has no port or path.
+        let Servers::Add { stdio, port, .. } =
+            add(&["t", "--repo", "https://github.com/example/t"]).unwrap()
+        else {
+            panic!("not add")
+        };
+        assert!(!stdio);
+        assert_eq!(port, 8000);
+        assert!(add(&["t", "--repo", "https://x.example/t", "--stdio"]).is_err());
+        assert!(add(&[
+            "t",
+            "--repo",
+            "https://x.example/t",
+            "--stdio",
+            "--port",
+            "9",
+            "--",
+            "srv"
+        ])
+        .is_err());
+        assert!(add(&["t", "--repo", "https://x.example/t", "--", "srv"]).is_err());
+    }
     use toolshed_core::domain::poisoning::{Finding, Location, Severity};
     use toolshed_core::domain::{
         CommitSha, ImageDigest, ImageRef, ImageTag, ToolChange, VerifiedImage,
