@@ -1,13 +1,21 @@
-//! Request and response bodies. Domain records (`Server`, `PlaygroundSession`, tool outputs) are
-//! answered as the core serializes them; the OpenAPI document shows them as objects.
+//! Request and response bodies. Domain records (`Server`, `PlaygroundSession`, tool outputs,
+//! instances) are answered through the typed views of [`views`], which serialise exactly as the
+//! records do, so the OpenAPI document describes every field of every answer.
+
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use toolshed_core::domain::poisoning::{highest_severity, Finding, Location, Severity, RULES};
 use toolshed_core::domain::{
-    ChangeKind, PlaygroundSession, Server, ServerId, SessionId, ToolCallOutput, ToolDrift,
+    ChangeKind, PlaygroundSession, Server, ServerId, SessionId, ToolDrift,
 };
 use utoipa::{IntoParams, ToSchema};
+
+use views::{
+    McpToolView, MetadataTextView, RunView, ServerBody, SessionBody, ToolCallResultBody,
+    VerificationFailureView, VerifiedImageView,
+};
 
 /// `GET /healthz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -34,11 +42,10 @@ pub struct StdioSupport {
 }
 
 /// One server.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerView {
     /// The server record.
-    #[schema(value_type = Object)]
-    pub server: Server,
+    pub server: ServerBody,
     /// What the tool-poisoning scan of the last verification found (also in
     /// `server.tools.findings`); empty for a clean or never verified server.
     pub findings: Vec<FindingView>,
@@ -48,7 +55,7 @@ pub struct ServerView {
 
 impl ServerView {
     /// The view of `server`, its findings typed.
-    pub fn new(server: Server) -> Self {
+    pub fn new(server: &Server) -> Self {
         let findings: Vec<FindingView> = server
             .tools
             .findings
@@ -58,7 +65,7 @@ impl ServerView {
             .collect();
         let highest_severity = highest_severity(&server.tools.findings).map(SeverityView::from);
         Self {
-            server,
+            server: server.into(),
             findings,
             highest_severity,
         }
@@ -271,11 +278,10 @@ pub struct ListServersQuery {
 }
 
 /// A page of servers.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerPage {
     /// The servers, by id.
-    #[schema(value_type = Vec<Object>)]
-    pub servers: Vec<Server>,
+    pub servers: Vec<ServerBody>,
     /// The `after` of the next page, when the page was full.
     pub next: Option<String>,
 }
@@ -305,25 +311,21 @@ pub struct ReverifyResponse {
 }
 
 /// A verification's progress.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VerificationStatus {
     /// The server.
     pub server_id: String,
-    /// `unverified`, `verified` or `failed` (of the last completed run).
-    pub state: String,
+    /// Of the last completed run.
+    pub state: views::VerificationStateView,
     /// Whether a live run holds the lease now.
     pub in_progress: bool,
-    /// The run holding the lease: `run_id`, `commit`, `step`, `forced`, `started_at`, `holder`,
-    /// `lease_expires_at`, and `stale` (the lease expired without a heartbeat: its holder died
-    /// and the run waits for the resume worker).
-    #[schema(value_type = Option<Object>)]
-    pub run: Option<Value>,
-    /// The last good image (`image`, `commit`, `verified_at`).
-    #[schema(value_type = Option<Object>)]
-    pub image: Option<Value>,
+    /// The run holding the lease (live, or `stale` when its holder died and the run waits for
+    /// the resume worker).
+    pub run: Option<RunView>,
+    /// The last good image.
+    pub image: Option<VerifiedImageView>,
     /// Why the last run failed.
-    #[schema(value_type = Option<Object>)]
-    pub last_failure: Option<Value>,
+    pub last_failure: Option<VerificationFailureView>,
     /// Completed verifications.
     pub verification_count: u32,
 }
@@ -340,11 +342,10 @@ pub struct LaunchBody {
 }
 
 /// One session, with the links to follow it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
-    /// The session record (`id`, `state`, `endpoint`, `task`, `expires_at`…).
-    #[schema(value_type = Object)]
-    pub session: PlaygroundSession,
+    /// The session record.
+    pub session: SessionBody,
     /// The runner's task handle (ECS task ARN or container id); clients may select the session
     /// by it (`task_arn` / `taskArn`).
     pub task_arn: String,
@@ -356,8 +357,8 @@ pub struct SessionView {
 
 impl SessionView {
     /// The view of `session`.
-    pub fn new(session: PlaygroundSession) -> Self {
-        let server = session.server_id.clone();
+    pub fn new(session: &PlaygroundSession) -> Self {
+        let server = &session.server_id;
         Self {
             task_arn: session.task.to_string(),
             status_url: format!(
@@ -365,7 +366,7 @@ impl SessionView {
                 session.id
             ),
             execute_url: format!("/api/servers/{server}/execute"),
-            session,
+            session: session.into(),
         }
     }
 }
@@ -411,31 +412,27 @@ pub struct ExecuteRequest {
 }
 
 /// A tool's answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ExecuteResponse {
     /// The session that answered.
     pub session_id: String,
     /// The tool called.
     pub tool: String,
-    /// The MCP result: `content`, `structured`, `is_error`, `truncated`.
-    #[schema(value_type = Object)]
-    pub result: ToolCallOutput,
+    /// The MCP result.
+    pub result: ToolCallResultBody,
 }
 
 /// A server's documentation.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DocsResponse {
     /// The server.
     pub server_id: String,
     /// Description (manual or generated), with provenance.
-    #[schema(value_type = Option<Object>)]
-    pub description: Option<Value>,
+    pub description: Option<MetadataTextView>,
     /// Primary language, with provenance.
-    #[schema(value_type = Option<Object>)]
-    pub language: Option<Value>,
+    pub language: Option<MetadataTextView>,
     /// The tools found by the last verification.
-    #[schema(value_type = Vec<Object>)]
-    pub tools: Vec<Value>,
+    pub tools: Vec<McpToolView>,
     /// What the tool-poisoning scan found in those tools.
     pub findings: Vec<FindingView>,
     /// The long documentation (Markdown), when generated.

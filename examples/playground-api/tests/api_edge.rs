@@ -539,8 +539,9 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
             }
         }
     }
-    // The servers, verification, playground and health routes, and the six instance routes.
-    assert_eq!(operations, 18);
+    // The servers (with docs and drift), verification, playground and health routes, the six
+    // instance routes and the three API-key routes.
+    assert_eq!(operations, 22);
     // Body constraints, including those that come from the service's configuration.
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["RegisterRequest"]["properties"]["repo"]["pattern"]

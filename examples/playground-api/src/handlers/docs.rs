@@ -25,25 +25,11 @@ pub async fn get_docs(
 ) -> ApiResult<Json<DocsResponse>> {
     let ServerDocs { server, markdown } = state.toolshed.server_docs(&id).await?;
     let docs = server.metadata.docs.as_ref();
-    let value = |v: serde_json::Result<serde_json::Value>| v.ok();
     Ok(Json(DocsResponse {
         server_id: id.to_string(),
-        description: server
-            .metadata
-            .description
-            .as_ref()
-            .and_then(|d| value(serde_json::to_value(d))),
-        language: server
-            .metadata
-            .language
-            .as_ref()
-            .and_then(|d| value(serde_json::to_value(d))),
-        tools: server
-            .tools
-            .tools
-            .iter()
-            .filter_map(|t| value(serde_json::to_value(t)))
-            .collect(),
+        description: server.metadata.description.as_ref().map(Into::into),
+        language: server.metadata.language.as_ref().map(Into::into),
+        tools: server.tools.tools.iter().map(Into::into).collect(),
         findings: server
             .tools
             .findings

@@ -45,7 +45,7 @@ pub async fn execute(
     Ok(Json(ExecuteResponse {
         session_id: session.id.to_string(),
         tool: call.name,
-        result,
+        result: (&result).into(),
     }))
 }
 

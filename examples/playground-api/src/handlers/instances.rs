@@ -14,12 +14,13 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use toolshed_core::domain::{
-    Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, InstanceView, ServerId,
+    Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, ServerId,
 };
 use toolshed_core::services::{InstanceHealth, InstanceListing, InstanceStatus};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
+use crate::dto::views::{InstanceHealthBody, InstanceRecord};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{optional_json, ApiPath, ApiQuery};
 use crate::AppState;
@@ -72,15 +73,12 @@ pub struct LogsQuery {
 }
 
 /// One instance, with its links.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InstanceBody {
-    /// The instance (`id`, `name`, `server_id`, `image`, `state`, `env` with values redacted,
-    /// `restart_count`, `task`, `endpoint`, `failure`, times, `version`).
-    #[schema(value_type = Object)]
-    pub instance: InstanceView,
+    /// The instance, environment values redacted.
+    pub instance: InstanceRecord,
     /// Health of its task, on status reads of an instance that holds one.
-    #[schema(value_type = Option<Object>)]
-    pub health: Option<InstanceHealth>,
+    pub health: Option<InstanceHealthBody>,
     /// Status URL (with health).
     pub status_url: String,
     /// Log tail URL.
@@ -91,8 +89,8 @@ impl InstanceBody {
     fn new(instance: &Instance, health: Option<InstanceHealth>) -> Self {
         let id = &instance.id;
         Self {
-            instance: instance.view(),
-            health,
+            instance: (&instance.view()).into(),
+            health: health.as_ref().map(Into::into),
             status_url: format!("/api/instances/{id}"),
             logs_url: format!("/api/instances/{id}/logs"),
         }
@@ -100,11 +98,10 @@ impl InstanceBody {
 }
 
 /// A page of instances.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InstancePage {
     /// Instances ordered by name, environment values redacted.
-    #[schema(value_type = Vec<Object>)]
-    pub instances: Vec<InstanceView>,
+    pub instances: Vec<InstanceRecord>,
     /// `after` of the next page, when there may be one.
     pub next: Option<String>,
 }
@@ -189,7 +186,7 @@ pub async fn list_instances(
         .list_instances_as(&caller, after, limit)
         .await?;
     Ok(Json(InstancePage {
-        instances: instances.iter().map(Instance::view).collect(),
+        instances: instances.iter().map(|i| (&i.view()).into()).collect(),
         next: next.map(|n| n.to_string()),
     }))
 }

@@ -65,7 +65,7 @@ pub async fn launch(
         .toolshed
         .launch_session_as(&caller, &id, request)
         .await?;
-    let view = SessionView::new(session);
+    let view = SessionView::new(&session);
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, view.status_url.clone())],
@@ -97,7 +97,7 @@ pub async fn status(
         .toolshed
         .session_status_as(&caller, &session.id)
         .await?;
-    Ok(Json(SessionView::new(refreshed)))
+    Ok(Json(SessionView::new(&refreshed)))
 }
 
 /// Stops a session of the server (idempotent). The session is selected in the JSON body by
@@ -122,7 +122,7 @@ pub async fn stop_for_server(
     let found = find_session(&state.toolshed, &caller, &id, &selector).await;
     let session = named_in_body(&state.toolshed, &id, found).await?;
     let stopped = state.toolshed.stop_session_as(&caller, &session.id).await?;
-    Ok(Json(SessionView::new(stopped)))
+    Ok(Json(SessionView::new(&stopped)))
 }
 
 /// Stops a session by id (idempotent).
@@ -140,7 +140,7 @@ pub async fn delete_session(
     ApiPath(session_id): ApiPath<SessionId>,
 ) -> ApiResult<Json<SessionView>> {
     let stopped = state.toolshed.stop_session_as(&caller, &session_id).await?;
-    Ok(Json(SessionView::new(stopped)))
+    Ok(Json(SessionView::new(&stopped)))
 }
 
 /// The server's newest live session, else its newest session; 404 when it has none.

@@ -39,7 +39,7 @@ pub async fn register_server(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(ServerView::new(server)),
+        Json(ServerView::new(&server)),
     ))
 }
 
@@ -64,7 +64,10 @@ pub async fn list_servers(
     let next = (servers.len() == limit)
         .then(|| servers.last().map(|s| s.id.to_string()))
         .flatten();
-    Ok(Json(ServerPage { servers, next }))
+    Ok(Json(ServerPage {
+        servers: servers.iter().map(Into::into).collect(),
+        next,
+    }))
 }
 
 /// Reads a server: state, image, tools, metadata, last failure.
@@ -80,7 +83,7 @@ pub async fn get_server(
     ApiPath(id): ApiPath<ServerId>,
 ) -> ApiResult<Json<ServerView>> {
     let server = state.toolshed.get_server(&id).await?;
-    Ok(Json(ServerView::new(server)))
+    Ok(Json(ServerView::new(&server)))
 }
 
 /// What the last verification changed in the tools, compared with the verified version before

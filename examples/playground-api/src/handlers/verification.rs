@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use toolshed_core::domain::ServerId;
 use toolshed_core::services::{BackgroundStart, VerifyOptions};
 
@@ -88,33 +87,13 @@ pub async fn verification_status(
     let status = state.toolshed.verification_status(&id).await?;
     let in_progress = status.in_progress();
     let server = status.server;
-    let to_value = |v: serde_json::Result<serde_json::Value>| v.ok();
     Ok(Json(VerificationStatus {
         server_id: id.to_string(),
-        state: to_value(serde_json::to_value(server.state))
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        state: server.state.into(),
         in_progress,
-        run: status.run.map(|r| {
-            json!({
-                "run_id": r.run_id,
-                "commit": r.commit,
-                "step": r.step.to_string(),
-                "forced": r.forced,
-                "started_at": r.started_at,
-                "holder": r.holder,
-                "lease_expires_at": r.lease_expires_at,
-                "stale": r.stale,
-            })
-        }),
-        image: server
-            .image
-            .as_ref()
-            .and_then(|i| to_value(serde_json::to_value(i))),
-        last_failure: server
-            .last_failure
-            .as_ref()
-            .and_then(|f| to_value(serde_json::to_value(f))),
+        run: status.run.as_ref().map(Into::into),
+        image: server.image.as_ref().map(Into::into),
+        last_failure: server.last_failure.as_ref().map(Into::into),
         verification_count: server.verification_count,
     }))
 }

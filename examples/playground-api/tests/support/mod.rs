@@ -39,6 +39,9 @@ pub struct Served {
     pub toolshed: Toolshed,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The served OpenAPI document, fetched on the first call: every answer of `call` is
+    /// checked against the response schema it declares.
+    document: tokio::sync::OnceCell<Value>,
 }
 
 impl Served {
@@ -79,6 +82,7 @@ impl Served {
             toolshed,
             shutdown: Some(tx),
             task: Some(task),
+            document: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -88,6 +92,7 @@ impl Served {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let method_name = method.as_str().to_ascii_lowercase();
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -100,6 +105,21 @@ impl Served {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
         };
+        if !text.is_empty() && path != "/openapi.json" {
+            let doc = self
+                .document
+                .get_or_init(|| async {
+                    let resp = self
+                        .raw
+                        .get(format!("{}/openapi.json", self.base))
+                        .send()
+                        .await
+                        .unwrap();
+                    resp.json::<Value>().await.unwrap()
+                })
+                .await;
+            assert_conforms(doc, &method_name, path, status.as_u16(), &json);
+        }
         (status, json)
     }
 
@@ -154,4 +174,51 @@ pub fn generous() -> ApiConfig {
         rate_limit: RateLimit::new(10_000, 10_000),
         ..ApiConfig::default()
     }
+}
+
+/// The document's path template for a concrete path (query removed): literal segments must
+/// match, `{…}` segments match any; the template with the fewest parameters wins.
+fn template<'a>(doc: &'a Value, path: &str) -> Option<&'a str> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    doc["paths"]
+        .as_object()?
+        .keys()
+        .filter(|t| {
+            let ts: Vec<&str> = t.split('/').collect();
+            ts.len() == segments.len()
+                && ts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}')))
+        })
+        .min_by_key(|t| t.matches('{').count())
+        .map(String::as_str)
+}
+
+/// Asserts `body` matches the JSON schema the document declares for this answer (formats such as
+/// `date-time` included), when it declares one.
+pub fn assert_conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let Some(t) = template(doc, path) else {
+        return;
+    };
+    let schema = &doc["paths"][t][method]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"];
+    let Some(schema) = schema.as_object() else {
+        return;
+    };
+    let mut root = schema.clone();
+    root.insert("components".to_owned(), doc["components"].clone());
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&Value::Object(root))
+        .unwrap_or_else(|e| panic!("{method} {t} {status}: the declared schema is invalid: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} answered {status} outside its documented schema: {errors:?}\n{body}"
+    );
 }
