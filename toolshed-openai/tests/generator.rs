@@ -296,17 +296,23 @@ async fn generated_docs_never_carry_html_or_script_links() {
         "### t\n\nInline <img src=x onerror=alert(1)> image.",
         "### t\n\n![x](data:image/svg+xml;base64,PHN2Zz4=)",
     ];
+    let mut kept = Vec::new();
     for attack in attacks {
         let docs = docs_for(attack).await;
         let html = rendered(&docs).to_ascii_lowercase();
         for bad in ["<script", "<img", "href=\"javascript:", "src=\"data:"] {
-            assert!(
-                !html.contains(bad),
-                "{bad} kept from {attack:?}:\ndocs: {docs:?}\nhtml: {html}"
-            );
+            if html.contains(bad) {
+                kept.push(format!("{bad} kept from {attack:?}: docs {docs:?}"));
+            }
         }
         assert!(html.starts_with("<h3>t</h3>"), "{html}");
     }
+    assert!(
+        kept.is_empty(),
+        "{} unsafe:\n{}",
+        kept.len(),
+        kept.join("\n")
+    );
     // Code stays code: shown literally, not dropped.
     let docs = docs_for("Run:\n\n```html\n<script>demo()</script>\n```\n").await;
     assert!(

@@ -2,7 +2,7 @@
 //!
 //! Docs are built from untrusted text (a model's answer, tool names and descriptions a server
 //! sends) and shown to users by Markdown renderers that pass raw HTML through. So docs are
-//! parsed with `pulldown-cmark` (CommonMark with tables, strikethrough and task lists), the
+//! parsed with `pulldown-cmark` (CommonMark with tables and strikethrough), the
 //! events are cleaned, and the result is written back as Markdown with
 //! `pulldown-cmark-to-cmark`, which escapes every text it writes. Working on the parsed events
 //! rather than on lines means indented fences, code spans over several lines and link targets
@@ -15,12 +15,16 @@
 //! - **Links and images** keep their target only when it is relative or uses `http`, `https`
 //!   or `mailto` ([`is_safe_url`]). Otherwise (`javascript:`, `vbscript:`, `data:`, `file:`,
 //!   …) the link or image is removed and its text (an image's alt text) stays as plain text.
-//! - **Code** (fenced, indented and inline) stays code: renderers escape it.
+//! - **Code** (fenced, indented and inline) stays code: renderers escape it. Indented blocks
+//!   are written fenced, which no renderer reads as anything but code.
+//! - **Heading attributes** (`{#id .class key=value}`) are dropped.
 //! - **Control characters** other than tab and newline are removed.
 //! - **Size**: input past [`MAX_MARKDOWN_INPUT_BYTES`] is cut (at a line when one ends in the
 //!   second half) before parsing, so parse and output time stay bounded.
 //!
-//! The output is a fixed point: sanitising it again returns it unchanged.
+//! The output is a fixed point: sanitising it again returns it unchanged. (Writing Markdown
+//! back can normalise a little more on a second reading, so the rounds repeat until nothing
+//! changes; the `fuzz_markdown` property checks this and the safety of the rendered HTML.)
 
 use std::borrow::Cow;
 
@@ -33,9 +37,14 @@ pub const MAX_MARKDOWN_INPUT_BYTES: usize = 256 * 1024;
 /// URL schemes a link or image may use; anything else with a scheme is dropped.
 const SAFE_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 
-/// The Markdown dialect docs are parsed and written in (GitHub's common subset).
+/// The Markdown dialect docs are parsed and written in: CommonMark with tables and
+/// strikethrough. Heading attributes (`# Title {#id onclick=…}`) are parsed so that they can be
+/// dropped and their braces are written escaped: some renderers turn them into HTML attributes.
+/// Task lists are left out: whether `- [ ]` is a marker changes how the lines after it are
+/// read, and a renderer that reads them differently must not find HTML where this parser saw
+/// code.
 pub(crate) fn parser_options() -> Options {
-    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_HEADING_ATTRIBUTES
 }
 
 /// Markdown safe to render: see the [module documentation](self).
@@ -48,8 +57,25 @@ pub(crate) fn parser_options() -> Options {
 /// ```
 pub fn sanitize_markdown(input: &str) -> String {
     let text = prepare(input);
-    let events = sanitize_events(Parser::new_ext(&text, parser_options()));
-    render(&events)
+    let mut out = sanitize_once(&text);
+    // Writing Markdown back can normalise a little more on a second reading (trailing
+    // whitespace a paragraph drops, say); repeating until nothing changes makes the output a
+    // fixed point, so stored docs are stable. Every round is a full sanitisation.
+    for _ in 0..MAX_ROUNDS {
+        let again = sanitize_once(&out);
+        if again == out {
+            break;
+        }
+        out = again;
+    }
+    out
+}
+
+/// Extra rounds [`sanitize_markdown`] runs at most to reach a fixed point.
+const MAX_ROUNDS: usize = 3;
+
+fn sanitize_once(text: &str) -> String {
+    render(&sanitize_events(Parser::new_ext(text, parser_options())))
 }
 
 /// Whether a link or image target may be kept: relative, or `http`, `https` or `mailto`.
@@ -134,6 +160,17 @@ pub(crate) fn sanitize_events<'a>(events: impl IntoIterator<Item = Event<'a>>) -
         }
         match event {
             Event::Start(Tag::HtmlBlock) => html_block = Some(String::new()),
+            Event::Start(Tag::Heading { level, .. }) => out.push(Event::Start(Tag::Heading {
+                level,
+                id: None,
+                classes: Vec::new(),
+                attrs: Vec::new(),
+            })),
+            // Indentation is read differently by renderers that differ on list items or task
+            // markers around it; a fence is a code block to all of them.
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Indented)) => out.push(Event::Start(
+                Tag::CodeBlock(CodeBlockKind::Fenced("".into())),
+            )),
             Event::Html(t) | Event::InlineHtml(t) => out.push(Event::Text(t)),
             Event::Start(Tag::Link { ref dest_url, .. } | Tag::Image { ref dest_url, .. }) => {
                 let safe = is_safe_url(dest_url);
@@ -526,6 +563,54 @@ mod tests {
         let wide = "é".repeat(MAX_MARKDOWN_INPUT_BYTES);
         assert!(prepare(&wide).len() <= MAX_MARKDOWN_INPUT_BYTES);
         assert!(sanitize_markdown(&big).len() < big.len());
+    }
+
+    #[test]
+    fn no_dialect_reads_html_where_the_sanitiser_saw_code() {
+        // Found by the fuzz target: with task lists, `- [ ]` followed by a deeper line is a
+        // marker and an indented code block; without them, the line is inline HTML.
+        for input in [
+            "- [ ] \n        <script><script>",
+            "- [x]\n\n        <img src=x onerror=alert(1)>",
+            "- a\n\n        <img src=x onerror=alert(1)>",
+        ] {
+            let out = safe(input);
+            for options in [
+                Options::empty(),
+                Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_GFM,
+                Options::all(),
+            ] {
+                let mut html = String::new();
+                pulldown_cmark::html::push_html(&mut html, Parser::new_ext(&out, options));
+                if let Err(finding) = check_html(&html) {
+                    panic!("{finding}\ninput: {input:?}\noutput: {out:?}\noptions: {options:?}");
+                }
+            }
+        }
+        // Heading attributes would be HTML attributes to a renderer that reads them.
+        assert_eq!(safe("# Title {#x onclick=alert(1)}"), "# Title");
+        // Braces written from a character reference are read as attributes again (an escaped
+        // brace still opens them to pulldown-cmark): dropped on the next round.
+        for input in [
+            "# Title &#123;onclick=x}",
+            "# T \\{onclick=x}",
+            "T &#123;.c onclick=x}\n=",
+        ] {
+            let out = safe(input);
+            assert!(!out.contains("onclick"), "{out}");
+        }
+    }
+
+    #[test]
+    fn output_is_a_fixed_point() {
+        // Found by the fuzz target: a character reference for a tab at the end of a paragraph
+        // is written as a raw tab, which a second reading drops.
+        assert_eq!(safe("alert(1)&#x09;"), "alert(1)");
+        assert_eq!(safe("[&#x09;"), "\\[");
+        assert_eq!(
+            safe("*a&#x09;*"),
+            sanitize_markdown(&sanitize_markdown("*a&#x09;*"))
+        );
     }
 
     #[test]
