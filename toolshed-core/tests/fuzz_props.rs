@@ -623,7 +623,7 @@ fn check_tags(html: &str) -> Result<(), String> {
         if !MARKDOWN_TAGS.contains(&name) {
             return Err(format!("tag <{name}> in {html}"));
         }
-        // Attributes: name, optionally `=` and a quoted value (pulldown-cmark always quotes).
+        // Attributes: a name, optionally `=` and a value, quoted or not.
         let mut attrs = &tag[name_end..];
         loop {
             attrs = attrs.trim_start_matches(|c: char| c.is_whitespace() || c == '/');
@@ -636,10 +636,16 @@ fn check_tags(html: &str) -> Result<(), String> {
             let attr = &attrs[..n];
             attrs = &attrs[n..];
             let mut value = "";
-            if let Some(after) = attrs.strip_prefix("=\"") {
-                let close = after.find('"').unwrap_or(after.len());
-                value = &after[..close];
-                attrs = after.get(close + 1..).unwrap_or("");
+            if let Some(after) = attrs.strip_prefix('=') {
+                if let Some(quoted) = after.strip_prefix('"') {
+                    let close = quoted.find('"').unwrap_or(quoted.len());
+                    value = &quoted[..close];
+                    attrs = quoted.get(close + 1..).unwrap_or("");
+                } else {
+                    let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                    value = &after[..end];
+                    attrs = &after[end..];
+                }
             }
             if attr.starts_with("on") {
                 return Err(format!("attribute {attr} in {html}"));

@@ -2,7 +2,8 @@
 //!
 //! Docs are built from untrusted text (a model's answer, tool names and descriptions a server
 //! sends) and shown to users by Markdown renderers that pass raw HTML through. So docs are
-//! parsed with `pulldown-cmark` (CommonMark with tables and strikethrough), the
+//! parsed with `pulldown-cmark` (CommonMark with tables, strikethrough and heading attributes),
+//! the
 //! events are cleaned, and the result is written back as Markdown with
 //! `pulldown-cmark-to-cmark`, which escapes every text it writes. Working on the parsed events
 //! rather than on lines means indented fences, code spans over several lines and link targets
@@ -17,7 +18,11 @@
 //!   …) the link or image is removed and its text (an image's alt text) stays as plain text.
 //! - **Code** (fenced, indented and inline) stays code: renderers escape it. Indented blocks
 //!   are written fenced, which no renderer reads as anything but code.
-//! - **Heading attributes** (`{#id .class key=value}`) are dropped.
+//! - **Heading attributes** (`{#id .class key=value}`) are dropped, and so is a fence's info
+//!   string past a plain language name.
+//! - **Other dialects**: markers of extensions that are not parsed (definition lists, math,
+//!   super- and subscript, footnotes, task lists) are written escaped, and links inline, so a
+//!   viewer with more extensions reads the same structure.
 //! - **Control characters** other than tab and newline are removed.
 //! - **Size**: input past [`MAX_MARKDOWN_INPUT_BYTES`] is cut (at a line when one ends in the
 //!   second half) before parsing, so parse and output time stay bounded.
@@ -28,8 +33,9 @@
 
 use std::borrow::Cow;
 
-use pulldown_cmark::TagEnd;
-use pulldown_cmark::{Alignment, CodeBlockKind, CowStr, Event, HeadingLevel, Options, Parser, Tag};
+use pulldown_cmark::{
+    Alignment, CodeBlockKind, CowStr, Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd,
+};
 
 /// Longest input [`sanitize_markdown`] reads, in bytes; the rest is dropped.
 pub const MAX_MARKDOWN_INPUT_BYTES: usize = 256 * 1024;
@@ -37,14 +43,27 @@ pub const MAX_MARKDOWN_INPUT_BYTES: usize = 256 * 1024;
 /// URL schemes a link or image may use; anything else with a scheme is dropped.
 const SAFE_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 
-/// The Markdown dialect docs are parsed and written in: CommonMark with tables and
-/// strikethrough. Heading attributes (`# Title {#id onclick=…}`) are parsed so that they can be
-/// dropped and their braces are written escaped: some renderers turn them into HTML attributes.
-/// Task lists are left out: whether `- [ ]` is a marker changes how the lines after it are
-/// read, and a renderer that reads them differently must not find HTML where this parser saw
-/// code.
+/// The Markdown dialect docs are parsed in: CommonMark with tables, strikethrough and heading
+/// attributes (parsed so that they can be dropped: an escaped brace still opens them to some
+/// renderers).
+///
+/// Viewers render with different extensions, so a construct one of them reads as a container
+/// of blocks (a definition, a footnote, a task item) may be a paragraph to another, which then
+/// reads the code inside as text and HTML. So no such extension is parsed here: what one would
+/// contain is read as plain text here and written escaped ([`writer_options`]).
 pub(crate) fn parser_options() -> Options {
     Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_HEADING_ATTRIBUTES
+}
+
+/// The dialect Markdown is written for: the parser's and the inline and container extensions
+/// of other viewers, so their markers in text (`:` of a definition, `$` of math, `^` and `~` of
+/// super- and subscript) are written escaped and no viewer reads them as structure.
+fn writer_options() -> Options {
+    parser_options()
+        | Options::ENABLE_DEFINITION_LIST
+        | Options::ENABLE_MATH
+        | Options::ENABLE_SUPERSCRIPT
+        | Options::ENABLE_SUBSCRIPT
 }
 
 /// Markdown safe to render: see the [module documentation](self).
@@ -136,6 +155,7 @@ pub(crate) fn sanitize_events<'a>(events: impl IntoIterator<Item = Event<'a>>) -
     let mut removed: Vec<bool> = Vec::new();
     // The text of the HTML block being read, if any.
     let mut html_block: Option<String> = None;
+
     for event in events {
         if let Some(block) = html_block.as_mut() {
             match event {
@@ -171,12 +191,15 @@ pub(crate) fn sanitize_events<'a>(events: impl IntoIterator<Item = Event<'a>>) -
             Event::Start(Tag::CodeBlock(CodeBlockKind::Indented)) => out.push(Event::Start(
                 Tag::CodeBlock(CodeBlockKind::Fenced("".into())),
             )),
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => out.push(Event::Start(
+                Tag::CodeBlock(CodeBlockKind::Fenced(language(&info).into())),
+            )),
             Event::Html(t) | Event::InlineHtml(t) => out.push(Event::Text(t)),
             Event::Start(Tag::Link { ref dest_url, .. } | Tag::Image { ref dest_url, .. }) => {
                 let safe = is_safe_url(dest_url);
                 removed.push(!safe);
                 if safe {
-                    out.push(event);
+                    out.push(inline_link(event));
                 }
             }
             Event::End(TagEnd::Link | TagEnd::Image) => {
@@ -200,6 +223,69 @@ pub(crate) fn sanitize_events<'a>(events: impl IntoIterator<Item = Event<'a>>) -
     out
 }
 
+/// A fence's language: the info string's first word when it looks like a language name
+/// (`rust`, `c++`, `objective-c`, `c#`), else nothing. The rest of an info string is written
+/// raw and means nothing to viewers.
+fn language(info: &str) -> String {
+    let word = info.split_whitespace().next().unwrap_or("");
+    let plain = word.len() <= 32
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '.' | '#'));
+    if plain {
+        word.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// A reference-style link or image as an inline one: reference definitions (`[x]: target`) are
+/// read as footnotes by some viewers, so none is written.
+fn inline_link(event: Event<'_>) -> Event<'_> {
+    let inline = |link_type: LinkType| match link_type {
+        LinkType::Reference
+        | LinkType::ReferenceUnknown
+        | LinkType::Collapsed
+        | LinkType::CollapsedUnknown
+        | LinkType::Shortcut
+        | LinkType::ShortcutUnknown => LinkType::Inline,
+        other => other,
+    };
+    match event {
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type: inline(link_type),
+            id: if inline(link_type) == link_type {
+                id
+            } else {
+                "".into()
+            },
+            dest_url,
+            title,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type: inline(link_type),
+            id: if inline(link_type) == link_type {
+                id
+            } else {
+                "".into()
+            },
+            dest_url,
+            title,
+        }),
+        other => other,
+    }
+}
+
 /// Writes events as Markdown. Should the writer refuse them, the events' text is shown as one
 /// code block instead (still safe, never raw HTML).
 pub(crate) fn render(events: &[Event<'_>]) -> String {
@@ -212,7 +298,7 @@ pub(crate) fn render(events: &[Event<'_>]) -> String {
     match pulldown_cmark_to_cmark::cmark_with_options(
         events.iter(),
         &mut out,
-        parser_options(),
+        writer_options(),
         options.clone(),
     ) {
         Ok(_) => {}
@@ -237,7 +323,7 @@ pub(crate) fn render(events: &[Event<'_>]) -> String {
             if pulldown_cmark_to_cmark::cmark_with_options(
                 block.iter(),
                 &mut out,
-                parser_options(),
+                writer_options(),
                 options,
             )
             .is_err()
@@ -587,6 +673,42 @@ mod tests {
                 }
             }
         }
+        // Found by the fuzz target: a definition list holding a heading with attributes, to a
+        // viewer with both extensions; math around a backtick, to a viewer with math; a fence
+        // inside a definition.
+        for input in [
+            "[\n: ## {#id onclick=alert(1)}",
+            "$`$ <img src=x onerror=alert(1)>`",
+            "$<script>alert(1)</script>$",
+            // A fence in a definition is a paragraph's text to a viewer without them.
+            "/\n: - ```<script>\n\n",
+            "/\n: ```\n  <script>alert(1)</script>\n  ```",
+        ] {
+            let out = safe(input);
+            let mut html = String::new();
+            pulldown_cmark::html::push_html(&mut html, Parser::new_ext(&out, Options::all()));
+            assert!(
+                !html.contains("onclick=\"") && !html.contains("<img"),
+                "{html}"
+            );
+            assert!(!html.contains("<script"), "{html}");
+        }
+        // Found by the fuzz target: a reference definition whose label starts with `^` is a
+        // footnote to a viewer with footnotes, and its destination an HTML block.
+        let out = safe("[^1]: <SCRIPT type=x>\nalert(1)[^1]");
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(&mut html, Parser::new_ext(&out, Options::all()));
+        assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
+        let out = safe("[^1]: <script><script>");
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(&mut html, Parser::new_ext(&out, Options::all()));
+        assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
+        // Footnote syntax is a reference link here, and reference links are written inline.
+        assert_eq!(safe("a[^x]\n\n[^x]: X"), "a[\\^x](X)");
+        assert_eq!(
+            safe("[a][r] [r]\n\n[r]: https://x.test 'T'"),
+            "[a](https://x.test \"T\") [r](https://x.test \"T\")"
+        );
         // Heading attributes would be HTML attributes to a renderer that reads them.
         assert_eq!(safe("# Title {#x onclick=alert(1)}"), "# Title");
         // Braces written from a character reference are read as attributes again (an escaped
