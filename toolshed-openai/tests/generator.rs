@@ -333,6 +333,15 @@ async fn long_docs_are_cut_and_still_safe() {
     assert!(out.chars().count() <= MAX_DOCS_CHARS, "{}", out.len());
     let html = rendered(&out).to_ascii_lowercase();
     assert!(!html.contains("<script") && !html.contains("<img"));
+    // One line longer than the bound inside a fence: closing the fence after the cut must not
+    // take the docs past the bound.
+    let docs = format!("```\n{}\n```\n", "x".repeat(MAX_DOCS_CHARS + 100));
+    let out = docs_for(&docs).await;
+    assert!(out.chars().count() <= MAX_DOCS_CHARS, "{}", out.len());
+    assert!(
+        out.starts_with("```\nxxx") && out.ends_with("\n```"),
+        "still one code block"
+    );
 }
 
 #[tokio::test(start_paused = true)]
