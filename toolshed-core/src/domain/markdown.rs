@@ -2,8 +2,8 @@
 //!
 //! Docs are built from untrusted text (a model's answer, tool names and descriptions a server
 //! sends) and shown to users by Markdown renderers that pass raw HTML through. So docs are
-//! parsed with `pulldown-cmark` (CommonMark with tables, strikethrough and heading attributes),
-//! the
+//! parsed with `pulldown-cmark` (CommonMark with tables, strikethrough, heading attributes and
+//! definition lists), the
 //! events are cleaned, and the result is written back as Markdown with
 //! `pulldown-cmark-to-cmark`, which escapes every text it writes. Working on the parsed events
 //! rather than on lines means indented fences, code spans over several lines and link targets
@@ -20,9 +20,9 @@
 //!   are written fenced, which no renderer reads as anything but code.
 //! - **Heading attributes** (`{#id .class key=value}`) are dropped, and so is a fence's info
 //!   string past a plain language name.
-//! - **Other dialects**: markers of extensions that are not parsed (definition lists, math,
-//!   super- and subscript, footnotes, task lists) are written escaped, and links inline, so a
-//!   viewer with more extensions reads the same structure.
+//! - **Other dialects**: definition lists are flattened into paragraphs; markers of extensions
+//!   that are not parsed (math, super- and subscript, footnotes, task lists) are written
+//!   escaped, and links inline, so a viewer with more extensions reads the same structure.
 //! - **Control characters** other than tab and newline are removed.
 //! - **Size**: input past [`MAX_MARKDOWN_INPUT_BYTES`] is cut (at a line when one ends in the
 //!   second half) before parsing, so parse and output time stay bounded.
@@ -43,24 +43,28 @@ pub const MAX_MARKDOWN_INPUT_BYTES: usize = 256 * 1024;
 /// URL schemes a link or image may use; anything else with a scheme is dropped.
 const SAFE_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 
-/// The Markdown dialect docs are parsed in: CommonMark with tables, strikethrough and heading
-/// attributes (parsed so that they can be dropped: an escaped brace still opens them to some
-/// renderers).
+/// The Markdown dialect docs are parsed in: CommonMark with tables, strikethrough, heading
+/// attributes and definition lists. The last two are parsed so that they can be removed:
+/// heading attributes are dropped (an escaped brace still opens them to some renderers), and a
+/// definition list is flattened into its paragraphs and blocks.
 ///
 /// Viewers render with different extensions, so a construct one of them reads as a container
 /// of blocks (a definition, a footnote, a task item) may be a paragraph to another, which then
-/// reads the code inside as text and HTML. So no such extension is parsed here: what one would
-/// contain is read as plain text here and written escaped ([`writer_options`]).
+/// reads the code inside as text and HTML. So no container of an extension is written: their
+/// markers in text are written escaped ([`writer_options`]), and definitions, whose markers
+/// the writer does not always escape, are read here and flattened.
 pub(crate) fn parser_options() -> Options {
-    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_HEADING_ATTRIBUTES
+    Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_HEADING_ATTRIBUTES
+        | Options::ENABLE_DEFINITION_LIST
 }
 
-/// The dialect Markdown is written for: the parser's and the inline and container extensions
-/// of other viewers, so their markers in text (`:` of a definition, `$` of math, `^` and `~` of
-/// super- and subscript) are written escaped and no viewer reads them as structure.
+/// The dialect Markdown is written for: the parser's and the inline extensions of other
+/// viewers, so their markers in text (`:` of a definition, `$` of math, `^` and `~` of super-
+/// and subscript) are written escaped and no viewer reads them as structure.
 fn writer_options() -> Options {
     parser_options()
-        | Options::ENABLE_DEFINITION_LIST
         | Options::ENABLE_MATH
         | Options::ENABLE_SUPERSCRIPT
         | Options::ENABLE_SUBSCRIPT
@@ -180,6 +184,11 @@ pub(crate) fn sanitize_events<'a>(events: impl IntoIterator<Item = Event<'a>>) -
         }
         match event {
             Event::Start(Tag::HtmlBlock) => html_block = Some(String::new()),
+            // A definition list becomes its terms as paragraphs and its definitions' blocks.
+            Event::Start(Tag::DefinitionList | Tag::DefinitionListDefinition)
+            | Event::End(TagEnd::DefinitionList | TagEnd::DefinitionListDefinition) => {}
+            Event::Start(Tag::DefinitionListTitle) => out.push(Event::Start(Tag::Paragraph)),
+            Event::End(TagEnd::DefinitionListTitle) => out.push(Event::End(TagEnd::Paragraph)),
             Event::Start(Tag::Heading { level, .. }) => out.push(Event::Start(Tag::Heading {
                 level,
                 id: None,
@@ -678,6 +687,7 @@ mod tests {
         // inside a definition.
         for input in [
             "[\n: ## {#id onclick=alert(1)}",
+            "-->\n:## {#id onclick=alert(1)}    ",
             "$`$ <img src=x onerror=alert(1)>`",
             "$<script>alert(1)</script>$",
             // A fence in a definition is a paragraph's text to a viewer without them.
