@@ -3,8 +3,7 @@
 //! Docs are built from untrusted text (a model's answer, tool names and descriptions a server
 //! sends) and shown to users by Markdown renderers that pass raw HTML through. So docs are
 //! parsed with `pulldown-cmark` (CommonMark with tables, strikethrough, heading attributes and
-//! definition lists), the
-//! events are cleaned, and the result is written back as Markdown with
+//! definition lists), the events are cleaned, and the result is written back as Markdown with
 //! `pulldown-cmark-to-cmark`, which escapes every text it writes. Working on the parsed events
 //! rather than on lines means indented fences, code spans over several lines and link targets
 //! on the next line are seen exactly as a renderer sees them.
