@@ -4,13 +4,17 @@
 # toolshed-core/tests/proptest-regressions/fuzz_props.txt (commit that file: every later run,
 # `cargo nextest` included, replays them first).
 #
-#   scripts/fuzz.sh            # 60 s per target
+#   scripts/fuzz.sh                 # 60 s per target
 #   FUZZ_SECONDS=10 scripts/fuzz.sh
+#   scripts/fuzz.sh fuzz_markdown   # only the named targets
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-targets=(fuzz_repo_url fuzz_git_ref fuzz_tool_arguments fuzz_bridge_framing)
+targets=(fuzz_repo_url fuzz_git_ref fuzz_tool_arguments fuzz_bridge_framing fuzz_markdown)
+if [[ $# -gt 0 ]]; then
+    targets=("$@")
+fi
 
 echo "building the fuzz targets..."
 cargo test -p toolshed-core --test fuzz_props --no-run --quiet || exit 1

@@ -1,5 +1,6 @@
 //! Property tests ("fuzz targets") of the parsers that see untrusted input: repository URLs,
-//! git refs, tool-argument validation and the stdio bridge's JSON-RPC line framing.
+//! git refs, tool-argument validation, the stdio bridge's JSON-RPC line framing and the docs
+//! Markdown sanitiser.
 //!
 //! Under `cargo nextest` each target runs a modest number of cases (`PROPTEST_CASES`, default
 //! 64). `scripts/fuzz.sh` runs each for a bounded time instead (`TOOLSHED_FUZZ_SECONDS`) and
@@ -13,6 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};
 use toolshed_core::adapters::mcp::validate_arguments;
+use toolshed_core::domain::markdown::{is_safe_url, sanitize_markdown};
 use toolshed_core::domain::{GitRef, RepoUrl, RepoUrlPolicy};
 use toolshed_core::Error;
 
@@ -450,6 +452,249 @@ fn fuzz_bridge_framing() {
             "phantom message {:?}",
             delivered
         );
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------- docs Markdown
+
+/// Pieces of Markdown and HTML that attacks are made of; joined in any order and number.
+const MARKDOWN_PIECES: &[&str] = &[
+    "<script>",
+    "</script>",
+    "<SCRIPT type=x>",
+    "alert(1)",
+    "<img src=x onerror=alert(1)>",
+    "<img",
+    " src=x",
+    " onerror=",
+    "<svg onload=alert(1)>",
+    "<a href=\"javascript:alert(1)\">",
+    "</a>",
+    "<div>",
+    "</div>",
+    "<!--",
+    "-->",
+    "<?",
+    "?>",
+    "<![CDATA[",
+    "]]>",
+    "<",
+    ">",
+    "/",
+    "`",
+    "``",
+    "```",
+    "~~~",
+    "    ",
+    "   ",
+    "  ",
+    "\t",
+    "\n",
+    "\n\n",
+    "\r\n",
+    "[",
+    "]",
+    "(",
+    ")",
+    "![",
+    "](",
+    "]: ",
+    "[x]",
+    "[x]: ",
+    "javascript:alert(1)",
+    "JaVaScRiPt:",
+    "java\tscript:",
+    "&#106;avascript:",
+    "&#x09;",
+    "vbscript:",
+    "data:text/html,<script>x</script>",
+    "https://ok.test/",
+    "mailto:a@b.c",
+    "<https://x.test>",
+    "<javascript:alert(1)>",
+    "\"",
+    "'",
+    "&lt;",
+    "&amp;",
+    "&",
+    "\\",
+    "*",
+    "**",
+    "_",
+    "|",
+    "|---|",
+    "-",
+    "- ",
+    "+ ",
+    "1. ",
+    "> ",
+    "#",
+    "## ",
+    "=",
+    "---",
+    "- [ ] ",
+    "- [x]",
+    "{#id onclick=alert(1)}",
+    "{",
+    "}",
+    "[[",
+    "]]",
+    "$",
+    "[^1]",
+    "[^1]: ",
+    "^",
+    ":",
+    "\n: ",
+    "+++",
+    "~~",
+    "text",
+    " ",
+    "é",
+    "\u{0}",
+    "\u{202e}",
+];
+
+fn markdown_input() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::collection::vec(prop::sample::select(MARKDOWN_PIECES), 0..48)
+            .prop_map(|pieces| pieces.concat()),
+        1 => "\\PC{0,200}",
+        1 => any::<String>(),
+    ]
+}
+
+/// Tags pulldown-cmark itself writes for Markdown (with every extension); any other tag came
+/// from raw HTML.
+const MARKDOWN_TAGS: &[&str] = &[
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "code",
+    "pre",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "img",
+    "em",
+    "strong",
+    "del",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "blockquote",
+    "hr",
+    "br",
+    "input",
+    "div",
+    "span",
+    "sup",
+    "sub",
+    "dl",
+    "dt",
+    "dd",
+];
+
+/// Checks every tag of rendered HTML: a Markdown tag, no `on…` attribute, no unsafe URL.
+fn check_tags(html: &str) -> Result<(), String> {
+    let lower = html.to_ascii_lowercase();
+    if lower.contains("<script") {
+        return Err("<script".to_owned());
+    }
+    let mut rest = lower.as_str();
+    while let Some(start) = rest.find('<') {
+        let tag = &rest[start + 1..];
+        let end = tag.find('>').unwrap_or(tag.len());
+        let tag = &tag[..end];
+        rest = &rest[start + 1 + end..];
+        let tag = tag.trim_start_matches('/');
+        let name_end = tag
+            .find(|c: char| c.is_whitespace() || c == '/')
+            .unwrap_or(tag.len());
+        let name = &tag[..name_end];
+        if !MARKDOWN_TAGS.contains(&name) {
+            return Err(format!("tag <{name}> in {html}"));
+        }
+        // Attributes: a name, optionally `=` and a value, quoted or not.
+        let mut attrs = &tag[name_end..];
+        loop {
+            attrs = attrs.trim_start_matches(|c: char| c.is_whitespace() || c == '/');
+            if attrs.is_empty() {
+                break;
+            }
+            let n = attrs
+                .find(|c: char| c.is_whitespace() || c == '=')
+                .unwrap_or(attrs.len());
+            let attr = &attrs[..n];
+            attrs = &attrs[n..];
+            let mut value = "";
+            if let Some(after) = attrs.strip_prefix('=') {
+                if let Some(quoted) = after.strip_prefix('"') {
+                    let close = quoted.find('"').unwrap_or(quoted.len());
+                    value = &quoted[..close];
+                    attrs = quoted.get(close + 1..).unwrap_or("");
+                } else {
+                    let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                    value = &after[..end];
+                    attrs = &after[end..];
+                }
+            }
+            if attr.starts_with("on") {
+                return Err(format!("attribute {attr} in {html}"));
+            }
+            if matches!(attr, "href" | "src") && !is_safe_url(value) {
+                return Err(format!("{attr}={value:?} in {html}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render(markdown: &str, options: pulldown_cmark::Options) -> String {
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(
+        &mut html,
+        pulldown_cmark::Parser::new_ext(markdown, options),
+    );
+    html
+}
+
+#[test]
+fn fuzz_markdown() {
+    use pulldown_cmark::{Event, Options, Parser};
+    // The docs' own dialect, GitHub's, plain CommonMark and every extension pulldown-cmark has:
+    // a viewer may render with any of them.
+    let docs =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_HEADING_ATTRIBUTES;
+    let gfm = Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_GFM;
+    let dialects = [docs, gfm, Options::empty(), Options::all()];
+    run("markdown", markdown_input(), |input| {
+        let out = sanitize_markdown(&input);
+        // Rendered in every dialect: no HTML but Markdown's own, no event handler, no script
+        // URL.
+        for options in dialects {
+            let html = render(&out, options);
+            check_tags(&html).map_err(|finding| {
+                TestCaseError::fail(format!("{finding}\ninput: {input:?}\noutput: {out:?}"))
+            })?;
+        }
+        for event in Parser::new_ext(&out, docs) {
+            let raw = matches!(event, Event::Html(_) | Event::InlineHtml(_));
+            prop_assert!(!raw, "raw HTML {:?} in {:?} from {:?}", event, out, input);
+        }
+        let again = sanitize_markdown(&out);
+        prop_assert_eq!(&again, &out, "not idempotent for {:?}", input);
         Ok(())
     });
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
+use toolshed_core::domain::markdown;
 use toolshed_core::domain::{
     GeneratedMetadata, Provenance, ProvenanceSource, RepoSnapshot, Timestamp,
 };
@@ -22,7 +23,7 @@ use crate::{language, sanitize};
 
 /// Longest generated description kept, in characters (at most three sentences as well).
 pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
-/// Longest generated Markdown kept, in characters.
+/// Longest generated Markdown kept, in characters (longer docs are cut at a line).
 pub const MAX_DOCS_CHARS: usize = 64 * 1024;
 /// Longest refusal text kept in the provenance note.
 const MAX_REFUSAL_CHARS: usize = 200;
@@ -392,13 +393,25 @@ fn cross_check(answer: ModelAnswer, snapshot: &RepoSnapshot, heuristic: Option<S
 
     let docs_markdown = answer
         .docs_markdown
-        .map(|d| sanitize::sanitize_markdown(&d))
+        .map(|d| markdown::sanitize_markdown(&d))
         .filter(|d| !d.is_empty())
         .map(|d| {
-            if d.chars().count() > MAX_DOCS_CHARS {
-                notes.push(format!("docs cut to {MAX_DOCS_CHARS} characters"));
+            if d.chars().count() <= MAX_DOCS_CHARS {
+                return d;
             }
-            sanitize::bound(&d, MAX_DOCS_CHARS, true)
+            notes.push(format!("docs cut to {MAX_DOCS_CHARS} characters"));
+            // Cutting can leave a construct open (a fence, a link), so the cut text is
+            // sanitised again; closing what was open may add a few characters, hence a
+            // shorter cut when the result is still too long.
+            let mut limit = MAX_DOCS_CHARS;
+            loop {
+                let cut = markdown::sanitize_markdown(&sanitize::bound(&d, limit, true));
+                let over = cut.chars().count().saturating_sub(MAX_DOCS_CHARS);
+                if over == 0 || limit <= MAX_DOCS_CHARS / 2 {
+                    return cut;
+                }
+                limit -= over + 64;
+            }
         });
 
     Checked {
@@ -443,7 +456,11 @@ mod tests {
         assert_eq!(c.language.as_deref(), Some("Python"));
         assert!(!c.language_fallback);
         assert!(c.notes.is_empty());
-        assert_eq!(c.docs_markdown.as_deref(), Some("### t\nok"));
+        // Raw HTML is shown as code, never passed through.
+        assert_eq!(
+            c.docs_markdown.as_deref(),
+            Some("### t\n\n```html\n<script>x()</script>ok\n```")
+        );
     }
 
     #[test]

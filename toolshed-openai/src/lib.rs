@@ -11,8 +11,9 @@
 //!   (default 4,000), counted with the real `o200k_base` / `cl100k_base` tokenizer.
 //! - **Cross-checked**: the language must be supported by the repository's files (else the
 //!   repository heuristic's language is used and the provenance says so); lengths are bounded;
-//!   Markdown loses raw HTML and scripts; refusals and "not enough information" leave the fields
-//!   empty ([`Outcome`]).
+//!   Markdown goes through the core's docs sanitiser ([`toolshed_core::domain::markdown`]: raw
+//!   HTML shown as code or text, `javascript:` and other unsafe link targets dropped); refusals
+//!   and "not enough information" leave the fields empty ([`Outcome`]).
 //! - **Bounded failures**: 429 / 5xx retried with exponential backoff and jitter honouring
 //!   `Retry-After`; one deadline (default 60 s) for the whole call; every failure an
 //!   [`OpenAiError`] mapped to [`toolshed_core::Error`]. The key never appears in `Debug`

@@ -11,7 +11,7 @@ use toolshed_core::domain::ProvenanceSource;
 use toolshed_core::ports::MetadataGenerator;
 use toolshed_openai::{
     response_format, ApiKey, OpenAiError, OpenAiMetadataGenerator, OpenAiMetadataGeneratorBuilder,
-    Outcome, RetryPolicy, TokenCounter,
+    Outcome, RetryPolicy, TokenCounter, MAX_DOCS_CHARS,
 };
 use wiremock::matchers::{bearer_token, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -250,6 +250,98 @@ async fn language_not_in_the_repository_falls_back_to_the_heuristic() {
     assert!(note.contains("heuristic language Python used"), "{note}");
     // The other fields are still the model's.
     assert!(m.description.is_some());
+}
+
+/// Docs the generator returns for a model answer whose `docs_markdown` is `docs`.
+async fn docs_for(docs: &str) -> String {
+    let server = MockServer::start().await;
+    let mut answer: Value = serde_json::from_str(&good_answer("Python")).unwrap();
+    answer["docs_markdown"] = Value::String(docs.to_owned());
+    respond(&server, 200, completion(&answer.to_string())).await;
+    builder(&server)
+        .build()
+        .unwrap()
+        .generate_detailed(&time_server_request())
+        .await
+        .unwrap()
+        .metadata
+        .docs_markdown
+        .unwrap_or_default()
+}
+
+/// The docs as a viewer renders them (CommonMark with GitHub's tables, strikethrough, tasks).
+fn rendered(markdown: &str) -> String {
+    use pulldown_cmark::{html, Options, Parser};
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let mut out = String::new();
+    html::push_html(&mut out, Parser::new_ext(markdown, options));
+    out
+}
+
+#[tokio::test]
+async fn generated_docs_never_carry_html_or_script_links() {
+    let attacks = [
+        // A fence indented by four spaces is an indented code line, not a fence.
+        "### t\n\n    ```\n<img src=x onerror=alert(1)>\n    ```\n",
+        // A code span ends at a blank line; what follows is HTML.
+        "### t\n\nUse `a\n\n<img src=x onerror=alert(1)>` here.",
+        // A link target on the next line.
+        "### t\n\n[click](\njavascript:alert(1))",
+        "### t\n\n[click]\n\n[click]:\n  javascript:alert(1)",
+        "### t\n\n<script>alert(1)</script>",
+        "### t\n\nInline <script>alert(1)</script> script.",
+        "### t\n\n[click](javascript:alert(1)) and <javascript:alert(2)>",
+        "### t\n\n<img src=x onerror=alert(1)>",
+        "### t\n\nInline <img src=x onerror=alert(1)> image.",
+        "### t\n\n![x](data:image/svg+xml;base64,PHN2Zz4=)",
+    ];
+    let mut kept = Vec::new();
+    for attack in attacks {
+        let docs = docs_for(attack).await;
+        let html = rendered(&docs).to_ascii_lowercase();
+        for bad in ["<script", "<img", "href=\"javascript:", "src=\"data:"] {
+            if html.contains(bad) {
+                kept.push(format!("{bad} kept from {attack:?}: docs {docs:?}"));
+            }
+        }
+        assert!(html.starts_with("<h3>t</h3>"), "{html}");
+    }
+    assert!(
+        kept.is_empty(),
+        "{} unsafe:\n{}",
+        kept.len(),
+        kept.join("\n")
+    );
+    // Code stays code: shown literally, not dropped.
+    let docs = docs_for("Run:\n\n```html\n<script>demo()</script>\n```\n").await;
+    assert!(
+        rendered(&docs).contains("<pre><code class=\"language-html\">&lt;script&gt;demo()"),
+        "{docs}"
+    );
+}
+
+#[tokio::test]
+async fn long_docs_are_cut_and_still_safe() {
+    // The cut falls inside a fenced block; what remains must not become HTML.
+    let docs = format!(
+        "### t\n\n```\n{}<img src=x onerror=alert(1)>\n```\n\n{}",
+        "line of code\n".repeat(6_000),
+        "<script>alert(1)</script>\n".repeat(100)
+    );
+    let out = docs_for(&docs).await;
+    assert!(out.chars().count() <= MAX_DOCS_CHARS, "{}", out.len());
+    let html = rendered(&out).to_ascii_lowercase();
+    assert!(!html.contains("<script") && !html.contains("<img"));
+    // One line longer than the bound inside a fence: closing the fence after the cut must not
+    // take the docs past the bound.
+    let docs = format!("```\n{}\n```\n", "x".repeat(MAX_DOCS_CHARS + 100));
+    let out = docs_for(&docs).await;
+    assert!(out.chars().count() <= MAX_DOCS_CHARS, "{}", out.len());
+    assert!(
+        out.starts_with("```\nxxx") && out.ends_with("\n```"),
+        "still one code block"
+    );
 }
 
 #[tokio::test(start_paused = true)]

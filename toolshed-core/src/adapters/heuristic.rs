@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::markdown::{DocBuilder, Inline};
 use crate::domain::{GeneratedMetadata, McpTool, Provenance, ProvenanceSource, RepoSnapshot};
 use crate::error::Result;
 use crate::ports::{Clock, MetadataGenerator, MetadataRequest, SystemClock};
@@ -239,16 +240,26 @@ fn bounded(text: &str, max: usize) -> String {
 }
 
 /// Markdown of the tools list: name, description and parameters from each input schema.
+///
+/// Everything in it comes from the server, so nothing is pasted in as Markdown: names are
+/// written as code, schema texts as escaped text, and descriptions (which servers write in
+/// Markdown) go through the docs sanitiser ([`crate::domain::markdown`]).
 pub fn tools_markdown(server: &str, tools: &[McpTool]) -> Option<String> {
     if tools.is_empty() {
         return None;
     }
-    let mut md = format!("# Tools of `{server}`\n\n");
+    let mut doc = DocBuilder::default();
+    doc.heading(
+        1,
+        vec![
+            Inline::Text("Tools of ".into()),
+            Inline::Code(server.into()),
+        ],
+    );
     for tool in tools {
-        md.push_str(&format!("## `{}`\n\n", tool.name));
+        doc.heading(2, vec![Inline::Code(tool.name.clone())]);
         if let Some(d) = tool.description.as_deref().filter(|d| !d.trim().is_empty()) {
-            md.push_str(d.trim());
-            md.push_str("\n\n");
+            doc.markdown(d.trim());
         }
         let required: Vec<&str> = tool
             .input_schema
@@ -263,36 +274,45 @@ pub fn tools_markdown(server: &str, tools: &[McpTool]) -> Option<String> {
             .filter(|p| !p.is_empty())
         {
             Some(props) => {
-                md.push_str("| parameter | type | required | description |\n|---|---|---|---|\n");
-                for (name, schema) in props {
-                    let ty = match schema.get("type") {
-                        Some(serde_json::Value::String(t)) => t.clone(),
-                        Some(serde_json::Value::Array(ts)) => ts
-                            .iter()
-                            .filter_map(|t| t.as_str())
+                let rows = props
+                    .iter()
+                    .map(|(name, schema)| {
+                        let ty = match schema.get("type") {
+                            Some(serde_json::Value::String(t)) => t.clone(),
+                            Some(serde_json::Value::Array(ts)) => ts
+                                .iter()
+                                .filter_map(|t| t.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" | "),
+                            _ => "any".to_owned(),
+                        };
+                        // A cell is one line: the description's line breaks become spaces.
+                        let desc = schema
+                            .get("description")
+                            .and_then(|d| d.as_str())
+                            .unwrap_or("")
+                            .split_whitespace()
                             .collect::<Vec<_>>()
-                            .join(" \\| "),
-                        _ => "any".to_owned(),
-                    };
-                    let desc = schema
-                        .get("description")
-                        .and_then(|d| d.as_str())
-                        .unwrap_or("")
-                        .replace('|', "\\|")
-                        .replace('\n', " ");
-                    let req = if required.contains(&name.as_str()) {
-                        "yes"
-                    } else {
-                        "no"
-                    };
-                    md.push_str(&format!("| `{name}` | {ty} | {req} | {desc} |\n"));
-                }
-                md.push('\n');
+                            .join(" ");
+                        let req = if required.contains(&name.as_str()) {
+                            "yes"
+                        } else {
+                            "no"
+                        };
+                        vec![
+                            vec![Inline::Code(name.clone())],
+                            vec![Inline::Text(ty)],
+                            vec![Inline::Text(req.into())],
+                            vec![Inline::Text(desc)],
+                        ]
+                    })
+                    .collect();
+                doc.table(&["parameter", "type", "required", "description"], rows);
             }
-            None => md.push_str("No parameters.\n\n"),
+            None => doc.paragraph(vec![Inline::Text("No parameters.".into())]),
         }
     }
-    Some(md)
+    Some(doc.finish())
 }
 
 #[cfg(test)]
@@ -410,12 +430,58 @@ mod tests {
             },
         ];
         let md = tools_markdown("time", &tools).unwrap();
-        assert!(md.contains("## `get_time`"), "{md}");
         assert!(
-            md.contains("| `timezone` | string | yes | IANA \\| name |"),
+            md.starts_with("# Tools of `time`\n\n## `get_time`\n\nCurrent time\n\n"),
             "{md}"
         );
-        assert!(md.contains("## `ping`\n\nNo parameters."), "{md}");
+        assert!(
+            md.contains("|parameter|type|required|description|\n|---------|----|--------|-----------|\n|`timezone`|string|yes|IANA \\| name|"),
+            "{md}"
+        );
+        assert!(md.ends_with("## `ping`\n\nNo parameters."), "{md}");
         assert_eq!(tools_markdown("time", &[]), None);
+    }
+
+    #[test]
+    fn server_texts_cannot_put_html_or_script_links_into_the_docs() {
+        let tools = vec![McpTool {
+            name: "get`<script>alert(1)</script>`".into(),
+            description: Some(
+                "Current time <img src=x onerror=alert(1)> [docs](javascript:alert(1)).\n\n\
+                 <script>alert(2)</script>\n\n    ```\n<img src=y onerror=alert(3)>\n    ```\n\n\
+                 [more]\n\n[more]:\njavascript:alert(4)"
+                    .into(),
+            ),
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "<img src=x onerror=alert(5)>": {
+                        "type": ["string", "<script>alert(6)</script>"],
+                        "description": "a | b\n<script>alert(7)</script> [x](javascript:alert(8))"
+                    }
+                }
+            }),
+        }];
+        let md = tools_markdown("t<b>x</b>", &tools).unwrap();
+        let html = crate::domain::markdown::to_html(&md);
+        if let Err(finding) = crate::domain::markdown::check_html(&html) {
+            panic!("{finding}\nmarkdown:\n{md}");
+        }
+        // The texts are still there, shown as text or code.
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;alert(6)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("a | b &lt;script&gt;alert(7)&lt;/script&gt; [x](javascript:alert(8))"),
+            "{html}"
+        );
+        // The table keeps its four columns: a `|` in a text does not split a cell.
+        assert_eq!(html.matches("<td>").count(), 4, "{html}");
+        assert_eq!(crate::domain::markdown::sanitize_markdown(&md), md);
     }
 }

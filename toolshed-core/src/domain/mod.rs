@@ -6,6 +6,7 @@ mod ids;
 mod image;
 mod instance;
 mod labels;
+pub mod markdown;
 mod mcp;
 mod metadata;
 pub mod poisoning;
