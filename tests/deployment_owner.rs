@@ -253,3 +253,58 @@ async fn a_container_killed_from_outside_ends_its_session_and_is_removed() {
     let again = ts.sweep_expired_sessions(SweepLimits::default()).await;
     assert!(again.is_noop(), "{again:?}");
 }
+
+/// The orphan grace on a real runner: the sweep judges a container's age by the engine's own
+/// creation time, so a launch that has started its container but not yet recorded its session
+/// is spared while young, and stopped once older than the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_spares_a_young_orphan_and_stops_it_after_the_grace() {
+    if !docker_enabled("the_sweep_spares_a_young_orphan_and_stops_it_after_the_grace") {
+        return;
+    }
+    // Long enough that the first sweep surely comes within it on a loaded machine.
+    let grace = Duration::from_secs(20);
+    let l = verified_backend(|c| c.service.orphan_grace = grace).await;
+    let server = l.backend.toolshed.get_server(&l.server).await.unwrap();
+    let spec = TaskSpec::for_session(
+        &server,
+        &SessionId::random(),
+        chrono::Utc::now() + chrono::Duration::minutes(10),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let orphan = l.backend.runner.start(&spec).await.unwrap();
+
+    let young = l
+        .backend
+        .toolshed
+        .sweep_expired_sessions(SweepLimits::default())
+        .await;
+    assert!(
+        started.elapsed() < grace,
+        "the first sweep came after the grace; the test proves nothing on this machine"
+    );
+    assert!(young.errors.is_empty(), "{young:?}");
+    assert_eq!(
+        young.orphans_stopped, 0,
+        "a young orphan was stopped: {young:?}"
+    );
+    assert!(young.young_tasks_skipped >= 1, "{young:?}");
+    assert_eq!(
+        l.backend.runner.describe(&orphan).await.unwrap().state,
+        TaskState::Running
+    );
+
+    // Past the grace (measured from before the start, so surely past the engine's creation
+    // time), the same sweep stops it.
+    tokio::time::sleep((grace + Duration::from_secs(2)).saturating_sub(started.elapsed())).await;
+    let old = l
+        .backend
+        .toolshed
+        .sweep_expired_sessions(SweepLimits::default())
+        .await;
+    assert!(old.errors.is_empty(), "{old:?}");
+    assert_eq!(old.orphans_stopped, 1, "{old:?}");
+    let state = l.backend.runner.describe(&orphan).await.unwrap().state;
+    assert_ne!(state, TaskState::Running, "the old orphan still runs");
+}
