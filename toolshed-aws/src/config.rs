@@ -512,13 +512,7 @@ impl AwsAdaptersBuilder<AwsSettings> {
         );
         AwsAdapters {
             tasks: EcsTaskRunner::new(ecs, s.ecs()),
-            repository: DynamoServerRepository::new(
-                dynamo,
-                DynamoTables {
-                    servers: s.servers_table.clone(),
-                    sessions: s.sessions_table.clone(),
-                },
-            ),
+            repository: DynamoServerRepository::new(dynamo, s.sweep().tables()),
             builder: CodeBuildImageBuilder::new(
                 codebuild,
                 CodeBuildSettings {
