@@ -14,7 +14,9 @@ mod principal;
 mod redact;
 mod repo_url;
 mod server;
+pub mod server_json;
 mod session;
+mod settings;
 mod verification;
 mod version;
 
@@ -58,6 +60,7 @@ pub use session::{
     LiveSessionCounts, PlaygroundSession, SessionCaps, SessionState, StopReason, TaskHandle,
     TtlBounds, MAX_SESSION_TTL,
 };
+pub use settings::{validate_settings, SettingSpec, MAX_SETTINGS, MAX_SETTING_DESCRIPTION_LEN};
 pub use verification::{
     BuildId, RunProgress, VerificationFailure, VerificationLease, VerificationRun, VerificationStep,
 };
