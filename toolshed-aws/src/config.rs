@@ -21,6 +21,7 @@ use crate::ecr::EcrImageStore;
 use crate::ecs::{EcsSettings, EcsTaskRunner};
 use crate::error::AwsError;
 use crate::s3::S3DocsStore;
+use crate::secrets::SecretsManagerSecret;
 
 /// Default operation timeout of every AWS call (all attempts included).
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -384,6 +385,8 @@ pub struct AwsAdapters {
     pub images: EcrImageStore,
     /// S3 `DocsStore`.
     pub docs: S3DocsStore,
+    /// Secrets Manager, for the service's own secrets (see [`Self::secret`]).
+    secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsAdapters {
@@ -404,6 +407,12 @@ impl AwsAdapters {
             .load()
             .await;
         AwsAdaptersBuilder::new(sdk, settings).build()
+    }
+
+    /// A secret of the service itself (e.g. `TOOLSHED_OPENAI_SECRET_ARN`), read by ARN or name
+    /// on the same configuration as the adapters.
+    pub fn secret(&self, id: impl Into<String>) -> SecretsManagerSecret {
+        SecretsManagerSecret::new(self.secrets.clone(), id)
     }
 
     /// The services' ports: these five adapters (shared clones), plus the ports no AWS service
@@ -523,6 +532,7 @@ impl AwsAdaptersBuilder<AwsSettings> {
             ),
             images: EcrImageStore::new(ecr, s.repository.clone()),
             docs: S3DocsStore::new(s3, s.docs_bucket.clone()),
+            secrets: client!(&sdk, &self.interceptors, aws_sdk_secretsmanager),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `ImageBuilder` | [`CodeBuildImageBuilder`] | [`codebuild`] |
 //! | `ImageStore` | [`EcrImageStore`] | [`ecr`] |
 //! | `DocsStore` | [`S3DocsStore`] | [`s3`] |
+//! | (the service's own secrets) | [`SecretsManagerSecret`] | [`secrets`] |
 //!
 //! [`AwsAdapters::from_env`] reads [`AwsSettings`] from the environment and loads the default AWS
 //! configuration; [`AwsAdaptersBuilder`] takes an `SdkConfig` of your own. Every client has retry
@@ -29,6 +30,7 @@ pub mod ecs;
 pub mod error;
 pub mod interceptors;
 pub mod s3;
+pub mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -42,3 +44,4 @@ pub use ecs::{EcsSettings, EcsTaskRunner};
 pub use error::AwsError;
 pub use interceptors::{CallCounter, StaticHeader};
 pub use s3::S3DocsStore;
+pub use secrets::SecretsManagerSecret;

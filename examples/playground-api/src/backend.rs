@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use axum::http::HeaderValue;
+use toolshed_aws::SecretsManagerSecret;
 use toolshed_aws::{AwsAdapters, AwsSettings};
 use toolshed_core::adapters::git::GitCliSource;
 use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
@@ -25,7 +26,7 @@ use toolshed_core::adapters::mcp::RmcpProbe;
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
 use toolshed_core::services::{Toolshed, ToolshedConfig};
-use toolshed_openai::OpenAiMetadataGeneratorBuilder;
+use toolshed_openai::{ApiKey, KeyProvider, OpenAiMetadataGeneratorBuilder};
 
 use crate::auth::{AuthMode, AuthSettings};
 use crate::dto::StdioSupport;
@@ -74,12 +75,17 @@ pub fn select_backend(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result
 pub enum BackendConfig {
     /// The local backend's settings.
     Local(LocalConfig),
-    /// The AWS backend's settings, and OpenAI's when `OPENAI_API_KEY` is set.
+    /// The AWS backend's settings, and OpenAI's when `OPENAI_API_KEY` or
+    /// `TOOLSHED_OPENAI_SECRET_ARN` is set.
     Aws {
         /// The AWS adapters' settings.
         settings: AwsSettings,
         /// OpenAI metadata generation (`None`: the heuristic generator).
         openai: Option<OpenAiMetadataGeneratorBuilder>,
+        /// `TOOLSHED_OPENAI_SECRET_ARN`: the Secrets Manager secret holding the OpenAI API key,
+        /// read when generation needs it (cached for a few minutes, so a rotation is picked
+        /// up); `OPENAI_API_KEY`, when also set, wins.
+        openai_secret_arn: Option<String>,
     },
 }
 
@@ -150,12 +156,23 @@ impl ServiceConfig {
         let lookup = |name: &str| std::env::var(name).ok();
         let backend = match select_backend(lookup)? {
             BackendKind::Local => BackendConfig::Local(LocalConfig::from_env()?),
-            BackendKind::Aws => BackendConfig::Aws {
-                settings: AwsSettings::from_env().context("AWS backend settings")?,
-                openai: lookup("OPENAI_API_KEY")
-                    .filter(|k| !k.trim().is_empty())
-                    .map(|_| OpenAiMetadataGeneratorBuilder::from_env()),
-            },
+            BackendKind::Aws => {
+                let key_set = lookup("OPENAI_API_KEY").is_some_and(|k| !k.trim().is_empty());
+                let openai_secret_arn = lookup("TOOLSHED_OPENAI_SECRET_ARN")
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty() && !key_set);
+                if let Some(arn) = &openai_secret_arn {
+                    if !arn.starts_with("arn:") {
+                        bail!("TOOLSHED_OPENAI_SECRET_ARN must be a Secrets Manager ARN");
+                    }
+                }
+                BackendConfig::Aws {
+                    settings: AwsSettings::from_env().context("AWS backend settings")?,
+                    openai: (key_set || openai_secret_arn.is_some())
+                        .then(OpenAiMetadataGeneratorBuilder::from_env),
+                    openai_secret_arn,
+                }
+            }
         };
         let resume = match lookup("TOOLSHED_RESUME_INTERVAL_SECS").filter(|v| !v.trim().is_empty()) {
             None => Some(ResumeWorkerConfig::default()),
@@ -185,6 +202,17 @@ impl ServiceConfig {
             rate_limit,
             auth,
         })
+    }
+}
+
+/// The OpenAI API key from a Secrets Manager secret.
+#[derive(Debug)]
+struct SecretKey(SecretsManagerSecret);
+
+#[async_trait::async_trait]
+impl KeyProvider for SecretKey {
+    async fn api_key(&self) -> toolshed_core::Result<ApiKey> {
+        ApiKey::new(self.0.value().await?.expose())
     }
 }
 
@@ -241,15 +269,24 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                 kind: BackendKind::Local,
             })
         }
-        BackendConfig::Aws { settings, openai } => {
+        BackendConfig::Aws {
+            settings,
+            openai,
+            openai_secret_arn,
+        } => {
             let adapters = AwsAdapters::from_settings(settings).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let metadata: Arc<dyn MetadataGenerator> = match openai {
                 Some(builder) => Arc::new(
-                    builder
-                        .with_clock(clock.clone())
-                        .build()
-                        .context("OpenAI metadata generation settings")?,
+                    match openai_secret_arn {
+                        Some(arn) => {
+                            builder.with_key_provider(Arc::new(SecretKey(adapters.secret(arn))))
+                        }
+                        None => builder,
+                    }
+                    .with_clock(clock.clone())
+                    .build()
+                    .context("OpenAI metadata generation settings")?,
                 ),
                 None => Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
             };

@@ -320,6 +320,15 @@ impl MotoEnv {
         Self::raw_clients(&self.sdk, &self.account).4
     }
 
+    /// Raw Secrets Manager client.
+    pub fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
+        b.push_interceptor(
+            StaticHeader::new("x-moto-account-id", self.account.clone()).interceptor(),
+        );
+        aws_sdk_secretsmanager::Client::from_conf(b.build())
+    }
+
     /// Keeps moto's ECS tasks RUNNING (global to the moto server; every test wants it).
     pub async fn manual_task_transitions(&self) {
         let body = serde_json::json!({

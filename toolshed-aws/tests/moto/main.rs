@@ -3,6 +3,7 @@
 
 mod ecs;
 mod repository;
+mod secrets;
 mod services;
 mod stores;
 
