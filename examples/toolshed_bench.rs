@@ -116,7 +116,11 @@ async fn sweep_on_moto(endpoint: &str, size: usize, budget: Duration) -> Result<
     };
     moto.calls.reset();
     let report = svc.toolshed.sweep_expired_sessions(limits).await;
-    anyhow::ensure!(report.errors.is_empty(), "sweep errors: {:?}", report.errors);
+    anyhow::ensure!(
+        report.errors.is_empty(),
+        "sweep errors: {:?}",
+        report.errors
+    );
     let counts = moto.calls.counts();
     println!("  sweep of {made} (asked {size}): {counts:?}");
     Ok(SweepFigures {
@@ -199,7 +203,9 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
         let t = Instant::now();
         ts.verify_server(&id, VerifyOptions { force: true }).await?;
         figures.verify.push(t.elapsed());
-        figures.docker_build.push(docker_build(&repo_dir, false).await?);
+        figures
+            .docker_build
+            .push(docker_build(&repo_dir, false).await?);
         figures
             .docker_build_no_cache
             .push(docker_build(&repo_dir, true).await?);
@@ -280,7 +286,10 @@ async fn main() -> Result<()> {
     for s in &sweeps {
         println!(
             "{:<58} {:>14}",
-            format!("sweep of {}: repository calls per unchanged session", s.made),
+            format!(
+                "sweep of {}: repository calls per unchanged session",
+                s.made
+            ),
             format!(
                 "{:.4} ({})",
                 s.repository_calls as f64 / s.made.max(1) as f64,
@@ -302,7 +311,9 @@ async fn main() -> Result<()> {
             s.describe_tasks
         );
         if s.changed {
-            println!("  (that sweep changed something: the figure is not of unchanged sessions only)");
+            println!(
+                "  (that sweep changed something: the figure is not of unchanged sessions only)"
+            );
         }
     }
     let mut cold = engine.cold.clone();
@@ -318,7 +329,10 @@ async fn main() -> Result<()> {
     );
     println!(
         "{:<58} {:>14}",
-        format!("launch → first tool call, cold p50 / p95 (n={})", cold.len()),
+        format!(
+            "launch → first tool call, cold p50 / p95 (n={})",
+            cold.len()
+        ),
         format!(
             "{} / {}",
             show(quantile_ms(&cold, 0.5)),
@@ -346,7 +360,9 @@ async fn main() -> Result<()> {
     let per_session = sweeps
         .iter()
         .map(|s| s.repository_calls as f64 / s.made.max(1) as f64)
-        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))));
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| a.max(v)))
+        });
     let ratio = match (verify, build) {
         (Some(v), Some(b)) if b > 0.0 => Some(v / b),
         _ => None,

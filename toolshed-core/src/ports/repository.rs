@@ -166,6 +166,9 @@ pub trait ServerRepository: Send + Sync + Debug {
     /// Strongly consistent like [`Self::get_session`]. Any number of ids: a backend with a
     /// per-request limit splits them (DynamoDB: one `BatchGetItem` per [`SESSION_BATCH`] ids), so
     /// the sweep judges a page of 100 tasks with one read instead of 100.
+    ///
+    /// # Errors
+    /// Only `Backend` (retryable when the backend was throttling): a missing id is no error.
     async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>>;
 
     /// Updates a live session (task endpoint, `Launching` → `Running`) with a version check.
