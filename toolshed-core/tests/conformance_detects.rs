@@ -22,6 +22,8 @@ enum Bug {
     InstanceLastWriterWins,
     IgnoresOwnerQuota,
     RevocationIgnored,
+    /// Reads only the first batch of ids, as if the adapter forgot to split the request.
+    BatchReadUnsplit,
 }
 
 #[derive(Debug)]
@@ -110,6 +112,13 @@ impl ServerRepository for Broken {
     }
     async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession> {
         self.inner.get_session(id).await
+    }
+    async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>> {
+        if matches!(self.bug, Bug::BatchReadUnsplit) {
+            let first = &ids[..ids.len().min(toolshed_core::ports::SESSION_BATCH)];
+            return self.inner.get_sessions(first).await;
+        }
+        self.inner.get_sessions(ids).await
     }
     async fn update_session(&self, s: &PlaygroundSession) -> Result<PlaygroundSession> {
         self.inner.update_session(s).await
@@ -284,12 +293,19 @@ async fn catches_a_stale_listing_with_live_leases() {
 }
 
 #[tokio::test]
+#[should_panic(expected = "conformance: get_sessions missed session")]
+async fn catches_a_batch_read_that_reads_only_the_first_batch() {
+    conformance::check_get_sessions(broken(Bug::BatchReadUnsplit)).await;
+}
+
+#[tokio::test]
 async fn the_unbroken_wrapper_passes() {
     // The same wrapper, with a bug that only matters elsewhere, passes the checks above.
     conformance::check_session_caps(broken(Bug::NoFencing)).await;
     conformance::check_lease_takeover(broken(Bug::IgnoresCaps)).await;
     conformance::check_list_expired_sessions(broken(Bug::NoFencing)).await;
     conformance::check_list_stale_verifications(broken(Bug::IgnoresCaps)).await;
+    conformance::check_get_sessions(broken(Bug::NoFencing)).await;
 }
 
 #[tokio::test]

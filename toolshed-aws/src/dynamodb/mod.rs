@@ -40,7 +40,9 @@ use toolshed_core::domain::{
     Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use toolshed_core::error::{CapScope, EntityKind};
-use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+use toolshed_core::ports::{
+    ServerRepository, SessionEnd, SessionInsert, VerificationCompletion, SESSION_BATCH,
+};
 use toolshed_core::{Error, Result};
 
 use codec::{attr, count, get_s, ms, n, s, Item};
@@ -253,6 +255,55 @@ impl DynamoServerRepository {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// Reads up to [`SESSION_BATCH`] session items with one `BatchGetItem` (strongly
+    /// consistent). Keys DynamoDB leaves unprocessed (throttling) are asked again, a bounded
+    /// number of times with a short back-off; an empty answer for a key means it does not exist.
+    async fn batch_get_sessions(&self, ids: &[&str]) -> Result<Vec<Item>> {
+        let mut items = Vec::with_capacity(ids.len());
+        let keys: Vec<Item> = ids.iter().map(|id| [key_session(id)].into()).collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?,
+        );
+        for attempt in 0..MAX_RACE_RETRIES {
+            let Some(keys) = request.take() else {
+                return Ok(items);
+            };
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.tables.sessions, keys)
+                .send()
+                .await
+                .map_err(|e| sdk_error("dynamodb", "BatchGetItem", None, e))?;
+            items.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.tables.sessions))
+                    .unwrap_or_default(),
+            );
+            request = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.tables.sessions))
+                .filter(|k| !k.keys().is_empty());
+        }
+        if request.is_none() {
+            return Ok(items);
+        }
+        Err(Error::backend(
+            "dynamodb",
+            "BatchGetItem",
+            None,
+            true,
+            crate::AwsError::unexpected("BatchGetItem", "keys left unprocessed (throttled)"),
+        ))
     }
 
     fn sessions_query(
@@ -649,6 +700,19 @@ impl ServerRepository for DynamoServerRepository {
             Some(item) => codec::session_from_item(&item),
             None => Err(Error::not_found(EntityKind::Session, id)),
         }
+    }
+
+    async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>> {
+        // BatchGetItem refuses a request with a repeated key.
+        let wanted: std::collections::BTreeSet<&str> = ids.iter().map(SessionId::as_str).collect();
+        let wanted: Vec<&str> = wanted.into_iter().collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(SESSION_BATCH) {
+            for item in self.batch_get_sessions(chunk).await? {
+                out.push(codec::session_from_item(&item)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession> {

@@ -556,3 +556,77 @@ impl MotoEnv {
         }
     }
 }
+
+impl MotoEnv {
+    /// Seeds `n` live sessions of the verified `server` faster than `launch_session` can on moto
+    /// (whose transactions copy the whole table): each task is started through the runner as a
+    /// launch would (`in_flight` at once), and the session records are written with
+    /// `BatchWriteItem` in the repository's own item layout. Session `i` expires `ttl_of(i)`
+    /// after `now`. Stops early, with what it made, once `deadline` has passed.
+    ///
+    /// # Panics
+    /// When moto refuses a call (the message names it), or `server` has no verified image.
+    pub async fn seed_live_sessions(
+        &self,
+        server: &toolshed_core::domain::Server,
+        n: usize,
+        in_flight: usize,
+        now: toolshed_core::domain::Timestamp,
+        ttl_of: impl Fn(usize) -> Duration,
+        deadline: std::time::Instant,
+    ) -> Vec<toolshed_core::domain::PlaygroundSession> {
+        use futures::StreamExt;
+        use toolshed_core::domain::{PlaygroundSession, SessionId, SessionState};
+        use toolshed_core::ports::{TaskRunner, TaskSpec};
+        let ttl_of = &ttl_of;
+        let sessions: Vec<PlaygroundSession> = futures::stream::iter(0..n)
+            .take_while(|_| std::future::ready(std::time::Instant::now() < deadline))
+            .map(|i| async move {
+                let ttl = chrono::Duration::from_std(ttl_of(i)).expect("ttl");
+                let expires_at = now + ttl;
+                let sid = SessionId::random();
+                let spec = TaskSpec::for_session(server, &sid, expires_at).expect("task spec");
+                let task = self.adapters.tasks.start(&spec).await.expect("RunTask");
+                PlaygroundSession {
+                    id: sid,
+                    server_id: server.id.clone(),
+                    image: spec.image,
+                    task,
+                    endpoint: None,
+                    state: SessionState::Launching,
+                    stop_reason: None,
+                    idempotency_key: None,
+                    created_at: now,
+                    expires_at,
+                    stopped_at: None,
+                    owner: None,
+                    version: 1,
+                }
+            })
+            .buffer_unordered(in_flight.max(1))
+            .collect()
+            .await;
+        let db = self.dynamodb();
+        for chunk in sessions.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|s| {
+                    let item = crate::dynamodb::codec::session_item(s).expect("session item");
+                    let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("put request");
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(put)
+                        .build()
+                })
+                .collect::<Vec<_>>();
+            db.batch_write_item()
+                .request_items(&self.settings.sessions_table, writes)
+                .send()
+                .await
+                .expect("BatchWriteItem sessions");
+        }
+        sessions
+    }
+}

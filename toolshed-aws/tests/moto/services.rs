@@ -384,3 +384,80 @@ async fn two_deployments_on_one_cluster_never_sweep_each_others_tasks() {
         "the other deployment's task survived the sweep and the stop"
     );
 }
+
+/// A sweep over unchanged live sessions reads them in pages and batches and writes nothing: at
+/// most 0.05 repository calls per session, one `DescribeTasks` per page of 100 tasks. Counts,
+/// not timings: the calls a sweep makes are deterministic.
+#[tokio::test]
+async fn sweep_of_unchanged_sessions_costs_a_few_batched_calls() {
+    const N: usize = 300;
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps {
+        per_server: 10_000,
+        total: 10_000,
+    });
+    let (id, _) = registered(&env, &svc, "sweep-count").await;
+    let server = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap()
+        .server()
+        .clone();
+    let seeded = env
+        .seed_live_sessions(
+            &server,
+            N,
+            16,
+            svc.clock.now(),
+            |_| Duration::from_secs(3600),
+            std::time::Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+    assert_eq!(seeded.len(), N);
+    // Past the orphan grace: every task is judged, none is spared for being young.
+    svc.clock.advance(Duration::from_secs(120));
+
+    env.calls.reset();
+    let report = svc
+        .toolshed
+        .sweep_expired_sessions(SweepLimits::default())
+        .await;
+    let counts = env.calls.counts();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(report.is_noop(), "nothing changed: {report:?}");
+    assert_eq!(report.tasks_seen as usize, N, "{report:?}");
+    let repository_calls: usize = counts
+        .iter()
+        .filter(|(op, _)| op.starts_with("DynamoDB."))
+        .map(|(_, n)| n)
+        .sum();
+    println!(
+        "sweep of {N} unchanged sessions: {repository_calls} repository calls ({:.3} per session), {counts:?}",
+        repository_calls as f64 / N as f64
+    );
+    assert!(
+        repository_calls * 20 <= N,
+        "{repository_calls} repository calls for {N} unchanged sessions (> 0.05 each): {counts:?}"
+    );
+    for write in [
+        "DynamoDB.PutItem",
+        "DynamoDB.UpdateItem",
+        "DynamoDB.TransactWriteItems",
+        "DynamoDB.BatchWriteItem",
+        "ECS.StopTask",
+    ] {
+        assert_eq!(env.calls.count(write), 0, "no write expected: {counts:?}");
+    }
+    // Every task's session came with the live listing: no record is read again.
+    assert!(env.calls.count("DynamoDB.GetItem") <= N / 100, "{counts:?}");
+    assert_eq!(env.calls.count("DynamoDB.BatchGetItem"), 0, "{counts:?}");
+    assert_eq!(
+        env.calls.count("ECS.DescribeTasks"),
+        N.div_ceil(100),
+        "{counts:?}"
+    );
+}

@@ -31,7 +31,9 @@ pub use docs::{DocsKey, DocsStore};
 pub use image_store::ImageStore;
 pub use metadata::{MetadataGenerator, MetadataRequest};
 pub use probe::McpProbe;
-pub use repository::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+pub use repository::{
+    ServerRepository, SessionEnd, SessionInsert, VerificationCompletion, SESSION_BATCH,
+};
 pub use runner::{
     TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, MAX_LOG_TAIL,
 };

@@ -13,6 +13,10 @@ use crate::error::Result;
 
 pub use crate::domain::VerificationCompletion;
 
+/// Most session ids [`ServerRepository::get_sessions`] reads in one round trip (DynamoDB's
+/// `BatchGetItem` limit).
+pub const SESSION_BATCH: usize = 100;
+
 /// Outcome of [`ServerRepository::create_session`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionInsert {
@@ -156,6 +160,16 @@ pub trait ServerRepository: Send + Sync + Debug {
     /// # Errors
     /// `NotFound`.
     async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession>;
+
+    /// Reads many sessions at once, live or ended: those of `ids` that exist, each once, in no
+    /// particular order (a missing id is left out, not an error; a repeated id counts once).
+    /// Strongly consistent like [`Self::get_session`]. Any number of ids: a backend with a
+    /// per-request limit splits them (DynamoDB: one `BatchGetItem` per [`SESSION_BATCH`] ids), so
+    /// the sweep judges a page of 100 tasks with one read instead of 100.
+    ///
+    /// # Errors
+    /// Only `Backend` (retryable when the backend was throttling): a missing id is no error.
+    async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>>;
 
     /// Updates a live session (task endpoint, `Launching` → `Running`) with a version check.
     ///

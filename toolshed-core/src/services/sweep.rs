@@ -2,8 +2,13 @@
 //!
 //! Idempotent (stops and ends are idempotent, and counts only what this call changed) and safe
 //! from two places at once; every part is bounded by [`SweepLimits`].
+//!
+//! Reads come in batches: the live sessions a page of 100 records at a time, the sessions of a
+//! page of tasks the listing does not vouch for in one batched read, the tasks a page at a time
+//! from the runner. Writes happen only for what changed. So a sweep over `N` unchanged live
+//! sessions costs about `N/50` repository calls, whatever `N`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt};
 use tracing::{info, warn};
@@ -13,9 +18,9 @@ use std::time::Duration;
 
 use super::config::since;
 use super::{Toolshed, ToolshedConfig};
-use crate::domain::{TaskHandle, TaskPurpose, Timestamp};
+use crate::domain::{PlaygroundSession, SessionId, TaskHandle, TaskPurpose, Timestamp};
 use crate::ports::{Clock, ServerRepository, TaskRunner};
-use crate::ports::{SessionEnd, TaskState, TaskSummary};
+use crate::ports::{SessionEnd, TaskState, TaskSummary, SESSION_BATCH};
 
 /// Bounds of one sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +31,13 @@ pub struct SweepLimits {
     pub task_page_size: usize,
     /// Most `list_managed` pages read.
     pub max_task_pages: usize,
-    /// Most live sessions checked for a task that ended by itself.
+    /// Most live sessions read (whole records, 100 per query). They settle the orphan check of
+    /// their own tasks without a read each, and are checked for a task that ended by itself.
+    /// Tasks of sessions beyond this are judged on a batched read (one per page of tasks).
     pub max_live_checked: usize,
-    /// Backend calls in flight at once. Each item costs a round trip or two (read the session,
-    /// stop the task, end the session); done one by one, a sweep of 10,000 sessions takes minutes.
+    /// Backend calls in flight at once. Each changed item costs a round trip or two (stop the
+    /// task, end the session); an unchanged session costs none of its own (its record comes
+    /// with a page of the live listing).
     pub concurrency: usize,
 }
 
@@ -39,7 +47,7 @@ impl Default for SweepLimits {
             max_expired: 100,
             task_page_size: 100,
             max_task_pages: 10,
-            max_live_checked: 500,
+            max_live_checked: 1_000,
             concurrency: 16,
         }
     }
@@ -132,8 +140,17 @@ impl Sweeper {
         let mut report = SweepReport::default();
         let now = self.clock.now();
         let ended_now = self.stop_expired(now, limits, &mut report).await;
-        let live_tasks = self.stop_orphans(now, limits, &mut report).await;
-        self.mark_exited(now, limits, &live_tasks, &ended_now, &mut report)
+        let live = self.read_live_sessions(limits, &mut report).await;
+        // What the listing says about each live session settles only "keep"; a session just
+        // ended above, or one the listing does not vouch for, is read again before its task is
+        // judged (the listing may lag, a stop is decided on a fresh read).
+        let known: HashMap<&SessionId, &PlaygroundSession> = live
+            .iter()
+            .filter(|s| !ended_now.contains(&s.task))
+            .map(|s| (&s.id, s))
+            .collect();
+        let live_tasks = self.stop_orphans(now, limits, &known, &mut report).await;
+        self.mark_exited(now, limits, &live, &live_tasks, &ended_now, &mut report)
             .await;
         info!(?report, "sweep done");
         report
@@ -201,6 +218,35 @@ impl Sweeper {
         ended
     }
 
+    /// The live sessions, whole records, page by page (a page of 100 is one query), at most
+    /// `max_live_checked`. A failed page ends the listing: what was read is still used.
+    async fn read_live_sessions(
+        &self,
+        limits: SweepLimits,
+        report: &mut SweepReport,
+    ) -> Vec<PlaygroundSession> {
+        let mut live: Vec<PlaygroundSession> = Vec::new();
+        while live.len() < limits.max_live_checked {
+            let want = (limits.max_live_checked - live.len()).min(SESSION_BATCH);
+            let after = live.last().map(|s| s.id.clone());
+            match self.repository.list_live_sessions(after, want).await {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => {
+                    let last_page = page.len() < want;
+                    live.extend(page);
+                    if last_page {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    report.errors.push(format!("list live sessions: {e}"));
+                    break;
+                }
+            }
+        }
+        live
+    }
+
     /// Stops managed tasks that no live session owns. Returns the handles of the managed tasks
     /// left running (all of them only when the listing was complete: `mark_exited` confirms
     /// with `describe` before ending anything, so a partial set is safe).
@@ -208,6 +254,7 @@ impl Sweeper {
         &self,
         now: Timestamp,
         limits: SweepLimits,
+        known: &HashMap<&SessionId, &PlaygroundSession>,
         report: &mut SweepReport,
     ) -> HashSet<TaskHandle> {
         let p = self;
@@ -227,9 +274,11 @@ impl Sweeper {
                 }
             };
             report.tasks_seen += page.tasks.len() as u32;
+            let sessions = self.session_reads(&page.tasks, known).await;
+            let sessions = &sessions;
             let verdicts: Vec<(TaskSummary, Verdict)> = stream::iter(page.tasks)
                 .map(|task| async move {
-                    let verdict = self.judge_task(now, &task).await;
+                    let verdict = self.judge_task(now, &task, sessions).await;
                     (task, verdict)
                 })
                 .buffer_unordered(limits.concurrency.max(1))
@@ -290,8 +339,46 @@ impl Sweeper {
         running
     }
 
-    /// Whether a managed task is an orphan. Reads its session; never mutates anything.
-    async fn judge_task(&self, now: Timestamp, task: &TaskSummary) -> Verdict {
+    /// The sessions of a page of playground tasks: the listed record when it vouches for the
+    /// task (live, holding this very task), otherwise one batched read of all the others.
+    async fn session_reads(
+        &self,
+        tasks: &[TaskSummary],
+        known: &HashMap<&SessionId, &PlaygroundSession>,
+    ) -> SessionReads {
+        let mut reads = SessionReads {
+            known: HashMap::new(),
+            fresh: Ok(HashMap::new()),
+        };
+        let mut unsettled = Vec::new();
+        for task in tasks {
+            let TaskPurpose::Playground { session_id } = &task.labels.purpose else {
+                continue;
+            };
+            match known.get(session_id) {
+                Some(s) if s.task == task.handle => {
+                    reads.known.insert(session_id.clone(), (*s).clone());
+                }
+                _ => unsettled.push(session_id.clone()),
+            }
+        }
+        if !unsettled.is_empty() {
+            reads.fresh = match self.repository.get_sessions(&unsettled).await {
+                Ok(found) => Ok(found.into_iter().map(|s| (s.id.clone(), s)).collect()),
+                Err(e) => Err(format!("read {} sessions: {e}", unsettled.len())),
+            };
+        }
+        reads
+    }
+
+    /// Whether a managed task is an orphan, from its session as read for its page; never
+    /// mutates anything.
+    async fn judge_task(
+        &self,
+        now: Timestamp,
+        task: &TaskSummary,
+        sessions: &SessionReads,
+    ) -> Verdict {
         // A launch records its session just after starting the task: never judge a task
         // younger than the grace period (or of unknown age, unless its label expiry passed).
         let young = match task.started_at {
@@ -302,8 +389,8 @@ impl Sweeper {
         let mut young = young;
         let orphan = match &task.labels.purpose {
             TaskPurpose::Playground { session_id } => {
-                match self.repository.get_session(session_id).await {
-                    Ok(s) => {
+                match sessions.get(session_id) {
+                    Ok(Some(s)) => {
                         let ended = !s.state.is_live();
                         // The grace period protects a launch whose session is not recorded yet;
                         // a stopped task of a session that has ended needs none.
@@ -312,8 +399,8 @@ impl Sweeper {
                         }
                         ended || s.task != task.handle
                     }
-                    Err(e) if e.is_not_found() => true,
-                    Err(e) => return Verdict::Unknown(format!("read session {session_id}: {e}")),
+                    Ok(None) => true,
+                    Err(e) => return Verdict::Unknown(format!("session {session_id}: {e}")),
                 }
             }
             // A check task is stopped by its verification; one still running past its label
@@ -389,61 +476,73 @@ impl Sweeper {
         }
     }
 
+    /// Ends the live sessions (as listed at the start of the sweep) whose task is not among
+    /// the live managed tasks and which the runner confirms stopped. A session whose task is
+    /// listed running costs nothing here.
     async fn mark_exited(
         &self,
         now: Timestamp,
         limits: SweepLimits,
+        live: &[PlaygroundSession],
         live_tasks: &HashSet<TaskHandle>,
         ended_now: &HashSet<TaskHandle>,
         report: &mut SweepReport,
     ) {
         let p = self;
-        let mut after = None;
-        let mut checked = 0usize;
-        while checked < limits.max_live_checked {
-            let want = (limits.max_live_checked - checked).min(100);
-            let page = match p.repository.list_live_sessions(after.clone(), want).await {
-                Ok(page) => page,
-                Err(e) => {
-                    report.errors.push(format!("list live sessions: {e}"));
-                    return;
+        // Not among the live managed tasks: confirm with the runner before ending it.
+        let candidates: Vec<PlaygroundSession> = live
+            .iter()
+            .filter(|s| !live_tasks.contains(&s.task) && !ended_now.contains(&s.task))
+            .cloned()
+            .collect();
+        let outcomes: Vec<Option<Result<bool, String>>> = stream::iter(candidates)
+            .map(|s| async move {
+                match p.runner.describe(&s.task).await {
+                    Ok(status) if !status.state.is_live() => Some(
+                        match p
+                            .repository
+                            .end_session(&s.id, crate::domain::StopReason::TaskExited, now)
+                            .await
+                        {
+                            Ok(SessionEnd::Ended(_)) => Ok(true),
+                            Ok(SessionEnd::AlreadyEnded(_)) => Ok(false),
+                            Err(e) => Err(format!("end session {}: {e}", s.id)),
+                        },
+                    ),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(format!("describe task {}: {e}", s.task))),
                 }
-            };
-            let Some(last) = page.last() else { return };
-            after = Some(last.id.clone());
-            checked += page.len();
-            // Not among the live managed tasks: confirm with the runner before ending it.
-            let candidates = page
-                .into_iter()
-                .filter(|s| !live_tasks.contains(&s.task) && !ended_now.contains(&s.task));
-            let outcomes: Vec<Option<Result<bool, String>>> = stream::iter(candidates)
-                .map(|s| async move {
-                    match p.runner.describe(&s.task).await {
-                        Ok(status) if !status.state.is_live() => Some(
-                            match p
-                                .repository
-                                .end_session(&s.id, crate::domain::StopReason::TaskExited, now)
-                                .await
-                            {
-                                Ok(SessionEnd::Ended(_)) => Ok(true),
-                                Ok(SessionEnd::AlreadyEnded(_)) => Ok(false),
-                                Err(e) => Err(format!("end session {}: {e}", s.id)),
-                            },
-                        ),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(format!("describe task {}: {e}", s.task))),
-                    }
-                })
-                .buffer_unordered(limits.concurrency.max(1))
-                .collect()
-                .await;
-            for outcome in outcomes.into_iter().flatten() {
-                match outcome {
-                    Ok(true) => report.exited_marked += 1,
-                    Ok(false) => {}
-                    Err(e) => report.errors.push(e),
-                }
+            })
+            .buffer_unordered(limits.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes.into_iter().flatten() {
+            match outcome {
+                Ok(true) => report.exited_marked += 1,
+                Ok(false) => {}
+                Err(e) => report.errors.push(e),
             }
+        }
+    }
+}
+
+/// The sessions of one page of tasks, as [`Sweeper::session_reads`] found them.
+struct SessionReads {
+    /// Live sessions the listing vouches for.
+    known: HashMap<SessionId, PlaygroundSession>,
+    /// The batched read of the others (a missing id: no such session), or why it failed.
+    fresh: Result<HashMap<SessionId, PlaygroundSession>, String>,
+}
+
+impl SessionReads {
+    /// A session as read: `Ok(None)` when it does not exist.
+    fn get(&self, id: &SessionId) -> Result<Option<&PlaygroundSession>, &str> {
+        if let Some(s) = self.known.get(id) {
+            return Ok(Some(s));
+        }
+        match &self.fresh {
+            Ok(found) => Ok(found.get(id)),
+            Err(e) => Err(e.as_str()),
         }
     }
 }

@@ -57,6 +57,7 @@ pub async fn run_all(repo: Repo) {
     check_list_sessions_for_server(repo.clone()).await;
     check_list_expired_sessions(repo.clone()).await;
     check_list_live_sessions(repo.clone()).await;
+    check_get_sessions(repo.clone()).await;
     check_count_live_sessions(repo.clone()).await;
     run_instances(repo.clone()).await;
     check_api_keys(repo.clone()).await;
@@ -1500,6 +1501,69 @@ pub async fn check_list_live_sessions(repo: Repo) {
     );
     for id in live {
         repo.end_session(&id, StopReason::Requested, t)
+            .await
+            .must("end_session");
+    }
+}
+
+/// `get_sessions`: reads live and ended sessions at once, each once, leaves out missing ids,
+/// and reads more ids than one batch holds (the missing ids are placed first, so a backend
+/// that reads only the first batch misses the stored ones).
+pub async fn check_get_sessions(repo: Repo) {
+    let t = now();
+    let s = new_server(&repo, t).await;
+    let mut stored = Vec::new();
+    for i in 0..3 {
+        let c = created(
+            &repo,
+            &sample_session(&s.id, &format!("b-{i}"), t, t + secs(900)),
+            NO_CAPS,
+        )
+        .await;
+        stored.push(c);
+    }
+    let ended = repo
+        .end_session(&stored[0].id, StopReason::Requested, t)
+        .await
+        .must("end_session")
+        .into_session();
+    stored[0] = ended;
+
+    let none = repo.get_sessions(&[]).await.must("get_sessions of no ids");
+    assert!(none.is_empty(), "conformance: get_sessions of no ids");
+
+    let mut ids: Vec<SessionId> = (0..crate::ports::SESSION_BATCH + 20)
+        .map(|i| SessionId::new(format!("{}-missing-{i}", s.id)).must("session id"))
+        .collect();
+    ids.extend(stored.iter().map(|x| x.id.clone()));
+    // A repeated id is read once.
+    ids.push(stored[1].id.clone());
+    let got = repo.get_sessions(&ids).await.must("get_sessions");
+    for want in &stored {
+        let found: Vec<_> = got.iter().filter(|x| x.id == want.id).collect();
+        assert!(
+            !found.is_empty(),
+            "conformance: get_sessions missed session {}",
+            want.id
+        );
+        assert_eq!(
+            found.len(),
+            1,
+            "conformance: get_sessions returned {} more than once",
+            want.id
+        );
+        assert_eq!(
+            found[0], want,
+            "conformance: get_sessions must return the stored record"
+        );
+    }
+    assert_eq!(
+        got.len(),
+        stored.len(),
+        "conformance: get_sessions must leave out ids that do not exist"
+    );
+    for x in &stored[1..] {
+        repo.end_session(&x.id, StopReason::Requested, t)
             .await
             .must("end_session");
     }

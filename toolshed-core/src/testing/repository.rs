@@ -262,6 +262,15 @@ impl ServerRepository for InMemoryServerRepository {
             .ok_or_else(|| Error::not_found(EntityKind::Session, id))
     }
 
+    async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>> {
+        let inner = lock(&self.inner);
+        let wanted: std::collections::BTreeSet<&SessionId> = ids.iter().collect();
+        Ok(wanted
+            .into_iter()
+            .filter_map(|id| inner.sessions.get(id).cloned())
+            .collect())
+    }
+
     async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession> {
         if session.state == SessionState::Stopped {
             return Err(Error::invalid(

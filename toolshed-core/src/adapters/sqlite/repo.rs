@@ -443,6 +443,25 @@ impl ServerRepository for SqliteServerRepository {
         .await
     }
 
+    async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement whatever the number of ids: the ids travel as one JSON array parameter
+        // (no limit on bound variables), `IN` reads each stored row once.
+        let wanted: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        let wanted = json(&wanted, "get_sessions")?;
+        self.with_conn("get_sessions", move |conn| {
+            query_sessions(
+                conn,
+                "SELECT json FROM sessions WHERE id IN (SELECT value FROM json_each(?1))",
+                [wanted],
+                "get_sessions",
+            )
+        })
+        .await
+    }
+
     async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession> {
         if session.state == SessionState::Stopped {
             return Err(Error::invalid(
