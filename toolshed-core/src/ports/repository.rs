@@ -157,7 +157,7 @@ pub trait ServerRepository: Send + Sync + Debug {
     /// `NotFound`.
     async fn get_session(&self, id: &SessionId) -> Result<PlaygroundSession>;
 
-    /// Updates a live session (task endpoint, `Launching` → `Running`) with a version check.
+    /// Updates a live session (task endpoint, `Starting` → `Running`) with a version check.
     ///
     /// # Errors
     /// `NotFound`; `Conflict` on a version mismatch or when the stored session has ended;

@@ -609,7 +609,7 @@ pub enum SessionStateView {
 impl From<SessionState> for SessionStateView {
     fn from(s: SessionState) -> Self {
         match s {
-            SessionState::Launching => Self::Launching,
+            SessionState::Starting => Self::Launching,
             SessionState::Running => Self::Running,
             SessionState::Stopped => Self::Stopped,
         }
@@ -1113,7 +1113,7 @@ mod tests {
             image: image(),
             task: TaskHandle::new("arn:aws:ecs:eu-west-1:1:task/c/abc").expect("task"),
             endpoint: None,
-            state: SessionState::Launching,
+            state: SessionState::Starting,
             stop_reason: None,
             idempotency_key: None,
             created_at: at(0),
