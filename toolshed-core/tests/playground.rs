@@ -421,7 +421,8 @@ async fn execute_tool_calls_through_the_probe_with_schema_and_deadline() {
 
 #[tokio::test]
 async fn execute_tool_needs_a_running_session() {
-    let h = Harness::new();
+    // No wait for readiness: a starting session answers at once.
+    let h = Harness::with_config(|c| c.session_ready_deadline = Duration::ZERO);
     h.verified("time").await;
     h.runner.set_pending_describes(5);
     let s = h
@@ -436,13 +437,13 @@ async fn execute_tool_needs_a_running_session() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::SessionNotRunning { ref state, .. } if state == "launching"),
+        matches!(e, Error::SessionStarting { ref session_id, retry_after, .. } if *session_id == s.id.as_str() && !retry_after.is_zero()),
         "{e}"
     );
     h.toolshed.stop_session(&s.id).await.unwrap();
     let e = h.toolshed.execute_tool(&s.id, call).await.unwrap_err();
     assert!(
-        matches!(e, Error::SessionNotRunning { ref state, .. } if state == "stopped"),
+        matches!(e, Error::SessionNotRunning { ref state, .. } if state == "stopped: requested"),
         "{e}"
     );
     assert!(h.probe.calls().is_empty());

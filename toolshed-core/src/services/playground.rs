@@ -285,7 +285,8 @@ impl Toolshed {
     ) -> Result<PlaygroundSession> {
         let p = &self.ports;
         let until = Instant::now() + deadline;
-        let mut session = session;
+        // The runner first: the task may have ended, or its server answer already.
+        let mut session = self.refresh_session(session).await?;
         loop {
             match session.state {
                 SessionState::Running => return Ok(session),
