@@ -98,6 +98,9 @@ fn hint(e: &anyhow::Error) -> Option<String> {
             "see `toolshed servers show {server_id}` for the failure; fix the repository and run `toolshed servers verify {server_id}` again"
         ),
         Error::CapReached { .. } => "stop a session (`toolshed playground stop <session>`) or run `toolshed sweep`".into(),
+        Error::SessionStarting { session_id, .. } => format!(
+            "its server is still loading: retry, or wait with `toolshed playground status {session_id} --wait`"
+        ),
         Error::SessionNotRunning { session_id, .. } => {
             format!("check `toolshed playground status {session_id}`; start a new session if it ended")
         }
