@@ -745,6 +745,42 @@ mod tests {
         .is_err());
         assert!(add(&["t", "--repo", "https://x.example/t", "--", "srv"]).is_err());
     }
+
+    fn playground(args: &[&str]) -> Result<Playground, clap::Error> {
+        let line = Line::try_parse_from(["toolshed", "playground"].iter().chain(args))?;
+        match line.command {
+            Command::Playground(p) => Ok(p),
+            other => panic!("not a playground command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn start_and_status_wait_only_when_asked() {
+        let Playground::Start {
+            wait, wait_timeout, ..
+        } = playground(&["start", "time"]).unwrap()
+        else {
+            panic!("not start")
+        };
+        assert!(!wait, "start answers at once, `starting`, by default");
+        assert_eq!(wait_timeout, 120);
+        let Playground::Start {
+            wait, wait_timeout, ..
+        } = playground(&["start", "time", "--wait", "--wait-timeout", "30"]).unwrap()
+        else {
+            panic!("not start")
+        };
+        assert!(wait);
+        assert_eq!(wait_timeout, 30);
+        // A timeout without a wait is a mistake, not silently ignored.
+        assert!(playground(&["start", "time", "--wait-timeout", "30"]).is_err());
+        let Playground::Status { wait, .. } =
+            playground(&["status", "s-12345678", "--wait"]).unwrap()
+        else {
+            panic!("not status")
+        };
+        assert!(wait);
+    }
     use toolshed_core::domain::poisoning::{Finding, Location, Severity};
     use toolshed_core::domain::{
         CommitSha, ImageDigest, ImageRef, ImageTag, ToolChange, VerifiedImage,

@@ -63,7 +63,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | Error::CapReached { .. }
             | Error::Conflict { .. }
             | Error::AlreadyExists { .. }
-            | Error::InvalidState { .. },
+            | Error::InvalidState { .. }
+            | Error::SessionStarting { .. },
         ) => 4,
         Some(Error::VerificationFailed { .. } | Error::NotVerified { .. }) => 5,
         Some(Error::Backend { .. } | Error::Timeout { .. } | Error::PermissionDenied { .. }) => 6,
