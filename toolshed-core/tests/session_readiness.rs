@@ -143,7 +143,11 @@ async fn a_tool_call_during_start_waits_for_the_server_and_succeeds() {
     assert_eq!(out.content[0]["text"], "hello");
     assert_eq!(late.await.unwrap().calls(), 1);
     let s = f.toolshed.get_session(&s.id).await.unwrap();
-    assert_eq!(s.state, SessionState::Running, "the wait recorded readiness");
+    assert_eq!(
+        s.state,
+        SessionState::Running,
+        "the wait recorded readiness"
+    );
     assert!(s.ready_at.is_some());
 }
 
@@ -194,11 +198,7 @@ async fn a_session_whose_task_ends_while_starting_is_not_running() {
         .await
         .unwrap();
     f.h.runner.exit_task(&s.task);
-    let e = f
-        .toolshed
-        .execute_tool(&s.id, echo("x"))
-        .await
-        .unwrap_err();
+    let e = f.toolshed.execute_tool(&s.id, echo("x")).await.unwrap_err();
     assert!(
         matches!(e, Error::SessionNotRunning { ref state, .. } if state.contains("task exited")),
         "{e}"

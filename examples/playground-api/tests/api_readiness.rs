@@ -183,7 +183,11 @@ async fn a_tool_call_on_a_starting_session_answers_503_with_retry_after_then_suc
     let (status, body) = api.post("/api/servers/example/execute", call).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["content"][0]["text"], "hi", "{body}");
-    assert_eq!(server.calls(), 1, "the refused calls never reached the server");
+    assert_eq!(
+        server.calls(),
+        1,
+        "the refused calls never reached the server"
+    );
 }
 
 #[tokio::test]

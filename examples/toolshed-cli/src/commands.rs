@@ -8,8 +8,7 @@ use toolshed_core::adapters::docker::sanitize::sanitize_lines;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
     ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy, Server,
-    SessionState,
-    ServerId, ServerRegistration, SessionId, ToolCall, ToolDrift, Transport,
+    ServerId, ServerRegistration, SessionId, SessionState, ToolCall, ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};

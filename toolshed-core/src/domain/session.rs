@@ -397,7 +397,11 @@ mod tests {
         let ep = Endpoint::new("127.0.0.1", 8000, "/mcp").unwrap();
         assert!(s.record_endpoint(ep.clone()));
         assert!(!s.record_endpoint(ep.clone()), "unchanged");
-        assert_eq!(s.state, SessionState::Starting, "an endpoint alone is not readiness");
+        assert_eq!(
+            s.state,
+            SessionState::Starting,
+            "an endpoint alone is not readiness"
+        );
         assert!(s.mark_ready(ep.clone(), later));
         assert_eq!((s.state, s.ready_at), (SessionState::Running, Some(later)));
         assert_eq!(s.starting_for(later), None);
