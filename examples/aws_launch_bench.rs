@@ -128,13 +128,14 @@ async fn seed(
                     image: spec.image,
                     task,
                     endpoint: None,
-                    state: SessionState::Launching,
+                    state: SessionState::Starting,
                     stop_reason: None,
                     idempotency_key: None,
                     created_at: now,
                     expires_at,
                     stopped_at: None,
                     owner: None,
+                    ready_at: None,
                     version: 1,
                 })
             }

@@ -183,6 +183,18 @@ pub enum Error {
         state: String,
     },
 
+    /// The session's task was started but its MCP server has not answered yet, and did not
+    /// within the time the caller was given. Retry after `retry_after`: nothing was sent.
+    #[error("session {session_id} is still starting (for {} s): its MCP server has not answered yet; retry in {} s", starting_for.as_secs(), retry_after.as_secs())]
+    SessionStarting {
+        /// The session.
+        session_id: String,
+        /// How long it has been starting.
+        starting_for: std::time::Duration,
+        /// A suggested pause before the next attempt.
+        retry_after: std::time::Duration,
+    },
+
     /// A session cap is reached.
     #[error("{scope} session cap of {limit} reached for server {server_id}")]
     CapReached {
@@ -385,7 +397,8 @@ impl Error {
             | Error::CapReached { .. }
             | Error::QuotaExceeded { .. }
             | Error::Timeout { .. }
-            | Error::SessionNotRunning { .. } => true,
+            | Error::SessionNotRunning { .. }
+            | Error::SessionStarting { .. } => true,
             Error::Backend { retryable, .. } => *retryable,
             Error::VerificationFailed { retryable, .. } => *retryable,
             Error::Probe { kind, .. } => matches!(

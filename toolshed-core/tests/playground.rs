@@ -31,7 +31,7 @@ async fn launch_runs_the_verified_image_pinned_by_digest() {
         .launch_session(&h.id("time"), LaunchRequest::default())
         .await
         .unwrap();
-    assert_eq!(s.state, SessionState::Launching);
+    assert_eq!(s.state, SessionState::Starting);
     assert_eq!(s.image, image);
     assert_eq!(
         s.expires_at,
@@ -300,7 +300,7 @@ async fn status_reports_the_endpoint_once_running_and_marks_exited_tasks() {
         .await
         .unwrap();
     let pending = h.toolshed.session_status(&s.id).await.unwrap();
-    assert_eq!(pending.state, SessionState::Launching);
+    assert_eq!(pending.state, SessionState::Starting);
     assert_eq!(pending.endpoint, None);
     let running = h.toolshed.session_status(&s.id).await.unwrap();
     assert_eq!(running.state, SessionState::Running);
@@ -378,7 +378,7 @@ async fn execute_tool_calls_through_the_probe_with_schema_and_deadline() {
             truncated: false,
         },
     );
-    // A Launching session is refreshed first.
+    // A Starting session is waited for first.
     let out = h
         .toolshed
         .execute_tool(
@@ -421,7 +421,8 @@ async fn execute_tool_calls_through_the_probe_with_schema_and_deadline() {
 
 #[tokio::test]
 async fn execute_tool_needs_a_running_session() {
-    let h = Harness::new();
+    // No wait for readiness: a starting session answers at once.
+    let h = Harness::with_config(|c| c.session_ready_deadline = Duration::ZERO);
     h.verified("time").await;
     h.runner.set_pending_describes(5);
     let s = h
@@ -436,13 +437,13 @@ async fn execute_tool_needs_a_running_session() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::SessionNotRunning { ref state, .. } if state == "launching"),
+        matches!(e, Error::SessionStarting { ref session_id, retry_after, .. } if *session_id == s.id.as_str() && !retry_after.is_zero()),
         "{e}"
     );
     h.toolshed.stop_session(&s.id).await.unwrap();
     let e = h.toolshed.execute_tool(&s.id, call).await.unwrap_err();
     assert!(
-        matches!(e, Error::SessionNotRunning { ref state, .. } if state == "stopped"),
+        matches!(e, Error::SessionNotRunning { ref state, .. } if state == "stopped: requested"),
         "{e}"
     );
     assert!(h.probe.calls().is_empty());
@@ -471,5 +472,5 @@ async fn a_failed_task_start_stores_no_session() {
         .launch_session(&h.id("time"), key("k1"))
         .await
         .unwrap();
-    assert_eq!(s.state, SessionState::Launching);
+    assert_eq!(s.state, SessionState::Starting);
 }

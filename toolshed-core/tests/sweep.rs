@@ -62,7 +62,7 @@ async fn sweep_stops_only_expired_sessions_and_orphans_and_is_idempotent() {
     // Untouched: the live session's task and the foreign task.
     assert_eq!(
         h.toolshed.get_session(&long.id).await.unwrap().state,
-        SessionState::Launching
+        SessionState::Starting
     );
     assert!(h.runner.task(&long.task).unwrap().state.is_live());
     assert_eq!(h.runner.task(&foreign).unwrap().state, TaskState::Running);
@@ -193,7 +193,7 @@ async fn sweep_marks_sessions_whose_task_exited_by_itself() {
     }
     assert_eq!(
         h.toolshed.get_session(&fine.id).await.unwrap().state,
-        SessionState::Launching
+        SessionState::Starting
     );
     let again = h
         .toolshed

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use toolshed_core::domain::poisoning::{highest_severity, Finding, Location, Severity, RULES};
 use toolshed_core::domain::{
-    ChangeKind, PlaygroundSession, Server, ServerId, SessionId, ToolDrift,
+    ChangeKind, PlaygroundSession, Server, ServerId, SessionId, Timestamp, ToolDrift,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -353,13 +353,23 @@ pub struct SessionView {
     pub status_url: String,
     /// Execute URL.
     pub execute_url: String,
+    /// While `starting`: since when (the launch, RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starting_since: Option<Timestamp>,
+    /// While `starting`: for how many seconds so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_for_secs: Option<u64>,
 }
 
 impl SessionView {
-    /// The view of `session`.
-    pub fn new(session: &PlaygroundSession) -> Self {
+    /// The view of `session` at `now` (the service's time).
+    pub fn new(session: &PlaygroundSession, now: Timestamp) -> Self {
         let server = &session.server_id;
+        let starting_for = session.starting_for(now);
         Self {
+            starting_since: starting_for.map(|_| session.created_at),
+            starting_for_secs: starting_for.map(|d| d.as_secs()),
             task_arn: session.task.to_string(),
             status_url: format!(
                 "/api/servers/{server}/playground/status?session_id={}",

@@ -17,7 +17,7 @@
 //! | 429 | `session_cap_reached`, `rate_limited`, `quota_exceeded` (with `Retry-After`) |
 //! | 500 | `backend_error`, `backend_permission_denied`, `internal` |
 //! | 502 | `mcp_protocol_error` |
-//! | 503 | `backend_unavailable`, `mcp_unreachable`, `timeout`, `request_timeout`, `verification_failed` when retryable (with `Retry-After`) |
+//! | 503 | `session_starting` (the session's MCP server has not answered yet), `backend_unavailable`, `mcp_unreachable`, `timeout`, `request_timeout`, `verification_failed` when retryable (with `Retry-After`) |
 //! | 504 | `tool_call_timeout` |
 //!
 //! Messages and details are built from stable parts and redacted text
@@ -180,6 +180,29 @@ impl From<Error> for ApiError {
                 format!("session {} is not running ({})", redact(session_id), redact(state)),
             )
             .with_details(json!({ "session_id": redact(session_id), "state": redact(state), "retryable": true })),
+            Error::SessionStarting {
+                session_id,
+                starting_for,
+                retry_after,
+            } => {
+                let wait = u32::try_from(retry_after.as_secs().max(1)).unwrap_or(u32::MAX);
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "session_starting",
+                    format!(
+                        "session {} is still starting (for {} s): its MCP server has not answered yet; retry in {wait} s",
+                        redact(session_id),
+                        starting_for.as_secs()
+                    ),
+                )
+                .with_details(json!({
+                    "session_id": redact(session_id),
+                    "starting_for_secs": starting_for.as_secs(),
+                    "retry_after_secs": wait,
+                    "retryable": true,
+                }))
+                .retry_after(wait)
+            }
             Error::CapReached {
                 scope,
                 limit,
@@ -427,7 +450,8 @@ mod tests {
             (Error::VerificationInProgress { server_id: server(), holder: "worker-1".into(), expires_at: far }, 409, "verification_in_progress", true, Some(3600)),
             (Error::LeaseLost { server_id: server(), token: 7 }, 409, "lease_lost", false, None),
             (Error::NotVerified { server_id: server() }, 412, "not_verified", false, None),
-            (Error::SessionNotRunning { session_id: "s-12345678".into(), state: "launching".into() }, 409, "session_not_running", true, None),
+            (Error::SessionNotRunning { session_id: "s-12345678".into(), state: "stopped: task exited".into() }, 409, "session_not_running", true, None),
+            (Error::SessionStarting { session_id: "s-12345678".into(), starting_for: std::time::Duration::from_secs(4), retry_after: std::time::Duration::from_secs(2) }, 503, "session_starting", true, Some(2)),
             (Error::CapReached { scope: CapScope::PerServer, limit: 2, server_id: server() }, 429, "session_cap_reached", true, Some(30)),
             (Error::VerificationFailed { server_id: server(), step: VerificationStep::Build, reason: internal.into(), retryable: false }, 409, "verification_failed", false, None),
             (Error::VerificationFailed { server_id: server(), step: VerificationStep::Build, reason: internal.into(), retryable: true }, 503, "verification_failed", true, Some(30)),
@@ -457,7 +481,7 @@ mod tests {
             .collect();
         assert_eq!(
             variants.len(),
-            21,
+            22,
             "every variant of toolshed_core::Error has a row"
         );
         for (error, status, code, retryable, retry_after) in table {

@@ -45,7 +45,8 @@ use crate::error::ApiError;
 pub struct ApiConfig {
     /// Largest accepted request body.
     pub body_limit: usize,
-    /// Deadline of one request (a tool call may take the service's `tool_call_deadline`).
+    /// Deadline of one request (a tool call may wait the service's `session_ready_deadline` for a
+    /// starting session, then take its `tool_call_deadline`: keep this longer than both).
     pub request_timeout: Duration,
     /// The backend's name, reported by `/healthz`.
     pub backend: String,

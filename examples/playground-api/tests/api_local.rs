@@ -138,7 +138,7 @@ async fn the_api_on_the_local_backend() {
             running = body;
             break;
         }
-        assert_eq!(body["session"]["state"], "launching", "{body}");
+        assert_eq!(body["session"]["state"], "starting", "{body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(running["session"]["endpoint"]["port"].is_u64(), "{running}");

@@ -280,7 +280,7 @@ async fn launch_status_execute_stop_and_delete() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let session_id = body["session"]["id"].as_str().unwrap().to_owned();
     let task_arn = body["task_arn"].as_str().unwrap().to_owned();
-    assert_eq!(body["session"]["state"], "launching");
+    assert_eq!(body["session"]["state"], "starting");
     assert!(body["session"]["image"].to_string().contains("sha256:"));
 
     // Status by session id, then by the task ARN returned at launch.

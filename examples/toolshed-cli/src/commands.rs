@@ -8,7 +8,7 @@ use toolshed_core::adapters::docker::sanitize::sanitize_lines;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
     ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy, Server,
-    ServerId, ServerRegistration, SessionId, ToolCall, ToolDrift, Transport,
+    ServerId, ServerRegistration, SessionId, SessionState, ToolCall, ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
@@ -205,6 +205,13 @@ pub enum Playground {
         /// Makes a retried start return the same session.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Wait until the session is running (its MCP server answered), at most
+        /// `--wait-timeout` seconds; without it, the session is printed `starting`.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait of `--wait`, in seconds.
+        #[arg(long, default_value_t = 120, requires = "wait")]
+        wait_timeout: u64,
     },
     /// List sessions (live ones unless `--all`), newest first per server.
     List {
@@ -214,10 +221,16 @@ pub enum Playground {
         #[arg(long)]
         all: bool,
     },
-    /// A session's state and endpoint.
+    /// A session's state and endpoint (`starting` until its MCP server answers).
     Status {
         /// Session id.
         session: String,
+        /// Wait until the session is running, at most `--wait-timeout` seconds.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait of `--wait`, in seconds.
+        #[arg(long, default_value_t = 120, requires = "wait")]
+        wait_timeout: u64,
     },
     /// Call a tool on a running session.
     Exec {
@@ -372,6 +385,21 @@ fn session_row(s: &PlaygroundSession) -> [String; 5] {
         s.expires_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     ]
+}
+
+/// `session <id> <state> at <endpoint>; expires <time>`, with how long a starting session has
+/// been starting.
+fn session_line(s: &PlaygroundSession, now: chrono::DateTime<chrono::Utc>) -> String {
+    let state = match s.starting_for(now) {
+        Some(d) => format!("{} (for {} s)", s.state, d.as_secs()),
+        None => s.state.to_string(),
+    };
+    format!(
+        "session {} {state} at {}; expires {}",
+        s.id,
+        s.endpoint.as_ref().map_or("-".into(), ToString::to_string),
+        s.expires_at
+    )
 }
 
 const SESSION_COLUMNS: [&str; 5] = ["SESSION", "SERVER", "STATE", "ENDPOINT", "EXPIRES"];
@@ -543,26 +571,27 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
             server,
             ttl,
             idempotency_key,
+            wait,
+            wait_timeout,
         } => {
             let req = LaunchRequest {
                 ttl: ttl.map(Duration::from_secs),
                 idempotency_key: idempotency_key.map(IdempotencyKey::new).transpose()?,
             };
             let s = ts.launch_session(&ServerId::new(server)?, req).await?;
-            // Wait (briefly) for the endpoint, so the next command can call tools at once.
-            let mut s = s;
-            for _ in 0..100 {
-                s = ts.session_status(&s.id).await?;
-                if s.endpoint.is_some() || !s.state.is_live() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let s = if wait {
+                ts.wait_session_ready(&s.id, Duration::from_secs(wait_timeout))
+                    .await?
+            } else {
+                ts.session_status(&s.id).await?
+            };
             print(f, &s, || {
-                format!(
-                    "session {} {} at {}; expires {}\nnext: toolshed playground exec {} <tool> --args '{{}}'",
-                    s.id, s.state, s.endpoint.as_ref().map_or("-".into(), ToString::to_string), s.expires_at, s.id
-                )
+                let next = if s.state == SessionState::Starting {
+                    format!("toolshed playground status {} --wait", s.id)
+                } else {
+                    format!("toolshed playground exec {} <tool> --args '{{}}'", s.id)
+                };
+                format!("{}\nnext: {next}", session_line(&s, ts.now()))
             });
         }
         Playground::List { server, all } => {
@@ -592,17 +621,19 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
                 table(SESSION_COLUMNS, &rows)
             });
         }
-        Playground::Status { session } => {
-            let s = ts.session_status(&SessionId::new(session)?).await?;
-            print(f, &s, || {
-                format!(
-                    "session {} {} at {}; expires {}",
-                    s.id,
-                    s.state,
-                    s.endpoint.as_ref().map_or("-".into(), ToString::to_string),
-                    s.expires_at
-                )
-            });
+        Playground::Status {
+            session,
+            wait,
+            wait_timeout,
+        } => {
+            let id = SessionId::new(session)?;
+            let s = if wait {
+                ts.wait_session_ready(&id, Duration::from_secs(wait_timeout))
+                    .await?
+            } else {
+                ts.session_status(&id).await?
+            };
+            print(f, &s, || session_line(&s, ts.now()));
         }
         Playground::Exec {
             session,
@@ -712,6 +743,42 @@ mod tests {
         ])
         .is_err());
         assert!(add(&["t", "--repo", "https://x.example/t", "--", "srv"]).is_err());
+    }
+
+    fn playground(args: &[&str]) -> Result<Playground, clap::Error> {
+        let line = Line::try_parse_from(["toolshed", "playground"].iter().chain(args))?;
+        match line.command {
+            Command::Playground(p) => Ok(p),
+            other => panic!("not a playground command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn start_and_status_wait_only_when_asked() {
+        let Playground::Start {
+            wait, wait_timeout, ..
+        } = playground(&["start", "time"]).unwrap()
+        else {
+            panic!("not start")
+        };
+        assert!(!wait, "start answers at once, `starting`, by default");
+        assert_eq!(wait_timeout, 120);
+        let Playground::Start {
+            wait, wait_timeout, ..
+        } = playground(&["start", "time", "--wait", "--wait-timeout", "30"]).unwrap()
+        else {
+            panic!("not start")
+        };
+        assert!(wait);
+        assert_eq!(wait_timeout, 30);
+        // A timeout without a wait is a mistake, not silently ignored.
+        assert!(playground(&["start", "time", "--wait-timeout", "30"]).is_err());
+        let Playground::Status { wait, .. } =
+            playground(&["status", "s-12345678", "--wait"]).unwrap()
+        else {
+            panic!("not status")
+        };
+        assert!(wait);
     }
     use toolshed_core::domain::poisoning::{Finding, Location, Severity};
     use toolshed_core::domain::{

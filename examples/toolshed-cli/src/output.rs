@@ -63,7 +63,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | Error::CapReached { .. }
             | Error::Conflict { .. }
             | Error::AlreadyExists { .. }
-            | Error::InvalidState { .. },
+            | Error::InvalidState { .. }
+            | Error::SessionStarting { .. },
         ) => 4,
         Some(Error::VerificationFailed { .. } | Error::NotVerified { .. }) => 5,
         Some(Error::Backend { .. } | Error::Timeout { .. } | Error::PermissionDenied { .. }) => 6,
@@ -98,6 +99,9 @@ fn hint(e: &anyhow::Error) -> Option<String> {
             "see `toolshed servers show {server_id}` for the failure; fix the repository and run `toolshed servers verify {server_id}` again"
         ),
         Error::CapReached { .. } => "stop a session (`toolshed playground stop <session>`) or run `toolshed sweep`".into(),
+        Error::SessionStarting { session_id, .. } => format!(
+            "its server is still loading: retry, or wait with `toolshed playground status {session_id} --wait`"
+        ),
         Error::SessionNotRunning { session_id, .. } => {
             format!("check `toolshed playground status {session_id}`; start a new session if it ended")
         }

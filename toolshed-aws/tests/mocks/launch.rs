@@ -114,7 +114,7 @@ async fn a_repeated_launch_takes_three_round_trips_and_no_registration() {
             .launch_session(&id, LaunchRequest::default())
             .await
             .unwrap();
-        assert_eq!(session.state, SessionState::Launching);
+        assert_eq!(session.state, SessionState::Starting);
         assert_eq!(
             session.image.pinned(),
             format!("{}@{}", crate::REPO, crate::digest())

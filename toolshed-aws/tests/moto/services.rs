@@ -158,7 +158,7 @@ async fn launch_status_stop_within_the_call_budget() {
         .launch_session(&id, LaunchRequest::default())
         .await
         .unwrap();
-    assert_eq!(session.state, SessionState::Launching);
+    assert_eq!(session.state, SessionState::Starting);
     assert_eq!(session.image.digest().as_str(), digest);
     assert!(
         env.calls.sequential_round_trips() <= 3,

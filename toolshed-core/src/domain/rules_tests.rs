@@ -205,6 +205,7 @@ fn ending_a_session_is_idempotent() {
         stopped_at: None,
         version: 3,
         owner: None,
+        ready_at: None,
     };
     assert!(session.end(StopReason::Expired, t(901)));
     assert_eq!(session.state, SessionState::Stopped);

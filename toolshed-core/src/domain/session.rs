@@ -115,13 +115,22 @@ impl TtlBounds {
     }
 }
 
-/// Lifecycle of a session.
+/// Lifecycle of a session:
+///
+/// ```text
+/// starting ──(its MCP endpoint answered a handshake)──► running
+///     │                                                   │
+///     └────────────(stopped, expired, task exited)────────┴──► stopped
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
-    /// The task was started; it is not reachable yet.
-    Launching,
-    /// The task runs and its endpoint is known.
+    /// The task was started, but its MCP endpoint has not answered yet: the task may still be
+    /// pending, or its server still loading. Records written as `launching` by earlier versions
+    /// read as this state.
+    #[serde(alias = "launching")]
+    Starting,
+    /// The task runs and its MCP endpoint completed a handshake.
     Running,
     /// Ended (see the stop reason). Terminal.
     Stopped,
@@ -137,7 +146,7 @@ impl SessionState {
 impl fmt::Display for SessionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SessionState::Launching => "launching",
+            SessionState::Starting => "starting",
             SessionState::Running => "running",
             SessionState::Stopped => "stopped",
         })
@@ -198,6 +207,10 @@ pub struct PlaygroundSession {
     /// (only admins reach those).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<PrincipalId>,
+    /// When its MCP endpoint first answered (the move to `Running`); `None` while starting, and
+    /// for sessions stored before readiness was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Timestamp>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -206,6 +219,42 @@ impl PlaygroundSession {
     /// Whether its TTL has passed at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at <= now
+    }
+
+    /// How long it has been starting at `now` (since its launch); `None` unless `Starting`.
+    pub fn starting_for(&self, now: Timestamp) -> Option<Duration> {
+        (self.state == SessionState::Starting)
+            .then(|| (now - self.created_at).to_std().unwrap_or(Duration::ZERO))
+    }
+
+    /// Records the endpoint of a starting session learnt from the runner, before it answered.
+    /// Returns whether anything changed (only a `Starting` session takes an endpoint this way).
+    pub fn record_endpoint(&mut self, endpoint: Endpoint) -> bool {
+        if self.state != SessionState::Starting || self.endpoint.as_ref() == Some(&endpoint) {
+            return false;
+        }
+        self.endpoint = Some(endpoint);
+        true
+    }
+
+    /// `Starting` → `Running`: `endpoint` answered an MCP handshake at `at`. A `Running` session
+    /// whose task moved to another endpoint takes the new one (its `ready_at` is kept). Returns
+    /// whether anything changed; an ended session never changes. The version is left to the
+    /// repository.
+    pub fn mark_ready(&mut self, endpoint: Endpoint, at: Timestamp) -> bool {
+        match self.state {
+            SessionState::Starting => {
+                self.state = SessionState::Running;
+                self.endpoint = Some(endpoint);
+                self.ready_at = Some(at);
+                true
+            }
+            SessionState::Running if self.endpoint.as_ref() != Some(&endpoint) => {
+                self.endpoint = Some(endpoint);
+                true
+            }
+            SessionState::Running | SessionState::Stopped => false,
+        }
     }
 
     /// Ends a live session: `Stopped` with `reason` at `at`. Returns `false`, changing nothing,
@@ -313,6 +362,67 @@ mod tests {
             MAX_SESSION_TTL * 2
         )
         .is_err());
+    }
+
+    fn session(state: SessionState) -> PlaygroundSession {
+        let at = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        PlaygroundSession {
+            id: SessionId::new("s-12345678").unwrap(),
+            server_id: ServerId::new("time").unwrap(),
+            image: ImageRef::new(
+                "reg/x",
+                crate::domain::ImageTag::new("t").unwrap(),
+                crate::domain::ImageDigest::new(format!("sha256:{}", "a".repeat(64))).unwrap(),
+            )
+            .unwrap(),
+            task: TaskHandle::new("c1").unwrap(),
+            endpoint: None,
+            state,
+            stop_reason: None,
+            idempotency_key: None,
+            created_at: at,
+            expires_at: at + chrono::Duration::minutes(15),
+            stopped_at: None,
+            owner: None,
+            ready_at: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn starting_becomes_running_only_when_marked_ready() {
+        let mut s = session(SessionState::Starting);
+        let later = s.created_at + chrono::Duration::seconds(4);
+        assert_eq!(s.starting_for(later), Some(Duration::from_secs(4)));
+        let ep = Endpoint::new("127.0.0.1", 8000, "/mcp").unwrap();
+        assert!(s.record_endpoint(ep.clone()));
+        assert!(!s.record_endpoint(ep.clone()), "unchanged");
+        assert_eq!(
+            s.state,
+            SessionState::Starting,
+            "an endpoint alone is not readiness"
+        );
+        assert!(s.mark_ready(ep.clone(), later));
+        assert_eq!((s.state, s.ready_at), (SessionState::Running, Some(later)));
+        assert_eq!(s.starting_for(later), None);
+        assert!(!s.mark_ready(ep.clone(), later), "already running there");
+        let moved = Endpoint::new("127.0.0.1", 8001, "/mcp").unwrap();
+        assert!(!s.record_endpoint(moved.clone()));
+        assert!(s.mark_ready(moved.clone(), later + chrono::Duration::seconds(1)));
+        assert_eq!(s.ready_at, Some(later), "first readiness kept");
+        s.end(StopReason::Requested, later);
+        assert!(!s.mark_ready(ep, later), "an ended session stays ended");
+    }
+
+    #[test]
+    fn records_of_earlier_versions_stay_readable() {
+        let mut json = serde_json::to_value(session(SessionState::Starting)).unwrap();
+        assert_eq!(json["state"], "starting");
+        assert!(json.get("ready_at").is_none());
+        json["state"] = "launching".into();
+        let old: PlaygroundSession = serde_json::from_value(json).unwrap();
+        assert_eq!(old.state, SessionState::Starting);
+        assert_eq!(old.ready_at, None);
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub trait ServerRepository: Send + Sync + Debug {
     /// Only `Backend` (retryable when the backend was throttling): a missing id is no error.
     async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<PlaygroundSession>>;
 
-    /// Updates a live session (task endpoint, `Launching` → `Running`) with a version check.
+    /// Updates a live session (task endpoint, `Starting` → `Running`) with a version check.
     ///
     /// # Errors
     /// `NotFound`; `Conflict` on a version mismatch or when the stored session has ended;

@@ -38,6 +38,13 @@ pub struct ToolshedConfig {
     pub orphan_grace: Duration,
     /// Deadline of one tool call.
     pub tool_call_deadline: Duration,
+    /// How long a tool call on a session that is still starting waits for the session's MCP
+    /// endpoint to answer before it fails with `SessionStarting` (on top of
+    /// `tool_call_deadline`). Zero: never wait.
+    pub session_ready_deadline: Duration,
+    /// How long the one MCP handshake of a status poll of a starting session may take: a poll
+    /// stays quick; a server that needs longer is seen ready by a later poll.
+    pub readiness_check_timeout: Duration,
     /// Bounds of the repository snapshot handed to the metadata generator.
     pub snapshot_limits: SnapshotLimits,
     /// Re-reads after an optimistic-concurrency conflict before giving up.
@@ -64,6 +71,8 @@ impl Default for ToolshedConfig {
             session_caps: SessionCaps::default(),
             orphan_grace: Duration::from_secs(2 * 60),
             tool_call_deadline: Duration::from_secs(30),
+            session_ready_deadline: Duration::from_secs(20),
+            readiness_check_timeout: Duration::from_secs(2),
             snapshot_limits: SnapshotLimits::default(),
             conflict_retries: 5,
             repo_policy: RepoUrlPolicy::HTTPS_ONLY,
@@ -105,6 +114,12 @@ impl ToolshedConfig {
             return Err(Error::invalid(
                 "check_task_ttl",
                 "check_task_ttl and tool_call_deadline must be positive",
+            ));
+        }
+        if self.readiness_check_timeout.is_zero() {
+            return Err(Error::invalid(
+                "readiness_check_timeout",
+                "must be positive: a status poll needs time for one MCP handshake",
             ));
         }
         Ok(())

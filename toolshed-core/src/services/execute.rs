@@ -1,15 +1,18 @@
 //! Calling a tool of a running session.
 
+use super::playground::not_running;
 use super::Toolshed;
 use crate::domain::{SessionId, SessionState, ToolCall, ToolCallOutput};
 use crate::error::{Error, Result};
 
 impl Toolshed {
     /// Calls a tool on a running session through the MCP probe, with the tool's input schema
-    /// (checked before anything is sent) and the configured per-call deadline. A `Launching`
-    /// session is refreshed from the runner first.
+    /// (checked before anything is sent) and the configured per-call deadline. A session that is
+    /// still `Starting` is waited for, up to the configured `session_ready_deadline`, until its
+    /// MCP endpoint answers (see [`Self::wait_session_ready`]).
     ///
     /// # Errors
+    /// `SessionStarting` when the session did not become ready in time (nothing was sent);
     /// `SessionNotRunning` (also when the call fails because the task has ended meanwhile, with
     /// the stop reason in its state); `UnknownTool` when the server's tools were listed and the name is
     /// not among them; `InvalidToolArguments`; `Probe`.
@@ -20,17 +23,14 @@ impl Toolshed {
     ) -> Result<ToolCallOutput> {
         let p = &self.ports;
         let mut session = p.repository.get_session(session_id).await?;
-        if session.state == SessionState::Launching {
-            session = self.session_status(session_id).await?;
+        if session.state == SessionState::Starting {
+            session = self
+                .await_ready(session, self.config.session_ready_deadline)
+                .await?;
         }
         let endpoint = match (&session.state, &session.endpoint) {
             (SessionState::Running, Some(e)) => e.clone(),
-            (state, _) => {
-                return Err(Error::SessionNotRunning {
-                    session_id: session_id.to_string(),
-                    state: state.to_string(),
-                })
-            }
+            _ => return Err(not_running(&session)),
         };
         let server = p.repository.get_server(&session.server_id).await?;
         let tools_listed =
@@ -61,13 +61,7 @@ impl Toolshed {
                 if refreshed.state.is_live() {
                     return Err(e);
                 }
-                Err(Error::SessionNotRunning {
-                    session_id: session_id.to_string(),
-                    state: match refreshed.stop_reason {
-                        Some(reason) => format!("{}: {reason}", refreshed.state),
-                        None => refreshed.state.to_string(),
-                    },
-                })
+                Err(not_running(&refreshed))
             }
             other => other,
         }

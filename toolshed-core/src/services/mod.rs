@@ -90,4 +90,9 @@ impl Toolshed {
     pub fn config(&self) -> &ToolshedConfig {
         &self.config
     }
+
+    /// The services' time (their clock), e.g. for "starting for N s" in answers.
+    pub fn now(&self) -> crate::domain::Timestamp {
+        self.ports.clock.now()
+    }
 }

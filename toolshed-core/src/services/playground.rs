@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::access::{owned_session_id, Caller};
 use super::config::plus;
@@ -12,6 +13,27 @@ use crate::domain::{
 };
 use crate::error::{CapScope, Error, Result};
 use crate::ports::{SessionInsert, TaskSpec, TaskState};
+
+/// The longest single readiness wait of [`Toolshed::wait_session_ready`] before the task is
+/// described again (a task that ended is noticed this soon).
+const READY_WAIT_SLICE: Duration = Duration::from_secs(5);
+
+/// Suggested pause after `SessionStarting` when the endpoint is known (the server is loading).
+const RETRY_AFTER_LOADING: Duration = Duration::from_secs(2);
+
+/// Suggested pause after `SessionStarting` while the task has no endpoint yet.
+const RETRY_AFTER_PENDING: Duration = Duration::from_secs(5);
+
+/// `SessionNotRunning` for an ended session, with its stop reason.
+pub(super) fn not_running(session: &PlaygroundSession) -> Error {
+    Error::SessionNotRunning {
+        session_id: session.id.to_string(),
+        state: match session.stop_reason {
+            Some(reason) => format!("{}: {reason}", session.state),
+            None => session.state.to_string(),
+        },
+    }
+}
 
 /// A launch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,13 +138,14 @@ impl Toolshed {
             image: spec.image.clone(),
             task: task.clone(),
             endpoint: None,
-            state: SessionState::Launching,
+            state: SessionState::Starting,
             stop_reason: None,
             idempotency_key: request.idempotency_key,
             created_at: now,
             expires_at,
             stopped_at: None,
             owner: caller.map(|c| c.principal.id.clone()),
+            ready_at: None,
             version: 0,
         };
         let inserted = match caller {
@@ -150,41 +173,161 @@ impl Toolshed {
         }
     }
 
-    /// A session, refreshed from the runner: `Running` with its endpoint once the task runs;
-    /// ended (`TaskExited`) when the task stopped or vanished.
+    /// A session, refreshed from the runner and, while it starts, from its MCP endpoint:
+    /// `Running` once the task runs **and** its endpoint answered an MCP handshake (one check per
+    /// poll, within `readiness_check_timeout`); still `Starting` (with the endpoint, once known)
+    /// until then; ended (`TaskExited`) when the task stopped or vanished.
     ///
     /// # Errors
-    /// `NotFound`; runner / repository errors.
+    /// `NotFound`; runner / repository errors (a failed readiness check is not an error: the
+    /// session stays `Starting`).
     pub async fn session_status(&self, session_id: &SessionId) -> Result<PlaygroundSession> {
+        let session = self.ports.repository.get_session(session_id).await?;
+        self.refresh_session(session).await
+    }
+
+    /// [`Self::session_status`] of a session already read.
+    async fn refresh_session(&self, session: PlaygroundSession) -> Result<PlaygroundSession> {
         let p = &self.ports;
-        let session = p.repository.get_session(session_id).await?;
         if !session.state.is_live() {
             return Ok(session);
         }
         let status = p.runner.describe(&session.task).await?;
         match (status.state, status.endpoint) {
             (TaskState::Running, Some(endpoint)) => {
-                if session.state == SessionState::Running
-                    && session.endpoint.as_ref() == Some(&endpoint)
-                {
+                let mut refreshed = session.clone();
+                let changed = if session.state == SessionState::Starting {
+                    match p
+                        .probe
+                        .probe(&endpoint, self.config.readiness_check_timeout)
+                        .await
+                    {
+                        Ok(_) => refreshed.mark_ready(endpoint, p.clock.now()),
+                        Err(e) => {
+                            debug!(session = %session.id, error = %e, "session not ready yet");
+                            refreshed.record_endpoint(endpoint)
+                        }
+                    }
+                } else {
+                    refreshed.mark_ready(endpoint, p.clock.now())
+                };
+                if !changed {
                     return Ok(session);
                 }
-                let mut running = session.clone();
-                running.state = SessionState::Running;
-                running.endpoint = Some(endpoint);
-                match p.repository.update_session(&running).await {
-                    Ok(s) => Ok(s),
-                    // Somebody else refreshed or ended it first: their write wins.
-                    Err(Error::Conflict { .. }) => p.repository.get_session(session_id).await,
-                    Err(e) => Err(e),
+                if refreshed.state == SessionState::Running && session.state != refreshed.state {
+                    info!(
+                        session = %session.id,
+                        starting_ms = session.starting_for(p.clock.now()).map(|d| d.as_millis() as u64),
+                        "session ready"
+                    );
                 }
+                self.store_refreshed(&refreshed).await
             }
             (TaskState::Stopped { .. } | TaskState::Missing, _) => Ok(p
                 .repository
-                .end_session(session_id, StopReason::TaskExited, p.clock.now())
+                .end_session(&session.id, StopReason::TaskExited, p.clock.now())
                 .await?
                 .into_session()),
             _ => Ok(session),
+        }
+    }
+
+    /// Writes a refreshed live session with its version check. When somebody else refreshed or
+    /// ended it first, their write wins, unless theirs is still `Starting` and ours is `Running`
+    /// (readiness is a fact once seen: it is written over theirs).
+    async fn store_refreshed(&self, refreshed: &PlaygroundSession) -> Result<PlaygroundSession> {
+        let p = &self.ports;
+        let mut candidate = refreshed.clone();
+        for _ in 0..=self.config.conflict_retries {
+            match p.repository.update_session(&candidate).await {
+                Ok(s) => return Ok(s),
+                Err(Error::Conflict { .. }) => {
+                    let current = p.repository.get_session(&refreshed.id).await?;
+                    let (Some(endpoint), Some(at)) = (&refreshed.endpoint, refreshed.ready_at)
+                    else {
+                        return Ok(current);
+                    };
+                    if current.state != SessionState::Starting
+                        || refreshed.state != SessionState::Running
+                    {
+                        return Ok(current);
+                    }
+                    candidate = current;
+                    candidate.mark_ready(endpoint.clone(), at);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        p.repository.get_session(&refreshed.id).await
+    }
+
+    /// Waits until a session is `Running`, at most `deadline`: the task's describes while it
+    /// has no endpoint, then the probe's readiness wait (handshake polls with backoff) on its
+    /// endpoint, in slices so a task that ends meanwhile is noticed.
+    ///
+    /// # Errors
+    /// `SessionStarting` when the deadline passes first; `SessionNotRunning` when the session
+    /// ended; `NotFound`; runner / repository errors.
+    pub async fn wait_session_ready(
+        &self,
+        session_id: &SessionId,
+        deadline: Duration,
+    ) -> Result<PlaygroundSession> {
+        let session = self.ports.repository.get_session(session_id).await?;
+        self.await_ready(session, deadline).await
+    }
+
+    /// [`Self::wait_session_ready`] of a session already read.
+    pub(super) async fn await_ready(
+        &self,
+        session: PlaygroundSession,
+        deadline: Duration,
+    ) -> Result<PlaygroundSession> {
+        let p = &self.ports;
+        let until = Instant::now() + deadline;
+        // The runner first: the task may have ended, or its server answer already.
+        let mut session = self.refresh_session(session).await?;
+        loop {
+            match session.state {
+                SessionState::Running => return Ok(session),
+                SessionState::Stopped => return Err(not_running(&session)),
+                SessionState::Starting => {}
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::SessionStarting {
+                    session_id: session.id.to_string(),
+                    starting_for: session.starting_for(p.clock.now()).unwrap_or_default(),
+                    // The server loads once its endpoint is known; a pending task takes longer.
+                    retry_after: if session.endpoint.is_some() {
+                        RETRY_AFTER_LOADING
+                    } else {
+                        RETRY_AFTER_PENDING
+                    },
+                });
+            }
+            match session.endpoint.clone() {
+                Some(endpoint) => {
+                    let slice = left.min(READY_WAIT_SLICE);
+                    if p.probe.wait_ready(&endpoint, slice).await.is_ok() {
+                        let mut ready = session.clone();
+                        if ready.mark_ready(endpoint, p.clock.now()) {
+                            info!(
+                                session = %session.id,
+                                starting_ms = session.starting_for(p.clock.now()).map(|d| d.as_millis() as u64),
+                                "session ready"
+                            );
+                            session = self.store_refreshed(&ready).await?;
+                            continue;
+                        }
+                    }
+                }
+                None => {
+                    tokio::time::sleep(left.min(self.config.task_poll_interval)).await;
+                }
+            }
+            let current = p.repository.get_session(&session.id).await?;
+            session = self.refresh_session(current).await?;
         }
     }
 

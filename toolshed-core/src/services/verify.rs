@@ -577,6 +577,9 @@ impl Toolshed {
         let p = &self.ports;
         let step = VerificationStep::Check;
         let deadline = plus(p.clock.now(), self.config.task_start_timeout);
+        // Wall time of the two waits, logged: how long the image takes to start and to load is
+        // what a session of it will wait too.
+        let started = tokio::time::Instant::now();
         let endpoint: Endpoint = loop {
             let status = p.runner.describe(task).await.map_err(at(step))?;
             match (status.state, status.endpoint) {
@@ -611,12 +614,23 @@ impl Toolshed {
                 }
             }
         };
+        let endpoint_after = started.elapsed();
         // A fresh expiry that covers the whole readiness wait.
         *lease = self.renew(lease.clone(), step, cell).await?;
-        p.probe
+        let ready = tokio::time::Instant::now();
+        let report = p
+            .probe
             .wait_ready(&endpoint, self.config.readiness_deadline)
             .await
-            .map_err(at(step))
+            .map_err(at(step))?;
+        info!(
+            server = %lease.server_id,
+            %task,
+            endpoint_ms = endpoint_after.as_millis() as u64,
+            mcp_ready_ms = ready.elapsed().as_millis() as u64,
+            "check task answered MCP"
+        );
+        Ok(report)
     }
 
     async fn stop_check_task(&self, task: &TaskHandle) {

@@ -180,13 +180,14 @@ pub fn sample_session(
         server_id: server.clone(),
         image: image(server, "s"),
         endpoint: None,
-        state: SessionState::Launching,
+        state: SessionState::Starting,
         stop_reason: None,
         idempotency_key: None,
         created_at,
         expires_at,
         stopped_at: None,
         owner: None,
+        ready_at: None,
         version: 0,
     }
 }
@@ -1147,8 +1148,10 @@ pub async fn check_update_session(repo: Repo) {
     )
     .await;
     let mut running = c.clone();
-    running.state = SessionState::Running;
-    running.endpoint = Some(Endpoint::new("10.0.0.7", 8000, "/mcp").must("endpoint"));
+    assert!(running.mark_ready(
+        Endpoint::new("10.0.0.7", 8000, "/mcp").must("endpoint"),
+        t + secs(4)
+    ));
     let u = repo.update_session(&running).await.must("update_session");
     assert_eq!(
         u.version,
@@ -1157,6 +1160,11 @@ pub async fn check_update_session(repo: Repo) {
     );
     assert_eq!(u.state, SessionState::Running);
     assert_eq!(u.endpoint, running.endpoint);
+    assert_eq!(
+        u.ready_at,
+        Some(t + secs(4)),
+        "conformance: update_session keeps when the session became ready"
+    );
     assert_eq!(repo.get_session(&c.id).await.must("get_session"), u);
 
     let e = fails(

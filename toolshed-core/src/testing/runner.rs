@@ -40,6 +40,8 @@ struct Inner {
     by_token: HashMap<String, TaskHandle>,
     start_failures: VecDeque<String>,
     pending_describes: u32,
+    /// Endpoint given to new tasks instead of an invented one.
+    endpoint: Option<Endpoint>,
     next_id: u64,
     prepare_calls: u32,
     start_calls: u32,
@@ -74,6 +76,13 @@ impl FakeTaskRunner {
     /// New tasks answer `Pending` (no endpoint) to their first `n` describes.
     pub fn set_pending_describes(&self, n: u32) {
         lock(&self.inner).pending_describes = n;
+    }
+
+    /// New tasks report `endpoint` once running, instead of an invented `127.0.0.1:<port>`:
+    /// tests point it at a real MCP server, or at a port where one starts listening only later
+    /// (a task whose endpoint is known before its server answers).
+    pub fn set_task_endpoint(&self, endpoint: Option<Endpoint>) {
+        lock(&self.inner).endpoint = endpoint;
     }
 
     /// Makes the next `start` fail with a retryable `Backend` error.
@@ -229,7 +238,10 @@ impl TaskRunner for FakeTaskRunner {
             } else {
                 TaskState::Running
             },
-            endpoint: Some(Endpoint::new("127.0.0.1", port, spec.mcp_path.clone())?),
+            endpoint: Some(match &inner.endpoint {
+                Some(e) => e.clone(),
+                None => Endpoint::new("127.0.0.1", port, spec.mcp_path.clone())?,
+            }),
             started_at: now,
             pending_describes: pending,
             stop_reason: None,

@@ -598,9 +598,10 @@ impl From<&Endpoint> for EndpointView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStateView {
-    /// The task is starting.
-    Launching,
-    /// The task serves MCP.
+    /// The task was started but its MCP endpoint has not answered yet (the task may be pending,
+    /// or its server still loading). Tool calls wait for it, up to a deadline.
+    Starting,
+    /// The task runs and its MCP endpoint answered a handshake.
     Running,
     /// Ended.
     Stopped,
@@ -609,7 +610,7 @@ pub enum SessionStateView {
 impl From<SessionState> for SessionStateView {
     fn from(s: SessionState) -> Self {
         match s {
-            SessionState::Launching => Self::Launching,
+            SessionState::Starting => Self::Starting,
             SessionState::Running => Self::Running,
             SessionState::Stopped => Self::Stopped,
         }
@@ -672,6 +673,10 @@ pub struct SessionBody {
     /// The principal that launched it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// When its MCP endpoint first answered (RFC 3339): the move to `running`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ready_at: Option<Timestamp>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -691,6 +696,7 @@ impl From<&PlaygroundSession> for SessionBody {
             expires_at: s.expires_at,
             stopped_at: s.stopped_at,
             owner: s.owner.as_ref().map(ToString::to_string),
+            ready_at: s.ready_at,
             version: s.version,
         }
     }
@@ -1113,15 +1119,19 @@ mod tests {
             image: image(),
             task: TaskHandle::new("arn:aws:ecs:eu-west-1:1:task/c/abc").expect("task"),
             endpoint: None,
-            state: SessionState::Launching,
+            state: SessionState::Starting,
             stop_reason: None,
             idempotency_key: None,
             created_at: at(0),
             expires_at: at(600),
             stopped_at: None,
             owner: None,
+            ready_at: None,
             version: 1,
         };
+        same(&session, &SessionBody::from(&session));
+        session.state = SessionState::Running;
+        session.ready_at = Some(at(5));
         same(&session, &SessionBody::from(&session));
         session.endpoint = Some(Endpoint::new("10.0.0.1", 8000, "/mcp").expect("endpoint"));
         session.state = SessionState::Stopped;

@@ -16,7 +16,8 @@ use toolshed_core::services::Caller;
 
 /// Calls a tool on a session of the server and answers the tool's result (a failing tool is a
 /// 200 with `is_error: true`). Without `session_id`/`task_arn`, the server's newest live session
-/// is used.
+/// is used. On a session that is still `starting`, the call waits for its MCP server (up to the
+/// service's `session_ready_deadline`), then answers 503 `session_starting` with `Retry-After`.
 #[utoipa::path(post, path = "/api/servers/{id}/execute", tag = "playground",
     params(("id" = String, Path, description = "Server id")),
     request_body(content = ExecuteRequest, content_type = "application/json"),
@@ -27,7 +28,8 @@ use toolshed_core::services::Caller;
         (status = 409, description = "The session is not running, the server has no such session, or none at all", body = ErrorBody),
         (status = 422, description = "Arguments violate the tool's schema", body = ErrorBody),
         (status = 502, description = "The server broke the MCP protocol", body = ErrorBody),
-        (status = 503, description = "The server is unreachable", body = ErrorBody),
+        (status = 503, description = "The session is still starting (`session_starting`: its MCP server has not answered yet) or its server is unreachable; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The tool call timed out", body = ErrorBody),
     ))]
 pub async fn execute(

@@ -20,7 +20,8 @@ use crate::AppState;
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// Launches a playground session from the server's verified image (pinned by digest). Answers
-/// 202: the session is `launching`; poll its `status_url` until `running`.
+/// 202: the session is `starting`; poll its `status_url` until `running` (its MCP endpoint
+/// answered), or call a tool at once: the call waits for the server, up to a deadline.
 #[utoipa::path(post, path = "/api/servers/{id}/playground", tag = "playground",
     params(
         ("id" = String, Path, description = "Server id"),
@@ -28,7 +29,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
     ),
     request_body(content = Option<LaunchBody>, content_type = "application/json", description = "Optional"),
     responses(
-        (status = 202, description = "Launching", body = SessionView),
+        (status = 202, description = "Starting", body = SessionView),
         (status = 404, description = "No such server", body = ErrorBody),
         (status = 412, description = "The server has no verified image", body = ErrorBody),
         (status = 422, description = "TTL out of bounds or invalid key", body = ErrorBody),
@@ -65,7 +66,7 @@ pub async fn launch(
         .toolshed
         .launch_session_as(&caller, &id, request)
         .await?;
-    let view = SessionView::new(&session);
+    let view = SessionView::new(&session, state.toolshed.now());
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, view.status_url.clone())],
@@ -73,7 +74,8 @@ pub async fn launch(
     ))
 }
 
-/// A session's status, refreshed from the runner: `launching`, `running` (with its endpoint) or
+/// A session's status, refreshed from the runner and, while it starts, from one MCP handshake
+/// with its endpoint: `starting` (with `starting_for_secs`), `running` (its endpoint answered) or
 /// `stopped` (with the reason). Select it by `session_id` or by `task_arn`; without either, the
 /// server's newest session (live ones first).
 #[utoipa::path(get, path = "/api/servers/{id}/playground/status", tag = "playground",
@@ -97,7 +99,7 @@ pub async fn status(
         .toolshed
         .session_status_as(&caller, &session.id)
         .await?;
-    Ok(Json(SessionView::new(&refreshed)))
+    Ok(Json(SessionView::new(&refreshed, state.toolshed.now())))
 }
 
 /// Stops a session of the server (idempotent). The session is selected in the JSON body by
@@ -122,7 +124,7 @@ pub async fn stop_for_server(
     let found = find_session(&state.toolshed, &caller, &id, &selector).await;
     let session = named_in_body(&state.toolshed, &id, found).await?;
     let stopped = state.toolshed.stop_session_as(&caller, &session.id).await?;
-    Ok(Json(SessionView::new(&stopped)))
+    Ok(Json(SessionView::new(&stopped, state.toolshed.now())))
 }
 
 /// Stops a session by id (idempotent).
@@ -140,7 +142,7 @@ pub async fn delete_session(
     ApiPath(session_id): ApiPath<SessionId>,
 ) -> ApiResult<Json<SessionView>> {
     let stopped = state.toolshed.stop_session_as(&caller, &session_id).await?;
-    Ok(Json(SessionView::new(&stopped)))
+    Ok(Json(SessionView::new(&stopped, state.toolshed.now())))
 }
 
 /// The server's newest live session, else its newest session; 404 when it has none.
