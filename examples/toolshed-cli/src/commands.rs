@@ -396,6 +396,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             };
             let server = ts
                 .register_server(ServerRegistration {
+                    build: Default::default(),
                     id: ServerId::new(id)?,
                     // The local CLI reads the user's own disk, so file:// is allowed here.
                     repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
@@ -723,6 +724,7 @@ mod tests {
         let id = ServerId::new("notes").unwrap();
         let mut s = Server::register(
             ServerRegistration {
+                build: Default::default(),
                 id: id.clone(),
                 repo: RepoUrl::new("https://github.com/example/notes").unwrap(),
                 git_ref: GitRef::main(),

@@ -948,6 +948,7 @@ mod tests {
     /// A server with every optional part filled in (`full`) or none (a fresh registration).
     fn server(full: bool) -> Server {
         let reg = ServerRegistration {
+            build: Default::default(),
             id: ServerId::new("time").expect("id"),
             repo: RepoUrl::new("https://github.com/example/time").expect("repo"),
             git_ref: GitRef::new("main").expect("ref"),
