@@ -135,7 +135,11 @@ async fn two_servers_of_one_monorepo_build_from_their_subfolders() {
     assert_eq!(images[0].commit, images[1].commit, "one commit");
     assert_ne!(image_a.digest(), image_b.digest(), "two distinct images");
     assert_ne!(image_a.tag(), image_b.tag());
-    println!("servers/a → {}\nservers/b → {}", image_a.pinned(), image_b.pinned());
+    println!(
+        "servers/a → {}\nservers/b → {}",
+        image_a.pinned(),
+        image_b.pinned()
+    );
 
     // The build argument reached the build verbatim: the label holds the value, nothing ran it.
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
@@ -162,7 +166,10 @@ async fn two_servers_of_one_monorepo_build_from_their_subfolders() {
             ..
         } => {
             assert_eq!(*step, VerificationStep::Build, "{err}");
-            assert!(reason.contains("resolves outside the repository"), "{reason}");
+            assert!(
+                reason.contains("resolves outside the repository"),
+                "{reason}"
+            );
             assert!(!retryable, "{err}");
         }
         other => panic!("expected a refused build, got {other}"),

@@ -6,7 +6,9 @@ use aws_sdk_codebuild::types::{
 use aws_sdk_codebuild::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use toolshed_aws::{CodeBuildImageBuilder, CodeBuildSettings};
-use toolshed_core::domain::{BuildId, BuildSpec, CommitSha, ImageTag, RepoUrl, ServerId, Transport};
+use toolshed_core::domain::{
+    BuildId, BuildSpec, CommitSha, ImageTag, RepoUrl, ServerId, Transport,
+};
 use toolshed_core::ports::{BuildRequest, BuildStatus, ImageBuilder};
 
 use crate::Captured;
@@ -137,7 +139,10 @@ async fn start_build_passes_the_build_spec_as_plain_values() {
     assert_eq!(args.get("VERSION").map(String::as_str), Some(hostile));
     // The tag names the spec and still ends with the commit, as the buildspec requires.
     let tag = get("IMAGE_TAG");
-    assert!(tag.starts_with("build-time_") && tag.ends_with("-abcdef012345"), "{tag}");
+    assert!(
+        tag.starts_with("build-time_") && tag.ends_with("-abcdef012345"),
+        "{tag}"
+    );
 
     // The default spec: the repository root's Dockerfile, no arguments.
     let seen = Captured::<StartBuildInput>::default();
@@ -155,7 +160,11 @@ async fn start_build_passes_the_build_spec_as_plain_values() {
         .await
         .unwrap();
     let env = env_of(&seen.get());
-    for (k, v) in [("BUILD_CONTEXT", "."), ("DOCKERFILE", "Dockerfile"), ("BUILD_ARGS", "{}")] {
+    for (k, v) in [
+        ("BUILD_CONTEXT", "."),
+        ("DOCKERFILE", "Dockerfile"),
+        ("BUILD_ARGS", "{}"),
+    ] {
         assert!(env.contains(&(k.into(), v.into())), "{k}: {env:?}");
     }
 }

@@ -379,15 +379,7 @@ async fn build(
             };
             // The bridge stage is ours: its own Dockerfile, no repository arguments.
             let no_args = HashMap::new();
-            let stage = engine_build(
-                docker,
-                config,
-                id,
-                &image,
-                context,
-                "Dockerfile",
-                &no_args,
-            );
+            let stage = engine_build(docker, config, id, &image, context, "Dockerfile", &no_args);
             if let Err(status) = stage.await {
                 return status;
             }
