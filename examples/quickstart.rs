@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         Ok(_) => step(t, &format!("server {id} already registered")),
         Err(e) if e.is_not_found() => {
             ts.register_server(ServerRegistration {
+                build: Default::default(),
                 id: id.clone(),
                 repo,
                 git_ref: GitRef::main(),

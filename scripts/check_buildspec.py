@@ -13,7 +13,10 @@ Cases: an HTTP server image is built, pushed as build-<serverId>-<sha12> and its
 credentials were stored at that moment); a tag without the `build-` prefix is refused; a retry of the same commit reports the stored digest without rebuilding;
 a tag whose sha12 is not the checked-out commit is refused; a stdio server is wrapped with the
 bridge (entrypoint + command in exec form, the bridge binary inside); a malformed stdio command
-is refused.
+is refused; in a monorepo, servers in subfolders build from their own context and Dockerfile
+into distinct images, build arguments reach the build verbatim (a hostile value is never run by
+a shell), and contexts or Dockerfiles leading out of the repository (or the context) through
+links, '..' or absolute paths are refused, as are reserved or malformed build arguments.
 
 Needs TOOLSHED_TEST_DOCKER=1 and TOOLSHED_TEST_REGISTRY=127.0.0.1:PORT (set by scripts/test.sh);
 without them it prints "skipped: <reason>" and exits 0, unless TOOLSHED_REQUIRE_BACKENDS=1.
@@ -156,11 +159,15 @@ class Harness:
         bridge.write_text("#!/bin/sh\necho bridge\n", encoding="utf-8")
         (work / "docker-config").mkdir()
 
-    def source_repo(self, name: str, files: dict[str, str]) -> tuple[Path, str]:
+    def source_repo(self, name: str, files: dict[str, str], links: dict[str, str] | None = None) -> tuple[Path, str]:
         repo = self.work / name
         repo.mkdir()
         for rel, content in files.items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             (repo / rel).write_text(content, encoding="utf-8")
+        for rel, target in (links or {}).items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).symlink_to(target)
         git = ["git", "-C", str(repo), "-c", "user.name=check", "-c", "user.email=check@example.invalid"]
         subprocess.run(git[:3] + ["init", "-q"], check=True)
         subprocess.run(git + ["add", "-A"], check=True)
@@ -342,6 +349,55 @@ def main() -> int:
             broken = h.build(broken_repo, broken_sha, {"IMAGE_TAG": f"build-broken-{broken_sha[:12]}", "SERVER_ID": "broken"})
             expect("a broken Dockerfile fails the build and pushes nothing",
                    broken.returncode != 0 and h.registry_digest(f"build-broken-{broken_sha[:12]}") == "", broken)
+
+            # A monorepo: one server per subfolder, each with its own Dockerfile; the build spec
+            # (BUILD_CONTEXT, DOCKERFILE, BUILD_ARGS) is hostile where it can be.
+            marker = h.work / "shell-ran"
+            hostile = f"$(touch {marker}); a; rm -rf / `touch {marker}` \"q\" 'q'"
+            mono, mono_sha = h.source_repo("mono", {
+                "servers/a/Dockerfile": "FROM scratch\nARG FLAVOUR=plain\nLABEL toolshed.test.flavour=\"$FLAVOUR\"\nCOPY a.txt /a.txt\n",
+                "servers/a/a.txt": f"server a {h.run_id}\n",
+                "servers/b/Dockerfile": "FROM scratch\nCOPY b.txt /b.txt\n",
+                "servers/b/b.txt": f"server b {h.run_id}\n",
+                "Dockerfile.root": "FROM scratch\n",
+            }, links={
+                "servers/escape": "../..",
+                "servers/a/Dockerfile.passwd": "/etc/passwd",
+                "servers/a/Dockerfile.root": "../../Dockerfile.root",
+            })
+            def mono_build(server: str, spec: str, env: dict[str, str]) -> tuple[str, subprocess.CompletedProcess]:
+                tag = f"build-{server}_{spec}-{mono_sha[:12]}"
+                return tag, h.build(mono, mono_sha, {"IMAGE_TAG": tag, "SERVER_ID": server, **env})
+            tag_a, mono_a = mono_build("mono-a", "0123456789", {
+                "BUILD_CONTEXT": "servers/a", "BUILD_ARGS": json.dumps({"FLAVOUR": hostile})})
+            expect("a server in a subfolder builds with its own Dockerfile", mono_a.returncode == 0, mono_a)
+            inspect = subprocess.run(["docker", "image", "inspect", f"{registry}/{h.repo_name}:{tag_a}"],
+                                     capture_output=True, text=True, check=False)
+            labels = (json.loads(inspect.stdout)[0]["Config"].get("Labels") or {}) if inspect.returncode == 0 else {}
+            expect("a build argument reaches the build verbatim (label equals the hostile value)",
+                   labels.get("toolshed.test.flavour") == hostile, mono_a)
+            tag_b, mono_b = mono_build("mono-b", "abcdef0123", {"BUILD_CONTEXT": "./servers/b/", "DOCKERFILE": "Dockerfile"})
+            digest_a, digest_b = printed(mono_a, "TOOLSHED_IMAGE_DIGEST"), printed(mono_b, "TOOLSHED_IMAGE_DIGEST")
+            expect("the other subfolder of the same commit gives another image",
+                   mono_b.returncode == 0 and digest_a.startswith("sha256:") and digest_b.startswith("sha256:") and digest_a != digest_b, mono_b)
+            _, injected = mono_build("mono-c", "1111111111", {"BUILD_CONTEXT": f"$(touch {marker})"})
+            expect("a context made of shell syntax is a (missing) folder name, never run", injected.returncode != 0, injected)
+            _, injected = mono_build("mono-c", "2222222222", {"BUILD_CONTEXT": "servers/a", "DOCKERFILE": f"Dockerfile; touch {marker}"})
+            expect("a Dockerfile name made of shell syntax is never run", injected.returncode != 0, injected)
+            expect("no hostile value was ever run by a shell", not marker.exists())
+            for label, env, why in [
+                ("a context linking out of the repository is refused", {"BUILD_CONTEXT": "servers/escape"}, "resolves outside the repository"),
+                ("a Dockerfile linking out of the repository is refused", {"BUILD_CONTEXT": "servers/a", "DOCKERFILE": "Dockerfile.passwd"}, "resolves outside the build context"),
+                ("a Dockerfile linking out of the context is refused", {"BUILD_CONTEXT": "servers/a", "DOCKERFILE": "Dockerfile.root"}, "resolves outside the build context"),
+                ("a context with '..' is refused", {"BUILD_CONTEXT": "servers/../.."}, "without '..'"),
+                ("an absolute context is refused", {"BUILD_CONTEXT": "/etc"}, "without '..'"),
+                ("a reserved build argument is refused", {"BUILD_CONTEXT": "servers/a", "BUILD_ARGS": '{"BUILDKIT_SYNTAX": "evil/frontend"}'}, "BUILD_ARGS must be"),
+                ("a build argument with a line break is refused", {"BUILD_CONTEXT": "servers/a", "BUILD_ARGS": '{"A": "x\\ny"}'}, "BUILD_ARGS must be"),
+                ("a build argument with a bad name is refused", {"BUILD_CONTEXT": "servers/a", "BUILD_ARGS": '{"A B": "x"}'}, "BUILD_ARGS must be"),
+            ]:
+                _, refused = mono_build("mono-x", "3333333333", env)
+                expect(label, refused.returncode != 0 and why in refused.stderr + refused.stdout, refused)
+            expect("nothing was pushed for a refused spec", h.registry_digest(f"build-mono-x_3333333333-{mono_sha[:12]}") == "")
         finally:
             h.cleanup()
 

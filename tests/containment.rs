@@ -201,6 +201,7 @@ async fn builds_are_bounded_and_a_cancelled_build_leaves_no_container() {
     let server = ServerId::new("bounded").unwrap();
     let build = builder
         .start_build(&BuildRequest {
+            build: Default::default(),
             tag: ImageTag::for_build(&server, &commit),
             server_id: server,
             repo,
@@ -269,6 +270,7 @@ async fn a_verification_whose_build_times_out_leaves_no_build_container() {
     backend
         .toolshed
         .register_server(ServerRegistration {
+            build: Default::default(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),

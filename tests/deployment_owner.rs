@@ -45,6 +45,7 @@ async fn verified_backend(tweak: impl FnOnce(&mut LocalConfig)) -> Local {
     backend
         .toolshed
         .register_server(ServerRegistration {
+            build: Default::default(),
             id: server.clone(),
             repo,
             git_ref: GitRef::main(),

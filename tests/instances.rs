@@ -53,6 +53,7 @@ async fn create_status_restart_stop_on_the_engine() {
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let server = ServerId::new(format!("inst-{suffix}")).unwrap();
     t.register_server(ServerRegistration {
+        build: Default::default(),
         id: server.clone(),
         repo,
         git_ref: GitRef::main(),

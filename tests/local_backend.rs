@@ -63,6 +63,7 @@ async fn fixture_with(
     backend
         .toolshed
         .register_server(ServerRegistration {
+            build: Default::default(),
             id: server.clone(),
             repo,
             git_ref: GitRef::main(),

@@ -85,6 +85,7 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
+        build: Default::default(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),

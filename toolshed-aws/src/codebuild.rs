@@ -1,8 +1,12 @@
 //! CodeBuild [`ImageBuilder`]: StartBuild on the configured project, status from BatchGetBuilds.
 //!
-//! The project's buildspec reads `IMAGE_TAG` (`build-<serverId>-<sha12>`), `SERVER_ID`,
-//! `REPOSITORY_URI`, `MCP_TRANSPORT` (`http` | `stdio`) and, for stdio servers,
-//! `MCP_STDIO_COMMAND` (a JSON array), and pushes `$REPOSITORY_URI:$IMAGE_TAG`.
+//! The project's buildspec reads `IMAGE_TAG` (`build-<serverId>-<sha12>`, or
+//! `build-<serverId>_<spec10>-<sha12>` for a non-default build spec), `SERVER_ID`,
+//! `REPOSITORY_URI`, `MCP_TRANSPORT` (`http` | `stdio`), for stdio servers `MCP_STDIO_COMMAND`
+//! (a JSON array), and the build spec: `BUILD_CONTEXT` (a folder of the repository),
+//! `DOCKERFILE` (relative to it) and `BUILD_ARGS` (a JSON object); it pushes
+//! `$REPOSITORY_URI:$IMAGE_TAG`. Every value travels as a plain environment variable, which the
+//! buildspec only ever expands quoted: none is ever run as shell code.
 
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{
@@ -67,6 +71,11 @@ pub(crate) fn overrides(request: &BuildRequest) -> Result<Vec<EnvironmentVariabl
         env("SERVER_ID", request.server_id.as_str())?,
         env("REPOSITORY_URI", request.repository.as_str())?,
     ];
+    let args = serde_json::to_string(&request.build.args)
+        .map_err(|e| unexpected("codebuild", "StartBuild", None, e.to_string()))?;
+    vars.push(env("BUILD_CONTEXT", request.build.context.as_str())?);
+    vars.push(env("DOCKERFILE", request.build.dockerfile.as_str())?);
+    vars.push(env("BUILD_ARGS", args)?);
     match &request.transport {
         Transport::Http { .. } => vars.push(env("MCP_TRANSPORT", "http")?),
         Transport::Stdio { command } => {

@@ -338,6 +338,21 @@ pub enum Error {
         unit: &'static str,
     },
 
+    /// A build's context or Dockerfile resolves, through a symbolic link of the repository,
+    /// outside the repository (or the Dockerfile outside the build context). Refused before
+    /// anything is built; not retryable: the same commit resolves the same way.
+    #[error("build {field} {path:?} resolves outside the {scope} (symbolic link to {target:?}): refused")]
+    BuildPathEscape {
+        /// `build.context` or `build.dockerfile`.
+        field: &'static str,
+        /// The path as registered, from the repository root.
+        path: String,
+        /// What it must stay inside: `repository` or `build context`.
+        scope: &'static str,
+        /// The link target that leads out.
+        target: String,
+    },
+
     /// An operation did not finish within its deadline.
     #[error("{operation} timed out after {after_ms} ms{}", id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default())]
     Timeout {
@@ -418,6 +433,7 @@ impl Error {
             | Error::InvalidState { .. }
             | Error::Unsupported { .. }
             | Error::LimitExceeded { .. }
+            | Error::BuildPathEscape { .. }
             | Error::Forbidden { .. } => false,
         }
     }

@@ -18,6 +18,7 @@ use toolshed_core::Error;
 fn verified_server(id: &str, at: toolshed_core::domain::Timestamp) -> Server {
     let mut s = Server::register(
         ServerRegistration {
+            build: Default::default(),
             id: ServerId::new(id).unwrap(),
             repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
             git_ref: GitRef::main(),

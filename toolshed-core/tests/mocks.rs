@@ -16,6 +16,7 @@ async fn launch_of_an_unverified_server_never_starts_a_task() {
     let clock = Arc::new(ManualClock::fixed());
     let server = Server::register(
         ServerRegistration {
+            build: Default::default(),
             id: ServerId::new("time").unwrap(),
             repo: RepoUrl::new("https://github.com/a/time").unwrap(),
             git_ref: GitRef::main(),

@@ -9,6 +9,7 @@ use toolshed_core::Error;
 
 fn registration(id: &str, repo: RepoUrl) -> ServerRegistration {
     ServerRegistration {
+        build: Default::default(),
         id: ServerId::new(id).unwrap(),
         repo,
         git_ref: GitRef::main(),

@@ -121,6 +121,7 @@ fn ttls() {
 async fn registrations() {
     let h = Harness::new();
     let base = ServerRegistration {
+        build: Default::default(),
         id: ServerId::new("time").unwrap(),
         repo: RepoUrl::new("https://github.com/a/b").unwrap(),
         git_ref: GitRef::main(),

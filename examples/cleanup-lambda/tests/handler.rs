@@ -58,6 +58,7 @@ fn memory() -> Memory {
 
 fn registration(id: &str) -> ServerRegistration {
     ServerRegistration {
+        build: Default::default(),
         id: ServerId::new(id).unwrap(),
         repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
         git_ref: GitRef::main(),

@@ -476,6 +476,27 @@ pub struct RegisterRequest {
     /// The primary language, set by a person.
     #[serde(default)]
     pub language: Option<String>,
+    /// How the image is built (default: the repository root's `Dockerfile`, no arguments).
+    #[serde(default)]
+    pub build: Option<BuildBody>,
+}
+
+/// `build` of a registration: where in the repository the server's image is built from. Use
+/// `context` for a server in a subfolder of a monorepo. Build arguments are visible in the
+/// image's history and in the server's record: never put secrets in them.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildBody {
+    /// The build context: a folder of the repository, relative to its root, without `..`
+    /// (default `.`).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Build arguments (`ARG` values), name → value; at most 32. Not for secrets.
+    #[serde(default)]
+    pub args: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// JSON integers also written with a zero fraction (`512.0`): JSON Schema's `integer` admits

@@ -11,11 +11,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{json, Map, Value};
 use toolshed_core::domain::{
-    GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, TaskResources, Transport,
-    MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN, MAX_REPO_URL_LEN,
+    BuildSpec, GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, TaskResources,
+    Transport, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN, MAX_REPO_URL_LEN,
 };
 
-use crate::dto::{RegisterRequest, TransportBody};
+use crate::dto::{BuildBody, RegisterRequest, TransportBody};
 use crate::error::{ApiError, ApiResult};
 
 /// Server ids (as `ServerId` checks them).
@@ -52,6 +52,112 @@ const MAX_COMMAND_ARG_CHARS: usize = 1024;
 const MAX_COMMAND_ARGS: usize = 64;
 /// Longest git ref.
 const MAX_GIT_REF_LEN: usize = 255;
+/// One character of a build path: no `/`, backslash or control character.
+const PATH_CHAR: &str = r"[^/\\\u0000-\u001f\u007f-\u009f]";
+/// Longest build context or Dockerfile path the API accepts, in characters (1024 bytes of
+/// UTF-8 at most, the core's limit).
+const MAX_BUILD_PATH_CHARS: usize = 256;
+/// Longest build argument value, in characters (4096 bytes at most, the core's limit).
+const MAX_BUILD_ARG_VALUE_CHARS: usize = 1024;
+/// Build argument names (as the core checks them, at most 128 characters).
+pub const BUILD_ARG_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+/// Build argument names the core reserves (`BUILDKIT_*`, any case).
+pub const RESERVED_BUILD_ARG_PATTERN: &str = "^[Bb][Uu][Ii][Ll][Dd][Kk][Ii][Tt]_";
+/// Build argument values: no NUL or line break.
+const BUILD_ARG_VALUE_PATTERN: &str = "^[^\\u0000\\n\\r]*$";
+
+/// A path component: anything but `..`, not starting with `-`.
+fn path_component(allow_dot: bool) -> String {
+    let c = PATH_CHAR;
+    let first = c.replace("]", ".-]");
+    let after_dot = c.replace("]", ".]");
+    let dot = if allow_dot {
+        format!(r"\.(?:{after_dot}{c}*)?")
+    } else {
+        format!(r"\.{after_dot}{c}*")
+    };
+    format!(r"(?:{first}{c}*|{dot}|\.\.{c}+)")
+}
+
+/// Build contexts: a relative path (empty for the root), no `..` component, no component
+/// starting with `-`, no backslash or control character.
+pub static BUILD_CONTEXT_PATTERN: LazyLock<String> = LazyLock::new(|| {
+    let comp = path_component(true);
+    format!("^(?:{comp}(?:/+{comp})*/*)?$")
+});
+/// Dockerfiles: as [`BUILD_CONTEXT_PATTERN`], naming a file (the last component is not `.`).
+pub static DOCKERFILE_PATTERN: LazyLock<String> = LazyLock::new(|| {
+    let comp = path_component(true);
+    let name = path_component(false);
+    format!("^(?:{comp}/+)*{name}/*$")
+});
+static BUILD_CONTEXT_RE: LazyLock<Regex> = LazyLock::new(|| compiled(&BUILD_CONTEXT_PATTERN));
+static DOCKERFILE_RE: LazyLock<Regex> = LazyLock::new(|| compiled(&DOCKERFILE_PATTERN));
+static BUILD_ARG_NAME_RE: LazyLock<Regex> = LazyLock::new(|| compiled(BUILD_ARG_NAME_PATTERN));
+static RESERVED_BUILD_ARG_RE: LazyLock<Regex> =
+    LazyLock::new(|| compiled(RESERVED_BUILD_ARG_PATTERN));
+static BUILD_ARG_VALUE_RE: LazyLock<Regex> = LazyLock::new(|| compiled(BUILD_ARG_VALUE_PATTERN));
+
+/// The build spec of a registration, checked against the document's constraints (the core
+/// checks it again when the server is registered).
+fn build_spec(body: Option<BuildBody>) -> ApiResult<BuildSpec> {
+    let Some(body) = body else {
+        return Ok(BuildSpec::default());
+    };
+    let mut spec = BuildSpec::default();
+    for (field, value, re, slot) in [
+        (
+            "build.context",
+            body.context,
+            &*BUILD_CONTEXT_RE,
+            &mut spec.context,
+        ),
+        (
+            "build.dockerfile",
+            body.dockerfile,
+            &*DOCKERFILE_RE,
+            &mut spec.dockerfile,
+        ),
+    ] {
+        if let Some(value) = value {
+            if value.chars().count() > MAX_BUILD_PATH_CHARS || !re.is_match(&value) {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("a relative path of at most {MAX_BUILD_PATH_CHARS} characters, without '..', backslashes, control characters or components starting with '-'"),
+                ));
+            }
+            *slot = value;
+        }
+    }
+    let args = body.args.unwrap_or_default();
+    if args.len() > toolshed_core::domain::MAX_BUILD_ARGS {
+        return Err(ApiError::invalid(
+            "build.args",
+            format!(
+                "at most {} build arguments",
+                toolshed_core::domain::MAX_BUILD_ARGS
+            ),
+        ));
+    }
+    for (name, value) in &args {
+        if !BUILD_ARG_NAME_RE.is_match(name) || RESERVED_BUILD_ARG_RE.is_match(name) {
+            return Err(ApiError::invalid(
+                "build.args",
+                "names match [A-Za-z_][A-Za-z0-9_]* (at most 128 characters) and do not start with BUILDKIT_",
+            ));
+        }
+        if value.chars().count() > MAX_BUILD_ARG_VALUE_CHARS || !BUILD_ARG_VALUE_RE.is_match(value)
+        {
+            return Err(ApiError::invalid(
+                "build.args",
+                format!("values have at most {MAX_BUILD_ARG_VALUE_CHARS} characters, without NUL or line breaks"),
+            ));
+        }
+    }
+    spec.args = args;
+    Ok(spec)
+}
+
 /// Largest `limit` of a server listing.
 pub const MAX_PAGE: usize = 1000;
 
@@ -133,6 +239,7 @@ impl RegisterRequest {
                 ));
             }
         }
+        let build = build_spec(self.build)?;
         Ok(ServerRegistration {
             id,
             repo,
@@ -141,6 +248,7 @@ impl RegisterRequest {
             resources,
             description: self.description,
             language: self.language,
+            build,
         })
     }
 }
@@ -274,6 +382,32 @@ fn constrain_schemas(schemas: &mut Value, s: &DocSettings) {
         schemas,
         &format!("{reg}/language"),
         json!({"maxLength": MAX_LANGUAGE_LEN}),
+    );
+    set(
+        schemas,
+        "/BuildBody/properties/context",
+        json!({"pattern": *BUILD_CONTEXT_PATTERN, "maxLength": MAX_BUILD_PATH_CHARS}),
+    );
+    set(
+        schemas,
+        "/BuildBody/properties/dockerfile",
+        json!({"pattern": *DOCKERFILE_PATTERN, "minLength": 1, "maxLength": MAX_BUILD_PATH_CHARS}),
+    );
+    set(
+        schemas,
+        "/BuildBody/properties/args",
+        json!({
+            "maxProperties": toolshed_core::domain::MAX_BUILD_ARGS,
+            "propertyNames": {
+                "pattern": BUILD_ARG_NAME_PATTERN,
+                "not": {"pattern": RESERVED_BUILD_ARG_PATTERN},
+            },
+            "additionalProperties": {
+                "type": "string",
+                "pattern": BUILD_ARG_VALUE_PATTERN,
+                "maxLength": MAX_BUILD_ARG_VALUE_CHARS,
+            },
+        }),
     );
     set(
         schemas,
@@ -593,7 +727,86 @@ mod tests {
             resources: None,
             description: None,
             language: None,
+            build: None,
         }
+    }
+
+    #[test]
+    fn documented_build_specs_are_what_the_core_accepts() {
+        let with = |context: Option<&str>, dockerfile: Option<&str>, args: &[(&str, &str)]| {
+            let mut r = registration("https://github.com/example/mono", "main");
+            r.build = Some(BuildBody {
+                context: context.map(str::to_owned),
+                dockerfile: dockerfile.map(str::to_owned),
+                args: Some(
+                    args.iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                ),
+            });
+            r.into_registration(false)
+        };
+        let ok = with(
+            Some("./servers/a/"),
+            Some("docker/Dockerfile.prod"),
+            &[("V", "$(touch /tmp/x); a; rm -rf /")],
+        )
+        .unwrap();
+        assert_eq!(ok.build.context, "./servers/a/");
+        let spec = ok.build.checked().unwrap();
+        assert_eq!(
+            (spec.context.as_str(), spec.dockerfile.as_str()),
+            ("servers/a", "docker/Dockerfile.prod")
+        );
+        for (context, dockerfile) in [
+            (Some(""), None),
+            (Some("."), Some("./Dockerfile")),
+            (Some("a..b/.c/..d"), Some("...")),
+            (Some("src/my server"), Some("Dockerfile-x")),
+        ] {
+            let reg =
+                with(context, dockerfile, &[]).unwrap_or_else(|e| panic!("{context:?}: {e:?}"));
+            assert!(reg.build.checked().is_ok(), "{context:?} {dockerfile:?}");
+        }
+        for (context, dockerfile) in [
+            (Some(".."), None),
+            (Some("a/../b"), None),
+            (Some("/etc"), None),
+            (Some("-x"), None),
+            (Some("a\\b"), None),
+            (Some("a\nb"), None),
+            (None, Some("")),
+            (None, Some(".")),
+            (None, Some("a/..")),
+            (None, Some("../Dockerfile")),
+        ] {
+            let err = with(context, dockerfile, &[]).unwrap_err();
+            assert_eq!(
+                err.status,
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "{context:?} {dockerfile:?}"
+            );
+            // And the core refuses them too.
+            let spec = BuildSpec {
+                context: context.unwrap_or(".").to_owned(),
+                dockerfile: dockerfile.unwrap_or("Dockerfile").to_owned(),
+                ..BuildSpec::default()
+            };
+            assert!(spec.checked().is_err(), "{context:?} {dockerfile:?}");
+        }
+        for (k, v) in [
+            ("A B", "x"),
+            ("BUILDKIT_SYNTAX", "x"),
+            ("buildkit_x", "x"),
+            ("A", "x\ny"),
+            ("A", "x\u{0}"),
+        ] {
+            assert!(with(None, None, &[(k, v)]).is_err(), "{k:?}={v:?}");
+        }
+        let many: Vec<(String, String)> =
+            (0..33).map(|i| (format!("A{i}"), String::new())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert!(with(None, None, &many).is_err());
     }
 
     #[test]

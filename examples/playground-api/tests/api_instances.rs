@@ -21,6 +21,7 @@ use toolshed_core::testing::{InMemoryPorts, ManualClock};
 fn server(id: &str, verified: bool, at: Timestamp) -> Server {
     let mut s = Server::register(
         ServerRegistration {
+            build: Default::default(),
             id: ServerId::new(id).unwrap(),
             repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
             git_ref: GitRef::main(),

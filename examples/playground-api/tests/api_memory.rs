@@ -264,6 +264,60 @@ async fn register_get_list_and_their_errors() {
 }
 
 #[tokio::test]
+async fn registration_takes_a_build_spec_for_a_monorepo_server() {
+    let h = Harness::new().await;
+    let hostile = "$(touch /tmp/x); a; rm -rf /";
+    let (status, body) = h
+        .api
+        .post(
+            "/api/servers",
+            json!({"id": "mono-a", "repo": "https://github.com/example/servers", "git_ref": "main",
+                   "build": {"context": "./src/time/", "dockerfile": "Dockerfile",
+                             "args": {"PYTHON_VERSION": "3.12", "NOTE": hostile}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let build = &body["server"]["build"];
+    assert_eq!(build["context"], "src/time", "{body}");
+    assert_eq!(build["dockerfile"], "Dockerfile");
+    assert_eq!(build["args"]["NOTE"], hostile);
+    // Shown by the server view too; a server without a spec shows the default.
+    let (_, body) = h.api.get("/api/servers/mono-a").await;
+    assert_eq!(body["server"]["build"]["args"]["PYTHON_VERSION"], "3.12");
+    let (_, body) = h.register("plain").await;
+    assert_eq!(
+        body["server"]["build"],
+        json!({"context": ".", "dockerfile": "Dockerfile", "args": {}})
+    );
+    // 422 naming the field for hostile specs; 400 for an unknown key in the spec.
+    for (build, field) in [
+        (json!({"context": "../other"}), "build.context"),
+        (json!({"context": "/etc"}), "build.context"),
+        (json!({"dockerfile": "../Dockerfile"}), "build.dockerfile"),
+        (
+            json!({"args": {"BUILDKIT_SYNTAX": "evil/frontend"}}),
+            "build.args",
+        ),
+        (json!({"args": {"A": "x\ny"}}), "build.args"),
+        (json!({"args": {"not a name": "x"}}), "build.args"),
+    ] {
+        let (status, body) = h
+            .api
+            .post(
+                "/api/servers",
+                json!({"id": "bad", "repo": "https://github.com/example/servers", "git_ref": "main",
+                       "build": build}),
+            )
+            .await;
+        let details = assert_error(status, &body, 422, "invalid_input");
+        assert_eq!(details["field"], field, "{body}");
+    }
+    let (status, _) = h.api.get("/api/servers/bad").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    h.api.stop().await;
+}
+
+#[tokio::test]
 async fn launch_status_execute_stop_and_delete() {
     let h = Harness::new().await;
     h.verified("time").await;

@@ -7,8 +7,8 @@ use clap::Subcommand;
 use toolshed_core::adapters::docker::sanitize::sanitize_lines;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
-    ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy, Server,
-    ServerId, ServerRegistration, SessionId, SessionState, ToolCall, ToolDrift, Transport,
+    BuildSpec, ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy,
+    Server, ServerId, ServerRegistration, SessionId, SessionState, ToolCall, ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
@@ -71,6 +71,17 @@ pub enum Servers {
         /// The stdio command and its arguments (after `--`).
         #[arg(last = true, requires = "stdio")]
         command: Vec<String>,
+        /// The build context: a folder of the repository (a server in a subfolder of a
+        /// monorepo), relative to its root.
+        #[arg(long, default_value = ".")]
+        context: String,
+        /// The Dockerfile, relative to the context.
+        #[arg(long, default_value = "Dockerfile")]
+        dockerfile: String,
+        /// A build argument `NAME=VALUE` (repeatable). Visible in the image's history: never
+        /// a secret.
+        #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
+        build_arg: Vec<(String, String)>,
     },
     /// List servers.
     List,
@@ -416,7 +427,15 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             description,
             stdio,
             command,
+            context,
+            dockerfile,
+            build_arg,
         } => {
+            let build = BuildSpec {
+                context,
+                dockerfile,
+                args: build_arg.into_iter().collect(),
+            };
             let transport = if stdio {
                 Transport::Stdio { command }
             } else {
@@ -424,6 +443,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             };
             let server = ts
                 .register_server(ServerRegistration {
+                    build,
                     id: ServerId::new(id)?,
                     // The local CLI reads the user's own disk, so file:// is allowed here.
                     repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
@@ -681,6 +701,13 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
     Ok(())
 }
 
+/// Parses `NAME=VALUE` (the value may contain `=`; the core checks the name and value).
+fn parse_build_arg(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{raw:?} is not NAME=VALUE"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,6 +726,62 @@ mod tests {
             Command::Servers(s) => Ok(s),
             other => panic!("not a servers command: {other:?}"),
         }
+    }
+
+    #[test]
+    fn servers_add_takes_a_build_spec() {
+        let Servers::Add {
+            context,
+            dockerfile,
+            build_arg,
+            ..
+        } = add(&[
+            "a",
+            "--repo",
+            "https://github.com/example/mono",
+            "--context",
+            "servers/a",
+            "--dockerfile",
+            "docker/Dockerfile",
+            "--build-arg",
+            "VERSION=1.2=3",
+            "--build-arg",
+            "EMPTY=",
+        ])
+        .unwrap()
+        else {
+            panic!("not add")
+        };
+        assert_eq!(
+            (context.as_str(), dockerfile.as_str()),
+            ("servers/a", "docker/Dockerfile")
+        );
+        assert_eq!(
+            build_arg,
+            [
+                ("VERSION".into(), "1.2=3".into()),
+                ("EMPTY".into(), String::new())
+            ]
+        );
+        let Servers::Add {
+            context,
+            dockerfile,
+            build_arg,
+            ..
+        } = add(&["t", "--repo", "https://github.com/example/t"]).unwrap()
+        else {
+            panic!("not add")
+        };
+        assert_eq!((context.as_str(), dockerfile.as_str()), (".", "Dockerfile"));
+        assert!(build_arg.is_empty());
+        assert!(add(&[
+            "t",
+            "--repo",
+            "https://x.example/t",
+            "--build-arg",
+            "NOEQUALS"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -790,6 +873,7 @@ mod tests {
         let id = ServerId::new("notes").unwrap();
         let mut s = Server::register(
             ServerRegistration {
+                build: Default::default(),
                 id: id.clone(),
                 repo: RepoUrl::new("https://github.com/example/notes").unwrap(),
                 git_ref: GitRef::main(),

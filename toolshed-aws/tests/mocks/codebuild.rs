@@ -6,7 +6,9 @@ use aws_sdk_codebuild::types::{
 use aws_sdk_codebuild::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use toolshed_aws::{CodeBuildImageBuilder, CodeBuildSettings};
-use toolshed_core::domain::{BuildId, CommitSha, ImageTag, RepoUrl, ServerId, Transport};
+use toolshed_core::domain::{
+    BuildId, BuildSpec, CommitSha, ImageTag, RepoUrl, ServerId, Transport,
+};
 use toolshed_core::ports::{BuildRequest, BuildStatus, ImageBuilder};
 
 use crate::Captured;
@@ -32,6 +34,7 @@ fn request(transport: Transport) -> BuildRequest {
         commit,
         repository: crate::REPO.into(),
         transport,
+        build: Default::default(),
         idempotency_token: "run-0123".into(),
     }
 }
@@ -95,6 +98,74 @@ async fn start_build_request_shape() {
                 .map(|(_, v)| v.as_str()),
             stdio
         );
+    }
+}
+
+#[tokio::test]
+async fn start_build_passes_the_build_spec_as_plain_values() {
+    let hostile = "$(touch /tmp/x); a; rm -rf / `id` \"q\" 'q'";
+    let mut req = request(Transport::default());
+    req.build = BuildSpec {
+        context: "servers/time".into(),
+        dockerfile: "docker/Dockerfile.prod".into(),
+        args: [("VERSION".to_owned(), hostile.to_owned())].into(),
+    }
+    .checked()
+    .unwrap();
+    req.tag = ImageTag::for_build_spec(&req.server_id, &req.commit, &req.build);
+    let seen = Captured::<StartBuildInput>::default();
+    let s = seen.clone();
+    let start = mock!(Client::start_build)
+        .match_requests(move |r| s.put(r))
+        .then_output(|| {
+            StartBuildOutput::builder()
+                .build_value(Build::builder().id("toolshed-build:2").build())
+                .build()
+        });
+    let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start]);
+    builder(client).start_build(&req).await.unwrap();
+    let env = env_of(&seen.get());
+    let get = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} missing: {env:?}"))
+    };
+    assert_eq!(get("BUILD_CONTEXT"), "servers/time");
+    assert_eq!(get("DOCKERFILE"), "docker/Dockerfile.prod");
+    // The arguments as one JSON object, the hostile value byte for byte.
+    let args: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&get("BUILD_ARGS")).unwrap();
+    assert_eq!(args.get("VERSION").map(String::as_str), Some(hostile));
+    // The tag names the spec and still ends with the commit, as the buildspec requires.
+    let tag = get("IMAGE_TAG");
+    assert!(
+        tag.starts_with("build-time_") && tag.ends_with("-abcdef012345"),
+        "{tag}"
+    );
+
+    // The default spec: the repository root's Dockerfile, no arguments.
+    let seen = Captured::<StartBuildInput>::default();
+    let s = seen.clone();
+    let start = mock!(Client::start_build)
+        .match_requests(move |r| s.put(r))
+        .then_output(|| {
+            StartBuildOutput::builder()
+                .build_value(Build::builder().id("toolshed-build:3").build())
+                .build()
+        });
+    let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start]);
+    builder(client)
+        .start_build(&request(Transport::default()))
+        .await
+        .unwrap();
+    let env = env_of(&seen.get());
+    for (k, v) in [
+        ("BUILD_CONTEXT", "."),
+        ("DOCKERFILE", "Dockerfile"),
+        ("BUILD_ARGS", "{}"),
+    ] {
+        assert!(env.contains(&(k.into(), v.into())), "{k}: {env:?}");
     }
 }
 

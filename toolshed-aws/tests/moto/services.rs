@@ -25,6 +25,7 @@ async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (ServerId, S
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            build: Default::default(),
             id: server_id.clone(),
             repo,
             git_ref: GitRef::main(),

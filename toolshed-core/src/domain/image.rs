@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::build::BuildSpec;
 use super::ids::{CommitSha, ServerId};
 use crate::error::{Error, Result};
 
@@ -128,6 +129,34 @@ impl ImageTag {
             server.as_str(),
             commit.short()
         ))
+    }
+
+    /// The candidate tag of a build of `server` at `commit` with the build spec `build`: the
+    /// [`Self::for_build`] tag for the default spec (the repository root's `Dockerfile`, no
+    /// arguments), `build-<serverId>_<spec10>-<sha12>` otherwise, where `spec10` is the spec's
+    /// [`fingerprint`](BuildSpec::fingerprint). Server ids never contain `_`, so a spec tag
+    /// cannot equal another server's tag; and a server re-registered with another context or
+    /// arguments never reuses a candidate built from the old ones. The tag still ends with the
+    /// commit, which the CodeBuild buildspec checks against the checked-out tree.
+    ///
+    /// ```
+    /// use toolshed_core::domain::{BuildSpec, CommitSha, ImageTag, ServerId};
+    /// let (id, sha) = (ServerId::new("time").unwrap(), CommitSha::new("a".repeat(40)).unwrap());
+    /// assert_eq!(ImageTag::for_build_spec(&id, &sha, &BuildSpec::default()), ImageTag::for_build(&id, &sha));
+    /// let sub = BuildSpec { context: "servers/time".into(), ..BuildSpec::default() };
+    /// let tag = ImageTag::for_build_spec(&id, &sha, &sub);
+    /// assert!(tag.as_str().starts_with("build-time_") && tag.as_str().ends_with("-aaaaaaaaaaaa"));
+    /// ```
+    pub fn for_build_spec(server: &ServerId, commit: &CommitSha, build: &BuildSpec) -> Self {
+        match build.fingerprint() {
+            None => Self::for_build(server, commit),
+            // 6 + 63 + 1 + 10 + 1 + 12 = 93 characters at most: always valid.
+            Some(spec) => Self(format!(
+                "{CANDIDATE_TAG_PREFIX}{}_{spec}-{}",
+                server.as_str(),
+                commit.short()
+            )),
+        }
     }
 
     /// The tag a verified image carries once its verification passed:
@@ -351,6 +380,38 @@ mod tests {
             assert!(good.is_verified());
             assert!(good.as_str().ends_with(digest().short()));
         }
+    }
+
+    #[test]
+    fn spec_tags_are_distinct_and_valid() {
+        let commit = CommitSha::new("c".repeat(40)).unwrap();
+        let spec = |ctx: &str| {
+            BuildSpec {
+                context: ctx.into(),
+                ..BuildSpec::default()
+            }
+            .checked()
+            .unwrap()
+        };
+        let longest = ServerId::new("s".repeat(63)).unwrap();
+        let a = ImageTag::for_build_spec(&longest, &commit, &spec("servers/a"));
+        let b = ImageTag::for_build_spec(&longest, &commit, &spec("servers/b"));
+        assert_ne!(a, b);
+        for tag in [&a, &b] {
+            assert!(ImageTag::new(tag.as_str()).is_ok(), "{tag}");
+            assert!(tag.as_str().starts_with(CANDIDATE_TAG_PREFIX) && !tag.is_verified());
+            assert!(tag.as_str().ends_with(commit.short()));
+        }
+        // Never another server's default tag, whatever its id.
+        let id = ServerId::new("time").unwrap();
+        let sub = ImageTag::for_build_spec(&id, &commit, &spec("servers/a"));
+        let fp = spec("servers/a").fingerprint().unwrap();
+        let lookalike = ServerId::new(format!("time-{fp}")).unwrap();
+        assert_ne!(sub, ImageTag::for_build(&lookalike, &commit));
+        assert_eq!(
+            ImageTag::for_build_spec(&id, &commit, &spec(".")),
+            ImageTag::for_build(&id, &commit)
+        );
     }
 
     #[test]

@@ -641,6 +641,7 @@ mod tests {
         let id = ServerId::new("time").unwrap();
         let mut s = Server::register(
             ServerRegistration {
+                build: Default::default(),
                 id,
                 repo: RepoUrl::new("https://github.com/o/r").unwrap(),
                 git_ref: GitRef::main(),

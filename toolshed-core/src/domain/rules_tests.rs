@@ -13,6 +13,7 @@ fn t(secs: i64) -> Timestamp {
 fn server() -> Server {
     Server::register(
         ServerRegistration {
+            build: Default::default(),
             id: ServerId::new("weather").unwrap(),
             repo: RepoUrl::new("https://github.com/acme/weather").unwrap(),
             git_ref: GitRef::main(),

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::poisoning::Finding;
 use super::{
-    CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance, RepoUrl,
-    RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, ToolDrift, VerificationFailure,
+    BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
+    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, ToolDrift, VerificationFailure,
     VerifiedImage,
 };
 use crate::error::{Error, Result};
@@ -202,6 +202,10 @@ pub struct ServerRegistration {
     /// A language set by a person.
     #[serde(default)]
     pub language: Option<String>,
+    /// How the image is built (context folder, Dockerfile, build arguments); the repository's
+    /// root `Dockerfile` when absent.
+    #[serde(default)]
+    pub build: BuildSpec,
 }
 
 impl ServerRegistration {
@@ -265,6 +269,10 @@ pub struct Server {
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version, bumped by every write of the repository.
     pub version: u64,
+    /// How the image is built; records written before build specs existed load the default
+    /// (the repository's root `Dockerfile`).
+    #[serde(default)]
+    pub build: BuildSpec,
 }
 
 /// Longest accepted manual description.
@@ -277,6 +285,7 @@ impl Server {
     pub fn register(reg: ServerRegistration, now: Timestamp) -> Result<Self> {
         reg.transport.validate()?;
         reg.resources.validate()?;
+        let build = reg.build.checked()?;
         let manual = |v: Option<String>, field: &'static str, max: usize| -> Result<_> {
             match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
                 Some(s) if s.chars().count() > max => {
@@ -310,6 +319,7 @@ impl Server {
             created_at: now,
             updated_at: now,
             version: 0,
+            build,
         })
     }
 

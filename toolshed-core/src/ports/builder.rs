@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{BuildId, CommitSha, ImageTag, RepoUrl, ServerId, Transport};
+use crate::domain::{BuildId, BuildSpec, CommitSha, ImageTag, RepoUrl, ServerId, Transport};
 use crate::error::Result;
 
 /// A build to start.
@@ -18,12 +18,19 @@ pub struct BuildRequest {
     pub repo: RepoUrl,
     /// The exact commit to build.
     pub commit: CommitSha,
-    /// The tag to push (`build-<serverId>-<sha12>`, see [`ImageTag::for_build`]).
+    /// The tag to push (`build-<serverId>-<sha12>`, or `build-<serverId>_<spec10>-<sha12>` for
+    /// a non-default build spec; see [`ImageTag::for_build_spec`]).
     pub tag: ImageTag,
     /// The repository to push to.
     pub repository: String,
     /// How the server speaks MCP; a stdio server gets the stdio bridge added.
     pub transport: Transport,
+    /// What to build: context folder, Dockerfile, build arguments. Builders resolve the
+    /// context and the Dockerfile inside the checked-out commit and refuse a symbolic link that
+    /// leads outside the repository (a failed build, not retryable). Requests serialised before
+    /// specs existed load the default.
+    #[serde(default)]
+    pub build: BuildSpec,
     /// Makes a retried start return the same build (the verification run id).
     pub idempotency_token: String,
 }

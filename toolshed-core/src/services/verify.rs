@@ -355,9 +355,10 @@ impl Toolshed {
                     server_id: server.id.clone(),
                     repo: server.repo.clone(),
                     commit: run.commit.clone(),
-                    tag: ImageTag::for_build(&server.id, &run.commit),
+                    tag: ImageTag::for_build_spec(&server.id, &run.commit, &server.build),
                     repository: p.images.repository(),
                     transport: server.transport.clone(),
+                    build: server.build.clone(),
                     idempotency_token: run.run_id.clone(),
                 };
                 let build = p
@@ -417,7 +418,14 @@ impl Toolshed {
                         retryable,
                     })),
                     BuildStatus::Succeeded => {
-                        let tag = ImageTag::for_build(&lease.server_id, &run.commit);
+                        // The tag the build was started with: it depends on the server's build
+                        // spec, which registration fixes.
+                        let server = p
+                            .repository
+                            .get_server(&lease.server_id)
+                            .await
+                            .map_err(at(VerificationStep::ResolveDigest))?;
+                        let tag = ImageTag::for_build_spec(&server.id, &run.commit, &server.build);
                         let image = p
                             .images
                             .resolve_tag(&tag)

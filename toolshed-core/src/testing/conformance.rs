@@ -136,6 +136,7 @@ fn image(server: &ServerId, seed: &str) -> ImageRef {
 pub fn sample_server(id: &ServerId, at: Timestamp) -> Server {
     Server::register(
         ServerRegistration {
+            build: Default::default(),
             id: id.clone(),
             repo: RepoUrl::new(format!("https://git.test/conformance/{id}")).must("repo url"),
             git_ref: GitRef::main(),

@@ -111,6 +111,7 @@ impl Harness {
         let server = self
             .toolshed
             .register_server(ServerRegistration {
+                build: Default::default(),
                 id: ServerId::new(id).unwrap(),
                 repo: repo_url(id),
                 git_ref: GitRef::main(),

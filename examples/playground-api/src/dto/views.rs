@@ -550,6 +550,29 @@ pub struct ServerBody {
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version.
     pub version: u64,
+    /// How the image is built.
+    pub build: BuildView,
+}
+
+/// How a server's image is built: context folder, Dockerfile and build arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BuildView {
+    /// The build context, a folder of the repository (`.` for its root).
+    pub context: String,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: String,
+    /// Build arguments, name → value.
+    pub args: std::collections::BTreeMap<String, String>,
+}
+
+impl From<&toolshed_core::domain::BuildSpec> for BuildView {
+    fn from(b: &toolshed_core::domain::BuildSpec) -> Self {
+        Self {
+            context: b.context.clone(),
+            dockerfile: b.dockerfile.clone(),
+            args: b.args.clone(),
+        }
+    }
 }
 
 impl From<&Server> for ServerBody {
@@ -569,6 +592,7 @@ impl From<&Server> for ServerBody {
             created_at: s.created_at,
             updated_at: s.updated_at,
             version: s.version,
+            build: (&s.build).into(),
         }
     }
 }
@@ -954,6 +978,7 @@ mod tests {
     /// A server with every optional part filled in (`full`) or none (a fresh registration).
     fn server(full: bool) -> Server {
         let reg = ServerRegistration {
+            build: Default::default(),
             id: ServerId::new("time").expect("id"),
             repo: RepoUrl::new("https://github.com/example/time").expect("repo"),
             git_ref: GitRef::new("main").expect("ref"),

@@ -1,4 +1,5 @@
-//! [`ImageBuilder`] on the Docker engine: git checkout → build context tar → engine build → push.
+//! [`ImageBuilder`] on the Docker engine: git checkout → build context tar (the build spec's
+//! folder) → engine build (its Dockerfile and arguments) → push.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -245,11 +246,15 @@ async fn engine_build(
     id: &BuildId,
     image: &str,
     context: Vec<u8>,
+    dockerfile: &str,
+    args: &HashMap<String, String>,
 ) -> Result<(), BuildStatus> {
     // No `labels`: the classic builder turns each into an extra `LABEL` step (a container and a
     // commit each, seconds per build), and the tag already names the server and the commit.
+    // Build arguments go to the engine as a JSON map, never through a shell.
     let options = BuildImageOptionsBuilder::default()
-        .dockerfile("Dockerfile")
+        .dockerfile(dockerfile)
+        .buildargs(args)
         .t(image)
         .rm(true)
         .forcerm(true)
@@ -315,13 +320,23 @@ async fn build(
             phase: Some("DOWNLOAD_SOURCE".into()),
         },
     );
-    let context = match git.checkout(&req.repo, &req.commit).await {
-        Ok(checkout) => match checkout.archive().await {
-            Ok(tar) => tar,
-            Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
-        },
+    // The context is the spec's folder of the commit, resolved in its tree: a symbolic link
+    // leading outside the repository (or a Dockerfile outside the context) fails the build
+    // before the engine sees anything.
+    let (context, dockerfile) = match git.checkout(&req.repo, &req.commit).await {
+        Ok(checkout) => {
+            let resolved = match checkout.resolve_build(&req.build).await {
+                Ok(r) => r,
+                Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+            };
+            match checkout.archive_dir(resolved.context.as_deref()).await {
+                Ok(tar) => (tar, resolved.dockerfile),
+                Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+            }
+        }
         Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
     };
+    let args: HashMap<String, String> = req.build.args.clone().into_iter().collect();
 
     set(
         builds,
@@ -333,13 +348,17 @@ async fn build(
     let image = format!("{}:{}", req.repository, req.tag);
     match stdio {
         None => {
-            if let Err(status) = engine_build(docker, config, id, &image, context).await {
+            if let Err(status) =
+                engine_build(docker, config, id, &image, context, &dockerfile, &args).await
+            {
                 return status;
             }
         }
         Some((command, bridge)) => {
             let base = format!("{image}-stdio-base");
-            if let Err(status) = engine_build(docker, config, id, &base, context).await {
+            if let Err(status) =
+                engine_build(docker, config, id, &base, context, &dockerfile, &args).await
+            {
                 return status;
             }
             let bridge_bin = match tokio::fs::read(&bridge).await {
@@ -358,7 +377,10 @@ async fn build(
                     return failed("BUILD", format!("cannot pack the bridge stage: {e}"), false)
                 }
             };
-            if let Err(status) = engine_build(docker, config, id, &image, context).await {
+            // The bridge stage is ours: its own Dockerfile, no repository arguments.
+            let no_args = HashMap::new();
+            let stage = engine_build(docker, config, id, &image, context, "Dockerfile", &no_args);
+            if let Err(status) = stage.await {
                 return status;
             }
         }

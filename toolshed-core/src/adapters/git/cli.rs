@@ -463,17 +463,66 @@ impl Checkout {
         Ok((text, cut))
     }
 
-    /// The commit's tree as an uncompressed tar archive (a Docker build context), at most the
-    /// source's archive limit (256 MiB by default).
+    /// The entries of the commit's folder `dir` (`""` for the root): name → (mode, object id).
+    /// Names are taken as stored (git keeps any byte but `/` and NUL).
     ///
     /// # Errors
-    /// `LimitExceeded` when the archive is larger (git is stopped at the limit, the rest never
-    /// read); `Backend` when git fails.
-    pub async fn archive(&self) -> crate::Result<Vec<u8>> {
+    /// `Backend` when git fails (e.g. `dir` is no folder of the commit); `LimitExceeded` for a
+    /// listing past 16 MiB.
+    pub(super) async fn tree_entries(
+        &self,
+        dir: &str,
+    ) -> crate::Result<std::collections::HashMap<String, (String, String)>> {
+        let spec = format!("{}:{}", self.commit, dir);
+        let out = self.git(&["ls-tree", "-z", &spec], "ls-tree").await?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter_map(|line| {
+                // `<mode> <type> <object>\t<name>`
+                let line = String::from_utf8_lossy(line);
+                let (meta, name) = line.split_once('\t')?;
+                let mut meta = meta.split(' ');
+                let mode = meta.next()?.to_owned();
+                let object = meta.nth(1)?.to_owned();
+                Some((name.to_owned(), (mode, object)))
+            })
+            .collect())
+    }
+
+    /// A blob's first `max_bytes` (a symbolic link's target).
+    ///
+    /// # Errors
+    /// `Backend` when git fails.
+    pub(super) async fn blob(&self, object: &str, max_bytes: usize) -> crate::Result<Vec<u8>> {
         self.git
             .run_limited(
                 Some(&self.dir),
-                &["archive", "--format=tar", self.commit.as_str()],
+                &["cat-file", "blob", object],
+                "cat-file",
+                &self.repo,
+                OutputLimit::Truncate(max_bytes),
+            )
+            .await
+            .map(|(out, _)| out)
+            .map_err(|e| e.into_error("cat-file", &self.repo))
+    }
+
+    /// The tree of the commit's folder `dir` (`None` for the root) as an uncompressed tar
+    /// archive whose root is that folder: the build context of a server in a subfolder. `dir`
+    /// must be a resolved folder path (see [`Self::resolve_build`]); at most the source's
+    /// archive limit.
+    ///
+    /// # Errors
+    /// As [`Self::archive`]; `Backend` when `dir` is no folder of the commit.
+    pub async fn archive_dir(&self, dir: Option<&str>) -> crate::Result<Vec<u8>> {
+        let tree = match dir {
+            Some(dir) => format!("{}:{dir}", self.commit),
+            None => self.commit.to_string(),
+        };
+        self.git
+            .run_limited(
+                Some(&self.dir),
+                &["archive", "--format=tar", &tree],
                 "archive",
                 &self.repo,
                 OutputLimit::Fail(self.git.max_archive_bytes),
@@ -481,6 +530,16 @@ impl Checkout {
             .await
             .map(|(out, _)| out)
             .map_err(|e| e.into_error("git archive", &self.repo))
+    }
+
+    /// The commit's tree as an uncompressed tar archive (a Docker build context), at most the
+    /// source's archive limit (256 MiB by default).
+    ///
+    /// # Errors
+    /// `LimitExceeded` when the archive is larger (git is stopped at the limit, the rest never
+    /// read); `Backend` when git fails.
+    pub async fn archive(&self) -> crate::Result<Vec<u8>> {
+        self.archive_dir(None).await
     }
 }
 

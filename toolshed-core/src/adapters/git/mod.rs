@@ -11,6 +11,7 @@
 //! `LimitExceeded`), so no repository decides how much memory a call takes.
 
 mod cli;
+mod paths;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::ports::{SnapshotLimits, SourceRepository};
 
 pub use cli::Checkout;
 use cli::{GitCli, GitFailure, ScopedToken, Token};
+pub use paths::ResolvedBuild;
 
 /// The environment variable naming the host a git token is for.
 pub const ENV_GIT_TOKEN_HOST: &str = "TOOLSHED_GIT_TOKEN_HOST";

@@ -471,3 +471,178 @@ async fn a_one_gib_file_is_never_read_whole() {
     println!("peak RSS grew by {} MiB", grown >> 20);
     assert!(grown < 200 << 20, "peak RSS grew by {} MiB", grown >> 20);
 }
+
+impl TempRepo {
+    fn link(&self, path: &str, target: &str) {
+        let p = self.dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+    }
+}
+
+fn spec(context: &str, dockerfile: &str) -> crate::domain::BuildSpec {
+    crate::domain::BuildSpec {
+        context: context.into(),
+        dockerfile: dockerfile.into(),
+        args: Default::default(),
+    }
+    .checked()
+    .unwrap()
+}
+
+/// The names of a tar archive's regular files.
+fn tar_files(tar: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at] != 0 {
+        let header = &tar[at..at + 512];
+        let name = String::from_utf8_lossy(&header[..100])
+            .trim_end_matches('\0')
+            .to_owned();
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&header[124..135])
+                .trim_end_matches('\0')
+                .trim(),
+            8,
+        )
+        .unwrap_or(0);
+        if header[156] == b'0' || header[156] == 0 {
+            names.push(name);
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    names.sort();
+    names
+}
+
+/// A monorepo with two servers, links inside and links leading out.
+fn monorepo() -> (TempRepo, CommitSha) {
+    let repo = TempRepo::new();
+    repo.write("Dockerfile.root", "FROM scratch\n");
+    repo.write("servers/a/Dockerfile", "FROM scratch\nCOPY a.txt /\n");
+    repo.write("servers/a/a.txt", "a\n");
+    repo.write("servers/a/docker/Dockerfile.prod", "FROM scratch\n");
+    repo.write("servers/b/Dockerfile", "FROM scratch\nCOPY b.txt /\n");
+    repo.write("servers/b/b.txt", "b\n");
+    // Inside the repository: followed.
+    repo.link("servers/alias", "a");
+    repo.link("aliases/deep", "../servers/./b");
+    repo.link("servers/a/Dockerfile.link", "docker/Dockerfile.prod");
+    // Leading out.
+    repo.link("servers/up", "../..");
+    repo.link("servers/abs", "/etc");
+    repo.link("servers/a/Dockerfile.passwd", "/etc/passwd");
+    repo.link("servers/a/Dockerfile.climb", "../../../../etc/passwd");
+    repo.link("servers/a/Dockerfile.root", "../../Dockerfile.root");
+    // Loops and wrong kinds.
+    repo.link("loop/x", "y");
+    repo.link("loop/y", "x");
+    let sha = repo.commit("monorepo");
+    (repo, sha)
+}
+
+#[tokio::test]
+async fn build_context_is_a_subfolder_of_the_commit() {
+    let (repo, sha) = monorepo();
+    let checkout = GitCliSource::new()
+        .checkout(&repo.url(), &sha)
+        .await
+        .unwrap();
+    for (context, dockerfile, want_ctx, want_file) in [
+        (".", "Dockerfile.root", None, "Dockerfile.root"),
+        (".", "servers/a/Dockerfile", None, "servers/a/Dockerfile"),
+        ("servers/a", "Dockerfile", Some("servers/a"), "Dockerfile"),
+        (
+            "servers/a",
+            "Dockerfile.link",
+            Some("servers/a"),
+            "docker/Dockerfile.prod",
+        ),
+        (
+            "servers/alias",
+            "Dockerfile",
+            Some("servers/a"),
+            "Dockerfile",
+        ),
+        (
+            "aliases/deep",
+            "Dockerfile",
+            Some("servers/b"),
+            "Dockerfile",
+        ),
+    ] {
+        let resolved = checkout
+            .resolve_build(&spec(context, dockerfile))
+            .await
+            .unwrap_or_else(|e| panic!("{context} {dockerfile}: {e}"));
+        assert_eq!(resolved.context.as_deref(), want_ctx, "{context}");
+        assert_eq!(resolved.dockerfile, want_file, "{context} {dockerfile}");
+    }
+    // The context archive holds the subfolder's files at its root, and nothing else.
+    let tar = checkout.archive_dir(Some("servers/b")).await.unwrap();
+    assert_eq!(tar_files(&tar), ["Dockerfile", "b.txt"]);
+    let all = tar_files(&checkout.archive().await.unwrap());
+    assert!(all.contains(&"servers/a/a.txt".to_owned()), "{all:?}");
+}
+
+#[tokio::test]
+async fn build_paths_leading_out_of_the_repository_are_refused() {
+    let (repo, sha) = monorepo();
+    let checkout = GitCliSource::new()
+        .checkout(&repo.url(), &sha)
+        .await
+        .unwrap();
+    for (context, dockerfile, want_field, want_scope) in [
+        ("servers/up", "Dockerfile", "build.context", "repository"),
+        ("servers/up/x", "Dockerfile", "build.context", "repository"),
+        ("servers/abs", "Dockerfile", "build.context", "repository"),
+        (
+            "servers/a",
+            "Dockerfile.passwd",
+            "build.dockerfile",
+            "repository",
+        ),
+        (
+            "servers/a",
+            "Dockerfile.climb",
+            "build.dockerfile",
+            "repository",
+        ),
+        // Inside the repository but outside the context the engine is sent.
+        (
+            "servers/a",
+            "Dockerfile.root",
+            "build.dockerfile",
+            "build context",
+        ),
+    ] {
+        let err = checkout
+            .resolve_build(&spec(context, dockerfile))
+            .await
+            .unwrap_err();
+        match &err {
+            Error::BuildPathEscape { field, scope, .. } => {
+                assert_eq!(
+                    (*field, *scope),
+                    (want_field, want_scope),
+                    "{context} {dockerfile}"
+                )
+            }
+            other => panic!("{context} {dockerfile}: expected BuildPathEscape, got {other:?}"),
+        }
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("resolves outside"), "{err}");
+    }
+    for (context, dockerfile, field) in [
+        ("servers/c", "Dockerfile", "build.context"),
+        ("servers/a/a.txt", "Dockerfile", "build.context"),
+        ("servers/a", "docker", "build.dockerfile"),
+        ("servers/a", "missing", "build.dockerfile"),
+        ("loop/x", "Dockerfile", "build.context"),
+    ] {
+        match checkout.resolve_build(&spec(context, dockerfile)).await {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field, "{context}"),
+            other => panic!("{context} {dockerfile}: expected InvalidInput, got {other:?}"),
+        }
+    }
+}
