@@ -25,9 +25,6 @@ pub const ENV_GIT_TOKEN_HOST: &str = crate::adapters::git::ENV_GIT_TOKEN_HOST;
 /// The deployment id labelling this backend's containers (default: one made on first use and
 /// stored in the database).
 pub const ENV_DEPLOYMENT_ID: &str = "TOOLSHED_DEPLOYMENT_ID";
-/// The promotion policy (default `hold-on-high,hold-on-description-change`; `promote-always`
-/// turns review off).
-pub const ENV_PROMOTION_POLICY: &str = crate::services::ENV_PROMOTION_POLICY;
 
 /// A secret string whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
