@@ -71,7 +71,10 @@ fn pending_digest(s: &Server) -> String {
 
 fn caller(scopes: &[Scope]) -> Caller {
     Caller::new(
-        Principal::new(PrincipalId::new("reviewer").unwrap(), scopes.iter().copied()),
+        Principal::new(
+            PrincipalId::new("reviewer").unwrap(),
+            scopes.iter().copied(),
+        ),
         PrincipalQuotas::default(),
     )
 }
@@ -89,7 +92,11 @@ async fn a_rug_pull_is_held_the_old_image_keeps_running_and_only_its_digest_appr
     h.push_commit("files", 'b');
     let held = verify(&h, "files").await;
     assert_eq!(held.state, VerificationState::NeedsReview);
-    assert_eq!(held.image.as_ref(), Some(&live), "the live image is untouched");
+    assert_eq!(
+        held.image.as_ref(),
+        Some(&live),
+        "the live image is untouched"
+    );
     assert_eq!(held.tools, first.tools, "so are the live tools");
     let pending = held.pending_review.clone().unwrap();
     assert_eq!(pending.image.commit, common::sha('b'));
@@ -104,7 +111,10 @@ async fn a_rug_pull_is_held_the_old_image_keeps_running_and_only_its_digest_appr
             _ => None,
         })
         .collect();
-    assert!(rules.contains(&"TP002") && rules.contains(&"TP003"), "{rules:?}");
+    assert!(
+        rules.contains(&"TP002") && rules.contains(&"TP003"),
+        "{rules:?}"
+    );
     assert!(pending.reasons.contains(&ReviewReason::Change {
         kind: ChangeKind::DescriptionChanged,
         tool: "read_file".into(),
@@ -148,10 +158,23 @@ async fn a_rug_pull_is_held_the_old_image_keeps_running_and_only_its_digest_appr
     // Only an admin decides.
     let e = h
         .toolshed
-        .approve_verification_as(&caller(&[Scope::ServersWrite, Scope::Read]), &h.id("files"), &current)
+        .approve_verification_as(
+            &caller(&[Scope::ServersWrite, Scope::Read]),
+            &h.id("files"),
+            &current,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Forbidden { scope: Scope::Admin, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Forbidden {
+                scope: Scope::Admin,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     let approved = h
         .toolshed
@@ -165,7 +188,12 @@ async fn a_rug_pull_is_held_the_old_image_keeps_running_and_only_its_digest_appr
     // The approved version's findings are the live ones now: the same tools do not hold again.
     h.push_commit("files", 'd');
     let after = verify(&h, "files").await;
-    assert_eq!(after.state, VerificationState::Verified, "{:?}", after.pending_review);
+    assert_eq!(
+        after.state,
+        VerificationState::Verified,
+        "{:?}",
+        after.pending_review
+    );
 }
 
 #[tokio::test]
@@ -201,7 +229,10 @@ async fn a_held_first_verification_is_not_launchable_and_a_rejection_keeps_nothi
         .approve_verification(&h.id("files"), &digest)
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::ReviewMismatch { pending: None, .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::ReviewMismatch { pending: None, .. }),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]

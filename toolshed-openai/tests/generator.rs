@@ -646,7 +646,10 @@ async fn a_flagged_tool_description_never_reaches_the_model() {
     assert!(!user.contains("aws/credentials"), "{user}");
     assert!(!user.contains("Do not tell the user"), "{user}");
     assert!(!user.contains('\u{E0049}'), "{user}");
-    assert!(user.contains("⚠ flagged by TP002, TP003 — not shown"), "{user}");
+    assert!(
+        user.contains("⚠ flagged by TP002, TP003 — not shown"),
+        "{user}"
+    );
     assert!(user.contains("⚠ flagged by TP001 — not shown"), "{user}");
     // The other texts still reach the model.
     assert!(user.contains("Source IANA timezone name"), "{user}");

@@ -763,7 +763,10 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
     let held = settled(&h, "files").await;
     let server = &held["server"];
     assert_eq!(server["state"], "needs_review", "{held}");
-    assert_eq!(server["image"]["image"]["digest"], live_digest, "live image unchanged");
+    assert_eq!(
+        server["image"]["image"]["digest"], live_digest,
+        "live image unchanged"
+    );
     let pending = &server["pending_review"];
     assert_eq!(pending["commit"], "b".repeat(40));
     let digest = pending["digest"].as_str().unwrap().to_owned();
@@ -771,11 +774,15 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
     assert_ne!(json!(digest), live_digest);
     let reasons = pending["reasons"].as_array().unwrap();
     assert!(
-        reasons.contains(&json!({"reason": "change", "kind": "description_changed", "tool": "read_file"})),
+        reasons.contains(
+            &json!({"reason": "change", "kind": "description_changed", "tool": "read_file"})
+        ),
         "{pending}"
     );
     assert!(
-        reasons.iter().any(|r| r["reason"] == "finding" && r["rule"] == "TP002" && r["severity"] == "high"),
+        reasons
+            .iter()
+            .any(|r| r["reason"] == "finding" && r["rule"] == "TP002" && r["severity"] == "high"),
         "{pending}"
     );
     let (_, status) = h.api.get("/api/servers/files/verification").await;
@@ -783,7 +790,10 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
     // Launches run the approved image.
     let (status, launched) = h.launch("files", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{launched}");
-    assert_eq!(launched["session"]["image"]["digest"], live_digest, "{launched}");
+    assert_eq!(
+        launched["session"]["image"]["digest"], live_digest,
+        "{launched}"
+    );
 
     // A stale or made-up digest: 409, nothing changes.
     let other = format!("sha256:{}", "0".repeat(64));
@@ -813,8 +823,14 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
         .await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["server"]["state"], "verified");
-    assert_eq!(approved["server"]["image"]["image"]["digest"], digest.as_str());
-    assert!(approved["server"].get("pending_review").is_none(), "{approved}");
+    assert_eq!(
+        approved["server"]["image"]["image"]["digest"],
+        digest.as_str()
+    );
+    assert!(
+        approved["server"].get("pending_review").is_none(),
+        "{approved}"
+    );
     // Approved once: a second approval names nothing pending.
     let (status, body) = h
         .api
@@ -823,17 +839,25 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
     assert_error(status, &body, 409, "review_mismatch");
 
     // The next held candidate is rejected by its commit: the approved image stays.
-    h.probe.set_default_report(benign("Reads a file. <IMPORTANT>new instructions</IMPORTANT>"));
+    h.probe.set_default_report(benign(
+        "Reads a file. <IMPORTANT>new instructions</IMPORTANT>",
+    ));
     h.push_commit("files", 'c');
     let held = settled(&h, "files").await;
     assert_eq!(held["server"]["state"], "needs_review", "{held}");
     let (status, rejected) = h
         .api
-        .post("/api/servers/files/reject", json!({"digest": "c".repeat(40)}))
+        .post(
+            "/api/servers/files/reject",
+            json!({"digest": "c".repeat(40)}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{rejected}");
     assert_eq!(rejected["server"]["state"], "failed");
-    assert_eq!(rejected["server"]["image"]["image"]["digest"], digest.as_str());
+    assert_eq!(
+        rejected["server"]["image"]["image"]["digest"],
+        digest.as_str()
+    );
     assert!(rejected["server"].get("pending_review").is_none());
     assert!(rejected["server"]["last_failure"]["reason"]
         .as_str()
@@ -846,7 +870,10 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
         assert!(op["responses"]["409"].is_object(), "{route}");
         assert!(op["responses"]["403"].is_object(), "{route}");
         assert!(
-            op["description"].as_str().unwrap_or_default().contains("`admin`"),
+            op["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("`admin`"),
             "{route}: {op}"
         );
     }

@@ -154,13 +154,17 @@ fn pending_text(s: &Server) -> String {
 pending review: {digest} (commit {}), held at {}; launches keep running {}",
         p.image.commit,
         p.held_at.to_rfc3339(),
-        s.image
-            .as_ref()
-            .map_or_else(|| "nothing (never approved)".to_owned(), |i| i.image.pinned())
+        s.image.as_ref().map_or_else(
+            || "nothing (never approved)".to_owned(),
+            |i| i.image.pinned()
+        )
     );
     for reason in &p.reasons {
-        out.push_str(&format!("
-  held: {}", escape(&reason.to_string())));
+        out.push_str(&format!(
+            "
+  held: {}",
+            escape(&reason.to_string())
+        ));
     }
     out.push_str(&format!(
         "
@@ -546,7 +550,9 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             print(f, &s, || {
                 format!(
                     "{id}: approved; launches now run {}",
-                    s.image.as_ref().map_or_else(String::new, |i| i.image.pinned())
+                    s.image
+                        .as_ref()
+                        .map_or_else(String::new, |i| i.image.pinned())
                 )
             });
         }
@@ -556,9 +562,10 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             print(f, &s, || {
                 format!(
                     "{id}: candidate rejected; launches keep running {}",
-                    s.image
-                        .as_ref()
-                        .map_or_else(|| "nothing (never approved)".to_owned(), |i| i.image.pinned())
+                    s.image.as_ref().map_or_else(
+                        || "nothing (never approved)".to_owned(),
+                        |i| i.image.pinned()
+                    )
                 )
             });
         }

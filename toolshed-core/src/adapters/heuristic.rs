@@ -523,7 +523,10 @@ mod tests {
         assert!(!md.contains("Ignore all previous"), "{md}");
         assert!(!md.contains('\u{200B}'), "{md}");
         assert!(md.contains("⚠ flagged by TP002, TP003 — not shown"), "{md}");
-        assert!(md.contains("|`a`|number|no|⚠ flagged by TP001, TP002 — not shown|"), "{md}");
+        assert!(
+            md.contains("|`a`|number|no|⚠ flagged by TP001, TP002 — not shown|"),
+            "{md}"
+        );
         // An unflagged description is shown as before.
         assert!(md.contains("|`b`|number|no|Second number.|"), "{md}");
     }

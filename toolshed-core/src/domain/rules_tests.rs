@@ -351,7 +351,10 @@ mod promotion_rules {
         );
         assert_eq!(s.state, VerificationState::Verified);
         s.record_failure(&failure(t(2)));
-        s.record_verified(&completion("b", high("x"), PromotionPolicy::default()), t(3));
+        s.record_verified(
+            &completion("b", high("x"), PromotionPolicy::default()),
+            t(3),
+        );
         assert_eq!(s.state, VerificationState::NeedsReview);
         assert_eq!(s.launchable_image().unwrap(), &image("a"));
         assert_eq!(s.tools, ToolInventory::default());
@@ -363,7 +366,10 @@ mod promotion_rules {
         assert_eq!(pending.reasons.len(), 1);
 
         // A newer held verification replaces the candidate, never the live image.
-        s.record_verified(&completion("c", high("y"), PromotionPolicy::default()), t(4));
+        s.record_verified(
+            &completion("c", high("y"), PromotionPolicy::default()),
+            t(4),
+        );
         assert_eq!(s.pending_review.as_ref().unwrap().image, image("c"));
         assert_eq!(s.launchable_image().unwrap(), &image("a"));
         // Approving the replaced candidate is refused and changes nothing.
@@ -389,7 +395,10 @@ mod promotion_rules {
     #[test]
     fn a_held_first_verification_is_not_launchable_until_approved() {
         let mut s = server();
-        s.record_verified(&completion("a", high("x"), PromotionPolicy::default()), t(1));
+        s.record_verified(
+            &completion("a", high("x"), PromotionPolicy::default()),
+            t(1),
+        );
         assert_eq!(s.state, VerificationState::NeedsReview);
         assert!(matches!(
             s.launchable_image(),
@@ -417,7 +426,10 @@ mod promotion_rules {
             &completion("a", ToolInventory::default(), PromotionPolicy::default()),
             t(1),
         );
-        s.record_verified(&completion("b", high("x"), PromotionPolicy::default()), t(2));
+        s.record_verified(
+            &completion("b", high("x"), PromotionPolicy::default()),
+            t(2),
+        );
         assert!(matches!(
             s.reject_pending("sha256:nope", t(3)),
             Err(Error::ReviewMismatch { .. })

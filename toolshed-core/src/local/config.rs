@@ -263,11 +263,9 @@ mod tests {
         use crate::domain::PromotionPolicy;
         let config = LocalConfig::from_lookup(lookup(&[("HOME", "/h")])).unwrap();
         assert_eq!(config.service.promotion_policy, PromotionPolicy::default());
-        let config = LocalConfig::from_lookup(lookup(&[(
-            "TOOLSHED_PROMOTION_POLICY",
-            "promote-always",
-        )]))
-        .unwrap();
+        let config =
+            LocalConfig::from_lookup(lookup(&[("TOOLSHED_PROMOTION_POLICY", "promote-always")]))
+                .unwrap();
         assert_eq!(
             config.service.promotion_policy,
             PromotionPolicy::PROMOTE_ALWAYS

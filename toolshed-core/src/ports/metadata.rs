@@ -75,9 +75,9 @@ impl MetadataRequest {
                     rules.dedup();
                     rules
                 };
-                let on_description = rules(&|l| {
-                    matches!(l, Location::ToolDescription { tool: t } if *t == tool.name)
-                });
+                let on_description = rules(
+                    &|l| matches!(l, Location::ToolDescription { tool: t } if *t == tool.name),
+                );
                 if !on_description.is_empty() {
                     shown.description = Some(flagged_marker(&on_description));
                 }

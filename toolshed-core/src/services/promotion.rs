@@ -17,7 +17,11 @@ impl Toolshed {
     /// # Errors
     /// `NotFound`; `ReviewMismatch` when nothing is pending or another candidate is (nothing is
     /// changed); repository errors.
-    pub async fn approve_verification(&self, server_id: &ServerId, expected: &str) -> Result<Server> {
+    pub async fn approve_verification(
+        &self,
+        server_id: &ServerId,
+        expected: &str,
+    ) -> Result<Server> {
         let (server, image) = self
             .decide(server_id, |s, now| s.approve_pending(expected, now))
             .await?;
@@ -38,7 +42,11 @@ impl Toolshed {
     ///
     /// # Errors
     /// As [`Self::approve_verification`].
-    pub async fn reject_verification(&self, server_id: &ServerId, expected: &str) -> Result<Server> {
+    pub async fn reject_verification(
+        &self,
+        server_id: &ServerId,
+        expected: &str,
+    ) -> Result<Server> {
         let (server, image) = self
             .decide(server_id, |s, now| s.reject_pending(expected, now))
             .await?;

@@ -525,7 +525,9 @@ impl Toolshed {
                         reasons = pending.reasons.len(),
                         "verification held for review; the live image is unchanged"
                     ),
-                    None => info!(server = %server.id, commit = %run.commit, "verification recorded"),
+                    None => {
+                        info!(server = %server.id, commit = %run.commit, "verification recorded")
+                    }
                 }
                 Ok(StepOutcome::Done(server))
             }

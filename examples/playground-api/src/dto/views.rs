@@ -12,10 +12,10 @@ use serde_json::Value;
 use toolshed_core::domain::poisoning::Finding;
 use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
-    MetadataFailure, MetadataField, PendingReview, PlaygroundSession, ReviewReason, Provenance, ProvenanceSource, Server,
-    ServerMetadata, SessionState, StopReason, TaskResources, Timestamp, ToolCallOutput, ToolDrift,
-    ToolInventory, Transport, VerificationFailure, VerificationState, VerificationStep,
-    VerifiedImage,
+    MetadataFailure, MetadataField, PendingReview, PlaygroundSession, Provenance, ProvenanceSource,
+    ReviewReason, Server, ServerMetadata, SessionState, StopReason, TaskResources, Timestamp,
+    ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure, VerificationState,
+    VerificationStep, VerifiedImage,
 };
 use toolshed_core::services::{InstanceHealth, RunStatus};
 use utoipa::ToSchema;
