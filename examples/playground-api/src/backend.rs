@@ -22,9 +22,10 @@ use toolshed_aws::{AwsAdapters, AwsSettings};
 use toolshed_core::adapters::git::GitCliSource;
 use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
 use toolshed_core::adapters::mcp::RmcpProbe;
+use toolshed_core::domain::PromotionPolicy;
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
-use toolshed_core::services::{Toolshed, ToolshedConfig};
+use toolshed_core::services::{promotion_policy_from, Toolshed, ToolshedConfig};
 use toolshed_openai::OpenAiMetadataGeneratorBuilder;
 
 use crate::auth::{AuthMode, AuthSettings};
@@ -80,6 +81,9 @@ pub enum BackendConfig {
         settings: AwsSettings,
         /// OpenAI metadata generation (`None`: the heuristic generator).
         openai: Option<OpenAiMetadataGeneratorBuilder>,
+        /// The promotion policy (`TOOLSHED_PROMOTION_POLICY`; the local backend reads it into
+        /// its own service settings).
+        promotion_policy: PromotionPolicy,
     },
 }
 
@@ -152,6 +156,7 @@ impl ServiceConfig {
             BackendKind::Local => BackendConfig::Local(LocalConfig::from_env()?),
             BackendKind::Aws => BackendConfig::Aws {
                 settings: AwsSettings::from_env().context("AWS backend settings")?,
+                promotion_policy: promotion_policy_from(lookup)?.unwrap_or_default(),
                 openai: lookup("OPENAI_API_KEY")
                     .filter(|k| !k.trim().is_empty())
                     .map(|_| OpenAiMetadataGeneratorBuilder::from_env()),
@@ -241,7 +246,11 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                 kind: BackendKind::Local,
             })
         }
-        BackendConfig::Aws { settings, openai } => {
+        BackendConfig::Aws {
+            settings,
+            openai,
+            promotion_policy,
+        } => {
             let adapters = AwsAdapters::from_settings(settings).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let metadata: Arc<dyn MetadataGenerator> = match openai {
@@ -260,7 +269,13 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                 clock,
             );
             Ok(ComposedBackend {
-                toolshed: Toolshed::new(ports, ToolshedConfig::default())?,
+                toolshed: Toolshed::new(
+                    ports,
+                    ToolshedConfig {
+                        promotion_policy,
+                        ..ToolshedConfig::default()
+                    },
+                )?,
                 kind: BackendKind::Aws,
                 stdio_servers: None,
             })
