@@ -124,7 +124,7 @@ impl LocalConfig {
             service.lease_ttl = Duration::from_secs(secs);
             service.lease_heartbeat = service.lease_ttl / 3;
         }
-        if let Some(policy) = crate::services::promotion_policy_from(&get)? {
+        if let Some(policy) = crate::services::promotion_policy_from(get)? {
             service.promotion_policy = policy;
         }
         let git_token_host = match get(ENV_GIT_TOKEN_HOST) {
