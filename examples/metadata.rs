@@ -130,6 +130,14 @@ fn request_from_dir(dir: &Path) -> anyhow::Result<MetadataRequest> {
             dockerfile,
             truncated,
         },
+        // Scanned like a verification would, so flagged descriptions are marked in the output.
+        findings: toolshed_core::domain::poisoning::scan(
+            toolshed_core::domain::poisoning::ScanInput {
+                tools: &tools,
+                instructions: None,
+                other_servers_tools: &[],
+            },
+        ),
         tools,
     })
 }

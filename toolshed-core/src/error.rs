@@ -167,6 +167,19 @@ pub enum Error {
         token: u64,
     },
 
+    /// An approval or rejection named a candidate that is not the one pending review (it was
+    /// replaced by a newer verification, or nothing is pending any more). Nothing was changed;
+    /// re-read the server and review the candidate it shows.
+    #[error("server {server_id}: {expected:?} is not the candidate pending review ({})", pending.as_deref().map_or_else(|| "none is pending".to_owned(), |p| format!("pending: {p}")))]
+    ReviewMismatch {
+        /// The server.
+        server_id: ServerId,
+        /// The digest or commit the caller named.
+        expected: String,
+        /// The digest of the candidate actually pending, if any.
+        pending: Option<String>,
+    },
+
     /// The server has no verified image yet: it cannot be launched.
     #[error("server {server_id} has no verified image; verify it first")]
     NotVerified {
@@ -427,6 +440,7 @@ impl Error {
             | Error::AlreadyExists { .. }
             | Error::LeaseLost { .. }
             | Error::NotVerified { .. }
+            | Error::ReviewMismatch { .. }
             | Error::UnknownTool { .. }
             | Error::InvalidToolArguments { .. }
             | Error::PermissionDenied { .. }

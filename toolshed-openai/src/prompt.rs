@@ -295,8 +295,9 @@ fn gather(request: &MetadataRequest, counter: &TokenCounter) -> Vec<Material> {
     let snapshot = &request.snapshot;
     let mut out = Vec::new();
 
+    // Flagged descriptions are replaced by a marker: the model never reads them.
     let tools: Vec<String> = request
-        .tools
+        .tools_for_docs()
         .iter()
         .map(|t| render_tool(t, counter))
         .collect();

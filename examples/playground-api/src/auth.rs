@@ -192,6 +192,8 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
     match (method.as_str(), route) {
         (_, "/healthz" | "/openapi.json") => None,
         ("POST", "/api/servers" | "/api/servers/{id}/reverify") => Some(Scope::ServersWrite),
+        // Deciding what launches run is an admin's call.
+        ("POST", "/api/servers/{id}/approve" | "/api/servers/{id}/reject") => Some(Scope::Admin),
         (
             _,
             "/api/servers/{id}/playground"

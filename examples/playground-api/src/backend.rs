@@ -23,9 +23,10 @@ use toolshed_aws::{AwsAdapters, AwsSettings};
 use toolshed_core::adapters::git::GitCliSource;
 use toolshed_core::adapters::heuristic::HeuristicMetadataGenerator;
 use toolshed_core::adapters::mcp::RmcpProbe;
+use toolshed_core::domain::PromotionPolicy;
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
-use toolshed_core::services::{Toolshed, ToolshedConfig};
+use toolshed_core::services::{promotion_policy_from, Toolshed, ToolshedConfig};
 use toolshed_openai::{ApiKey, KeyProvider, OpenAiMetadataGeneratorBuilder};
 
 use crate::auth::{AuthMode, AuthSettings};
@@ -86,6 +87,9 @@ pub enum BackendConfig {
         /// read when generation needs it (cached for a few minutes, so a rotation is picked
         /// up); `OPENAI_API_KEY`, when also set, wins.
         openai_secret_arn: Option<String>,
+        /// The promotion policy (`TOOLSHED_PROMOTION_POLICY`; the local backend reads it into
+        /// its own service settings).
+        promotion_policy: PromotionPolicy,
     },
 }
 
@@ -171,6 +175,7 @@ impl ServiceConfig {
                     openai: (key_set || openai_secret_arn.is_some())
                         .then(OpenAiMetadataGeneratorBuilder::from_env),
                     openai_secret_arn,
+                    promotion_policy: promotion_policy_from(lookup)?.unwrap_or_default(),
                 }
             }
         };
@@ -273,6 +278,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
             settings,
             openai,
             openai_secret_arn,
+            promotion_policy,
         } => {
             let adapters = AwsAdapters::from_settings(settings).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -297,7 +303,13 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                 clock,
             );
             Ok(ComposedBackend {
-                toolshed: Toolshed::new(ports, ToolshedConfig::default())?,
+                toolshed: Toolshed::new(
+                    ports,
+                    ToolshedConfig {
+                        promotion_policy,
+                        ..ToolshedConfig::default()
+                    },
+                )?,
                 kind: BackendKind::Aws,
                 stdio_servers: None,
             })

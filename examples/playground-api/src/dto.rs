@@ -286,6 +286,16 @@ pub struct ServerPage {
     pub next: Option<String>,
 }
 
+/// `POST /api/servers/{id}/approve` and `/reject` body: which candidate the decision is about.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// The candidate's image digest (`sha256:` and 64 lowercase hex digits) as
+    /// `pending_review.digest` shows it, or its full 40-digit commit. A candidate replaced since
+    /// is refused with 409 `review_mismatch`.
+    pub digest: String,
+}
+
 /// `POST /api/servers/{id}/reverify` body (optional) and query.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -167,6 +167,24 @@ impl From<Error> for ApiError {
                 format!("the verification of server {server_id} was taken over by another worker"),
             )
             .with_details(json!({ "server_id": server_id, "token": token, "retryable": false })),
+            Error::ReviewMismatch {
+                server_id,
+                expected,
+                pending,
+            } => ApiError::new(
+                StatusCode::CONFLICT,
+                "review_mismatch",
+                match pending {
+                    Some(p) => format!("the candidate pending review of server {server_id} is {p}, not {}; review it before deciding", redact(expected)),
+                    None => format!("server {server_id} has no candidate pending review"),
+                },
+            )
+            .with_details(json!({
+                "server_id": server_id,
+                "expected": redact(expected),
+                "pending": pending,
+                "retryable": false,
+            })),
             Error::NotVerified { server_id } => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "not_verified", e.to_string())
                     .with_details(json!({

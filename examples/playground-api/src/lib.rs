@@ -116,7 +116,9 @@ struct ApiDoc;
 
 /// The routes and the OpenAPI document generated from their handlers.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use handlers::{api_keys, docs, execute, health, instances, playground, servers, verification};
+    use handlers::{
+        api_keys, docs, execute, health, instances, playground, review, servers, verification,
+    };
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
         .routes(routes!(servers::get_server))
@@ -124,6 +126,8 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(docs::get_docs))
         .routes(routes!(verification::reverify))
         .routes(routes!(verification::verification_status))
+        .routes(routes!(review::approve))
+        .routes(routes!(review::reject))
         .routes(routes!(playground::launch))
         .routes(routes!(playground::status))
         .routes(routes!(playground::stop_for_server))

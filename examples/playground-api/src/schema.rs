@@ -158,6 +158,8 @@ fn build_spec(body: Option<BuildBody>) -> ApiResult<BuildSpec> {
     Ok(spec)
 }
 
+/// What an approval or rejection names: an image digest or a full commit.
+pub const CANDIDATE_PATTERN: &str = "^(?:sha256:[0-9a-f]{64}|[0-9a-f]{40})$";
 /// Largest `limit` of a server listing.
 pub const MAX_PAGE: usize = 1000;
 
@@ -171,6 +173,24 @@ static GIT_REF_RE: LazyLock<Regex> = LazyLock::new(|| compiled(GIT_REF_WORDS));
 static HTTPS_REPO_RE: LazyLock<Regex> = LazyLock::new(|| compiled(HTTPS_REPO_PATTERN));
 static FILE_REPO_RE: LazyLock<Regex> = LazyLock::new(|| compiled(FILE_REPO_PATTERN));
 static TOOL_NAME_RE: LazyLock<Regex> = LazyLock::new(|| compiled(TOOL_NAME_PATTERN));
+static CANDIDATE_RE: LazyLock<Regex> = LazyLock::new(|| compiled(CANDIDATE_PATTERN));
+
+impl crate::dto::ReviewRequest {
+    /// The named candidate, checked against [`CANDIDATE_PATTERN`].
+    ///
+    /// # Errors
+    /// 422 `invalid_input` on `digest`.
+    pub fn candidate(&self) -> ApiResult<&str> {
+        if CANDIDATE_RE.is_match(&self.digest) {
+            Ok(&self.digest)
+        } else {
+            Err(ApiError::invalid(
+                "digest",
+                "must be sha256:<64 lowercase hex digits> or a full 40-digit lowercase commit",
+            ))
+        }
+    }
+}
 static PROGRAM_RE: LazyLock<Regex> =
     LazyLock::new(|| compiled(&COMMAND_PROGRAM_PATTERN.replace("\\u0000", "\\x00")));
 
@@ -357,6 +377,11 @@ fn constrain_schemas(schemas: &mut Value, s: &DocSettings) {
     } else {
         HTTPS_REPO_PATTERN.to_owned()
     };
+    set(
+        schemas,
+        "/ReviewRequest/properties/digest",
+        json!({"pattern": CANDIDATE_PATTERN, "minLength": 40, "maxLength": 71}),
+    );
     let reg = "/RegisterRequest/properties";
     set(
         schemas,

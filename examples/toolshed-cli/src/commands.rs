@@ -104,6 +104,24 @@ pub enum Servers {
         #[arg(long)]
         force: bool,
     },
+    /// Approve the verification the promotion policy held for review: its image becomes the one
+    /// launches run. Name it by the digest `servers show` prints (or its full commit): a
+    /// candidate replaced meanwhile is refused.
+    Approve {
+        /// Server id.
+        id: String,
+        /// The candidate's image digest (`sha256:…`) or full commit.
+        #[arg(long)]
+        digest: String,
+    },
+    /// Reject the verification held for review: it is dropped, the live image stays.
+    Reject {
+        /// Server id.
+        id: String,
+        /// The candidate's image digest (`sha256:…`) or full commit.
+        #[arg(long)]
+        digest: String,
+    },
     /// Continue verifications whose process died (their lease expired without a heartbeat)
     /// from the step they reached, and wait for them to end.
     Resume {
@@ -134,6 +152,37 @@ struct DriftOutput {
     commit: Option<String>,
     digest: Option<String>,
     drift: Option<ToolDrift>,
+}
+
+/// The candidate held for review, if any: digest, commit, why, and the commands that decide.
+fn pending_text(s: &Server) -> String {
+    let Some(p) = &s.pending_review else {
+        return String::new();
+    };
+    let digest = p.image.image.digest();
+    let mut out = format!(
+        "
+pending review: {digest} (commit {}), held at {}; launches keep running {}",
+        p.image.commit,
+        p.held_at.to_rfc3339(),
+        s.image.as_ref().map_or_else(
+            || "nothing (never approved)".to_owned(),
+            |i| i.image.pinned()
+        )
+    );
+    for reason in &p.reasons {
+        out.push_str(&format!(
+            "
+  held: {}",
+            escape(&reason.to_string())
+        ));
+    }
+    out.push_str(&format!(
+        "
+  decide: toolshed servers approve {id} --digest {digest} | toolshed servers reject {id} --digest {digest}",
+        id = s.id
+    ));
+    out
 }
 
 /// The findings of the last verification, one line each, after a summary line.
@@ -484,6 +533,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                     ));
                 }
                 out.push_str(&findings_text(&s));
+                out.push_str(&pending_text(&s));
                 if let Some(d) = &s.metadata.description {
                     out.push_str(&format!("\ndescription: {}", d.value));
                 }
@@ -533,7 +583,38 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                         drift.changes.len()
                     ));
                 }
+                if s.pending_review.is_some() {
+                    out.push_str(&format!(
+                        "\nheld for review by the promotion policy (the live image is unchanged):{}",
+                        pending_text(s)
+                    ));
+                }
                 out
+            });
+        }
+        Servers::Approve { id, digest } => {
+            let id = ServerId::new(id)?;
+            let s = ts.approve_verification(&id, digest.trim()).await?;
+            print(f, &s, || {
+                format!(
+                    "{id}: approved; launches now run {}",
+                    s.image
+                        .as_ref()
+                        .map_or_else(String::new, |i| i.image.pinned())
+                )
+            });
+        }
+        Servers::Reject { id, digest } => {
+            let id = ServerId::new(id)?;
+            let s = ts.reject_verification(&id, digest.trim()).await?;
+            print(f, &s, || {
+                format!(
+                    "{id}: candidate rejected; launches keep running {}",
+                    s.image.as_ref().map_or_else(
+                        || "nothing (never approved)".to_owned(),
+                        |i| i.image.pinned()
+                    )
+                )
             });
         }
         Servers::Resume { limit } => {

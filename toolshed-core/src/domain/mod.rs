@@ -12,6 +12,7 @@ mod mcp;
 mod metadata;
 pub mod poisoning;
 mod principal;
+pub mod promotion;
 mod redact;
 mod repo_url;
 mod server;
@@ -55,6 +56,7 @@ pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
     PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,
 };
+pub use promotion::{PendingReview, PromotionPolicy, ReviewReason};
 pub use redact::{failure_reason, redact, MAX_FAILURE_REASON_LEN};
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};
 pub use server::{

@@ -70,6 +70,7 @@ fn record_verified_sets_image_tools_and_state_and_counts() {
     let completion = VerificationCompletion {
         image: image("a"),
         tools: ToolInventory::default(),
+        policy: Default::default(),
     };
     s.record_verified(&completion, t(9));
     assert_eq!(s.state, VerificationState::Verified);
@@ -90,6 +91,7 @@ fn record_failure_keeps_the_last_good_image() {
         &VerificationCompletion {
             image: image("a"),
             tools: ToolInventory::default(),
+            policy: Default::default(),
         },
         t(1),
     );
@@ -216,4 +218,264 @@ fn ending_a_session_is_idempotent() {
     assert_eq!(session.stop_reason, Some(StopReason::Expired));
     assert_eq!(session.stopped_at, Some(t(901)));
     assert_eq!(session.version, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promotion policy
+
+mod promotion_rules {
+    use super::*;
+    use crate::domain::poisoning::{Finding, Location, Severity};
+
+    fn finding(rule: &str, severity: Severity, location: Location) -> Finding {
+        Finding {
+            rule: rule.to_owned(),
+            severity,
+            location,
+            excerpt: "…".to_owned(),
+        }
+    }
+
+    fn described(tool: &str) -> Location {
+        Location::ToolDescription {
+            tool: tool.to_owned(),
+        }
+    }
+
+    fn change(kind: ChangeKind, tool: &str, parameter: Option<&str>) -> ToolChange {
+        ToolChange {
+            kind,
+            tool: tool.to_owned(),
+            parameter: parameter.map(str::to_owned),
+            before: None,
+            after: None,
+        }
+    }
+
+    fn drift(changes: Vec<ToolChange>) -> Option<ToolDrift> {
+        Some(ToolDrift {
+            previous_commit: None,
+            previous_digest: "sha256:00".to_owned(),
+            changes,
+        })
+    }
+
+    fn completion(
+        seed: &str,
+        tools: ToolInventory,
+        policy: PromotionPolicy,
+    ) -> VerificationCompletion {
+        VerificationCompletion {
+            image: image(seed),
+            tools,
+            policy,
+        }
+    }
+
+    fn high(tool: &str) -> ToolInventory {
+        ToolInventory {
+            findings: vec![finding("TP002", Severity::High, described(tool))],
+            ..ToolInventory::default()
+        }
+    }
+
+    #[test]
+    fn the_default_holds_high_findings_and_description_changes_only() {
+        let p = PromotionPolicy::default();
+        let medium = ToolInventory {
+            findings: vec![finding("TP004", Severity::Medium, described("a"))],
+            ..ToolInventory::default()
+        };
+        assert!(p.review_reasons(&medium, None).is_empty());
+        assert_eq!(
+            p.review_reasons(&high("a"), None),
+            [ReviewReason::Finding {
+                rule: "TP002".into(),
+                severity: Severity::High,
+                location: described("a"),
+            }]
+        );
+        let changed = ToolInventory {
+            drift: drift(vec![
+                change(ChangeKind::Added, "b", None),
+                change(ChangeKind::DescriptionChanged, "a", None),
+                change(ChangeKind::RequiredParameterAdded, "a", Some("ctx")),
+                change(ChangeKind::Removed, "c", None),
+            ]),
+            ..ToolInventory::default()
+        };
+        let kinds: Vec<ChangeKind> = p
+            .review_reasons(&changed, Some(&ToolInventory::default()))
+            .into_iter()
+            .map(|r| match r {
+                ReviewReason::Change { kind, .. } => kind,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, [ChangeKind::DescriptionChanged]);
+        let breaking = PromotionPolicy::parse("hold-on-breaking-change").unwrap();
+        let kinds: Vec<ChangeKind> = breaking
+            .review_reasons(&changed, None)
+            .into_iter()
+            .map(|r| match r {
+                ReviewReason::Change { kind, .. } => kind,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [ChangeKind::RequiredParameterAdded, ChangeKind::Removed]
+        );
+        assert!(breaking.review_reasons(&high("a"), None).is_empty());
+        assert!(PromotionPolicy::PROMOTE_ALWAYS
+            .review_reasons(&changed, None)
+            .is_empty());
+        let medium_policy = PromotionPolicy::parse("hold-on-high,hold-on-medium").unwrap();
+        assert_eq!(medium_policy.hold_on_severity, Some(Severity::Medium));
+        assert_eq!(medium_policy.review_reasons(&medium, None).len(), 1);
+    }
+
+    #[test]
+    fn a_finding_the_live_version_already_had_does_not_hold_again() {
+        let p = PromotionPolicy::default();
+        let live = high("a");
+        assert!(p.review_reasons(&high("a"), Some(&live)).is_empty());
+        // The same rule elsewhere is new.
+        assert_eq!(p.review_reasons(&high("b"), Some(&live)).len(), 1);
+    }
+
+    #[test]
+    fn a_held_completion_keeps_the_live_image_and_replaces_an_earlier_candidate() {
+        let mut s = server();
+        s.record_verified(
+            &completion("a", ToolInventory::default(), PromotionPolicy::default()),
+            t(1),
+        );
+        assert_eq!(s.state, VerificationState::Verified);
+        s.record_failure(&failure(t(2)));
+        s.record_verified(
+            &completion("b", high("x"), PromotionPolicy::default()),
+            t(3),
+        );
+        assert_eq!(s.state, VerificationState::NeedsReview);
+        assert_eq!(s.launchable_image().unwrap(), &image("a"));
+        assert_eq!(s.tools, ToolInventory::default());
+        assert_eq!(s.last_failure, None);
+        assert_eq!(s.verification_count, 2);
+        let pending = s.pending_review.clone().unwrap();
+        assert_eq!(pending.image, image("b"));
+        assert_eq!(pending.held_at, t(3));
+        assert_eq!(pending.reasons.len(), 1);
+
+        // A newer held verification replaces the candidate, never the live image.
+        s.record_verified(
+            &completion("c", high("y"), PromotionPolicy::default()),
+            t(4),
+        );
+        assert_eq!(s.pending_review.as_ref().unwrap().image, image("c"));
+        assert_eq!(s.launchable_image().unwrap(), &image("a"));
+        // Approving the replaced candidate is refused and changes nothing.
+        let before = s.clone();
+        let e = s
+            .approve_pending(image("b").image.digest().as_str(), t(5))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::ReviewMismatch { pending: Some(p), .. } if p == image("c").image.digest().as_str()),
+            "{e:?}"
+        );
+        assert_eq!(s, before);
+        // A verification that is not held promotes and drops the candidate.
+        s.record_verified(
+            &completion("d", ToolInventory::default(), PromotionPolicy::default()),
+            t(6),
+        );
+        assert_eq!(s.state, VerificationState::Verified);
+        assert_eq!(s.pending_review, None);
+        assert_eq!(s.launchable_image().unwrap(), &image("d"));
+    }
+
+    #[test]
+    fn a_held_first_verification_is_not_launchable_until_approved() {
+        let mut s = server();
+        s.record_verified(
+            &completion("a", high("x"), PromotionPolicy::default()),
+            t(1),
+        );
+        assert_eq!(s.state, VerificationState::NeedsReview);
+        assert!(matches!(
+            s.launchable_image(),
+            Err(Error::NotVerified { .. })
+        ));
+        // Named by its commit works as well as by its digest.
+        let approved = s.approve_pending(&"a".repeat(40), t(2)).unwrap();
+        assert_eq!(approved, image("a"));
+        assert_eq!(s.state, VerificationState::Verified);
+        assert_eq!(s.launchable_image().unwrap(), &image("a"));
+        assert_eq!(s.tools, high("x"));
+        assert_eq!(s.pending_review, None);
+        assert_eq!(s.updated_at, t(2));
+        // Nothing is pending any more: a second approval is a mismatch.
+        assert!(matches!(
+            s.approve_pending(&"a".repeat(40), t(3)),
+            Err(Error::ReviewMismatch { pending: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_rejection_drops_the_candidate_and_keeps_the_live_image() {
+        let mut s = server();
+        s.record_verified(
+            &completion("a", ToolInventory::default(), PromotionPolicy::default()),
+            t(1),
+        );
+        s.record_verified(
+            &completion("b", high("x"), PromotionPolicy::default()),
+            t(2),
+        );
+        assert!(matches!(
+            s.reject_pending("sha256:nope", t(3)),
+            Err(Error::ReviewMismatch { .. })
+        ));
+        let rejected = s
+            .reject_pending(image("b").image.digest().as_str(), t(3))
+            .unwrap();
+        assert_eq!(rejected, image("b"));
+        assert_eq!(s.pending_review, None);
+        assert_eq!(s.launchable_image().unwrap(), &image("a"));
+        assert_eq!(s.state, VerificationState::Failed);
+        let failure = s.last_failure.clone().unwrap();
+        assert_eq!(failure.step, VerificationStep::Record);
+        assert!(failure.reason.contains("rejected"), "{}", failure.reason);
+        assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn the_policy_parses_and_prints_its_words() {
+        for raw in [
+            "promote-always",
+            "hold-on-high",
+            "hold-on-low,hold-on-description-change,hold-on-breaking-change",
+        ] {
+            assert_eq!(PromotionPolicy::parse(raw).unwrap().to_string(), raw);
+        }
+        for bad in ["", " , ", "hold-on-critical", "promote-always,hold-on-high"] {
+            assert!(
+                matches!(
+                    PromotionPolicy::parse(bad),
+                    Err(Error::InvalidInput {
+                        field: "promotion_policy",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        // Stored records written before the policy existed read with the default policy.
+        let old: VerificationCompletion = serde_json::from_value(serde_json::json!({
+            "image": image("a"),
+            "tools": {},
+        }))
+        .unwrap();
+        assert_eq!(old.policy, PromotionPolicy::default());
+    }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::poisoning::Finding;
+use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
     BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
     RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, ToolDrift, VerificationFailure,
@@ -144,6 +145,9 @@ pub enum VerificationState {
     Verified,
     /// The last verification failed (see [`Server::last_failure`]).
     Failed,
+    /// The last verification completed but the promotion policy held it: its candidate waits in
+    /// [`Server::pending_review`] for an admin while the live image (if any) stays launchable.
+    NeedsReview,
 }
 
 /// What the last successful probe found.
@@ -179,6 +183,10 @@ pub struct VerificationCompletion {
     pub image: VerifiedImage,
     /// What the probe found.
     pub tools: ToolInventory,
+    /// The deployment's promotion policy, applied in the same atomic write (see
+    /// [`Server::record_verified`]).
+    #[serde(default)]
+    pub policy: PromotionPolicy,
 }
 
 /// Everything needed to register a server.
@@ -273,6 +281,9 @@ pub struct Server {
     /// (the repository's root `Dockerfile`).
     #[serde(default)]
     pub build: BuildSpec,
+    /// A verified candidate the promotion policy held for review; never launched until approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_review: Option<PendingReview>,
 }
 
 /// Longest accepted manual description.
@@ -320,6 +331,7 @@ impl Server {
             updated_at: now,
             version: 0,
             build,
+            pending_review: None,
         })
     }
 
@@ -328,16 +340,14 @@ impl Server {
         self.image.as_ref().map(|i| &i.commit)
     }
 
-    /// Records a successful verification: the new image, commit and tools, state `Verified`,
-    /// `last_failure` cleared, one more completed verification. The version is left to the
-    /// repository, which bumps it in the same atomic write.
+    /// Records a successful verification under the completion's promotion policy: either the
+    /// new image, commit and tools go live (state `Verified`), or they are held as the pending
+    /// candidate (state `NeedsReview`, the live image untouched; see
+    /// [`promotion`](super::promotion)). `last_failure` is cleared and one more verification
+    /// completed either way. The version is left to the repository, which bumps it in the same
+    /// atomic write.
     pub fn record_verified(&mut self, completion: &VerificationCompletion, now: Timestamp) {
-        self.image = Some(completion.image.clone());
-        self.tools = completion.tools.clone();
-        self.state = VerificationState::Verified;
-        self.last_failure = None;
-        self.verification_count = self.verification_count.saturating_add(1);
-        self.updated_at = now;
+        self.apply_completion(completion, now);
     }
 
     /// Records a failed verification: state `Failed` and the failure. The image (the last good

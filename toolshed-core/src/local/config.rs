@@ -85,7 +85,7 @@ impl LocalConfig {
 
     /// From the process environment: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`,
     /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_GIT_TOKEN_HOST`,
-    /// `TOOLSHED_DEPLOYMENT_ID`, `TOOLSHED_LEASE_TTL_SECS` (and `XDG_DATA_HOME` / `HOME` for the default
+    /// `TOOLSHED_DEPLOYMENT_ID`, `TOOLSHED_LEASE_TTL_SECS`, `TOOLSHED_PROMOTION_POLICY` (and `XDG_DATA_HOME` / `HOME` for the default
     /// data directory).
     ///
     /// # Errors
@@ -123,6 +123,9 @@ impl LocalConfig {
             })?;
             service.lease_ttl = Duration::from_secs(secs);
             service.lease_heartbeat = service.lease_ttl / 3;
+        }
+        if let Some(policy) = crate::services::promotion_policy_from(get)? {
+            service.promotion_policy = policy;
         }
         let git_token_host = match get(ENV_GIT_TOKEN_HOST) {
             Some(host) => crate::adapters::git::validate_token_host(&host)
@@ -253,5 +256,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TOOLSHED_REGISTRY"), "{err}");
+    }
+
+    #[test]
+    fn the_promotion_policy_defaults_to_holding_and_is_validated() {
+        use crate::domain::PromotionPolicy;
+        let config = LocalConfig::from_lookup(lookup(&[("HOME", "/h")])).unwrap();
+        assert_eq!(config.service.promotion_policy, PromotionPolicy::default());
+        let config =
+            LocalConfig::from_lookup(lookup(&[("TOOLSHED_PROMOTION_POLICY", "promote-always")]))
+                .unwrap();
+        assert_eq!(
+            config.service.promotion_policy,
+            PromotionPolicy::PROMOTE_ALWAYS
+        );
+        let config = LocalConfig::from_lookup(lookup(&[(
+            "TOOLSHED_PROMOTION_POLICY",
+            "hold-on-medium,hold-on-breaking-change",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.service.promotion_policy.to_string(),
+            "hold-on-medium,hold-on-breaking-change"
+        );
+        let err = LocalConfig::from_lookup(lookup(&[(
+            "TOOLSHED_PROMOTION_POLICY",
+            "promote-always,hold-on-high",
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("TOOLSHED_PROMOTION_POLICY"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{RepoUrlPolicy, SessionCaps, TtlBounds};
+use crate::domain::{PromotionPolicy, RepoUrlPolicy, SessionCaps, TtlBounds};
 use crate::error::{Error, Result};
 use crate::ports::SnapshotLimits;
 
@@ -53,6 +53,31 @@ pub struct ToolshedConfig {
     /// Default: https to public hosts only (no `file://`, no loopback, link-local or private
     /// hosts), so a hosted deployment never clones from its own disk or network position.
     pub repo_policy: RepoUrlPolicy,
+    /// When a completed verification waits for an admin's approval instead of going live
+    /// (default: new high-severity findings and changed tool descriptions hold it); see
+    /// [`PromotionPolicy`] and [`ENV_PROMOTION_POLICY`].
+    pub promotion_policy: PromotionPolicy,
+}
+
+/// The environment variable every composition root reads the promotion policy from, in the form
+/// [`PromotionPolicy::parse`] reads, e.g. `hold-on-high,hold-on-description-change` or
+/// `promote-always`.
+pub const ENV_PROMOTION_POLICY: &str = "TOOLSHED_PROMOTION_POLICY";
+
+/// The promotion policy `lookup` gives for [`ENV_PROMOTION_POLICY`]; `None` when it is unset or
+/// blank (keep the default).
+///
+/// # Errors
+/// `InvalidInput { field: "config" }` naming the variable when the value does not parse.
+pub fn promotion_policy_from(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<PromotionPolicy>> {
+    match lookup(ENV_PROMOTION_POLICY).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(raw) => PromotionPolicy::parse(&raw)
+            .map(Some)
+            .map_err(|e| Error::invalid("config", format!("{ENV_PROMOTION_POLICY}: {e}"))),
+    }
 }
 
 impl Default for ToolshedConfig {
@@ -76,6 +101,7 @@ impl Default for ToolshedConfig {
             snapshot_limits: SnapshotLimits::default(),
             conflict_retries: 5,
             repo_policy: RepoUrlPolicy::HTTPS_ONLY,
+            promotion_policy: PromotionPolicy::default(),
         }
     }
 }

@@ -90,6 +90,7 @@ impl Toolshed {
                     commit: commit.clone(),
                     snapshot,
                     tools: server.tools.tools.clone(),
+                    findings: server.tools.findings.clone(),
                 })
                 .await
         }

@@ -13,6 +13,7 @@ mod heartbeat;
 mod instances;
 mod metadata;
 mod playground;
+mod promotion;
 mod register;
 mod runs;
 mod sweep;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 pub use access::{Caller, InstanceListing, OWNED_SCAN_PAGES};
 pub use api_keys::ApiKeyCheck;
-pub use config::ToolshedConfig;
+pub use config::{promotion_policy_from, ToolshedConfig, ENV_PROMOTION_POLICY};
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};
 pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;

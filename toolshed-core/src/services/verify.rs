@@ -168,6 +168,16 @@ impl Toolshed {
             Ok(c) => c,
             Err(e) => return Err(self.record_resolve_failure(server_id, e).await),
         };
+        // A candidate of this very commit already waits for review: building it again would
+        // only replace the digest a reviewer may be about to approve.
+        if !options.force && server.pending_commit() == Some(&commit) {
+            if let Some(pending) = &server.pending_review {
+                if p.images.contains(&pending.image.image).await? {
+                    info!(server = %server_id, %commit, "up to date: this commit waits for review");
+                    return Ok(StartOutcome::UpToDate(server));
+                }
+            }
+        }
         if !options.force && server.last_verified_commit() == Some(&commit) {
             if let Some(current) = &server.image {
                 if p.images.contains(&current.image).await? {
@@ -509,13 +519,24 @@ impl Toolshed {
                         .assess(&lease.server_id, &report)
                         .await
                         .map_err(at(VerificationStep::Record))?,
+                    policy: self.config.promotion_policy,
                 };
                 let server = p
                     .repository
                     .complete_verification(&lease, &completion, now)
                     .await
                     .map_err(at(VerificationStep::Record))?;
-                info!(server = %server.id, commit = %run.commit, "verification recorded");
+                match &server.pending_review {
+                    Some(pending) => info!(
+                        server = %server.id,
+                        commit = %run.commit,
+                        reasons = pending.reasons.len(),
+                        "verification held for review; the live image is unchanged"
+                    ),
+                    None => {
+                        info!(server = %server.id, commit = %run.commit, "verification recorded")
+                    }
+                }
                 Ok(StepOutcome::Done(server))
             }
         }

@@ -96,6 +96,7 @@ pub fn time_server_request() -> MetadataRequest {
                 }),
             },
         ],
+        findings: Vec::new(),
     }
 }
 

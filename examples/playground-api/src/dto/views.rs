@@ -12,10 +12,10 @@ use serde_json::Value;
 use toolshed_core::domain::poisoning::Finding;
 use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
-    MetadataFailure, MetadataField, PlaygroundSession, Provenance, ProvenanceSource, Server,
-    ServerMetadata, SessionState, StopReason, TaskResources, Timestamp, ToolCallOutput, ToolDrift,
-    ToolInventory, Transport, VerificationFailure, VerificationState, VerificationStep,
-    VerifiedImage,
+    MetadataFailure, MetadataField, PendingReview, PlaygroundSession, Provenance, ProvenanceSource,
+    ReviewReason, Server, ServerMetadata, SessionState, StopReason, TaskResources, Timestamp,
+    ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure, VerificationState,
+    VerificationStep, VerifiedImage,
 };
 use toolshed_core::services::{InstanceHealth, RunStatus};
 use utoipa::ToSchema;
@@ -32,6 +32,9 @@ pub enum VerificationStateView {
     Verified,
     /// The last verification failed.
     Failed,
+    /// The last verification completed but the promotion policy held it: its candidate waits in
+    /// `pending_review` for an admin, the live image (if any) stays launchable.
+    NeedsReview,
 }
 
 impl From<VerificationState> for VerificationStateView {
@@ -40,6 +43,7 @@ impl From<VerificationState> for VerificationStateView {
             VerificationState::Unverified => Self::Unverified,
             VerificationState::Verified => Self::Verified,
             VerificationState::Failed => Self::Failed,
+            VerificationState::NeedsReview => Self::NeedsReview,
         }
     }
 }
@@ -552,6 +556,10 @@ pub struct ServerBody {
     pub version: u64,
     /// How the image is built.
     pub build: BuildView,
+    /// A verified candidate the promotion policy held; launches keep running `image` until an
+    /// admin approves it (`POST /api/servers/{id}/approve` with its digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_review: Option<PendingReviewView>,
 }
 
 /// How a server's image is built: context folder, Dockerfile and build arguments.
@@ -593,6 +601,7 @@ impl From<&Server> for ServerBody {
             updated_at: s.updated_at,
             version: s.version,
             build: (&s.build).into(),
+            pending_review: s.pending_review.as_ref().map(Into::into),
         }
     }
 }
@@ -1350,5 +1359,86 @@ mod tests {
             "ToolCallResultBody.structured",
         ];
         assert_eq!(found, free_form, "untyped schema parts");
+    }
+}
+
+/// Why a candidate waits for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum ReviewReasonView {
+    /// A finding at or above the policy's threshold the live version did not have.
+    Finding {
+        /// The rule's id, e.g. `TP002`.
+        rule: String,
+        /// Its severity.
+        severity: SeverityView,
+        /// Where it was found.
+        location: LocationView,
+    },
+    /// A change since the live version the policy holds on.
+    Change {
+        /// What changed.
+        kind: ChangeKindView,
+        /// The tool.
+        tool: String,
+        /// The parameter, for a newly required one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parameter: Option<String>,
+    },
+}
+
+impl From<&ReviewReason> for ReviewReasonView {
+    fn from(r: &ReviewReason) -> Self {
+        match r {
+            ReviewReason::Finding {
+                rule,
+                severity,
+                location,
+            } => Self::Finding {
+                rule: rule.clone(),
+                severity: (*severity).into(),
+                location: location.clone().into(),
+            },
+            ReviewReason::Change {
+                kind,
+                tool,
+                parameter,
+            } => Self::Change {
+                kind: (*kind).into(),
+                tool: tool.clone(),
+                parameter: parameter.clone(),
+            },
+        }
+    }
+}
+
+/// A verified candidate held for review by the deployment's promotion policy.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PendingReviewView {
+    /// The candidate's image digest (`sha256:…`): what an approval names.
+    pub digest: String,
+    /// The commit it was built from.
+    pub commit: String,
+    /// The candidate image.
+    pub image: VerifiedImageView,
+    /// What its verification found (findings, drift from the live version).
+    pub tools: ToolInventoryView,
+    /// Why it was held.
+    pub reasons: Vec<ReviewReasonView>,
+    /// When it was held (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub held_at: Timestamp,
+}
+
+impl From<&PendingReview> for PendingReviewView {
+    fn from(p: &PendingReview) -> Self {
+        Self {
+            digest: p.image.image.digest().to_string(),
+            commit: p.image.commit.to_string(),
+            image: (&p.image).into(),
+            tools: (&p.tools).into(),
+            reasons: p.reasons.iter().map(Into::into).collect(),
+            held_at: p.held_at,
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod execute;
 pub mod health;
 pub mod instances;
 pub mod playground;
+pub mod review;
 pub mod servers;
 pub mod verification;
 
