@@ -6,6 +6,7 @@ mod common;
 use common::Harness;
 use serde_json::json;
 use toolshed_core::domain::poisoning::{highest_severity, Location, Severity};
+use toolshed_core::domain::ListingFacts;
 use toolshed_core::domain::{
     ChangeKind, McpServerInfo, McpTool, ProbeReport, ToolsOutcome, VerificationState,
 };
@@ -30,6 +31,7 @@ fn report(tools: Vec<McpTool>, instructions: Option<&str>) -> ProbeReport {
             capabilities: json!({"tools": {}}),
             instructions: instructions.map(str::to_owned),
         },
+        listing: ListingFacts::one_stable_page(&tools),
         tools: ToolsOutcome::Listed { tools },
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{assert_error, Served};
+use toolshed_core::domain::ListingFacts;
 use toolshed_core::domain::{
     CommitSha, GitRef, McpServerInfo, McpTool, ProbeReport, RepoSnapshot, RepoUrl, RunProgress,
     ServerId, SessionCaps, ToolsOutcome, VerificationRun,
@@ -616,6 +617,7 @@ fn report(tools: Vec<McpTool>, instructions: Option<&str>) -> ProbeReport {
             capabilities: json!({"tools": {}}),
             instructions: instructions.map(str::to_owned),
         },
+        listing: ListingFacts::one_stable_page(&tools),
         tools: ToolsOutcome::Listed { tools },
     }
 }

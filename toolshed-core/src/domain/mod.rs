@@ -1,5 +1,6 @@
 //! Domain types: validated newtypes and the records the services and ports exchange.
 
+pub mod conformance;
 mod containment;
 pub mod drift;
 mod ids;
@@ -21,6 +22,7 @@ mod version;
 #[cfg(test)]
 mod rules_tests;
 
+pub use conformance::{ConformanceReport, ListingFacts};
 pub use containment::{effective_user, is_root_user, Egress, NON_ROOT_USER};
 pub use drift::{ChangeKind, ToolChange, ToolDrift};
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};
