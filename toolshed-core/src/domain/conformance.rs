@@ -112,7 +112,8 @@ pub enum Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so a width given by the caller lines up columns.
+        f.pad(match self {
             Outcome::Pass => "pass",
             Outcome::Warn => "warn",
             Outcome::Fail => "fail",
@@ -493,11 +494,7 @@ fn names_verdict(
 }
 
 fn quote_names(names: &[&str]) -> String {
-    let mut shown: Vec<String> = names
-        .iter()
-        .take(NAMES_SHOWN)
-        .map(|n| quote(n))
-        .collect();
+    let mut shown: Vec<String> = names.iter().take(NAMES_SHOWN).map(|n| quote(n)).collect();
     if names.len() > NAMES_SHOWN {
         shown.push(format!("and {} more", names.len() - NAMES_SHOWN));
     }
