@@ -5,7 +5,9 @@ mod common;
 
 use common::Harness;
 use serde_json::json;
+use toolshed_core::domain::conformance::{self, Outcome};
 use toolshed_core::domain::poisoning::{highest_severity, Location, Severity};
+use toolshed_core::domain::ListingFacts;
 use toolshed_core::domain::{
     ChangeKind, McpServerInfo, McpTool, ProbeReport, PromotionPolicy, ToolsOutcome,
     VerificationState,
@@ -37,6 +39,7 @@ fn report(tools: Vec<McpTool>, instructions: Option<&str>) -> ProbeReport {
             capabilities: json!({"tools": {}}),
             instructions: instructions.map(str::to_owned),
         },
+        listing: ListingFacts::one_stable_page(&tools),
         tools: ToolsOutcome::Listed { tools },
     }
 }
@@ -83,6 +86,34 @@ async fn a_benign_server_is_verified_with_no_findings() {
         .digest
         .as_deref()
         .is_some_and(|d| d.starts_with("sha256:")));
+    let report = server
+        .tools
+        .conformance
+        .as_ref()
+        .expect("a conformance report");
+    assert_eq!(report.overall(), Outcome::Pass, "{report:#?}");
+    assert_eq!(report.protocol_version, "2025-06-18");
+    assert_eq!(report.checks.len(), conformance::RULES.len());
+}
+
+#[tokio::test]
+async fn a_failing_conformance_check_is_recorded_and_still_verified() {
+    let h = Harness::new();
+    let mut untyped = benign_tools();
+    untyped[0].input_schema = json!({"properties": {"path": {"type": "string"}}});
+    let server = verify_with(&h, "files", report(untyped, None)).await;
+    assert_eq!(server.state, VerificationState::Verified);
+    let report = server
+        .tools
+        .conformance
+        .as_ref()
+        .expect("a conformance report");
+    let check = report.check("MCP-C006").expect("input schema check");
+    assert_eq!(check.outcome, Outcome::Fail, "{check:?}");
+    assert!(check.detail.contains("\"read_file\""), "{check:?}");
+    // Stored with the record, as read back.
+    let stored = h.toolshed.get_server(&h.id("files")).await.unwrap();
+    assert_eq!(stored.tools.conformance.as_ref(), Some(report));
 }
 
 #[tokio::test]

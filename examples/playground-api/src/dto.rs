@@ -6,6 +6,7 @@ pub mod views;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use toolshed_core::domain::conformance::{self, CheckResult};
 use toolshed_core::domain::poisoning::{highest_severity, Finding, Location, Severity, RULES};
 use toolshed_core::domain::{
     ChangeKind, PlaygroundSession, Server, ServerId, SessionId, Timestamp, ToolDrift,
@@ -13,8 +14,8 @@ use toolshed_core::domain::{
 use utoipa::{IntoParams, ToSchema};
 
 use views::{
-    McpToolView, MetadataTextView, RunView, ServerBody, SessionBody, ToolCallResultBody,
-    VerificationFailureView, VerifiedImageView,
+    CheckOutcomeView, McpToolView, MetadataTextView, RunView, ServerBody, SessionBody,
+    ToolCallResultBody, VerificationFailureView, VerifiedImageView,
 };
 
 /// `GET /healthz`.
@@ -159,6 +160,34 @@ impl From<Finding> for FindingView {
             severity: f.severity.into(),
             location: f.location.into(),
             excerpt: f.excerpt,
+        }
+    }
+}
+
+/// One conformance check with its rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NamedCheckView {
+    /// The rule's id (`MCP-C001`…; see the README's table).
+    pub id: String,
+    /// The rule's short name, e.g. `tool-name-characters`.
+    pub name: String,
+    /// How strong the requirement is: `MUST`, `SHOULD` or `expected`.
+    pub requirement: String,
+    /// The outcome.
+    pub outcome: CheckOutcomeView,
+    /// What was seen, invisible characters shown as `\u{…}`.
+    pub detail: String,
+}
+
+impl From<&CheckResult> for NamedCheckView {
+    fn from(c: &CheckResult) -> Self {
+        let rule = conformance::rule(&c.id);
+        Self {
+            id: c.id.clone(),
+            name: rule.map_or_else(String::new, |r| r.name.to_owned()),
+            requirement: rule.map_or_else(String::new, |r| r.requirement.to_string()),
+            outcome: c.outcome.into(),
+            detail: c.detail.clone(),
         }
     }
 }
@@ -455,6 +484,9 @@ pub struct DocsResponse {
     pub tools: Vec<McpToolView>,
     /// What the tool-poisoning scan found in those tools.
     pub findings: Vec<FindingView>,
+    /// The conformance checks of the last verification, with their rules (empty when no report
+    /// was recorded).
+    pub conformance: Vec<NamedCheckView>,
     /// The long documentation (Markdown), when generated.
     pub markdown: Option<String>,
     /// Its storage key.

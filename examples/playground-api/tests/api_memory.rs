@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{assert_error, Served};
+use toolshed_core::domain::ListingFacts;
 use toolshed_core::domain::{
     CommitSha, GitRef, McpServerInfo, McpTool, ProbeReport, PromotionPolicy, RepoSnapshot, RepoUrl,
     RunProgress, ServerId, SessionCaps, ToolsOutcome, VerificationRun,
@@ -670,6 +671,7 @@ fn report(tools: Vec<McpTool>, instructions: Option<&str>) -> ProbeReport {
             capabilities: json!({"tools": {}}),
             instructions: instructions.map(str::to_owned),
         },
+        listing: ListingFacts::one_stable_page(&tools),
         tools: ToolsOutcome::Listed { tools },
     }
 }
@@ -932,5 +934,78 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
         );
     }
     assert!(doc["components"]["schemas"]["PendingReviewView"].is_object());
+#[tokio::test]
+async fn the_conformance_report_is_shown_by_the_server_and_docs_routes() {
+    let h = Harness::new().await;
+    // One tool a host would stumble on (a space in its name, no top-level type), one fine.
+    h.probe.set_default_report(report(
+        vec![
+            tool(
+                "read file",
+                "Reads a file.",
+                json!({"properties": {"path": {"type": "string"}}}),
+            ),
+            tool("list_dir", "Lists a directory.", json!({"type": "object"})),
+        ],
+        None,
+    ));
+    h.verified("files").await;
+    let (status, body) = h.api.get("/api/servers/files").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["server"]["state"], "verified");
+    let report = &body["server"]["tools"]["conformance"];
+    assert_eq!(report["era"], "initialize", "{report}");
+    assert_eq!(report["protocol_version"], "2025-06-18");
+    let outcomes: Vec<(&str, &str)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("MCP-C001", "pass"),
+            ("MCP-C002", "pass"),
+            ("MCP-C003", "pass"),
+            ("MCP-C004", "warn"),
+            ("MCP-C005", "pass"),
+            ("MCP-C006", "fail"),
+            ("MCP-C007", "pass"),
+            ("MCP-C008", "pass"),
+        ],
+        "{report}"
+    );
+    assert_eq!(
+        report["tools"],
+        json!([
+            {"tool": "read file", "input_schema": "invalid", "output_schema": "absent"},
+            {"tool": "list_dir", "input_schema": "valid", "output_schema": "absent"},
+        ])
+    );
+
+    let (status, docs) = h.api.get("/api/servers/files/docs").await;
+    assert_eq!(status, StatusCode::OK, "{docs}");
+    let checks = docs["conformance"].as_array().unwrap();
+    assert_eq!(checks.len(), 8, "{docs}");
+    assert_eq!(checks[3]["id"], "MCP-C004");
+    assert_eq!(checks[3]["name"], "tool-name-characters");
+    assert_eq!(checks[3]["requirement"], "SHOULD");
+    assert_eq!(checks[3]["outcome"], "warn");
+    assert_eq!(checks[3]["detail"], report["checks"][3]["detail"]);
+    assert!(checks[3]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("\"read file\""));
+    assert_eq!(checks[5]["requirement"], "MUST");
+
+    let (_, doc) = h.api.get("/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["ConformanceReportView"].is_object(), "{schemas}");
+    assert!(schemas["NamedCheckView"].is_object());
+    assert_eq!(
+        schemas["CheckOutcomeView"]["enum"],
+        json!(["pass", "warn", "fail"])
+    );
     h.api.stop().await;
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use toolshed_core::adapters::docker::sanitize::sanitize_lines;
+use toolshed_core::domain::conformance;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
     BuildSpec, ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy,
@@ -203,6 +204,32 @@ fn findings_text(s: &Server) -> String {
         out.push_str(&format!(
             "\n  {} {} {name} in {}: {}",
             finding.rule, finding.severity, finding.location, finding.excerpt
+        ));
+    }
+    out
+}
+
+/// The conformance report of the last verification: a summary line, then one line per check.
+fn conformance_text(s: &Server) -> String {
+    let Some(report) = s.tools.conformance.as_ref().filter(|_| s.image.is_some()) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "\nconformance: {} ({} era, protocol {}{})",
+        report.overall(),
+        report.era,
+        report.protocol_version,
+        report
+            .supported_versions
+            .as_ref()
+            .map_or_else(String::new, |v| format!("; supports {}", v.join(", ")))
+    );
+    for check in &report.checks {
+        let name = conformance::rule(&check.id).map_or("", |r| r.name);
+        // Details are escaped by the domain already.
+        out.push_str(&format!(
+            "\n  {} {:<4} {name}: {}",
+            check.id, check.outcome, check.detail
         ));
     }
     out
@@ -534,6 +561,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 }
                 out.push_str(&findings_text(&s));
                 out.push_str(&pending_text(&s));
+                out.push_str(&conformance_text(&s));
                 if let Some(d) = &s.metadata.description {
                     out.push_str(&format!("\ndescription: {}", d.value));
                 }
@@ -995,6 +1023,43 @@ mod tests {
             findings_text(&s),
             "\nfindings: 1 (highest: high)\n  TP001 high hidden-unicode in description of tool \"add\": Adds.\\u{E0041}"
         );
+    }
+
+    #[test]
+    fn show_lists_the_conformance_checks_with_rule_names() {
+        let mut s = verified_server();
+        assert_eq!(conformance_text(&s), "");
+        let tools = vec![toolshed_core::domain::McpTool {
+            name: "read file".into(),
+            description: Some("Reads.".into()),
+            input_schema: serde_json::json!({"type": "object"}),
+        }];
+        s.tools.conformance = Some(conformance::assess(&toolshed_core::domain::ProbeReport {
+            server: toolshed_core::domain::McpServerInfo {
+                protocol_version: "2025-06-18".into(),
+                name: None,
+                version: None,
+                capabilities: serde_json::json!({"tools": {}}),
+                instructions: None,
+            },
+            listing: toolshed_core::domain::ListingFacts::one_stable_page(&tools),
+            tools: toolshed_core::domain::ToolsOutcome::Listed { tools },
+        }));
+        let text = conformance_text(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "conformance: warn (initialize era, protocol 2025-06-18)"
+        );
+        assert_eq!(
+            lines[2],
+            "  MCP-C001 pass protocol-version: initialize era; negotiated 2025-06-18; supported versions not announced"
+        );
+        assert_eq!(
+            lines[5],
+            "  MCP-C004 warn tool-name-characters: 1 names with characters outside A-Z a-z 0-9 _ - .: \"read file\""
+        );
+        assert_eq!(lines.len(), 2 + conformance::RULES.len());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::conformance::ListingFacts;
 use crate::error::{Error, Result};
 
 /// Where a running MCP server answers streamable HTTP.
@@ -118,6 +119,10 @@ pub struct ProbeReport {
     pub server: McpServerInfo,
     /// Tools, or why they are gated.
     pub tools: ToolsOutcome,
+    /// What the probe observed beyond the tools (protocol era, pages, a second listing, output
+    /// schemas), for the [conformance report](super::conformance).
+    #[serde(default)]
+    pub listing: ListingFacts,
 }
 
 impl ProbeReport {

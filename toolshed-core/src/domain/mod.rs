@@ -1,6 +1,7 @@
 //! Domain types: validated newtypes and the records the services and ports exchange.
 
 mod build;
+pub mod conformance;
 mod containment;
 pub mod drift;
 mod ids;
@@ -29,6 +30,7 @@ pub use build::{
     BuildSpec, DEFAULT_DOCKERFILE, MAX_BUILD_ARGS, MAX_BUILD_ARG_NAME_LEN, MAX_BUILD_ARG_VALUE_LEN,
     MAX_BUILD_PATH_LEN, RESERVED_BUILD_ARG_PREFIX, ROOT_CONTEXT,
 };
+pub use conformance::{ConformanceReport, ListingFacts};
 pub use containment::{effective_user, is_root_user, Egress, NON_ROOT_USER};
 pub use drift::{ChangeKind, ToolChange, ToolDrift};
 pub use ids::{CommitSha, GitRef, IdempotencyKey, ServerId, SessionId};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::conformance::ConformanceReport;
 use super::poisoning::Finding;
 use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
@@ -174,6 +175,11 @@ pub struct ToolInventory {
     /// unchanged tools, and when either listing was gated (nothing to compare).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<ToolDrift>,
+    /// How closely the server follows the MCP specification (see
+    /// [`conformance::RULES`](super::conformance::RULES)); information like the findings, never
+    /// a reason to fail. Absent in records written before reports were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<ConformanceReport>,
 }
 
 /// What a successful verification writes, in one atomic write.

@@ -12,7 +12,9 @@ use crate::error::Result;
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait McpProbe: Send + Sync + Debug {
-    /// One attempt: `initialize`, then `tools/list` (all pages), within `deadline`.
+    /// One attempt: `initialize`, then `tools/list` (all pages, then a second time for the
+    /// conformance report's [`ListingFacts`](crate::domain::conformance::ListingFacts)), within
+    /// `deadline`. A cursor the server sends twice ends the listing and is recorded there.
     ///
     /// # Errors
     /// `Probe` with kind `Unreachable`, `NotMcp`, `HandshakeTimeout` or `Protocol`. A server that

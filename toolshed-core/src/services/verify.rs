@@ -12,6 +12,7 @@ use super::config::{plus, since};
 use super::heartbeat::{Heartbeat, LeaseCell};
 use super::metadata::MetadataOutcome;
 use super::Toolshed;
+use crate::domain::conformance;
 use crate::domain::drift::{self, tools_digest};
 use crate::domain::poisoning::{self, ScanInput};
 use crate::domain::{
@@ -126,6 +127,7 @@ fn inventory(report: &ProbeReport) -> ToolInventory {
         findings: Vec::new(),
         digest: Some(tools_digest(report.tools())),
         drift: None,
+        conformance: Some(conformance::assess(report)),
     }
 }
 

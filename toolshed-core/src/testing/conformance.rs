@@ -746,6 +746,25 @@ pub async fn check_complete_verification(repo: Repo) {
             after: Some("Echo".to_owned()),
         }],
     });
+    // The conformance report travels with the inventory too (escaped details included).
+    comp.tools.conformance = Some(crate::domain::conformance::assess(
+        &crate::domain::ProbeReport {
+            server: crate::domain::McpServerInfo {
+                protocol_version: "2025-06-18".to_owned(),
+                name: Some("echo".to_owned()),
+                version: None,
+                capabilities: serde_json::json!({"tools": {}}),
+                instructions: None,
+            },
+            listing: crate::domain::ListingFacts {
+                repeated_cursor: Some("page\u{200B}2".to_owned()),
+                ..crate::domain::ListingFacts::one_stable_page(&comp.tools.tools)
+            },
+            tools: crate::domain::ToolsOutcome::Listed {
+                tools: comp.tools.tools.clone(),
+            },
+        },
+    ));
     let done = repo
         .complete_verification(&l, &comp, t + secs(2))
         .await
@@ -763,6 +782,11 @@ pub async fn check_complete_verification(repo: Repo) {
     assert_eq!(
         done.tools, comp.tools,
         "conformance: complete stores the tools"
+    );
+    assert_eq!(
+        done.tools.conformance.as_ref().map(|c| c.overall()),
+        Some(crate::domain::conformance::Outcome::Fail),
+        "conformance: complete stores the conformance report"
     );
     assert_eq!(
         done.last_failure, None,

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::clock::lock;
 use crate::domain::{
-    Endpoint, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome,
+    Endpoint, ListingFacts, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,
+    ToolsOutcome,
 };
 use crate::error::{Error, ProbeFailureKind, Result};
 use crate::ports::McpProbe;
@@ -54,6 +55,15 @@ impl FakeMcpProbe {
 
     /// The report of a server offering one tool, `get_current_time(timezone: string)`.
     pub fn time_server_report() -> ProbeReport {
+        let tools = vec![McpTool {
+            name: "get_current_time".to_owned(),
+            description: Some("Get the current time in a timezone".to_owned()),
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {"timezone": {"type": "string", "description": "IANA name"}},
+                "required": ["timezone"]
+            }),
+        }];
         ProbeReport {
             server: McpServerInfo {
                 protocol_version: "2025-06-18".to_owned(),
@@ -62,17 +72,8 @@ impl FakeMcpProbe {
                 capabilities: serde_json::json!({"tools": {}}),
                 instructions: None,
             },
-            tools: ToolsOutcome::Listed {
-                tools: vec![McpTool {
-                    name: "get_current_time".to_owned(),
-                    description: Some("Get the current time in a timezone".to_owned()),
-                    input_schema: serde_json::json!({
-                        "type": "object",
-                        "properties": {"timezone": {"type": "string", "description": "IANA name"}},
-                        "required": ["timezone"]
-                    }),
-                }],
-            },
+            listing: ListingFacts::one_stable_page(&tools),
+            tools: ToolsOutcome::Listed { tools },
         }
     }
 

@@ -7,8 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use toolshed_core::domain::conformance::{
+    CheckResult, ConformanceReport, Outcome, ProtocolEra, SchemaState, ToolSchemas,
+};
 use toolshed_core::domain::poisoning::Finding;
 use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
@@ -294,6 +297,10 @@ pub struct ToolInventoryView {
     /// The changes since the previous verified version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<StoredDriftView>,
+    /// How closely the server follows the MCP specification; absent for records verified
+    /// before reports were kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<ConformanceReportView>,
 }
 
 impl From<&ToolInventory> for ToolInventoryView {
@@ -305,6 +312,137 @@ impl From<&ToolInventory> for ToolInventoryView {
             findings: t.findings.iter().map(Into::into).collect(),
             digest: t.digest.clone(),
             drift: t.drift.as_ref().map(Into::into),
+            conformance: t.conformance.as_ref().map(Into::into),
+        }
+    }
+}
+
+/// How the client and the server agreed on a protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtocolEraView {
+    /// The `initialize` handshake: one negotiated version, the others not announced.
+    Initialize,
+}
+
+impl From<ProtocolEra> for ProtocolEraView {
+    fn from(e: ProtocolEra) -> Self {
+        match e {
+            ProtocolEra::Initialize => Self::Initialize,
+        }
+    }
+}
+
+/// The outcome of one conformance check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcomeView {
+    /// The server does what the specification asks.
+    Pass,
+    /// A SHOULD is not met, or the fact could not be observed.
+    Warn,
+    /// A MUST is not met, or the server misbehaves in a way a host cannot work around.
+    Fail,
+}
+
+impl From<Outcome> for CheckOutcomeView {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Pass => Self::Pass,
+            Outcome::Warn => Self::Warn,
+            Outcome::Fail => Self::Fail,
+        }
+    }
+}
+
+/// One conformance check as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConformanceCheckView {
+    /// The rule's id (`MCP-C001`…; see the README's table).
+    pub id: String,
+    /// Its outcome.
+    pub outcome: CheckOutcomeView,
+    /// What was seen, invisible characters shown as `\u{…}`, at most 300 characters.
+    pub detail: String,
+}
+
+impl From<&CheckResult> for ConformanceCheckView {
+    fn from(c: &CheckResult) -> Self {
+        Self {
+            id: c.id.clone(),
+            outcome: c.outcome.into(),
+            detail: c.detail.clone(),
+        }
+    }
+}
+
+/// What a tool's schema turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaStateView {
+    /// The tool declares none.
+    Absent,
+    /// A JSON Schema object of type `object` that passes its meta-schema.
+    Valid,
+    /// Present but not a usable JSON Schema object.
+    Invalid,
+}
+
+impl From<SchemaState> for SchemaStateView {
+    fn from(s: SchemaState) -> Self {
+        match s {
+            SchemaState::Absent => Self::Absent,
+            SchemaState::Valid => Self::Valid,
+            SchemaState::Invalid => Self::Invalid,
+        }
+    }
+}
+
+/// The schemas of one tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ToolSchemasView {
+    /// The tool's name, as listed.
+    pub tool: String,
+    /// Its input schema.
+    pub input_schema: SchemaStateView,
+    /// Its output schema (optional in MCP).
+    pub output_schema: SchemaStateView,
+}
+
+impl From<&ToolSchemas> for ToolSchemasView {
+    fn from(t: &ToolSchemas) -> Self {
+        Self {
+            tool: t.tool.clone(),
+            input_schema: t.input_schema.into(),
+            output_schema: t.output_schema.into(),
+        }
+    }
+}
+
+/// The conformance report recorded with a verified inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConformanceReportView {
+    /// How the protocol version was agreed.
+    pub era: ProtocolEraView,
+    /// The negotiated protocol version.
+    pub protocol_version: String,
+    /// The versions the server supports, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supported_versions: Option<Vec<String>>,
+    /// One result per rule.
+    pub checks: Vec<ConformanceCheckView>,
+    /// Per tool, what its schemas are.
+    pub tools: Vec<ToolSchemasView>,
+}
+
+impl From<&ConformanceReport> for ConformanceReportView {
+    fn from(r: &ConformanceReport) -> Self {
+        Self {
+            era: r.era.into(),
+            protocol_version: r.protocol_version.clone(),
+            supported_versions: r.supported_versions.clone(),
+            checks: r.checks.iter().map(Into::into).collect(),
+            tools: r.tools.iter().map(Into::into).collect(),
         }
     }
 }
@@ -1061,7 +1199,20 @@ mod tests {
                     after: Some("Now".into()),
                 }],
             }),
+            conformance: None,
         };
+        s.tools.conformance = Some(toolshed_core::domain::conformance::assess(
+            &toolshed_core::domain::ProbeReport {
+                server: s.tools.server_info.clone().expect("server info"),
+                listing: toolshed_core::domain::ListingFacts {
+                    supported_versions: Some(vec!["2025-06-18".into()]),
+                    ..toolshed_core::domain::ListingFacts::one_stable_page(&s.tools.tools)
+                },
+                tools: toolshed_core::domain::ToolsOutcome::Listed {
+                    tools: s.tools.tools.clone(),
+                },
+            },
+        ));
         s.last_failure = Some(VerificationFailure {
             step: VerificationStep::ResolveDigest,
             reason: "no digest".into(),

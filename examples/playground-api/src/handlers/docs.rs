@@ -5,7 +5,7 @@ use axum::Json;
 use toolshed_core::domain::ServerId;
 use toolshed_core::services::ServerDocs;
 
-use crate::dto::{DocsResponse, FindingView};
+use crate::dto::{DocsResponse, FindingView, NamedCheckView};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::ApiPath;
 use crate::AppState;
@@ -36,6 +36,12 @@ pub async fn get_docs(
             .iter()
             .cloned()
             .map(FindingView::from)
+            .collect(),
+        conformance: server
+            .tools
+            .conformance
+            .iter()
+            .flat_map(|report| report.checks.iter().map(NamedCheckView::from))
             .collect(),
         markdown,
         docs_key: docs.map(|d| d.key.clone()),

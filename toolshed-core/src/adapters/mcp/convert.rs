@@ -24,3 +24,10 @@ pub(crate) fn tool(tool: &Tool) -> McpTool {
         input_schema: Value::Object(tool.input_schema.as_ref().clone()),
     }
 }
+
+/// A listed tool's output schema, when it declares one.
+pub(crate) fn output_schema(tool: &Tool) -> Option<Value> {
+    tool.output_schema
+        .as_ref()
+        .map(|schema| Value::Object(schema.as_ref().clone()))
+}

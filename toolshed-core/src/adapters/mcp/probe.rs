@@ -1,5 +1,6 @@
 //! [`RmcpProbe`]: the [`McpProbe`] port on rmcp's streamable HTTP client.
 
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +16,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{classify, convert, output, schema};
+use crate::domain::conformance::{ListingFacts, SecondListing};
+use crate::domain::drift::tools_digest;
+use crate::domain::poisoning;
 use crate::domain::{Endpoint, McpTool, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome};
 use crate::error::{Error, ProbeFailureKind, Result};
 use crate::ports::McpProbe;
@@ -27,6 +31,18 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest server-provided text kept in an error detail.
 const MAX_DETAIL_CHARS: usize = 300;
+
+/// Longest cursor kept in a conformance fact.
+const MAX_CURSOR_CHARS: usize = 80;
+
+/// One complete `tools/list`: the tools and what was seen on the way.
+#[derive(Debug, Default)]
+struct Listing {
+    tools: Vec<McpTool>,
+    pages: u32,
+    repeated_cursor: Option<String>,
+    output_schemas: BTreeMap<String, serde_json::Value>,
+}
 
 /// Tunables of [`RmcpProbe`].
 #[derive(Debug, Clone)]
@@ -183,8 +199,15 @@ impl RmcpProbe {
             )
         })?;
         let server = convert::server_info(&info);
+        let mut listing = ListingFacts::default();
         let tools = match tokio::time::timeout_at(until, self.list_tools(session, endpoint)).await {
-            Ok(Ok(Ok(tools))) => ToolsOutcome::Listed { tools },
+            Ok(Ok(Ok(page))) => {
+                listing.pages = page.pages;
+                listing.repeated_cursor = page.repeated_cursor;
+                listing.output_schemas = page.output_schemas;
+                listing.second_listing = Some(self.list_again(session, endpoint, until).await);
+                ToolsOutcome::Listed { tools: page.tools }
+            }
             Ok(Ok(Err(limit))) => return Err(limit),
             // The gating rule (module docs): a JSON-RPC error after a good handshake.
             Ok(Err(ServiceError::McpError(err))) => {
@@ -214,29 +237,63 @@ impl RmcpProbe {
                 ));
             }
         };
-        Ok(ProbeReport { server, tools })
+        Ok(ProbeReport {
+            server,
+            tools,
+            listing,
+        })
+    }
+
+    /// A second listing on the same session, for the conformance report: its digest, or why it
+    /// failed. Never an error of the probe.
+    async fn list_again(
+        &self,
+        session: &Session,
+        endpoint: &Endpoint,
+        until: Instant,
+    ) -> SecondListing {
+        let reason = match tokio::time::timeout_at(until, self.list_tools(session, endpoint)).await
+        {
+            Ok(Ok(Ok(page))) => {
+                return SecondListing::Listed {
+                    digest: tools_digest(&page.tools),
+                    tools: page.tools.len(),
+                }
+            }
+            Ok(Ok(Err(limit))) => limit.to_string(),
+            Ok(Err(ServiceError::McpError(err))) => format!("tools/list: {}", err.message),
+            Ok(Err(err)) => format!("tools/list failed: {err}"),
+            Err(_) => "tools/list did not finish before the deadline".to_owned(),
+        };
+        SecondListing::Failed {
+            reason: bounded(&reason, MAX_DETAIL_CHARS),
+        }
     }
 
     /// Every tool page, within the configured limits: the outer error is the server's
-    /// (transport, JSON-RPC), the inner one a limit it went past (`LimitExceeded`).
+    /// (transport, JSON-RPC), the inner one a limit it went past (`LimitExceeded`). A cursor the
+    /// server already sent ends the listing (recorded, for the conformance report) instead of
+    /// reading the same pages again until the page limit.
     async fn list_tools(
         &self,
         session: &Session,
         endpoint: &Endpoint,
-    ) -> std::result::Result<Result<Vec<McpTool>>, ServiceError> {
+    ) -> std::result::Result<Result<Listing>, ServiceError> {
         let limit = |unit: &'static str, limit: usize| Error::LimitExceeded {
             what: "tools/list",
             id: Some(endpoint.to_string()),
             limit: u64::try_from(limit).unwrap_or(u64::MAX),
             unit,
         };
-        let mut tools = Vec::new();
+        let mut listing = Listing::default();
+        let mut seen_cursors: HashSet<String> = HashSet::new();
         let mut cursor = None;
         for _ in 0..self.config.max_tool_pages {
             let page = session
                 .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
                 .await?;
-            if tools.len() + page.tools.len() > self.config.max_tools {
+            listing.pages += 1;
+            if listing.tools.len() + page.tools.len() > self.config.max_tools {
                 return Ok(Err(limit("tools", self.config.max_tools)));
             }
             for tool in &page.tools {
@@ -247,11 +304,23 @@ impl RmcpProbe {
                         self.config.max_tool_bytes,
                     )));
                 }
-                tools.push(convert::tool(tool));
+                let converted = convert::tool(tool);
+                if let Some(schema) = convert::output_schema(tool) {
+                    listing
+                        .output_schemas
+                        .entry(converted.name.clone())
+                        .or_insert(schema);
+                }
+                listing.tools.push(converted);
             }
             match page.next_cursor {
+                Some(next) if !seen_cursors.insert(next.clone()) => {
+                    listing.repeated_cursor =
+                        Some(bounded(&poisoning::escape(&next), MAX_CURSOR_CHARS));
+                    return Ok(Ok(listing));
+                }
                 Some(next) => cursor = Some(next),
-                None => return Ok(Ok(tools)),
+                None => return Ok(Ok(listing)),
             }
         }
         Ok(Err(limit("pages", self.config.max_tool_pages)))
@@ -274,7 +343,7 @@ impl RmcpProbe {
         until: Instant,
     ) -> Option<bool> {
         match tokio::time::timeout_at(until, self.list_tools(session, endpoint)).await {
-            Ok(Ok(Ok(tools))) => Some(tools.iter().any(|t| t.name == name)),
+            Ok(Ok(Ok(listing))) => Some(listing.tools.iter().any(|t| t.name == name)),
             _ => None,
         }
     }
