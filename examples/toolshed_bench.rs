@@ -86,6 +86,7 @@ async fn sweep_on_moto(endpoint: &str, size: usize, budget: Duration) -> Result<
             resources: Default::default(),
             description: None,
             language: None,
+            build: Default::default(),
         })
         .await?;
     moto.push_image(ImageTag::for_build(&id, &commit).as_str(), "bench")
@@ -187,6 +188,7 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
         resources: Default::default(),
         description: None,
         language: None,
+        build: Default::default(),
     })
     .await?;
     let t = Instant::now();

@@ -221,6 +221,7 @@ async fn verify_python_http(id_prefix: &str, tools: &str) -> Option<toolshed_cor
         resources: Default::default(),
         description: None,
         language: None,
+        build: Default::default(),
     })
     .await
     .unwrap();

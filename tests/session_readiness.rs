@@ -111,6 +111,7 @@ async fn a_slow_python_server_is_starting_until_it_answers_mcp() {
         resources: Default::default(),
         description: None,
         language: None,
+        build: Default::default(),
     })
     .await
     .unwrap();

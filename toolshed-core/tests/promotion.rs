@@ -8,14 +8,20 @@ use common::Harness;
 use serde_json::json;
 use toolshed_core::domain::poisoning::Severity;
 use toolshed_core::domain::{
-    ChangeKind, McpServerInfo, McpTool, Principal, PrincipalId, PrincipalQuotas, ProbeReport,
-    PromotionPolicy, ReviewReason, Scope, Server, ToolsOutcome, VerificationState,
+    ChangeKind, ListingFacts, McpServerInfo, McpTool, Principal, PrincipalId, PrincipalQuotas,
+    ProbeReport, PromotionPolicy, ReviewReason, Scope, Server, ToolsOutcome, VerificationState,
 };
 use toolshed_core::services::{Caller, LaunchRequest, VerifyOptions, VerifyOutcome};
 use toolshed_core::Error;
 
 fn report(description: &str) -> ProbeReport {
+    let tools = vec![McpTool {
+        name: "read_file".to_owned(),
+        description: Some(description.to_owned()),
+        input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+    }];
     ProbeReport {
+        listing: ListingFacts::one_stable_page(&tools),
         server: McpServerInfo {
             protocol_version: "2025-06-18".to_owned(),
             name: Some("files".to_owned()),
@@ -23,13 +29,7 @@ fn report(description: &str) -> ProbeReport {
             capabilities: json!({"tools": {}}),
             instructions: None,
         },
-        tools: ToolsOutcome::Listed {
-            tools: vec![McpTool {
-                name: "read_file".to_owned(),
-                description: Some(description.to_owned()),
-                input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
-            }],
-        },
+        tools: ToolsOutcome::Listed { tools },
     }
 }
 

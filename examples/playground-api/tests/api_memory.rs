@@ -934,6 +934,9 @@ async fn a_held_verification_is_shown_pending_and_approved_or_rejected_by_its_di
         );
     }
     assert!(doc["components"]["schemas"]["PendingReviewView"].is_object());
+    h.api.stop().await;
+}
+
 #[tokio::test]
 async fn the_conformance_report_is_shown_by_the_server_and_docs_routes() {
     let h = Harness::new().await;

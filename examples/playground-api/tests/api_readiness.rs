@@ -96,6 +96,7 @@ async fn served(ready_deadline: Duration) -> (Served, u16) {
             resources: Default::default(),
             description: None,
             language: None,
+            build: Default::default(),
         })
         .await
         .unwrap();

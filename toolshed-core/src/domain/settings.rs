@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn a_name_declared_twice_is_refused() {
         let a = SettingSpec::new(name("A"), None, false, false, None).unwrap();
-        assert!(validate_settings(&[a.clone()]).is_ok());
+        assert!(validate_settings(std::slice::from_ref(&a)).is_ok());
         let err = validate_settings(&[a.clone(), a]).unwrap_err();
         assert!(err.to_string().contains("declared twice"));
     }

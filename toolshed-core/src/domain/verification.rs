@@ -105,8 +105,9 @@ pub enum RunProgress {
     Checked {
         /// The image.
         image: ImageRef,
-        /// What the probe found.
-        report: ProbeReport,
+        /// What the probe found (boxed: it is by far the largest stage, and serialises the
+        /// same).
+        report: Box<ProbeReport>,
     },
 }
 

@@ -498,7 +498,10 @@ impl Toolshed {
                 self.stop_check_task(&task).await;
                 let report = probed?;
                 info!(server = %lease.server_id, tools = report.tools().len(), "MCP check passed");
-                lease.run.progress = RunProgress::Checked { image, report };
+                lease.run.progress = RunProgress::Checked {
+                    image,
+                    report: Box::new(report),
+                };
                 self.heartbeat(lease, VerificationStep::Check, cell).await
             }
             RunProgress::Checked { image, report } => {
