@@ -143,7 +143,7 @@ async fn two_servers_of_one_monorepo_build_from_their_subfolders() {
 
     // The build argument reached the build verbatim: the label holds the value, nothing ran it.
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
-    let inspect = docker.inspect_image(&image_a.pinned()).await.unwrap();
+    let inspect = docker.inspect_image(&image_a.tagged()).await.unwrap();
     let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(
         labels.get("toolshed.test.flavour").map(String::as_str),

@@ -540,8 +540,8 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
         }
     }
     // The servers (with docs and drift), verification, playground and health routes, the six
-    // instance routes and the three API-key routes.
-    assert_eq!(operations, 22);
+    // instance routes, the three API-key routes and the two review routes (approve, reject).
+    assert_eq!(operations, 24);
     // Body constraints, including those that come from the service's configuration.
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["RegisterRequest"]["properties"]["repo"]["pattern"]
