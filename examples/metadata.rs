@@ -135,6 +135,7 @@ fn request_from_dir(dir: &Path) -> anyhow::Result<MetadataRequest> {
             toolshed_core::domain::poisoning::ScanInput {
                 tools: &tools,
                 instructions: None,
+                prompts: &[],
                 other_servers_tools: &[],
             },
         ),

@@ -634,6 +634,7 @@ async fn a_flagged_tool_description_never_reaches_the_model() {
     request.findings = scan(ScanInput {
         tools: &request.tools,
         instructions: None,
+        prompts: &[],
         other_servers_tools: &[],
     });
     assert!(!request.findings.is_empty());

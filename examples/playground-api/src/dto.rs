@@ -118,6 +118,18 @@ pub enum LocationView {
     },
     /// The server's `instructions`.
     ServerInstructions,
+    /// A prompt's description.
+    PromptDescription {
+        /// The prompt.
+        prompt: String,
+    },
+    /// The description of one of a prompt's arguments.
+    PromptArgument {
+        /// The prompt.
+        prompt: String,
+        /// The argument.
+        argument: String,
+    },
 }
 
 impl From<Location> for LocationView {
@@ -129,6 +141,10 @@ impl From<Location> for LocationView {
                 LocationView::ParameterDescription { tool, pointer }
             }
             Location::ServerInstructions => LocationView::ServerInstructions,
+            Location::PromptDescription { prompt } => LocationView::PromptDescription { prompt },
+            Location::PromptArgument { prompt, argument } => {
+                LocationView::PromptArgument { prompt, argument }
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{create_key, Served};
-use toolshed_core::domain::{CommitSha, GitRef, RepoSnapshot, RepoUrl, Scope};
+use toolshed_core::domain::{CommitSha, GitRef, RepoSnapshot, RepoUrl, Scope, ToolsOutcome};
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
 use toolshed_core::testing::{
     FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
@@ -59,6 +59,17 @@ fn schemathesis() -> Option<PathBuf> {
 /// requests also reach the paths behind a verified image.
 async fn service() -> Toolshed {
     let clock = Arc::new(ManualClock::fixed());
+    // A tool's arguments are checked against the tool's own input schema, which the document
+    // cannot describe (it is the MCP server's): here the tool takes any object, so a call the
+    // document allows is a call the tool accepts. Argument checks have HTTP tests of their own.
+    let probe = FakeMcpProbe::new();
+    let mut report = FakeMcpProbe::time_server_report();
+    if let ToolsOutcome::Listed { tools } = &mut report.tools {
+        for tool in tools {
+            tool.input_schema = serde_json::json!({"type": "object"});
+        }
+    }
+    probe.set_default_report(report);
     let images = Arc::new(InMemoryImageStore::default());
     let source = Arc::new(InMemorySourceRepository::new());
     let ports = Ports {
@@ -66,7 +77,7 @@ async fn service() -> Toolshed {
         images: images.clone(),
         builder: Arc::new(FakeImageBuilder::new(images)),
         runner: Arc::new(FakeTaskRunner::new(clock.clone())),
-        probe: Arc::new(FakeMcpProbe::new()),
+        probe: Arc::new(probe),
         source: source.clone(),
         metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
         docs: Arc::new(InMemoryDocsStore::new()),

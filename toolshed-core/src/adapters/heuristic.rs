@@ -503,6 +503,7 @@ mod tests {
         let findings = scan(ScanInput {
             tools: &tools,
             instructions: None,
+            prompts: &[],
             other_servers_tools: &[],
         });
         let request = MetadataRequest {

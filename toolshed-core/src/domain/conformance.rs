@@ -81,6 +81,10 @@ pub struct ListingFacts {
     /// The output schemas of the tools that declare one, by tool name.
     #[serde(default)]
     pub output_schemas: BTreeMap<String, Value>,
+    /// The prompts the server lists (read only when it announces the `prompts` capability;
+    /// bounded like tools), for the tool-poisoning scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<crate::domain::McpPrompt>,
 }
 
 impl ListingFacts {

@@ -77,6 +77,30 @@ pub struct McpTool {
     pub input_schema: serde_json::Value,
 }
 
+/// One prompt a server offers (`prompts/list`): text a host may put before a model, so it is
+/// scanned like a tool's description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpPrompt {
+    /// Prompt name.
+    pub name: String,
+    /// Its description, when the server gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<McpPromptArgument>,
+}
+
+/// One argument of a [`McpPrompt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpPromptArgument {
+    /// Argument name.
+    pub name: String,
+    /// Its description, when the server gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// Who answered the handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct McpServerInfo {

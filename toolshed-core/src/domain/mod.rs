@@ -47,8 +47,8 @@ pub use labels::{
     LABEL_MANAGED, LABEL_PURPOSE, LABEL_RUN, LABEL_SERVER, LABEL_SESSION,
 };
 pub use mcp::{
-    validate_http_path, Endpoint, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,
-    ToolsOutcome,
+    validate_http_path, Endpoint, McpPrompt, McpPromptArgument, McpServerInfo, McpTool,
+    ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome,
 };
 pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,

@@ -575,6 +575,7 @@ impl Toolshed {
         inventory.findings = poisoning::scan(ScanInput {
             tools: &inventory.tools,
             instructions: report.server.instructions.as_deref(),
+            prompts: &report.listing.prompts,
             other_servers_tools: &others,
         });
         let previous = repo.get_server(server_id).await?;

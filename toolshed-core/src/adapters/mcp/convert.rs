@@ -3,7 +3,7 @@
 use rmcp::model::{ServerPeerInfo, Tool};
 use serde_json::Value;
 
-use crate::domain::{McpServerInfo, McpTool};
+use crate::domain::{McpPrompt, McpPromptArgument, McpServerInfo, McpTool};
 
 /// The handshake result as the core records it.
 pub(crate) fn server_info(info: &ServerPeerInfo) -> McpServerInfo {
@@ -22,6 +22,23 @@ pub(crate) fn tool(tool: &Tool) -> McpTool {
         name: tool.name.to_string(),
         description: tool.description.as_ref().map(|d| d.to_string()),
         input_schema: Value::Object(tool.input_schema.as_ref().clone()),
+    }
+}
+
+/// A listed prompt: its name, description and arguments' descriptions (what the scan reads).
+pub(crate) fn prompt(prompt: &rmcp::model::Prompt) -> McpPrompt {
+    McpPrompt {
+        name: prompt.name.clone(),
+        description: prompt.description.clone(),
+        arguments: prompt
+            .arguments
+            .iter()
+            .flatten()
+            .map(|a| McpPromptArgument {
+                name: a.name.clone(),
+                description: a.description.clone(),
+            })
+            .collect(),
     }
 }
 

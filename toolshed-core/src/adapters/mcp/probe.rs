@@ -19,7 +19,9 @@ use super::{classify, convert, output, schema};
 use crate::domain::conformance::{ListingFacts, SecondListing};
 use crate::domain::drift::tools_digest;
 use crate::domain::poisoning;
-use crate::domain::{Endpoint, McpTool, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome};
+use crate::domain::{
+    Endpoint, McpPrompt, McpTool, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome,
+};
 use crate::error::{Error, ProbeFailureKind, Result};
 use crate::ports::McpProbe;
 
@@ -206,6 +208,9 @@ impl RmcpProbe {
                 listing.repeated_cursor = page.repeated_cursor;
                 listing.output_schemas = page.output_schemas;
                 listing.second_listing = Some(self.list_again(session, endpoint, until).await);
+                if info.capabilities.prompts.is_some() {
+                    listing.prompts = self.list_prompts(session, until).await;
+                }
                 ToolsOutcome::Listed { tools: page.tools }
             }
             Ok(Ok(Err(limit))) => return Err(limit),
@@ -324,6 +329,36 @@ impl RmcpProbe {
             }
         }
         Ok(Err(limit("pages", self.config.max_tool_pages)))
+    }
+
+    /// The prompts a server lists, for the tool-poisoning scan: bounded like tools (pages,
+    /// count, bytes of one prompt; an oversized prompt is skipped), never an error of the probe
+    /// (a server whose prompts cannot be listed is scanned without them).
+    async fn list_prompts(&self, session: &Session, until: Instant) -> Vec<McpPrompt> {
+        let mut prompts = Vec::new();
+        let mut seen_cursors: HashSet<String> = HashSet::new();
+        let mut cursor = None;
+        for _ in 0..self.config.max_tool_pages {
+            let request =
+                session.list_prompts(Some(PaginatedRequestParams::default().with_cursor(cursor)));
+            let Ok(Ok(page)) = tokio::time::timeout_at(until, request).await else {
+                return prompts;
+            };
+            for prompt in &page.prompts {
+                if prompts.len() >= self.config.max_tools {
+                    return prompts;
+                }
+                let bytes = serde_json::to_vec(prompt).map_or(usize::MAX, |b| b.len());
+                if bytes <= self.config.max_tool_bytes {
+                    prompts.push(convert::prompt(prompt));
+                }
+            }
+            match page.next_cursor {
+                Some(next) if seen_cursors.insert(next.clone()) => cursor = Some(next),
+                _ => return prompts,
+            }
+        }
+        prompts
     }
 
     /// One probe attempt ending at `until`.
