@@ -50,6 +50,7 @@ async fn setup(endpoint: &str) -> Result<(MotoEnv, MotoServices, ServerId)> {
     svc.toolshed
         .register_server(ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),

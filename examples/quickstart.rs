@@ -90,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         Err(e) if e.is_not_found() => {
             ts.register_server(ServerRegistration {
                 build: Default::default(),
+                settings: Vec::new(),
                 id: id.clone(),
                 repo,
                 git_ref: GitRef::main(),

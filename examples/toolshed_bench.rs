@@ -87,6 +87,7 @@ async fn sweep_on_moto(endpoint: &str, size: usize, budget: Duration) -> Result<
             description: None,
             language: None,
             build: Default::default(),
+            settings: Vec::new(),
         })
         .await?;
     moto.push_image(ImageTag::for_build(&id, &commit).as_str(), "bench")
@@ -189,6 +190,7 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
         description: None,
         language: None,
         build: Default::default(),
+        settings: Vec::new(),
     })
     .await?;
     let t = Instant::now();

@@ -73,6 +73,7 @@ fn registration(id: &ServerId, repo: &RepoUrl, build: BuildSpec) -> ServerRegist
         description: None,
         language: None,
         build,
+        settings: Vec::new(),
     }
 }
 

@@ -271,6 +271,7 @@ async fn a_verification_whose_build_times_out_leaves_no_build_container() {
         .toolshed
         .register_server(ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),

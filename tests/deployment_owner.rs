@@ -46,6 +46,7 @@ async fn verified_backend(tweak: impl FnOnce(&mut LocalConfig)) -> Local {
         .toolshed
         .register_server(ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: server.clone(),
             repo,
             git_ref: GitRef::main(),

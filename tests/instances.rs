@@ -54,6 +54,7 @@ async fn create_status_restart_stop_on_the_engine() {
     let server = ServerId::new(format!("inst-{suffix}")).unwrap();
     t.register_server(ServerRegistration {
         build: Default::default(),
+        settings: Vec::new(),
         id: server.clone(),
         repo,
         git_ref: GitRef::main(),

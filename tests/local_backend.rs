@@ -64,6 +64,7 @@ async fn fixture_with(
         .toolshed
         .register_server(ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: server.clone(),
             repo,
             git_ref: GitRef::main(),

@@ -86,6 +86,7 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
     .unwrap();
     ts.register_server(ServerRegistration {
         build: Default::default(),
+        settings: Vec::new(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),
@@ -222,6 +223,7 @@ async fn verify_python_http(id_prefix: &str, tools: &str) -> Option<toolshed_cor
         description: None,
         language: None,
         build: Default::default(),
+        settings: Vec::new(),
     })
     .await
     .unwrap();
@@ -421,6 +423,7 @@ async fn a_python_rug_pull_is_held_for_review_and_a_shadowing_name_is_found() {
         description: None,
         language: None,
         build: Default::default(),
+        settings: Vec::new(),
     };
     let honest = "@app.tool(description=\"Returns the weather forecast for a city.\")\n\
                   def forecast(city: str) -> str:\n    return \"sunny\"\n";

@@ -112,6 +112,7 @@ async fn a_slow_python_server_is_starting_until_it_answers_mcp() {
         description: None,
         language: None,
         build: Default::default(),
+        settings: Vec::new(),
     })
     .await
     .unwrap();

@@ -430,6 +430,7 @@ impl AwsAdapters {
             builder: Arc::new(self.builder.clone()),
             runner: Arc::new(self.tasks.clone()),
             docs: Arc::new(self.docs.clone()),
+            secrets: Arc::new(toolshed_core::adapters::memory_secrets::InMemorySecretStore::new()),
             probe,
             source,
             metadata,

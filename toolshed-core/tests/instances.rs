@@ -19,6 +19,7 @@ fn verified_server(id: &str, at: toolshed_core::domain::Timestamp) -> Server {
     let mut s = Server::register(
         ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: ServerId::new(id).unwrap(),
             repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
             git_ref: GitRef::main(),

@@ -17,6 +17,7 @@ async fn launch_of_an_unverified_server_never_starts_a_task() {
     let server = Server::register(
         ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: ServerId::new("time").unwrap(),
             repo: RepoUrl::new("https://github.com/a/time").unwrap(),
             git_ref: GitRef::main(),

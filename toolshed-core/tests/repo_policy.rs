@@ -10,6 +10,7 @@ use toolshed_core::Error;
 fn registration(id: &str, repo: RepoUrl) -> ServerRegistration {
     ServerRegistration {
         build: Default::default(),
+        settings: Vec::new(),
         id: ServerId::new(id).unwrap(),
         repo,
         git_ref: GitRef::main(),

@@ -122,6 +122,7 @@ async fn registrations() {
     let h = Harness::new();
     let base = ServerRegistration {
         build: Default::default(),
+        settings: Vec::new(),
         id: ServerId::new("time").unwrap(),
         repo: RepoUrl::new("https://github.com/a/b").unwrap(),
         git_ref: GitRef::main(),

@@ -59,6 +59,7 @@ fn memory() -> Memory {
 fn registration(id: &str) -> ServerRegistration {
     ServerRegistration {
         build: Default::default(),
+        settings: Vec::new(),
         id: ServerId::new(id).unwrap(),
         repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
         git_ref: GitRef::main(),

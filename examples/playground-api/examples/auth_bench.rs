@@ -34,6 +34,7 @@ fn toolshed() -> anyhow::Result<Toolshed> {
         source: Arc::new(InMemorySourceRepository::new()),
         metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
         docs: Arc::new(InMemoryDocsStore::new()),
+        secrets: Arc::new(toolshed_core::testing::InMemorySecretStore::new()),
         clock,
     };
     Ok(Toolshed::new(ports, ToolshedConfig::default())?)

@@ -269,6 +269,7 @@ impl RegisterRequest {
             description: self.description,
             language: self.language,
             build,
+            settings: Vec::new(),
         })
     }
 }

@@ -125,6 +125,7 @@ impl Harness {
             source: source.clone(),
             metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
             docs: Arc::new(InMemoryDocsStore::new()),
+            secrets: Arc::new(toolshed_core::testing::InMemorySecretStore::new()),
             clock,
         };
         let mut config = ToolshedConfig {

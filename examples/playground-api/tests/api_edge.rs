@@ -61,6 +61,7 @@ fn parts(probe: Arc<dyn McpProbe>) -> Parts {
         source,
         metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
         docs: Arc::new(InMemoryDocsStore::new()),
+        secrets: Arc::new(toolshed_core::testing::InMemorySecretStore::new()),
         clock,
     };
     let config = ToolshedConfig {

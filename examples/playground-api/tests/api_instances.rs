@@ -22,6 +22,7 @@ fn server(id: &str, verified: bool, at: Timestamp) -> Server {
     let mut s = Server::register(
         ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: ServerId::new(id).unwrap(),
             repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
             git_ref: GitRef::main(),

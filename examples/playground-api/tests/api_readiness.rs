@@ -97,6 +97,7 @@ async fn served(ready_deadline: Duration) -> (Served, u16) {
             description: None,
             language: None,
             build: Default::default(),
+            settings: Vec::new(),
         })
         .await
         .unwrap();

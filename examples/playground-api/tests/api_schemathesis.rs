@@ -81,6 +81,7 @@ async fn service() -> Toolshed {
         source: source.clone(),
         metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
         docs: Arc::new(InMemoryDocsStore::new()),
+        secrets: Arc::new(toolshed_core::testing::InMemorySecretStore::new()),
         clock,
     };
     let toolshed = Toolshed::new(

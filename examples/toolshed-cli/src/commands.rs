@@ -520,6 +520,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             let server = ts
                 .register_server(ServerRegistration {
                     build,
+                    settings: Vec::new(),
                     id: ServerId::new(id)?,
                     // The local CLI reads the user's own disk, so file:// is allowed here.
                     repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
@@ -983,6 +984,7 @@ mod tests {
         let mut s = Server::register(
             ServerRegistration {
                 build: Default::default(),
+                settings: Vec::new(),
                 id: id.clone(),
                 repo: RepoUrl::new("https://github.com/example/notes").unwrap(),
                 git_ref: GitRef::main(),

@@ -26,6 +26,7 @@ async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (ServerId, S
     svc.toolshed
         .register_server(ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: server_id.clone(),
             repo,
             git_ref: GitRef::main(),

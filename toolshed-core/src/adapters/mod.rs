@@ -10,5 +10,6 @@ pub mod git;
 pub mod heuristic;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod memory_secrets;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

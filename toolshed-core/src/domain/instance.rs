@@ -642,6 +642,7 @@ mod tests {
         let mut s = Server::register(
             ServerRegistration {
                 build: Default::default(),
+                settings: Vec::new(),
                 id,
                 repo: RepoUrl::new("https://github.com/o/r").unwrap(),
                 git_ref: GitRef::main(),

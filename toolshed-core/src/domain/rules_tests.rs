@@ -14,6 +14,7 @@ fn server() -> Server {
     Server::register(
         ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: ServerId::new("weather").unwrap(),
             repo: RepoUrl::new("https://github.com/acme/weather").unwrap(),
             git_ref: GitRef::main(),

@@ -7,8 +7,8 @@ use super::poisoning::Finding;
 use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
     BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
-    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, Timestamp, ToolDrift, VerificationFailure,
-    VerifiedImage,
+    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, SettingSpec, Timestamp, ToolDrift,
+    VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
 
@@ -220,6 +220,10 @@ pub struct ServerRegistration {
     /// root `Dockerfile` when absent.
     #[serde(default)]
     pub build: BuildSpec,
+    /// The settings the server reads (API keys, options), declared so a launch can give them
+    /// values; secret ones never have a stored value.
+    #[serde(default)]
+    pub settings: Vec<SettingSpec>,
 }
 
 impl ServerRegistration {
@@ -290,6 +294,9 @@ pub struct Server {
     /// A verified candidate the promotion policy held for review; never launched until approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_review: Option<PendingReview>,
+    /// The settings the server declared at registration (none on older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingSpec>,
 }
 
 /// Longest accepted manual description.
@@ -303,6 +310,7 @@ impl Server {
         reg.transport.validate()?;
         reg.resources.validate()?;
         let build = reg.build.checked()?;
+        super::validate_settings(&reg.settings)?;
         let manual = |v: Option<String>, field: &'static str, max: usize| -> Result<_> {
             match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
                 Some(s) if s.chars().count() > max => {
@@ -338,6 +346,7 @@ impl Server {
             version: 0,
             build,
             pending_review: None,
+            settings: reg.settings,
         })
     }
 

@@ -114,6 +114,7 @@ impl LocalBackend {
             metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
             // Docs live beside the database: <data dir>/docs/<serverId>/<commit>.md.
             docs: Arc::new(FileDocsStore::new(&config.data_dir)),
+            secrets: Arc::new(crate::adapters::memory_secrets::InMemorySecretStore::new()),
             clock,
         };
         let toolshed = Toolshed::new(ports, config.service)?;

@@ -10,6 +10,7 @@
 //! | [`SourceRepository`] | git | git | `InMemorySourceRepository` |
 //! | [`MetadataGenerator`] | OpenAI | heuristic | `HeuristicMetadataGenerator` |
 //! | [`DocsStore`] | S3 | files | `InMemoryDocsStore` |
+//! | [`SecretStore`] | Secrets Manager | encrypted files | `InMemorySecretStore` |
 //! | [`Clock`] | system | system | `ManualClock` |
 //!
 //! Every method returns [`crate::Error`]; each documents which variants adapters MUST use, so the
@@ -23,6 +24,7 @@ mod metadata;
 mod probe;
 mod repository;
 mod runner;
+mod secrets;
 mod source;
 
 pub use builder::{BuildRequest, BuildStatus, ImageBuilder};
@@ -37,6 +39,7 @@ pub use repository::{
 pub use runner::{
     TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, MAX_LOG_TAIL,
 };
+pub use secrets::{SecretOwner, SecretStore};
 pub use source::{SnapshotLimits, SourceRepository};
 
 #[cfg(feature = "mocks")]
@@ -55,5 +58,7 @@ pub use probe::MockMcpProbe;
 pub use repository::MockServerRepository;
 #[cfg(feature = "mocks")]
 pub use runner::MockTaskRunner;
+#[cfg(feature = "mocks")]
+pub use secrets::MockSecretStore;
 #[cfg(feature = "mocks")]
 pub use source::MockSourceRepository;

@@ -33,8 +33,8 @@ pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
 
 use crate::error::Result;
 use crate::ports::{
-    Clock, DocsStore, ImageBuilder, ImageStore, McpProbe, MetadataGenerator, ServerRepository,
-    SourceRepository, TaskRunner,
+    Clock, DocsStore, ImageBuilder, ImageStore, McpProbe, MetadataGenerator, SecretStore,
+    ServerRepository, SourceRepository, TaskRunner,
 };
 
 /// The adapters the services use.
@@ -58,6 +58,8 @@ pub struct Ports {
     pub metadata: Arc<dyn MetadataGenerator>,
     /// Long docs.
     pub docs: Arc<dyn DocsStore>,
+    /// Secret setting values kept between uses (verification test values, instances).
+    pub secrets: Arc<dyn SecretStore>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

@@ -138,6 +138,7 @@ pub fn sample_server(id: &ServerId, at: Timestamp) -> Server {
     Server::register(
         ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: id.clone(),
             repo: RepoUrl::new(format!("https://git.test/conformance/{id}")).must("repo url"),
             git_ref: GitRef::main(),

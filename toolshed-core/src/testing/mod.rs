@@ -25,6 +25,7 @@ mod repository;
 mod runner;
 mod source;
 
+pub use crate::adapters::memory_secrets::InMemorySecretStore;
 pub use builder::{BuildResult, BuildScript, FakeImageBuilder};
 pub use clock::ManualClock;
 pub use docs::InMemoryDocsStore;

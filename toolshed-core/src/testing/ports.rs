@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::{
     FakeImageBuilder, FakeMcpProbe, FakeTaskRunner, HeuristicMetadataGenerator, InMemoryDocsStore,
-    InMemoryImageStore, InMemoryServerRepository, InMemorySourceRepository, ManualClock,
+    InMemoryImageStore, InMemorySecretStore, InMemoryServerRepository, InMemorySourceRepository,
+    ManualClock,
 };
 use crate::services::Ports;
 
@@ -32,6 +33,8 @@ pub struct InMemoryPorts {
     pub metadata: Arc<HeuristicMetadataGenerator>,
     /// Long docs.
     pub docs: Arc<InMemoryDocsStore>,
+    /// Secret values.
+    pub secrets: Arc<InMemorySecretStore>,
     /// Time, moved by the test.
     pub clock: Arc<ManualClock>,
 }
@@ -49,6 +52,7 @@ impl InMemoryPorts {
             source: Arc::new(InMemorySourceRepository::new()),
             metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
             docs: Arc::new(InMemoryDocsStore::new()),
+            secrets: Arc::new(InMemorySecretStore::new()),
             clock,
         }
     }
@@ -64,6 +68,7 @@ impl InMemoryPorts {
             source: self.source.clone(),
             metadata: self.metadata.clone(),
             docs: self.docs.clone(),
+            secrets: self.secrets.clone(),
             clock: self.clock.clone(),
         }
     }

@@ -112,6 +112,7 @@ impl Harness {
             .toolshed
             .register_server(ServerRegistration {
                 build: Default::default(),
+                settings: Vec::new(),
                 id: ServerId::new(id).unwrap(),
                 repo: repo_url(id),
                 git_ref: GitRef::main(),

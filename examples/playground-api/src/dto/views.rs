@@ -1126,6 +1126,7 @@ mod tests {
     fn server(full: bool) -> Server {
         let reg = ServerRegistration {
             build: Default::default(),
+            settings: Vec::new(),
             id: ServerId::new("time").expect("id"),
             repo: RepoUrl::new("https://github.com/example/time").expect("repo"),
             git_ref: GitRef::new("main").expect("ref"),
