@@ -81,7 +81,11 @@ async fn create_status_restart_stop_on_the_engine() {
         )
         .await
         .expect("instance created");
-    assert_eq!(created.state, InstanceState::Created);
+    assert_eq!(
+        created.state,
+        InstanceState::Starting,
+        "created only once MCP answers"
+    );
     let task = created.task.clone().unwrap();
     let env = container_env(&backend, &task)
         .await
@@ -106,6 +110,11 @@ async fn create_status_restart_stop_on_the_engine() {
     }
     let ready = ready.expect("the instance answered MCP within 30 s");
     assert!(ready.instance.endpoint.is_some());
+    assert_eq!(
+        ready.instance.state,
+        InstanceState::Created,
+        "an answered handshake records the instance created"
+    );
     assert!(!serde_json::to_string(&ready.view())
         .unwrap()
         .contains("hunter2"));

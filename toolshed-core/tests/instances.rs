@@ -9,7 +9,7 @@ use toolshed_core::domain::{
     InstanceState, PrincipalId, RepoUrl, Server, ServerId, ServerRegistration, TaskPurpose,
     VerificationState, VerifiedImage,
 };
-use toolshed_core::error::EntityKind;
+use toolshed_core::error::{EntityKind, ProbeFailureKind};
 use toolshed_core::ports::{Clock, ServerRepository, TaskState};
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
 use toolshed_core::testing::{InMemoryPorts, ManualClock};
@@ -70,10 +70,14 @@ async fn create_stop_restart_through_the_runner() {
     let (d, t) = setup().await;
     let server = ServerId::new("time").unwrap();
     let i = t.create_instance(&server, request("web-1")).await.unwrap();
-    assert_eq!(i.state, InstanceState::Created);
+    assert_eq!(
+        i.state,
+        InstanceState::Starting,
+        "started, not yet answered MCP"
+    );
     assert_eq!(
         i.version, 3,
-        "requested, creating and created were each stored"
+        "requested, creating and starting were each stored"
     );
     let task = i.task.clone().expect("a task");
     let fake = d.runner.task(&task).unwrap();
@@ -123,7 +127,7 @@ async fn create_stop_restart_through_the_runner() {
 
     // Restart runs a new task of the same image and environment.
     let restarted = t.restart_instance(&i.id, None).await.unwrap();
-    assert_eq!(restarted.state, InstanceState::Created);
+    assert_eq!(restarted.state, InstanceState::Starting);
     assert_eq!(restarted.restart_count, 1);
     let new_task = restarted.task.clone().unwrap();
     assert_ne!(new_task, task);
@@ -168,7 +172,56 @@ async fn a_failed_start_is_recorded_and_returned() {
     assert!(i.failure.unwrap().contains("no capacity"));
     // A failed instance restarts.
     let i = t.restart_instance(&i.id, None).await.unwrap();
-    assert_eq!(i.state, InstanceState::Created);
+    assert_eq!(i.state, InstanceState::Starting);
+}
+
+#[tokio::test]
+async fn an_instance_is_created_only_once_its_mcp_endpoint_answers() {
+    let (d, t) = setup().await;
+    let server = ServerId::new("time").unwrap();
+    let i = t
+        .create_instance(&server, request("web-ready"))
+        .await
+        .unwrap();
+    assert_eq!(i.state, InstanceState::Starting);
+    assert!(i.endpoint.is_some(), "the fake runner knows the endpoint");
+
+    // The server is still importing: the handshake fails, the instance stays starting.
+    d.probe
+        .fail_all(Some((ProbeFailureKind::Unreachable, "no answer yet")));
+    let status = t.instance_status(&i.id).await.unwrap();
+    assert_eq!(status.instance.state, InstanceState::Starting);
+    let health = status.health.expect("a starting instance has health");
+    assert!(health.live && !health.ready, "{health:?}");
+    let waited = t
+        .wait_instance_ready(&i.id, Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        waited.instance.state,
+        InstanceState::Starting,
+        "still starting at the deadline"
+    );
+
+    // It answers: the next check records it created, once.
+    d.probe.fail_all(None);
+    let ready = t
+        .wait_instance_ready(&i.id, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(ready.instance.state, InstanceState::Created);
+    assert!(ready.health.unwrap().ready);
+    let again = t.instance_status(&i.id).await.unwrap();
+    assert_eq!(
+        again.instance.version, ready.instance.version,
+        "no write when nothing changed"
+    );
+
+    // A stop wins over a late handshake.
+    let stopped = t.stop_instance(&i.id, None).await.unwrap();
+    let after = t.instance_status(&i.id).await.unwrap();
+    assert_eq!(after.instance.state, InstanceState::Stopped);
+    assert_eq!(after.instance.version, stopped.version);
 }
 
 #[tokio::test]

@@ -76,7 +76,7 @@ async fn lifecycle_over_http() {
     let (status, body) = api.post("/api/instances", create_body("web-1")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let inst = &body["instance"];
-    assert_eq!(inst["state"], "created");
+    assert_eq!(inst["state"], "starting", "created only once MCP answers");
     assert_eq!(inst["name"], "web-1");
     assert_eq!(inst["server_id"], "time");
     assert!(inst["image"].as_str().unwrap().contains("@sha256:"));
@@ -102,6 +102,10 @@ async fn lifecycle_over_http() {
     assert_eq!(body["health"]["live"], true);
     assert_eq!(body["health"]["ready"], true);
     assert_eq!(body["health"]["task_state"], "running");
+    assert_eq!(
+        body["instance"]["state"], "created",
+        "the answered handshake is recorded"
+    );
     assert!(!body.to_string().contains("hunter2"));
 
     // Logs.
@@ -125,7 +129,7 @@ async fn lifecycle_over_http() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["instance"]["restart_count"], 1);
-    assert_eq!(body["instance"]["state"], "created");
+    assert_eq!(body["instance"]["state"], "starting");
     assert_ne!(body["instance"]["task"], json!(task.as_str()));
     assert_eq!(d.runner.drains(), [(task.clone(), Duration::from_secs(4))]);
 

@@ -1,6 +1,6 @@
 //! `toolshed instances …` and `toolshed templates …`: long-running instances of verified servers
-//! (their templates), on the library's instance service. States: requested → creating → created
-//! (running) / failed, and stopped.
+//! (their templates), on the library's instance service. States: requested → creating → starting
+//! (task runs, MCP not answering yet) → created (MCP answered) / failed, and stopped.
 //!
 //! Output never shows environment values: instances are printed through their redacted view.
 
@@ -34,6 +34,13 @@ pub enum Instances {
         /// Environment variable `KEY=value` (repeatable). Values are never printed.
         #[arg(long = "env")]
         env: Vec<String>,
+        /// Wait until the instance answers MCP (state `created`), at most `--wait-timeout`
+        /// seconds; without it, the instance is printed `starting`.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait of `--wait`, in seconds.
+        #[arg(long, default_value_t = 120, requires = "wait")]
+        wait_timeout: u64,
     },
     /// Stop an instance: SIGTERM, then SIGKILL after the drain timeout.
     Stop {
@@ -160,6 +167,8 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
             template,
             name,
             env,
+            wait,
+            wait_timeout,
         } => {
             let server_id = ServerId::new(&template)?;
             let name = match name {
@@ -175,6 +184,13 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
                 owner: None,
             };
             let i = t.create_instance(&server_id, request).await?;
+            let i = if wait {
+                t.wait_instance_ready(&i.id, Duration::from_secs(wait_timeout))
+                    .await?
+                    .instance
+            } else {
+                i
+            };
             print(f, &i.view(), || summary(&i));
         }
         Instances::Stop { id, drain_timeout } => {

@@ -3,12 +3,15 @@
 //! environment and its lifecycle:
 //!
 //! ```text
-//! requested ──► creating ──► created (running)
-//!                   │             │
-//!                   ▼             ▼
-//!                 failed ◄────────┘        any state ──► stopped
-//!    created / failed / stopped ──restart──► creating
+//! requested ──► creating ──► starting ──► created (running: MCP answered)
+//!                   │            │             │
+//!                   ▼            ▼             ▼
+//!                 failed ◄───────┴─────────────┘        any state ──► stopped
+//!    starting / created / failed / stopped ──restart──► creating
 //! ```
+//!
+//! `starting` means the task runs but its MCP endpoint has not answered a handshake yet (a
+//! Python server takes seconds to import): only an answered handshake makes it `created`.
 //!
 //! Every transition is a method of [`Instance`], so the rules are written once; repositories
 //! only persist the result with a version check.
@@ -324,7 +327,9 @@ pub enum InstanceState {
     Requested,
     /// Its task is being started.
     Creating,
-    /// Its task was started (running).
+    /// Its task was started; its MCP endpoint has not answered yet.
+    Starting,
+    /// Its task runs and its MCP endpoint answered a handshake.
     Created,
     /// Its task could not be started, or ended by itself (see the failure).
     Failed,
@@ -338,6 +343,7 @@ impl InstanceState {
         match self {
             InstanceState::Requested => "requested",
             InstanceState::Creating => "creating",
+            InstanceState::Starting => "starting",
             InstanceState::Created => "created",
             InstanceState::Failed => "failed",
             InstanceState::Stopped => "stopped",
@@ -347,7 +353,10 @@ impl InstanceState {
     /// Whether a task may run for an instance in this state (so a runner task labelled with it
     /// is not an orphan).
     pub fn holds_task(self) -> bool {
-        matches!(self, InstanceState::Creating | InstanceState::Created)
+        matches!(
+            self,
+            InstanceState::Creating | InstanceState::Starting | InstanceState::Created
+        )
     }
 }
 
@@ -363,6 +372,7 @@ impl FromStr for InstanceState {
         Ok(match s {
             "requested" => InstanceState::Requested,
             "creating" => InstanceState::Creating,
+            "starting" => InstanceState::Starting,
             "created" => InstanceState::Created,
             "failed" => InstanceState::Failed,
             "stopped" => InstanceState::Stopped,
@@ -478,7 +488,7 @@ impl Instance {
         Ok(())
     }
 
-    /// `Created` / `Failed` / `Stopped` → `Creating` for a restart: counts the restart and forgets
+    /// `Starting` / `Created` / `Failed` / `Stopped` → `Creating` for a restart: counts the restart and forgets
     /// the previous task, endpoint and failure (the caller stops the previous task first).
     ///
     /// # Errors
@@ -486,7 +496,10 @@ impl Instance {
     pub fn begin_restart(&mut self, now: Timestamp) -> Result<()> {
         if !matches!(
             self.state,
-            InstanceState::Created | InstanceState::Failed | InstanceState::Stopped
+            InstanceState::Starting
+                | InstanceState::Created
+                | InstanceState::Failed
+                | InstanceState::Stopped
         ) {
             return Err(self.refuse("restart"));
         }
@@ -500,7 +513,8 @@ impl Instance {
         Ok(())
     }
 
-    /// `Creating` → `Created`: the task was started.
+    /// `Creating` → `Starting`: the task was started; it is `Created` only once its MCP
+    /// endpoint answers ([`Instance::mark_ready`]).
     ///
     /// # Errors
     /// `InvalidState` from any other state.
@@ -513,17 +527,36 @@ impl Instance {
         if self.state != InstanceState::Creating {
             return Err(self.refuse("record a started task"));
         }
-        self.state = InstanceState::Created;
+        self.state = InstanceState::Starting;
         self.task = Some(task);
         self.endpoint = endpoint;
         self.updated_at = now;
         Ok(())
     }
 
-    /// Records the endpoint of a `Created` instance learnt later (a task that was pending).
-    /// Returns whether anything changed.
+    /// `Starting` → `Created`: its MCP endpoint answered a handshake. Returns whether anything
+    /// changed (`false` when it was already `Created` or is in a state a handshake cannot move:
+    /// a stop or a failure recorded meanwhile wins).
+    pub fn mark_ready(&mut self, now: Timestamp) -> bool {
+        if self.state != InstanceState::Starting {
+            return false;
+        }
+        self.state = InstanceState::Created;
+        self.updated_at = now;
+        true
+    }
+
+    /// Whether its task was started but has not answered MCP yet.
+    pub fn is_starting(&self) -> bool {
+        self.state == InstanceState::Starting
+    }
+
+    /// Records the endpoint of a `Starting` or `Created` instance learnt later (a task that was
+    /// pending). Returns whether anything changed.
     pub fn record_endpoint(&mut self, endpoint: Endpoint, now: Timestamp) -> bool {
-        if self.state != InstanceState::Created || self.endpoint.as_ref() == Some(&endpoint) {
+        if !matches!(self.state, InstanceState::Starting | InstanceState::Created)
+            || self.endpoint.as_ref() == Some(&endpoint)
+        {
             return false;
         }
         self.endpoint = Some(endpoint);
@@ -531,7 +564,7 @@ impl Instance {
         true
     }
 
-    /// `Requested` / `Creating` / `Created` → `Failed` with a reason (cut to
+    /// `Requested` / `Creating` / `Starting` / `Created` → `Failed` with a reason (cut to
     /// [`MAX_FAILURE_LEN`] characters). The task, if any, is kept so it can still be stopped.
     ///
     /// # Errors
@@ -701,7 +734,13 @@ mod tests {
         assert!(i.begin_restart(now()).is_err());
         let first_token = i.start_token();
         i.mark_created(t.clone(), None, now()).unwrap();
-        assert_eq!(i.task, Some(t));
+        assert_eq!(
+            (i.state, i.task.clone()),
+            (InstanceState::Starting, Some(t))
+        );
+        assert!(i.mark_ready(now()));
+        assert_eq!(i.state, InstanceState::Created);
+        assert!(!i.mark_ready(now()), "ready once");
         i.begin_restart(now()).unwrap();
         assert_eq!(
             (i.state, i.restart_count, i.task.clone()),
@@ -748,6 +787,10 @@ mod tests {
         }
         assert!(InstanceName::new("a").is_ok());
         assert!(InstanceState::from_str("created").is_ok());
+        assert_eq!(
+            InstanceState::from_str("starting").unwrap(),
+            InstanceState::Starting
+        );
         assert!(InstanceState::from_str("running").is_err());
         assert!(EnvName::new("_A1").is_ok());
         assert!(EnvName::new("A-B").is_err());

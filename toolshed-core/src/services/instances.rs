@@ -27,6 +27,9 @@ pub const MAX_DRAIN: Duration = Duration::from_secs(300);
 /// How long a health check may wait for the MCP handshake.
 const HEALTH_PROBE_DEADLINE: Duration = Duration::from_secs(3);
 
+/// How often [`Toolshed::wait_instance_ready`] checks a starting instance.
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Health of an instance's task, as the runner and an MCP handshake see it now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceHealth {
@@ -92,8 +95,9 @@ fn task_state_name(state: &TaskState) -> &'static str {
 
 impl Toolshed {
     /// Creates an instance of a verified server and starts its task: recorded `Requested`, then
-    /// `Creating`, then `Created` with its task (or `Failed` with the runner's error, which is
-    /// also returned). The instance runs the server's verified image pinned by digest, now and on
+    /// `Creating`, then `Starting` with its task (or `Failed` with the runner's error, which is
+    /// also returned); a status check whose MCP handshake succeeds makes it `Created`
+    /// ([`Self::instance_status`], [`Self::wait_instance_ready`]). The instance runs the server's verified image pinned by digest, now and on
     /// every restart.
     ///
     /// # Errors
@@ -265,15 +269,18 @@ impl Toolshed {
     }
 
     /// The instance with the health of its task: liveness from the runner, readiness from an
-    /// MCP handshake. A `Created` instance whose task ended by itself becomes `Failed`; an
-    /// endpoint learnt late is recorded.
+    /// MCP handshake. A `Starting` instance whose endpoint answers becomes `Created`; a
+    /// `Starting` or `Created` instance whose task ended by itself becomes `Failed`; an endpoint
+    /// learnt late is recorded.
     ///
     /// # Errors
     /// `NotFound`; runner and repository errors.
     pub async fn instance_status(&self, id: &InstanceId) -> Result<InstanceStatus> {
         let p = &self.ports;
         let mut instance = p.repository.get_instance(id).await?;
-        let (Some(task), InstanceState::Created) = (instance.task.clone(), instance.state) else {
+        let (Some(task), InstanceState::Starting | InstanceState::Created) =
+            (instance.task.clone(), instance.state)
+        else {
             return Ok(InstanceStatus {
                 instance,
                 health: None,
@@ -318,7 +325,11 @@ impl Toolshed {
                 instance.mark_failed(detail.unwrap_or_default(), now)?;
                 true
             }
-            (TaskState::Running, Some(ep)) => instance.record_endpoint(ep, now),
+            (TaskState::Running, Some(ep)) => {
+                let learnt = instance.record_endpoint(ep, now);
+                let became_ready = ready && instance.mark_ready(now);
+                learnt || became_ready
+            }
             _ => false,
         };
         if changed {
@@ -333,6 +344,28 @@ impl Toolshed {
             instance,
             health: Some(health),
         })
+    }
+
+    /// Waits up to `deadline` for a `Starting` instance to answer MCP, checking its status
+    /// (as [`Self::instance_status`]) about twice a second. Returns the status as it is then:
+    /// `Created`, still `Starting` at the deadline, or whatever a stop or a failed task made it.
+    ///
+    /// # Errors
+    /// As [`Self::instance_status`].
+    pub async fn wait_instance_ready(
+        &self,
+        id: &InstanceId,
+        deadline: Duration,
+    ) -> Result<InstanceStatus> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let status = self.instance_status(id).await?;
+            let now = tokio::time::Instant::now();
+            if !status.instance.is_starting() || now >= until {
+                return Ok(status);
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL.min(until - now)).await;
+        }
     }
 
     /// The last `tail` lines of the instance's current (or last) task output.

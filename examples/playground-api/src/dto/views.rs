@@ -971,9 +971,11 @@ impl From<&RunStatus> for RunView {
 pub enum InstanceStateView {
     /// Recorded, not started yet.
     Requested,
-    /// Its task is starting.
+    /// Its task is being started.
     Creating,
-    /// Its task runs.
+    /// Its task runs; its MCP endpoint has not answered yet.
+    Starting,
+    /// Its task runs and its MCP endpoint answered.
     Created,
     /// It failed (see `failure`).
     Failed,
@@ -986,6 +988,7 @@ impl From<InstanceState> for InstanceStateView {
         match s {
             InstanceState::Requested => Self::Requested,
             InstanceState::Creating => Self::Creating,
+            InstanceState::Starting => Self::Starting,
             InstanceState::Created => Self::Created,
             InstanceState::Failed => Self::Failed,
             InstanceState::Stopped => Self::Stopped,

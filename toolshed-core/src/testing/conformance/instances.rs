@@ -226,7 +226,11 @@ pub async fn check_update_instance(repo: Repo) {
         read, updated,
         "conformance: update_instance returns what it stored"
     );
-    assert_eq!(read.state, InstanceState::Created);
+    assert_eq!(
+        read.state,
+        InstanceState::Starting,
+        "conformance: update_instance stores the starting state"
+    );
     assert_eq!(
         read.task.as_ref().map(TaskHandle::as_str),
         Some("task/abc-1")
@@ -264,6 +268,19 @@ pub async fn check_update_instance(repo: Repo) {
         "conformance: a refused update writes nothing"
     );
 
+    // Ready: the MCP endpoint answered.
+    let mut ready = updated.clone();
+    assert!(ready.mark_ready(at + secs(3)));
+    let updated = repo.update_instance(&ready).await.must("update_instance");
+    assert_eq!(
+        repo.get_instance(&stored.id)
+            .await
+            .must("get_instance")
+            .state,
+        InstanceState::Created,
+        "conformance: update_instance stores the ready (created) state"
+    );
+
     // Stop with restart bookkeeping, from the returned record.
     let mut stopped = updated.clone();
     stopped.restart_count = 3;
@@ -281,7 +298,7 @@ pub async fn check_update_instance(repo: Repo) {
             read.restart_count,
             read.version
         ),
-        (InstanceState::Stopped, Some(at + secs(5)), 3, 3)
+        (InstanceState::Stopped, Some(at + secs(5)), 3, 4)
     );
 
     let unknown = sample_instance(&format!("{}-ghost", prefix()), at);
