@@ -45,6 +45,15 @@ impl RegistryImageStore {
         } else {
             "https"
         };
+        if scheme == "https" && !cfg!(feature = "tls") {
+            return Err(Error::invalid(
+                "registry",
+                format!(
+                    "{registry} is reached over HTTPS, which needs toolshed-core's `tls` feature \
+                     (only 127.0.0.1 and localhost registries are spoken to in plain HTTP)"
+                ),
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
