@@ -8,6 +8,9 @@ locals {
   cluster_arn  = coalesce(var.cluster_arn, "arn:aws:ecs:none:000000000000:cluster/none")
   cluster_name = element(split("/", local.cluster_arn), 1)
   tasks_arn    = "${replace(local.cluster_arn, ":cluster/", ":task/")}/*"
+  partition    = element(split(":", local.cluster_arn), 1)
+  region       = element(split(":", local.cluster_arn), 3)
+  account      = element(split(":", local.cluster_arn), 4)
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -85,6 +88,26 @@ data "aws_iam_policy_document" "lambda" {
       variable = "ecs:cluster"
       values   = [var.cluster_arn]
     }
+  }
+
+  # Leftovers of tasks started with an environment (their secret and own task definition family
+  # `<prefix>_task_*`), when stopping the task did not remove them. AWS accepts only "*" for
+  # ListSecrets, ListTaskDefinitions and DeregisterTaskDefinition.
+  statement {
+    sid = "FindLeftovers"
+    actions = [
+      "ecs:DeleteTaskDefinitions",
+      "ecs:DeregisterTaskDefinition",
+      "ecs:ListTaskDefinitions",
+      "secretsmanager:ListSecrets",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "DeleteLeftoverSecrets"
+    actions   = ["secretsmanager:DeleteSecret"]
+    resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.secrets_prefix}/tasks/*"]
   }
 
   statement {

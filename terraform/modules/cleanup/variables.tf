@@ -150,3 +150,14 @@ variable "alarm" {
     error_message = "alarm needs 1 <= datapoints_to_alarm <= evaluation_periods <= 60."
   }
 }
+
+variable "secrets_prefix" {
+  description = "Name prefix of the service's Secrets Manager secrets (TOOLSHED_SECRETS_PREFIX): the sweep deletes the leftover per-task secrets `<prefix>/tasks/*`."
+  type        = string
+  default     = "toolshed"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", var.secrets_prefix)) && length(var.secrets_prefix) <= 64
+    error_message = "secrets_prefix must be at most 64 letters, digits, '-', '_' and inner '/'."
+  }
+}
