@@ -211,14 +211,14 @@ impl EcsTaskRunner {
     }
 
     /// Registers a revision of `family` for `spec` (with container `secrets` and an extra tag
-    /// when given); returns the revision's ARN.
+    /// when given); returns the revision's ARN when ECS names it.
     async fn register_definition(
         &self,
         spec: &TaskSpec,
         family: &str,
         secrets: Option<Vec<aws_sdk_ecs::types::Secret>>,
         extra_tag: Option<Tag>,
-    ) -> Result<String> {
+    ) -> Result<Option<String>> {
         let s = &self.settings;
         let mut parts = self.task_definition_parts(spec)?;
         if secrets.is_some() {
@@ -253,17 +253,10 @@ impl EcsTaskRunner {
             .await
             .map_err(|e| sdk_error("ecs", "RegisterTaskDefinition", Some(family.to_owned()), e))?;
         tracing::info!(family, image = %spec.image, "registered task definition");
-        out.task_definition()
+        Ok(out
+            .task_definition()
             .and_then(|d| d.task_definition_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                unexpected(
-                    "ecs",
-                    "RegisterTaskDefinition",
-                    Some(family.to_owned()),
-                    "no task definition ARN in the answer",
-                )
-            })
+            .map(str::to_owned))
     }
 
     /// The security groups of a task: one set per egress policy.

@@ -10,6 +10,9 @@
 //! level.
 
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
+use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretError;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -74,7 +77,7 @@ impl SecretStore for SecretsManagerStore {
         let id = owner.path();
         let out = match self.client.get_secret_value().secret_id(&name).send().await {
             Ok(out) => out,
-            Err(e) if is_gone(&e) => return Ok(None),
+            Err(e) if get_found_nothing(&e) => return Ok(None),
             Err(e) => return Err(secrets_error("GetSecretValue", &id, e)),
         };
         let raw = out.secret_string().ok_or_else(|| {
@@ -167,7 +170,12 @@ pub(crate) async fn put_secret(
         .await;
     let arn = match created {
         Ok(out) => out.arn().map(str::to_owned),
-        Err(e) if code(&e) == Some("ResourceExistsException") => {
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateSecretError::ResourceExistsException(_))
+            ) || code(&e) == Some("ResourceExistsException") =>
+        {
             let out = client
                 .put_secret_value()
                 .secret_id(name)
@@ -201,7 +209,7 @@ pub(crate) async fn delete_secret(client: &Client, name: &str, id: &str) -> Resu
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if is_gone(&e) => Ok(()),
+        Err(e) if delete_found_nothing(&e) => Ok(()),
         Err(e) => Err(secrets_error("DeleteSecret", id, e)),
     }
 }
@@ -213,18 +221,36 @@ fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
-/// Whether the secret does not exist, or is already scheduled for deletion (AWS answers
-/// `InvalidRequestException` "marked for deletion" for those): either way it holds nothing.
-fn is_gone<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    match code(err) {
-        Some("ResourceNotFoundException") => true,
-        Some("InvalidRequestException") => match err {
-            SdkError::ServiceError(ctx) => ctx
-                .err()
-                .message()
-                .is_some_and(|m| m.to_ascii_lowercase().contains("deletion")),
-            _ => false,
-        },
+/// Whether a read found no secret: it does not exist, or is already scheduled for deletion
+/// (AWS answers `InvalidRequestException` "marked for deletion" for those).
+fn get_found_nothing<R>(err: &SdkError<GetSecretValueError, R>) -> bool {
+    match err.as_service_error() {
+        Some(GetSecretValueError::ResourceNotFoundException(_)) => true,
+        Some(GetSecretValueError::InvalidRequestException(e)) => mentions_deletion(e.message()),
+        _ => is_gone_by_code(err),
+    }
+}
+
+/// Whether a deletion found nothing left to delete.
+fn delete_found_nothing<R>(err: &SdkError<DeleteSecretError, R>) -> bool {
+    match err.as_service_error() {
+        Some(DeleteSecretError::ResourceNotFoundException(_)) => true,
+        Some(DeleteSecretError::InvalidRequestException(e)) => mentions_deletion(e.message()),
+        _ => is_gone_by_code(err),
+    }
+}
+
+fn mentions_deletion(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.to_ascii_lowercase().contains("deletion"))
+}
+
+/// The same by error code, for answers the SDK did not type.
+fn is_gone_by_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match (code(err), err) {
+        (Some("ResourceNotFoundException"), _) => true,
+        (Some("InvalidRequestException"), SdkError::ServiceError(ctx)) => {
+            mentions_deletion(ctx.err().message())
+        }
         _ => false,
     }
 }

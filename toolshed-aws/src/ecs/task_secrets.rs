@@ -158,6 +158,16 @@ impl EcsTaskRunner {
                 ),
             )
             .await;
+        let registered = registered.and_then(|arn| {
+            arn.ok_or_else(|| {
+                crate::error::unexpected(
+                    "ecs",
+                    "RegisterTaskDefinition",
+                    Some(family.clone()),
+                    "no task definition ARN in the answer",
+                )
+            })
+        });
         let revision = match registered {
             Ok(revision) => revision,
             Err(e) => {
