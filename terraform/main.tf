@@ -146,6 +146,7 @@ module "cleanup" {
   sessions_table_arn  = module.state.sessions_table_arn
   table_kms_key_arn   = var.kms_key_arn
   kms_key_arn         = var.kms_key_arn
+  task_family_prefix  = var.task_family_prefix
   secrets_prefix      = var.secrets_prefix
   # Only what a sweep reads (the cluster, the tables, the owner id, the prefixes of per-task
   # leftovers); Lambda sets AWS_REGION.

@@ -11,6 +11,8 @@ locals {
   partition    = element(split(":", local.cluster_arn), 1)
   region       = element(split(":", local.cluster_arn), 3)
   account      = element(split(":", local.cluster_arn), 4)
+  # Tasks started with an environment run their own family `<prefix>_task_<token>`.
+  per_task_families_arns = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.task_family_prefix}_task_*:*"
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -92,16 +94,17 @@ data "aws_iam_policy_document" "lambda" {
 
   # Leftovers of tasks started with an environment (their secret and own task definition family
   # `<prefix>_task_*`), when stopping the task did not remove them. AWS accepts only "*" for
-  # ListSecrets, ListTaskDefinitions and DeregisterTaskDefinition.
+  # ListSecrets and ListTaskDefinitions.
   statement {
-    sid = "FindLeftovers"
-    actions = [
-      "ecs:DeleteTaskDefinitions",
-      "ecs:DeregisterTaskDefinition",
-      "ecs:ListTaskDefinitions",
-      "secretsmanager:ListSecrets",
-    ]
+    sid       = "FindLeftovers"
+    actions   = ["ecs:ListTaskDefinitions", "secretsmanager:ListSecrets"]
     resources = ["*"]
+  }
+
+  statement {
+    sid       = "RemoveLeftoverTaskDefinitions"
+    actions   = ["ecs:DeleteTaskDefinitions", "ecs:DeregisterTaskDefinition"]
+    resources = [local.per_task_families_arns]
   }
 
   statement {

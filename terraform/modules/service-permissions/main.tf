@@ -72,16 +72,17 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
-  # A stopped task's own family is deregistered and deleted. AWS accepts only "*" for
-  # DeregisterTaskDefinition and ListTaskDefinitions (like RegisterTaskDefinition above); the
-  # runner calls them, and DeleteTaskDefinitions, only on `<prefix>_task_*` families.
+  # A stopped task's own family (a task started with an environment) is deregistered and
+  # deleted; only those families. ListTaskDefinitions has no resource: AWS accepts only "*".
   statement {
-    sid = "RemovePerTaskTaskDefinitions"
-    actions = [
-      "ecs:DeleteTaskDefinitions",
-      "ecs:DeregisterTaskDefinition",
-      "ecs:ListTaskDefinitions",
-    ]
+    sid       = "RemovePerTaskTaskDefinitions"
+    actions   = ["ecs:DeleteTaskDefinitions", "ecs:DeregisterTaskDefinition"]
+    resources = [local.per_task_families_arns]
+  }
+
+  statement {
+    sid       = "ListTaskDefinitions"
+    actions   = ["ecs:ListTaskDefinitions"]
     resources = ["*"]
   }
 
