@@ -23,6 +23,7 @@ locals {
     TOOLSHED_ASSIGN_PUBLIC_IP            = var.network.assign_public_ip ? "true" : "false"
     TOOLSHED_TASK_FAMILY_PREFIX          = var.task_family_prefix
     TOOLSHED_DEPLOYMENT_ID               = coalesce(var.deployment_id, var.name)
+    TOOLSHED_SECRETS_PREFIX              = var.secrets_prefix
   }
 
   # Settings that exist only with optional resources.
@@ -69,6 +70,7 @@ module "playground" {
   server_port            = var.server_port
   repository_arn         = module.image_registry.repository_arn
   repository_kms_key_arn = var.kms_key_arn
+  secrets_prefix         = var.secrets_prefix
   container_insights     = var.playground.container_insights
   task_role_policy_json  = var.playground.task_role_policy_json
   ingress = {
@@ -144,10 +146,13 @@ module "cleanup" {
   sessions_table_arn  = module.state.sessions_table_arn
   table_kms_key_arn   = var.kms_key_arn
   kms_key_arn         = var.kms_key_arn
-  # Only what a sweep reads (the cluster, the tables, the owner id); Lambda sets AWS_REGION.
+  task_family_prefix  = var.task_family_prefix
+  secrets_prefix      = var.secrets_prefix
+  # Only what a sweep reads (the cluster, the tables, the owner id, the prefixes of per-task
+  # leftovers); Lambda sets AWS_REGION.
   environment = {
     for k, v in local.settings : k => v
-    if contains(["PLAYGROUND_CLUSTER", "TOOLSHED_SERVERS_TABLE", "TOOLSHED_SESSIONS_TABLE", "TOOLSHED_TASK_FAMILY_PREFIX", "TOOLSHED_DEPLOYMENT_ID"], k)
+    if contains(["PLAYGROUND_CLUSTER", "TOOLSHED_SERVERS_TABLE", "TOOLSHED_SESSIONS_TABLE", "TOOLSHED_TASK_FAMILY_PREFIX", "TOOLSHED_DEPLOYMENT_ID", "TOOLSHED_SECRETS_PREFIX"], k)
   }
   alarm = {
     actions = var.cleanup.alarm_actions
@@ -164,6 +169,7 @@ module "service_permissions" {
   attach_to_role_names  = var.service_permissions.attach_to_role_names
   cluster_arn           = module.playground.cluster_arn
   task_family_prefix    = var.task_family_prefix
+  secrets_prefix        = var.secrets_prefix
   task_role_arns        = [module.playground.task_execution_role_arn, module.playground.task_role_arn]
   repository_arn        = module.image_registry.repository_arn
   codebuild_project_arn = module.verification.project_arn

@@ -72,6 +72,17 @@ variable "task_family_prefix" {
   }
 }
 
+variable "secrets_prefix" {
+  description = "Name prefix of the Secrets Manager secrets the service writes (TOOLSHED_SECRETS_PREFIX): `<prefix>/tasks/*` (per-task values), `<prefix>/servers/*` and `<prefix>/instances/*` (kept values)."
+  type        = string
+  default     = "toolshed"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", var.secrets_prefix)) && length(var.secrets_prefix) <= 64
+    error_message = "secrets_prefix must be at most 64 letters, digits, '-', '_' and inner '/'."
+  }
+}
+
 variable "deployment_id" {
   description = "Owner id of the playground tasks this deployment starts (TOOLSHED_DEPLOYMENT_ID): the service lists, stops and sweeps only tasks carrying it, so deployments sharing a cluster never stop each other's. null uses `name`."
   type        = string

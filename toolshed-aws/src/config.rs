@@ -18,9 +18,10 @@ use toolshed_core::services::{Ports, Sweeper};
 use crate::codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
 use crate::dynamodb::{DynamoServerRepository, DynamoTables};
 use crate::ecr::EcrImageStore;
-use crate::ecs::{EcsSettings, EcsTaskRunner};
+use crate::ecs::{EcsSettings, EcsTaskRunner, TaskSecrets};
 use crate::error::AwsError;
 use crate::s3::S3DocsStore;
+use crate::secret_store::{SecretsManagerStore, DEFAULT_SECRETS_PREFIX};
 use crate::secrets::SecretsManagerSecret;
 
 /// Default operation timeout of every AWS call (all attempts included).
@@ -68,6 +69,10 @@ pub struct AwsSettings {
     /// `TOOLSHED_S3_FORCE_PATH_STYLE` (`true`/`false`, default `false`): path-style S3 URLs, for
     /// emulators without virtual-host buckets (moto, LocalStack).
     pub s3_force_path_style: bool,
+    /// `TOOLSHED_SECRETS_PREFIX` (default `toolshed`): Secrets Manager names of kept values
+    /// (`<prefix>/servers/…`, `<prefix>/instances/…`) and of per-task secrets
+    /// (`<prefix>/tasks/…`); the IAM policies are scoped to it.
+    pub secrets_prefix: String,
 }
 
 /// An ECR repository, from its URI `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.
@@ -140,6 +145,7 @@ impl AwsSettings {
     /// | `TOOLSHED_TASK_FAMILY_PREFIX` | default `toolshed` |
     /// | `TOOLSHED_S3_FORCE_PATH_STYLE` | `true`/`false` (default `false`) |
     /// | `TOOLSHED_DEPLOYMENT_ID` | owner id of this deployment's tasks (default: the family prefix) |
+    /// | `TOOLSHED_SECRETS_PREFIX` | Secrets Manager name prefix (default `toolshed`) |
     ///
     /// # Errors
     /// [`AwsError::MissingSetting`] / [`AwsError::InvalidSetting`] naming the variable.
@@ -192,6 +198,7 @@ impl AwsSettings {
             task_family_prefix: owner.task_family_prefix,
             deployment_id: owner.deployment_id,
             s3_force_path_style: vars.flag("TOOLSHED_S3_FORCE_PATH_STYLE")?,
+            secrets_prefix: owner.secrets_prefix,
         })
     }
 
@@ -204,6 +211,7 @@ impl AwsSettings {
             sessions_table: self.sessions_table.clone(),
             task_family_prefix: self.task_family_prefix.clone(),
             deployment_id: self.deployment_id.clone(),
+            secrets_prefix: self.secrets_prefix.clone(),
         }
     }
 
@@ -244,12 +252,16 @@ pub struct SweepSettings {
     /// `TOOLSHED_DEPLOYMENT_ID` (default: the task family prefix): the sweep touches only the
     /// tasks this owner started.
     pub deployment_id: DeploymentId,
+    /// `TOOLSHED_SECRETS_PREFIX` (default `toolshed`): the sweep removes the leftover per-task
+    /// secrets `<prefix>/tasks/…` of this deployment.
+    pub secrets_prefix: String,
 }
 
 impl SweepSettings {
     /// Reads the settings from the environment: `AWS_REGION`, `PLAYGROUND_CLUSTER` (or
     /// `AWS_ECS_CLUSTER`), `TOOLSHED_SERVERS_TABLE` and `TOOLSHED_SESSIONS_TABLE` (required);
-    /// `TOOLSHED_TASK_FAMILY_PREFIX` and `TOOLSHED_DEPLOYMENT_ID` (optional, as for
+    /// `TOOLSHED_TASK_FAMILY_PREFIX`, `TOOLSHED_DEPLOYMENT_ID` and `TOOLSHED_SECRETS_PREFIX`
+    /// (optional, as for
     /// [`AwsSettings::from_env`]). Other variables are ignored.
     ///
     /// # Errors
@@ -353,6 +365,22 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
                 reason: "must be at most 64 letters, digits, '-' or '_'".to_owned(),
             });
         }
+        let secrets_prefix = self
+            .get("TOOLSHED_SECRETS_PREFIX")
+            .unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned());
+        let secrets_prefix_ok = secrets_prefix.len() <= 64
+            && !secrets_prefix.starts_with('/')
+            && !secrets_prefix.ends_with('/')
+            && !secrets_prefix.contains("//")
+            && secrets_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'));
+        if !secrets_prefix_ok {
+            return Err(AwsError::InvalidSetting {
+                var: "TOOLSHED_SECRETS_PREFIX",
+                reason: "must be at most 64 letters, digits, '-', '_' or inner '/'".to_owned(),
+            });
+        }
         let deployment_id = DeploymentId::new(
             self.get("TOOLSHED_DEPLOYMENT_ID")
                 .unwrap_or_else(|| task_family_prefix.clone()),
@@ -368,6 +396,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
             sessions_table: self.req("TOOLSHED_SESSIONS_TABLE")?,
             task_family_prefix,
             deployment_id,
+            secrets_prefix,
         })
     }
 }
@@ -385,6 +414,8 @@ pub struct AwsAdapters {
     pub images: EcrImageStore,
     /// S3 `DocsStore`.
     pub docs: S3DocsStore,
+    /// Secrets Manager `SecretStore` (kept values of servers and instances).
+    pub secret_store: SecretsManagerStore,
     /// Secrets Manager, for the service's own secrets (see [`Self::secret`]).
     secrets: aws_sdk_secretsmanager::Client,
 }
@@ -415,7 +446,7 @@ impl AwsAdapters {
         SecretsManagerSecret::new(self.secrets.clone(), id)
     }
 
-    /// The services' ports: these five adapters (shared clones), plus the ports no AWS service
+    /// The services' ports: these six adapters (shared clones), plus the ports no AWS service
     /// provides — the MCP probe, the git source, the metadata generator and the clock.
     pub fn ports(
         &self,
@@ -430,7 +461,7 @@ impl AwsAdapters {
             builder: Arc::new(self.builder.clone()),
             runner: Arc::new(self.tasks.clone()),
             docs: Arc::new(self.docs.clone()),
-            secrets: Arc::new(toolshed_core::adapters::memory_secrets::InMemorySecretStore::new()),
+            secrets: Arc::new(self.secret_store.clone()),
             probe,
             source,
             metadata,
@@ -520,8 +551,10 @@ impl AwsAdaptersBuilder<AwsSettings> {
             aws_sdk_s3,
             force_path_style(s.s3_force_path_style)
         );
+        let secrets = client!(&sdk, &self.interceptors, aws_sdk_secretsmanager);
         AwsAdapters {
-            tasks: EcsTaskRunner::new(ecs, s.ecs()),
+            tasks: EcsTaskRunner::new(ecs, s.ecs())
+                .with_task_secrets(TaskSecrets::new(secrets.clone(), &s.secrets_prefix)),
             repository: DynamoServerRepository::new(dynamo, s.sweep().tables()),
             builder: CodeBuildImageBuilder::new(
                 codebuild,
@@ -533,7 +566,17 @@ impl AwsAdaptersBuilder<AwsSettings> {
             ),
             images: EcrImageStore::new(ecr, s.repository.clone()),
             docs: S3DocsStore::new(s3, s.docs_bucket.clone()),
-            secrets: client!(&sdk, &self.interceptors, aws_sdk_secretsmanager),
+            secret_store: SecretsManagerStore::new(secrets.clone(), &s.secrets_prefix).with_tags([
+                (
+                    toolshed_core::domain::LABEL_MANAGED.to_owned(),
+                    "true".to_owned(),
+                ),
+                (
+                    toolshed_core::domain::LABEL_DEPLOYMENT.to_owned(),
+                    s.deployment_id.as_str().to_owned(),
+                ),
+            ]),
+            secrets,
         }
     }
 }
@@ -543,8 +586,10 @@ impl AwsAdaptersBuilder<SweepSettings> {
     pub fn build(self) -> SweepAdapters {
         let sdk = self.sdk_config();
         let s = &self.settings;
+        let secrets = client!(&sdk, &self.interceptors, aws_sdk_secretsmanager);
         SweepAdapters {
-            tasks: EcsTaskRunner::new(client!(&sdk, &self.interceptors, aws_sdk_ecs), s.ecs()),
+            tasks: EcsTaskRunner::new(client!(&sdk, &self.interceptors, aws_sdk_ecs), s.ecs())
+                .with_task_secrets(TaskSecrets::new(secrets, &s.secrets_prefix)),
             repository: DynamoServerRepository::new(
                 client!(&sdk, &self.interceptors, aws_sdk_dynamodb),
                 s.tables(),
@@ -554,7 +599,8 @@ impl AwsAdaptersBuilder<SweepSettings> {
 }
 
 /// The adapters of a process that only sweeps: the DynamoDB repository and an ECS runner that
-/// lists and stops this deployment's tasks (it cannot launch: it has no network settings).
+/// lists and stops this deployment's tasks and removes their leftover per-task secrets and task
+/// definitions (it cannot launch: it has no network settings).
 #[derive(Debug, Clone)]
 pub struct SweepAdapters {
     /// DynamoDB `ServerRepository`.
@@ -632,6 +678,7 @@ mod tests {
         assert!(!s.assign_public_ip);
         assert_eq!(s.task_family_prefix, "toolshed");
         assert_eq!(s.task_role_arn, None);
+        assert_eq!(s.secrets_prefix, "toolshed");
     }
 
     #[test]
@@ -666,6 +713,8 @@ mod tests {
             ("TOOLSHED_ECR_REPOSITORY_URI", "NotARepo"),
             ("TOOLSHED_TASK_EXECUTION_ROLE_ARN", "exec-role"),
             ("TOOLSHED_TASK_FAMILY_PREFIX", "bad prefix"),
+            ("TOOLSHED_SECRETS_PREFIX", "/abs"),
+            ("TOOLSHED_SECRETS_PREFIX", "a b"),
         ] {
             let mut env = full();
             env.insert(var, bad);

@@ -13,6 +13,9 @@
 //!   two deployments sharing a cluster (staging and production) never stop each other's tasks.
 //! - Logs: awslogs to the configured group, stream prefix `<serverId>`; each session's stream is
 //!   `<serverId>/mcp/<task id>` (the session record holds the task ARN).
+//! - Environment: a task with environment variables gets them from its own Secrets Manager
+//!   secret through a per-task task definition, never through RunTask overrides (see
+//!   [`task_secrets`]).
 //! - Endpoint: the private IPv4 of the task's ENI. With `assign_public_ip`, the public address is
 //!   an attribute of the ENI, not of the task: ECS does not return it, so the endpoint stays the
 //!   private IP (reachable from inside the VPC, where the embedding service runs); see the README.
@@ -37,6 +40,10 @@ use toolshed_core::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus
 use toolshed_core::{Error, Result};
 
 use crate::error::{sdk_error, unexpected, AwsError};
+
+pub mod task_secrets;
+
+pub use task_secrets::TaskSecrets;
 
 /// The container name in every task definition.
 pub const CONTAINER_NAME: &str = "mcp";
@@ -85,12 +92,27 @@ pub struct EcsSettings {
 pub struct EcsTaskRunner {
     client: Client,
     settings: EcsSettings,
+    /// Per-task secrets of tasks with an environment; without it such tasks are refused.
+    task_secrets: Option<TaskSecrets>,
 }
 
 impl EcsTaskRunner {
-    /// A runner on `client` with `settings`.
+    /// A runner on `client` with `settings`. It refuses tasks with environment variables until
+    /// given [`Self::with_task_secrets`].
     pub fn new(client: Client, settings: EcsSettings) -> Self {
-        Self { client, settings }
+        Self {
+            client,
+            settings,
+            task_secrets: None,
+        }
+    }
+
+    /// Gives tasks with environment variables their values through per-task secrets (see
+    /// [`task_secrets`]), and lets [`TaskRunner::remove_leftovers`] remove what stopped tasks
+    /// left.
+    pub fn with_task_secrets(mut self, secrets: TaskSecrets) -> Self {
+        self.task_secrets = Some(secrets);
+        self
     }
 
     /// The task definition family of a spec: `<prefix>-<serverId>-<digest first 12 hex>`.
@@ -183,13 +205,29 @@ impl EcsTaskRunner {
     }
 
     async fn register(&self, spec: &TaskSpec) -> Result<()> {
+        self.register_definition(spec, &self.family(spec), None, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Registers a revision of `family` for `spec` (with container `secrets` and an extra tag
+    /// when given); returns the revision's ARN when ECS names it.
+    async fn register_definition(
+        &self,
+        spec: &TaskSpec,
+        family: &str,
+        secrets: Option<Vec<aws_sdk_ecs::types::Secret>>,
+        extra_tag: Option<Tag>,
+    ) -> Result<Option<String>> {
         let s = &self.settings;
-        let family = self.family(spec);
-        let parts = self.task_definition_parts(spec)?;
+        let mut parts = self.task_definition_parts(spec)?;
+        if secrets.is_some() {
+            parts.container.secrets = secrets;
+        }
         let mut req = self
             .client
             .register_task_definition()
-            .family(&family)
+            .family(family)
             .requires_compatibilities(Compatibility::Fargate)
             .network_mode(NetworkMode::Awsvpc)
             .cpu(spec.resources.cpu_units.to_string())
@@ -207,11 +245,18 @@ impl EcsTaskRunner {
         if let Some(role) = parts.task_role_arn {
             req = req.task_role_arn(role);
         }
-        req.send()
+        if let Some(tag) = extra_tag {
+            req = req.tags(tag);
+        }
+        let out = req
+            .send()
             .await
-            .map_err(|e| sdk_error("ecs", "RegisterTaskDefinition", Some(family.clone()), e))?;
+            .map_err(|e| sdk_error("ecs", "RegisterTaskDefinition", Some(family.to_owned()), e))?;
         tracing::info!(family, image = %spec.image, "registered task definition");
-        Ok(())
+        Ok(out
+            .task_definition()
+            .and_then(|d| d.task_definition_arn())
+            .map(str::to_owned))
     }
 
     /// The security groups of a task: one set per egress policy.
@@ -256,7 +301,13 @@ impl EcsTaskRunner {
             .build())
     }
 
-    async fn run(&self, spec: &TaskSpec) -> std::result::Result<TaskHandle, RunError> {
+    /// RunTask of `task_definition` (a family or a revision ARN) for `spec`. Never with
+    /// overrides: environment values go through [`task_secrets`].
+    async fn run(
+        &self,
+        spec: &TaskSpec,
+        task_definition: String,
+    ) -> std::result::Result<TaskHandle, RunError> {
         let tags = spec
             .labels
             .to_pairs()
@@ -274,7 +325,7 @@ impl EcsTaskRunner {
             .client
             .run_task()
             .cluster(&self.settings.cluster)
-            .task_definition(self.family(spec))
+            .task_definition(task_definition)
             .launch_type(LaunchType::Fargate)
             .count(1)
             .started_by(self.settings.deployment.as_str())
@@ -284,7 +335,6 @@ impl EcsTaskRunner {
                     .map_err(RunError::Core)?,
             )
             .set_tags(Some(tags.collect()))
-            .set_overrides(env_overrides(spec))
             .send()
             .await
             .map_err(|e| RunError::Sdk(Box::new(e)))?;
@@ -324,7 +374,7 @@ impl EcsTaskRunner {
 }
 
 /// RunTask's outcome before mapping, so the missing-family fallback can inspect it.
-enum RunError {
+pub(crate) enum RunError {
     Sdk(Box<SdkError<RunTaskError, aws_smithy_runtime_api::http::Response>>),
     Core(Error),
 }
@@ -365,7 +415,9 @@ fn is_missing_family(err: &SdkError<RunTaskError, aws_smithy_runtime_api::http::
     })
 }
 
-fn map_run_error(err: SdkError<RunTaskError, aws_smithy_runtime_api::http::Response>) -> Error {
+pub(crate) fn map_run_error(
+    err: SdkError<RunTaskError, aws_smithy_runtime_api::http::Response>,
+) -> Error {
     match err.as_service_error() {
         Some(RunTaskError::InvalidParameterException(e)) => Error::invalid(
             "task_spec",
@@ -428,35 +480,6 @@ pub(crate) fn private_ip(task: &Task) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The instance environment as a container override (`None` when empty, so sessions and checks
-/// send no overrides). ECS keeps overrides in the task description: values given here are
-/// visible to principals allowed `ecs:DescribeTasks`.
-fn env_overrides(spec: &TaskSpec) -> Option<aws_sdk_ecs::types::TaskOverride> {
-    if spec.env.is_empty() {
-        return None;
-    }
-    let env = spec
-        .env
-        .exposed()
-        .map(|(k, v)| {
-            aws_sdk_ecs::types::KeyValuePair::builder()
-                .name(k)
-                .value(v)
-                .build()
-        })
-        .collect();
-    Some(
-        aws_sdk_ecs::types::TaskOverride::builder()
-            .container_overrides(
-                aws_sdk_ecs::types::ContainerOverride::builder()
-                    .name(CONTAINER_NAME)
-                    .set_environment(Some(env))
-                    .build(),
-            )
-            .build(),
-    )
-}
-
 /// Whether a described task carries `deployment`'s tag.
 fn owned_by(task: &Task, deployment: &DeploymentId) -> bool {
     task.tags()
@@ -506,7 +529,10 @@ impl TaskRunner for EcsTaskRunner {
     }
 
     async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle> {
-        match self.run(spec).await {
+        if !spec.env.is_empty() {
+            return self.start_with_env(spec).await;
+        }
+        match self.run(spec, self.family(spec)).await {
             Ok(h) => Ok(h),
             Err(RunError::Sdk(e)) if is_missing_family(&e) => {
                 tracing::warn!(
@@ -514,7 +540,7 @@ impl TaskRunner for EcsTaskRunner {
                     "task definition missing at launch; registering it"
                 );
                 self.register(spec).await?;
-                match self.run(spec).await {
+                match self.run(spec, self.family(spec)).await {
                     Ok(h) => Ok(h),
                     Err(RunError::Sdk(e)) => Err(map_run_error(*e)),
                     Err(RunError::Core(e)) => Err(e),
@@ -559,7 +585,7 @@ impl TaskRunner for EcsTaskRunner {
     async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {
         // StopTask cannot be conditioned on a tag: check the owner first.
         let out = self.describe_batch(&[task.to_string()], true).await?;
-        match out.tasks().first() {
+        let definition = match out.tasks().first() {
             None => return Ok(()),
             Some(t) if !owned_by(t, &self.settings.deployment) => {
                 tracing::warn!(
@@ -569,8 +595,8 @@ impl TaskRunner for EcsTaskRunner {
                 );
                 return Ok(());
             }
-            Some(_) => {}
-        }
+            Some(t) => t.task_definition_arn().map(str::to_owned),
+        };
         let reason: String = reason.chars().take(255).collect();
         let res = self
             .client
@@ -581,11 +607,14 @@ impl TaskRunner for EcsTaskRunner {
             .send()
             .await;
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             // "The referenced task was not found": already gone, which is what we want.
-            Err(e) if stop_target_missing(&e) => Ok(()),
-            Err(e) => Err(sdk_error("ecs", "StopTask", Some(task.to_string()), e)),
+            Err(e) if stop_target_missing(&e) => {}
+            Err(e) => return Err(sdk_error("ecs", "StopTask", Some(task.to_string()), e)),
         }
+        // A stopped task needs its secret no more (values are read once, at start).
+        self.clean_up_after_stop(definition.as_deref()).await;
+        Ok(())
     }
 
     /// ECS sends SIGTERM and waits the task definition's `stopTimeout` (30 s by default) before
@@ -605,6 +634,12 @@ impl TaskRunner for EcsTaskRunner {
             backend: "ecs",
             operation: "tail_logs (task output is in CloudWatch Logs)",
         })
+    }
+
+    /// The secrets and task definitions of tasks with an environment that stopping did not
+    /// remove (see [`task_secrets`]).
+    async fn remove_leftovers(&self, grace: std::time::Duration, limit: usize) -> Result<u32> {
+        self.remove_leftover_task_secrets(grace, limit).await
     }
 
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage> {

@@ -112,6 +112,7 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServerException",
     "InternalServerError",
     "InternalFailure",
+    "InternalServiceError",
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "LimitExceededException",
@@ -121,6 +122,11 @@ const RETRYABLE_CODES: &[&str] = &[
 /// Whether `code` denies permission.
 pub(crate) fn is_permission_code(code: &str) -> bool {
     PERMISSION_CODES.contains(&code)
+}
+
+/// Whether `code` means "try again later".
+pub(crate) fn is_retryable_code(code: &str) -> bool {
+    RETRYABLE_CODES.contains(&code)
 }
 
 /// Maps any SDK error by its code: the fallback once typed variants were matched.
@@ -138,9 +144,7 @@ where
     let (code, retryable) = match &err {
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().map(str::to_owned);
-            let retryable = code
-                .as_deref()
-                .is_some_and(|c| RETRYABLE_CODES.contains(&c));
+            let retryable = code.as_deref().is_some_and(is_retryable_code);
             (code, retryable)
         }
         // Timeouts, connection failures and unparseable (often 5xx) responses: worth a retry.

@@ -1,5 +1,6 @@
 //! SDK interceptors: counting calls per operation (and how many of them ran one after another),
-//! and adding a fixed header to every request (e.g. moto's `x-moto-account-id`).
+//! recording request and response bodies (tests checking what reaches AWS), and adding a fixed
+//! header to every request (e.g. moto's `x-moto-account-id`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,7 +8,8 @@ use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
     FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
@@ -179,6 +181,87 @@ impl Intercept for StaticHeader {
             .request_mut()
             .headers_mut()
             .insert(self.name, self.value.clone());
+        Ok(())
+    }
+}
+
+/// One request or response body, as sent or received.
+#[derive(Debug, Clone)]
+pub struct RecordedBody {
+    /// `Service.Operation`, e.g. `ECS.RunTask`.
+    pub operation: String,
+    /// Whether this is the response (otherwise the request).
+    pub response: bool,
+    /// The body as text (lossy UTF-8); empty for streaming bodies.
+    pub text: String,
+}
+
+/// Records every request and response body of the clients it is added to, so a test can check
+/// what reached AWS and what came back. It keeps whatever the bodies hold (secret values
+/// included): for tests only, never in a service.
+#[derive(Debug, Clone, Default)]
+pub struct BodyRecorder {
+    bodies: Arc<Mutex<Vec<RecordedBody>>>,
+}
+
+impl BodyRecorder {
+    /// A new, empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// As an interceptor.
+    pub fn interceptor(&self) -> SharedInterceptor {
+        SharedInterceptor::new(self.clone())
+    }
+
+    /// Every recorded body, in order.
+    pub fn bodies(&self) -> Vec<RecordedBody> {
+        self.bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn push(&self, cfg: &ConfigBag, response: bool, bytes: Option<&[u8]>) {
+        let operation = cfg.load::<Metadata>().map_or_else(
+            || "unknown".to_owned(),
+            |m| format!("{}.{}", m.service(), m.name()),
+        );
+        let text = bytes.map(String::from_utf8_lossy).unwrap_or_default();
+        self.bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(RecordedBody {
+                operation,
+                response,
+                text: text.into_owned(),
+            });
+    }
+}
+
+impl Intercept for BodyRecorder {
+    fn name(&self) -> &'static str {
+        "toolshed-body-recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.push(cfg, false, context.request().body().bytes());
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.push(cfg, true, context.response().body().bytes());
         Ok(())
     }
 }

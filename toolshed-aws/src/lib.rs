@@ -10,6 +10,7 @@
 //! | `ImageBuilder` | [`CodeBuildImageBuilder`] | [`codebuild`] |
 //! | `ImageStore` | [`EcrImageStore`] | [`ecr`] |
 //! | `DocsStore` | [`S3DocsStore`] | [`s3`] |
+//! | `SecretStore` | [`SecretsManagerStore`] | [`secret_store`] |
 //! | (the service's own secrets) | [`SecretsManagerSecret`] | [`secrets`] |
 //!
 //! [`AwsAdapters::from_env`] reads [`AwsSettings`] from the environment and loads the default AWS
@@ -30,6 +31,7 @@ pub mod ecs;
 pub mod error;
 pub mod interceptors;
 pub mod s3;
+pub mod secret_store;
 pub mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -42,6 +44,7 @@ pub use dynamodb::{DynamoServerRepository, DynamoTables};
 pub use ecr::EcrImageStore;
 pub use ecs::{EcsSettings, EcsTaskRunner};
 pub use error::AwsError;
-pub use interceptors::{CallCounter, StaticHeader};
+pub use interceptors::{BodyRecorder, CallCounter, RecordedBody, StaticHeader};
 pub use s3::S3DocsStore;
+pub use secret_store::SecretsManagerStore;
 pub use secrets::SecretsManagerSecret;

@@ -8,6 +8,11 @@ locals {
   cluster_arn  = coalesce(var.cluster_arn, "arn:aws:ecs:none:000000000000:cluster/none")
   cluster_name = element(split("/", local.cluster_arn), 1)
   tasks_arn    = "${replace(local.cluster_arn, ":cluster/", ":task/")}/*"
+  partition    = element(split(":", local.cluster_arn), 1)
+  region       = element(split(":", local.cluster_arn), 3)
+  account      = element(split(":", local.cluster_arn), 4)
+  # Tasks started with an environment run their own family `<prefix>_task_<token>`.
+  per_task_families_arns = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.task_family_prefix}_task_*:*"
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -85,6 +90,27 @@ data "aws_iam_policy_document" "lambda" {
       variable = "ecs:cluster"
       values   = [var.cluster_arn]
     }
+  }
+
+  # Leftovers of tasks started with an environment (their secret and own task definition family
+  # `<prefix>_task_*`), when stopping the task did not remove them. AWS accepts only "*" for
+  # ListSecrets and ListTaskDefinitions.
+  statement {
+    sid       = "FindLeftovers"
+    actions   = ["ecs:ListTaskDefinitions", "secretsmanager:ListSecrets"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "RemoveLeftoverTaskDefinitions"
+    actions   = ["ecs:DeleteTaskDefinitions", "ecs:DeregisterTaskDefinition"]
+    resources = [local.per_task_families_arns]
+  }
+
+  statement {
+    sid       = "DeleteLeftoverSecrets"
+    actions   = ["secretsmanager:DeleteSecret"]
+    resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.secrets_prefix}/tasks/*"]
   }
 
   statement {

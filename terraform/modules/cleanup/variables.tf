@@ -150,3 +150,25 @@ variable "alarm" {
     error_message = "alarm needs 1 <= datapoints_to_alarm <= evaluation_periods <= 60."
   }
 }
+
+variable "task_family_prefix" {
+  description = "Prefix of the service's task definition families (TOOLSHED_TASK_FAMILY_PREFIX): the sweep deregisters and deletes the per-task families `<prefix>_task_*` of tasks that no longer run."
+  type        = string
+  default     = "toolshed"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,100}$", var.task_family_prefix))
+    error_message = "task_family_prefix must start with a letter and be at most 101 characters of letters, digits, '-' and '_'."
+  }
+}
+
+variable "secrets_prefix" {
+  description = "Name prefix of the service's Secrets Manager secrets (TOOLSHED_SECRETS_PREFIX): the sweep deletes the leftover per-task secrets `<prefix>/tasks/*`."
+  type        = string
+  default     = "toolshed"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", var.secrets_prefix)) && length(var.secrets_prefix) <= 64
+    error_message = "secrets_prefix must be at most 64 letters, digits, '-', '_' and inner '/'."
+  }
+}

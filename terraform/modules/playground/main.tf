@@ -112,6 +112,16 @@ data "aws_iam_policy_document" "task_execution" {
     resources = ["${aws_cloudwatch_log_group.this[0].arn}:log-stream:*"]
   }
 
+  # A task with environment variables gets them from its own secret, which ECS reads with this
+  # role when the task starts (container `secrets`). Only per-task secrets: never the kept
+  # values of servers and instances, never the service's own secrets. The task role (what the
+  # server's code runs as) gets nothing.
+  statement {
+    sid       = "ReadPerTaskSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = ["arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.region}:${local.account_id}:secret:${var.secrets_prefix}/tasks/*"]
+  }
+
   dynamic "statement" {
     for_each = var.repository_kms_key_arn == null ? [] : [var.repository_kms_key_arn]
 

@@ -116,6 +116,17 @@ variable "repository_arn" {
   }
 }
 
+variable "secrets_prefix" {
+  description = "Name prefix of the service's Secrets Manager secrets (TOOLSHED_SECRETS_PREFIX): the task execution role reads only the per-task secrets `<prefix>/tasks/*`."
+  type        = string
+  default     = "toolshed"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", var.secrets_prefix)) && length(var.secrets_prefix) <= 64
+    error_message = "secrets_prefix must be at most 64 letters, digits, '-', '_' and inner '/'."
+  }
+}
+
 variable "repository_kms_key_arn" {
   description = "Customer managed KMS key of the repository, if any (the execution role needs kms:Decrypt to pull)."
   type        = string

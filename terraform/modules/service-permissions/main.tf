@@ -5,7 +5,10 @@ locals {
   cluster_name       = element(split("/", local.arn_parts[5]), 1)
   task_arns          = "${local.ecs_arn_prefix}:task/${local.cluster_name}/*"
   task_families_arns = "${local.ecs_arn_prefix}:task-definition/${var.task_family_prefix}-*:*"
-  region             = local.arn_parts[3]
+  # Tasks with environment variables run their own family, `<prefix>_task_<token>`.
+  per_task_families_arns = "${local.ecs_arn_prefix}:task-definition/${var.task_family_prefix}_task_*:*"
+  region                 = local.arn_parts[3]
+  secrets_arn_prefix     = "arn:${local.arn_parts[1]}:secretsmanager:${local.region}:${local.arn_parts[4]}:secret:${var.secrets_prefix}"
 }
 
 data "aws_iam_policy_document" "this" {
@@ -23,7 +26,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "RunOurFamiliesInThisCluster"
     actions   = ["ecs:RunTask"]
-    resources = [local.task_families_arns]
+    resources = [local.task_families_arns, local.per_task_families_arns]
 
     condition {
       test     = "ArnEquals"
@@ -35,7 +38,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "TagOnCreate"
     actions   = ["ecs:TagResource"]
-    resources = [local.task_arns, local.task_families_arns]
+    resources = [local.task_arns, local.task_families_arns, local.per_task_families_arns]
 
     condition {
       test     = "StringEquals"
@@ -67,6 +70,47 @@ data "aws_iam_policy_document" "this" {
       variable = "ecs:cluster"
       values   = [var.cluster_arn]
     }
+  }
+
+  # A stopped task's own family (a task started with an environment) is deregistered and
+  # deleted; only those families. ListTaskDefinitions has no resource: AWS accepts only "*".
+  statement {
+    sid       = "RemovePerTaskTaskDefinitions"
+    actions   = ["ecs:DeleteTaskDefinitions", "ecs:DeregisterTaskDefinition"]
+    resources = [local.per_task_families_arns]
+  }
+
+  statement {
+    sid       = "ListTaskDefinitions"
+    actions   = ["ecs:ListTaskDefinitions"]
+    resources = ["*"]
+  }
+
+  # Per-task secrets (values of a task's environment, deleted when it stops) and kept values
+  # (a server's test values, an instance's environment). ARNs end in a random suffix: `/*`
+  # covers it.
+  statement {
+    sid = "OwnSecrets"
+    actions = [
+      "secretsmanager:CreateSecret",
+      "secretsmanager:DeleteSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:TagResource",
+    ]
+    resources = [
+      "${local.secrets_arn_prefix}/tasks/*",
+      "${local.secrets_arn_prefix}/servers/*",
+      "${local.secrets_arn_prefix}/instances/*",
+    ]
+  }
+
+  # ListSecrets has no resource-level permissions: the sweep lists `<prefix>/tasks/` to find
+  # the secrets of tasks that no longer run.
+  statement {
+    sid       = "FindLeftoverSecrets"
+    actions   = ["secretsmanager:ListSecrets"]
+    resources = ["*"]
   }
 
   statement {

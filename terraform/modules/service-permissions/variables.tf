@@ -52,6 +52,17 @@ variable "task_family_prefix" {
   }
 }
 
+variable "secrets_prefix" {
+  description = "Name prefix of the Secrets Manager secrets the service writes (TOOLSHED_SECRETS_PREFIX): `<prefix>/tasks/*` (per-task values), `<prefix>/servers/*` and `<prefix>/instances/*` (kept values)."
+  type        = string
+  default     = "toolshed"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", var.secrets_prefix)) && length(var.secrets_prefix) <= 64
+    error_message = "secrets_prefix must be at most 64 letters, digits, '-', '_' and inner '/'."
+  }
+}
+
 variable "task_role_arns" {
   description = "The two roles the service passes to ECS: the task execution role and the task role."
   type        = list(string)

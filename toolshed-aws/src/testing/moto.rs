@@ -224,6 +224,7 @@ impl MotoEnv {
             deployment_id: toolshed_core::domain::DeploymentId::new("toolshed")
                 .expect("a valid deployment id"),
             s3_force_path_style: true,
+            secrets_prefix: "toolshed".to_owned(),
         };
         let calls = CallCounter::new();
         let adapters = Self::adapters_with(&sdk, &account, settings.clone(), &calls);

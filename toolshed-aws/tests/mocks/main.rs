@@ -6,6 +6,7 @@ mod dynamodb;
 mod ecr_s3;
 mod ecs;
 mod launch;
+mod secret_store;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,8 +3,10 @@
 
 mod ecs;
 mod repository;
+mod secret_store;
 mod secrets;
 mod services;
 mod stores;
+mod task_secrets;
 
 use toolshed_aws::testing::MotoEnv;

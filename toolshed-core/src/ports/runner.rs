@@ -234,4 +234,19 @@ pub trait TaskRunner: Send + Sync + Debug {
     /// the backend keeps until removed (exited Docker containers), which the sweep removes via
     /// [`Self::stop`] once their session has ended.
     async fn list_managed(&self, cursor: Option<String>, limit: usize) -> Result<TaskPage>;
+
+    /// Removes what the backend keeps on behalf of this deployment's tasks that no longer run
+    /// and that [`Self::stop`] did not remove (a failed clean-up, a task that ended by itself):
+    /// e.g. the per-task secret and task definition of an ECS task started with an environment.
+    /// Never touches anything created less than `grace` ago (a start creates such resources
+    /// just before its task exists), at most `limit` tasks' worth per call. Returns how many
+    /// tasks' resources were removed. Runners that keep nothing per task have nothing to do
+    /// (the default).
+    ///
+    /// # Errors
+    /// `Backend` (retryable or not); what was removed before the error stays removed.
+    async fn remove_leftovers(&self, grace: Duration, limit: usize) -> Result<u32> {
+        let _ = (grace, limit);
+        Ok(0)
+    }
 }

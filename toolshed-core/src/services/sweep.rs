@@ -68,6 +68,9 @@ pub struct SweepReport {
     pub tasks_seen: u32,
     /// Orphan candidates left alone because they are younger than the grace period.
     pub young_tasks_skipped: u32,
+    /// Tasks whose leftovers (resources the runner keeps per task, e.g. per-task secrets) this
+    /// sweep removed.
+    pub leftovers_removed: u32,
     /// Whether more task pages were left unread (the next sweep continues).
     pub tasks_truncated: bool,
     /// Errors met (the sweep goes on after each).
@@ -81,6 +84,7 @@ impl SweepReport {
             && self.orphans_stopped == 0
             && self.exited_marked == 0
             && self.exited_removed == 0
+            && self.leftovers_removed == 0
     }
 }
 
@@ -152,6 +156,16 @@ impl Sweeper {
         let live_tasks = self.stop_orphans(now, limits, &known, &mut report).await;
         self.mark_exited(now, limits, &live, &live_tasks, &ended_now, &mut report)
             .await;
+        // Last, so the resources of tasks stopped above go in this very sweep when stopping
+        // them could not remove them; at most a page of tasks' worth.
+        match self
+            .runner
+            .remove_leftovers(self.orphan_grace, limits.task_page_size)
+            .await
+        {
+            Ok(n) => report.leftovers_removed = n,
+            Err(e) => report.errors.push(format!("remove leftovers: {e}")),
+        }
         info!(?report, "sweep done");
         report
     }
