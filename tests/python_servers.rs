@@ -246,7 +246,11 @@ async fn mcp_server_fetch_over_stdio_through_the_bridge_in_a_container() {
             .is_some_and(|r| r.iter().any(|f| f == "url")),
         "{schema}"
     );
-    let report = server.tools.conformance.as_ref().expect("a conformance report");
+    let report = server
+        .tools
+        .conformance
+        .as_ref()
+        .expect("a conformance report");
     // The bridge answers `server/discover` whatever era its child speaks.
     assert_eq!(report.era, ProtocolEra::Discover, "{report:#?}");
     assert_eq!(report.protocol_version, "2026-07-28");

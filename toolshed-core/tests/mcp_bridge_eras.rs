@@ -81,10 +81,13 @@ async fn list_and_call(
     lifecycle: ClientLifecycleMode,
     expected_version: &str,
 ) {
-    let session = tokio::time::timeout(DEADLINE, config.serve_with_lifecycle(transport(ep), lifecycle))
-        .await
-        .expect("handshake answered")
-        .expect("handshake succeeded");
+    let session = tokio::time::timeout(
+        DEADLINE,
+        config.serve_with_lifecycle(transport(ep), lifecycle),
+    )
+    .await
+    .expect("handshake answered")
+    .expect("handshake succeeded");
     let info = session.peer_info().expect("peer info");
     assert_eq!(info.protocol_version.as_str(), expected_version);
     assert_eq!(
@@ -106,7 +109,10 @@ async fn list_and_call(
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect();
-    assert!(body.contains("Asia/Tokyo") && body.contains("+09:00"), "{body}");
+    assert!(
+        body.contains("Asia/Tokyo") && body.contains("+09:00"),
+        "{body}"
+    );
     let _ = session.cancel().await;
 }
 
@@ -142,7 +148,11 @@ async fn both_eras_through(command: Vec<String>) {
     let report = probe.probe(&ep, DEADLINE).await.unwrap();
     assert_eq!(report.listing.era, ProtocolEra::Discover);
     assert_eq!(report.server.protocol_version, "2026-07-28");
-    let supported = report.listing.supported_versions.clone().unwrap_or_default();
+    let supported = report
+        .listing
+        .supported_versions
+        .clone()
+        .unwrap_or_default();
     for version in ["2025-06-18", "2026-07-28"] {
         assert!(supported.iter().any(|v| v == version), "{supported:?}");
     }
@@ -170,10 +180,8 @@ async fn both_eras_through(command: Vec<String>) {
 #[tokio::test]
 async fn both_eras_through_the_bridge_to_a_child_of_the_initialize_era() {
     let Some(bin) = venv_bin() else { return };
-    let filter = std::env::temp_dir().join(format!(
-        "toolshed-legacy-filter-{}.py",
-        std::process::id()
-    ));
+    let filter =
+        std::env::temp_dir().join(format!("toolshed-legacy-filter-{}.py", std::process::id()));
     std::fs::write(&filter, LEGACY_FILTER).unwrap();
     both_eras_through(vec![
         bin.join("python3").to_string_lossy().into_owned(),

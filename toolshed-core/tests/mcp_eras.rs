@@ -67,8 +67,9 @@ fn schema() -> Arc<JsonObject> {
 
 impl ServerHandler for Adder {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(format!("adder-{:?}", self.era), "1.0.0"))
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
+            Implementation::new(format!("adder-{:?}", self.era), "1.0.0"),
+        )
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -122,7 +123,9 @@ impl ServerHandler for Adder {
         let args = request.arguments.unwrap_or_default();
         let int = |k: &str| args.get(k).and_then(serde_json::Value::as_i64);
         let result = match (int("a"), int("b")) {
-            (Some(a), Some(b)) => CallToolResult::success(vec![ContentBlock::text((a + b).to_string())]),
+            (Some(a), Some(b)) => {
+                CallToolResult::success(vec![ContentBlock::text((a + b).to_string())])
+            }
             _ => CallToolResult::error(vec![ContentBlock::text("a and b must be integers")]),
         };
         Ok(CallToolResponse::from(result))
@@ -133,7 +136,9 @@ impl ServerHandler for Adder {
 /// era do for any request without a session that is not `initialize`.
 async fn refuse_discover(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let is_discover = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .is_some_and(|m| m["method"] == "server/discover");
@@ -144,7 +149,8 @@ async fn refuse_discover(request: Request, next: Next) -> Response {
         )
             .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn serve(era: Era) -> SocketAddr {
@@ -225,7 +231,12 @@ async fn probe_and_call(
     assert_eq!(tools[0].input_schema["required"], json!(["a", "b"]));
     let schema = Some(tools[0].input_schema.clone());
     let out = probe
-        .call_tool(&ep, &call("add", json!({"a": 40, "b": 2})), schema, DEADLINE)
+        .call_tool(
+            &ep,
+            &call("add", json!({"a": 40, "b": 2})),
+            schema,
+            DEADLINE,
+        )
         .await
         .unwrap();
     assert!(!out.is_error, "{out:?}");
@@ -293,7 +304,13 @@ async fn a_server_of_both_eras_is_probed_in_the_newer_one() {
     let supported = report.listing.supported_versions.clone().unwrap();
     assert_eq!(
         supported,
-        ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
+        [
+            "2024-11-05",
+            "2025-03-26",
+            "2025-06-18",
+            "2025-11-25",
+            "2026-07-28"
+        ]
     );
     assert_eq!(judged.overall(), Outcome::Pass, "{judged:#?}");
 }

@@ -470,7 +470,11 @@ fn protocol_version(s: &Subject<'_>) -> (Outcome, String) {
             format!(
                 "{era} era; negotiated {}, a revision of the {} era; {supported}",
                 s.protocol_version,
-                if discover_version { "discover" } else { "initialize" }
+                if discover_version {
+                    "discover"
+                } else {
+                    "initialize"
+                }
             ),
         );
     }
@@ -998,7 +1002,9 @@ mod tests {
         unannounced.listing.supported_versions = Some(vec!["2025-11-25".to_owned()]);
         let judged = assess(&unannounced);
         assert_eq!(outcome(&judged, "MCP-C001"), Outcome::Fail);
-        assert!(judged.check("MCP-C001").is_some_and(|c| c.detail.contains("does not announce")));
+        assert!(judged
+            .check("MCP-C001")
+            .is_some_and(|c| c.detail.contains("does not announce")));
     }
 
     #[test]

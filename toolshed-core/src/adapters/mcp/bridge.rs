@@ -36,9 +36,7 @@ use rmcp::service::{
     ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
     RunningServiceCancellationToken,
 };
-use rmcp::{
-    ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError,
-};
+use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStderr};
@@ -167,7 +165,11 @@ impl StdioBridge {
         // The child's era is its own business: `server/discover` first, `initialize` on the same
         // pipes when it refuses (the common case: Python servers of the `initialize` era).
         let lifecycle = ClientLifecycleMode::Auto {
-            preferred_versions: ProtocolVersion::KNOWN_VERSIONS.iter().rev().cloned().collect(),
+            preferred_versions: ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .rev()
+                .cloned()
+                .collect(),
             legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
         };
         let handshake = link.serve_with_lifecycle((stdout, stdin), lifecycle);

@@ -8,9 +8,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ErrorCode,
     Implementation, PaginatedRequestParams, ProtocolVersion, RequestMetaObject,
 };
-use rmcp::service::{
-    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RunningService,
-};
+use rmcp::service::{ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceError};
@@ -191,7 +189,10 @@ impl RmcpProbe {
             }
             Ok(Err(err)) if refuses_discover(&err) => {
                 tracing::debug!(endpoint = %url, error = %err, "server/discover refused; trying initialize");
-                format!("server/discover refused ({})", bounded(&err.to_string(), 120))
+                format!(
+                    "server/discover refused ({})",
+                    bounded(&err.to_string(), 120)
+                )
             }
             Ok(Err(err)) => return Err(self.handshake_error(endpoint, &url, until, err).await),
             Err(_) if Instant::now() < until => {
@@ -230,9 +231,7 @@ impl RmcpProbe {
             Err(_) => Err(probe_error(
                 ProbeFailureKind::HandshakeTimeout,
                 endpoint,
-                format!(
-                    "{refused}; initialize was not answered before the deadline"
-                ),
+                format!("{refused}; initialize was not answered before the deadline"),
             )),
         }
     }
@@ -651,7 +650,9 @@ impl McpProbe for RmcpProbe {
         }
         // The call is made in the era the server speaks (discover first, as for a probe).
         let connection = self.connect(endpoint, until).await?;
-        let output = self.call_on(&connection.session, endpoint, call, until).await;
+        let output = self
+            .call_on(&connection.session, endpoint, call, until)
+            .await;
         close(connection.session).await;
         output
     }
