@@ -171,6 +171,139 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
     ts.stop_session(&session.id).await.unwrap();
 }
 
+/// PyPI's `mcp-server-fetch` (stdio only) as a stdio server: the verification build wraps it
+/// with the stdio bridge, the probe lists `fetch` with its schema and records the era the bridge
+/// speaks, and a playground session calls `fetch`. The server is registered without egress
+/// (an internal engine network), so fetching a public URL cannot succeed: the answer must be the
+/// server's own MCP answer about the failed fetch (a tool error), not a transport failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_server_fetch_over_stdio_through_the_bridge_in_a_container() {
+    use toolshed_core::domain::conformance::{Outcome, ProtocolEra};
+    use toolshed_core::domain::{Egress, TaskResources};
+
+    let test = "mcp_server_fetch_in_a_container";
+    if !backend("TOOLSHED_TEST_DOCKER", test) || !backend("TOOLSHED_TEST_PYTHON_IMAGE", test) {
+        return;
+    }
+    let image = std::env::var("TOOLSHED_TEST_PYTHON_IMAGE").unwrap();
+    let bridge = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-stdio-bridge"))
+        .await
+        .unwrap()
+        .expect("static stdio bridge");
+    let data = TempDir::new("toolshed-python-fetch");
+    let repo = git_repo(
+        &data.0.join("repo"),
+        &[("Dockerfile", &format!("FROM {image}\n"))],
+    );
+    let backend = LocalBackend::connect(LocalConfig {
+        stdio_bridge: Some(bridge),
+        ..LocalConfig::new(data.0.join("state"))
+    })
+    .await
+    .unwrap();
+    let ts = &backend.toolshed;
+    let id = ServerId::new(format!(
+        "py-fetch-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))
+    .unwrap();
+    ts.register_server(ServerRegistration {
+        build: Default::default(),
+        settings: Vec::new(),
+        id: id.clone(),
+        repo,
+        git_ref: GitRef::main(),
+        transport: Transport::Stdio {
+            command: vec!["/opt/mcp/bin/mcp-server-fetch".into()],
+        },
+        resources: TaskResources {
+            egress: Egress::None,
+            ..TaskResources::default()
+        },
+        description: None,
+        language: None,
+    })
+    .await
+    .unwrap();
+
+    let outcome = ts
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .expect("mcp-server-fetch verifies through the bridge");
+    let server = outcome.server();
+    let fetch = server
+        .tools
+        .tools
+        .iter()
+        .find(|t| t.name == "fetch")
+        .unwrap_or_else(|| panic!("fetch is listed: {:?}", server.tools.tools));
+    let schema = &fetch.input_schema;
+    assert_eq!(schema["type"], "object", "{schema}");
+    assert_eq!(schema["properties"]["url"]["type"], "string", "{schema}");
+    assert!(
+        schema["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|f| f == "url")),
+        "{schema}"
+    );
+    let report = server
+        .tools
+        .conformance
+        .as_ref()
+        .expect("a conformance report");
+    // The bridge answers `server/discover` whatever era its child speaks.
+    assert_eq!(report.era, ProtocolEra::Discover, "{report:#?}");
+    assert_eq!(report.protocol_version, "2026-07-28");
+    assert!(
+        report
+            .supported_versions
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|v| v == "2026-07-28")),
+        "{report:#?}"
+    );
+    assert_eq!(report.overall(), Outcome::Pass, "{report:#?}");
+
+    let session = ts
+        .launch_session(&id, LaunchRequest::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let deadline = Duration::from_secs(90);
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("url".into(), "https://example.com/".into());
+    let output = loop {
+        let status = ts.session_status(&session.id).await.unwrap();
+        assert!(status.state.is_live(), "session ended: {status:?}");
+        let attempt = if status.state == SessionState::Running {
+            ts.execute_tool(
+                &session.id,
+                ToolCall::new("fetch", arguments.clone()).unwrap(),
+            )
+            .await
+        } else {
+            Err(toolshed_core::Error::invalid("state", "not running yet"))
+        };
+        match attempt {
+            Ok(output) => break output,
+            Err(e) if started.elapsed() > deadline => {
+                panic!("no answer within {deadline:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    // A tool error in MCP's own terms: `isError` with the server's explanation.
+    assert!(output.is_error, "{output:?}");
+    let text = output
+        .content
+        .iter()
+        .find_map(|c| c.get("text").and_then(|t| t.as_str()))
+        .expect("a text answer");
+    assert!(text.contains("example.com"), "{text}");
+    println!("fetch answered a tool error: {text}");
+
+    ts.stop_session(&session.id).await.unwrap();
+}
+
 /// A Python MCP SDK server (`MCPServer`, the 2.x name of FastMCP) over streamable HTTP on port
 /// 8000 at `/mcp`, with `tools` (Python decorators and functions) in its `server.py`.
 fn python_http_server(image: &str, name: &str, tools: &str) -> Vec<(&'static str, String)> {
@@ -331,7 +464,13 @@ def summarise(topic: str) -> str:
         KNOWN_VERSIONS.contains(&report.protocol_version.as_str()),
         "{report:#?}"
     );
-    assert_eq!(report.supported_versions, None);
+    // The Python SDK 2.x serves both eras: the probe takes `server/discover`, which announces
+    // the supported versions (an `initialize` answer never does).
+    assert_eq!(
+        report.era == toolshed_core::domain::conformance::ProtocolEra::Discover,
+        report.supported_versions.is_some(),
+        "{report:#?}"
+    );
     assert_eq!(report.overall(), Outcome::Pass, "{report:#?}");
     let schemas = |tool: &str| {
         report

@@ -9,8 +9,10 @@
 //! or the server misbehaved in a way a host cannot work around). A report never fails a
 //! verification by itself: it is recorded with the inventory for people to read.
 //!
-//! Tool names follow "Tool Names" of the MCP specification (revision 2025-11-25): 1–128
-//! characters, only `A-Z a-z 0-9 _ - .`, unique within a server.
+//! Tool names follow "Tool Names" of the MCP specification (revision 2026-07-28, unchanged since
+//! 2025-11-25): 1–128 characters, only `A-Z a-z 0-9 _ - .`, unique within a server. Input
+//! schemas are JSON Schema objects of `type: object`, draft 2020-12 unless `$schema` names
+//! another (same revisions).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -30,12 +32,17 @@ pub enum ProtocolEra {
     /// answers with one version and does not say which others it supports.
     #[default]
     Initialize,
+    /// `server/discover` (revision 2026-07-28 and later): the server announces every version it
+    /// supports, the client picks one and sends it with each request (`_meta`); there is no
+    /// `initialize`.
+    Discover,
 }
 
 impl fmt::Display for ProtocolEra {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ProtocolEra::Initialize => "initialize",
+            ProtocolEra::Discover => "discover",
         })
     }
 }
@@ -64,8 +71,9 @@ pub struct ListingFacts {
     /// How the protocol version was agreed.
     #[serde(default)]
     pub era: ProtocolEra,
-    /// The versions the server says it supports; `None` when it does not say (the `initialize`
-    /// handshake never does).
+    /// The versions the server says it supports (its `server/discover` answer, escaped and
+    /// bounded by the probe); `None` when it does not say (the `initialize` handshake never
+    /// does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_versions: Option<Vec<String>>,
     /// `tools/list` pages read in the first listing; 0 when the probe did not list tools.
@@ -197,8 +205,19 @@ impl ConformanceReport {
 pub const DETAIL_CHARS: usize = 300;
 /// Longest tool name the specification recommends.
 pub const MAX_TOOL_NAME_CHARS: usize = 128;
-/// Protocol revisions published with the `initialize` handshake.
-pub const KNOWN_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// Published protocol revisions: those with the `initialize` handshake (up to 2025-11-25), then
+/// those with `server/discover`.
+pub const KNOWN_VERSIONS: &[&str] = &[
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// The first revision without `initialize`: from it on, versions are agreed by
+/// `server/discover`.
+pub const FIRST_DISCOVER_VERSION: &str = "2026-07-28";
 /// Names quoted in one detail before "and N more".
 const NAMES_SHOWN: usize = 5;
 /// Longest quoted name, in characters.
@@ -267,7 +286,8 @@ pub const RULES: &[Rule] = &[
         id: "MCP-C001",
         name: "protocol-version",
         requirement: Requirement::Must,
-        rationale: "The handshake agrees on a published protocol revision; an unknown one \
+        rationale: "The handshake (`server/discover`, or `initialize` before 2026-07-28) agrees \
+                    on a published protocol revision that belongs to its era; an unknown one \
                     means the host cannot know which messages the server understands.",
         judge: protocol_version,
     },
@@ -283,15 +303,17 @@ pub const RULES: &[Rule] = &[
         id: "MCP-C003",
         name: "tool-name-length",
         requirement: Requirement::Should,
-        rationale: "Tool names are 1 to 128 characters; hosts and model APIs refuse others.",
+        rationale: "Tool names are 1 to 128 characters (\"Tool Names\", MCP 2026-07-28); hosts \
+                    and model APIs refuse others.",
         judge: name_length,
     },
     Rule {
         id: "MCP-C004",
         name: "tool-name-characters",
         requirement: Requirement::Should,
-        rationale: "Tool names use only ASCII letters, digits, underscore, hyphen and dot; \
-                    spaces and other characters break hosts and can disguise a name.",
+        rationale: "Tool names use only ASCII letters, digits, underscore, hyphen and dot \
+                    (\"Tool Names\", MCP 2026-07-28); spaces and other characters break hosts \
+                    and can disguise a name.",
         judge: name_characters,
     },
     Rule {
@@ -307,8 +329,8 @@ pub const RULES: &[Rule] = &[
         name: "input-schema",
         requirement: Requirement::Must,
         rationale: "Every tool's input schema is a valid JSON Schema object of type `object` \
-                    (draft 2020-12 unless it names another): hosts build and check arguments \
-                    from it.",
+                    (draft 2020-12 unless it names another; MCP 2026-07-28): hosts build and \
+                    check arguments from it.",
         judge: input_schemas,
     },
     Rule {
@@ -430,20 +452,47 @@ fn protocol_version(s: &Subject<'_>) -> (Outcome, String) {
         None => "supported versions not announced".to_owned(),
     };
     let era = s.facts.era;
-    if KNOWN_VERSIONS.contains(&s.protocol_version) {
-        (
-            Outcome::Pass,
-            format!("{era} era; negotiated {}; {supported}", s.protocol_version),
-        )
-    } else {
-        (
+    if !KNOWN_VERSIONS.contains(&s.protocol_version) {
+        return (
             Outcome::Warn,
             format!(
                 "{era} era; negotiated {}, not a published revision; {supported}",
                 quote(s.protocol_version)
             ),
-        )
+        );
     }
+    // ISO dates compare as text. A version agreed in the wrong era means the server mixes the
+    // two handshakes: a host cannot tell which rules its messages follow.
+    let discover_version = s.protocol_version >= FIRST_DISCOVER_VERSION;
+    if discover_version != (era == ProtocolEra::Discover) {
+        return (
+            Outcome::Fail,
+            format!(
+                "{era} era; negotiated {}, a revision of the {} era; {supported}",
+                s.protocol_version,
+                if discover_version {
+                    "discover"
+                } else {
+                    "initialize"
+                }
+            ),
+        );
+    }
+    if let Some(versions) = &s.facts.supported_versions {
+        if !versions.iter().any(|v| v == s.protocol_version) {
+            return (
+                Outcome::Fail,
+                format!(
+                    "{era} era; negotiated {}, which the server does not announce; {supported}",
+                    s.protocol_version
+                ),
+            );
+        }
+    }
+    (
+        Outcome::Pass,
+        format!("{era} era; negotiated {}; {supported}", s.protocol_version),
+    )
 }
 
 fn stable_listing(s: &Subject<'_>) -> (Outcome, String) {
@@ -926,6 +975,36 @@ mod tests {
             assert!(!rule.rationale.is_empty() && !rule.name.is_empty());
             assert_eq!(super::rule(rule.id).map(|r| r.id), Some(rule.id));
         }
+    }
+
+    #[test]
+    fn the_discover_era_is_judged_by_its_own_rules() {
+        let mut modern = benign();
+        modern.server.protocol_version = "2026-07-28".to_owned();
+        modern.listing.era = ProtocolEra::Discover;
+        modern.listing.supported_versions =
+            Some(vec!["2025-11-25".to_owned(), "2026-07-28".to_owned()]);
+        let judged = assess(&modern);
+        assert_eq!(judged.overall(), Outcome::Pass, "{judged:#?}");
+        assert_eq!(judged.era, ProtocolEra::Discover);
+        assert_eq!(
+            judged.check("MCP-C001").map(|c| c.detail.as_str()),
+            Some("discover era; negotiated 2026-07-28; supports 2025-11-25, 2026-07-28")
+        );
+        let json = serde_json::to_value(&judged).expect("serialise");
+        assert_eq!(json["era"], "discover");
+
+        // A version of the other era, or one the server did not announce, fails.
+        let mut mixed = modern.clone();
+        mixed.listing.era = ProtocolEra::Initialize;
+        assert_eq!(outcome(&assess(&mixed), "MCP-C001"), Outcome::Fail);
+        let mut unannounced = modern.clone();
+        unannounced.listing.supported_versions = Some(vec!["2025-11-25".to_owned()]);
+        let judged = assess(&unannounced);
+        assert_eq!(outcome(&judged, "MCP-C001"), Outcome::Fail);
+        assert!(judged
+            .check("MCP-C001")
+            .is_some_and(|c| c.detail.contains("does not announce")));
     }
 
     #[test]

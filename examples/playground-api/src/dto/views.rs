@@ -323,12 +323,16 @@ impl From<&ToolInventory> for ToolInventoryView {
 pub enum ProtocolEraView {
     /// The `initialize` handshake: one negotiated version, the others not announced.
     Initialize,
+    /// `server/discover` (2026-07-28 on): the server announces its versions, the client picks
+    /// one and sends it with every request.
+    Discover,
 }
 
 impl From<ProtocolEra> for ProtocolEraView {
     fn from(e: ProtocolEra) -> Self {
         match e {
             ProtocolEra::Initialize => Self::Initialize,
+            ProtocolEra::Discover => Self::Discover,
         }
     }
 }

@@ -33,11 +33,10 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
 };
 use rmcp::service::{
-    NotificationContext, RequestContext, RunningService, RunningServiceCancellationToken,
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
+    RunningServiceCancellationToken,
 };
-use rmcp::{
-    ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError, ServiceExt,
-};
+use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStderr};
@@ -163,8 +162,19 @@ impl StdioBridge {
             tokio::spawn(log_stderr(stderr));
         }
         let link = ChildLink;
+        // The child's era is its own business: `server/discover` first, `initialize` on the same
+        // pipes when it refuses (the common case: Python servers of the `initialize` era).
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .rev()
+                .cloned()
+                .collect(),
+            legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+        };
+        let handshake = link.serve_with_lifecycle((stdout, stdin), lifecycle);
         let child: RunningService<RoleClient, ChildLink> =
-            match tokio::time::timeout(config.startup_timeout, link.serve((stdout, stdin))).await {
+            match tokio::time::timeout(config.startup_timeout, handshake).await {
                 Ok(Ok(child)) => child,
                 Ok(Err(e)) => {
                     return Err(bridge_error("initialize child", Some(program.clone()), e))
@@ -196,6 +206,7 @@ impl StdioBridge {
         tracing::info!(
             command = %program,
             protocol = %info.protocol_version,
+            era = if info.protocol_version.has_initialize() { "initialize" } else { "discover" },
             server = info.server_info.as_ref().map(|s| s.name.as_str()).unwrap_or("?"),
             "child MCP server initialized"
         );
@@ -507,6 +518,25 @@ fn bridge_error(
     Error::backend("mcp-bridge", operation, id, false, source)
 }
 
+/// The versions the bridge serves over HTTP for a child that agreed to `child`: every version of
+/// the `server/discover` era, and those of the `initialize` era up to the child's (all of them
+/// when the child is of the new era itself).
+fn bridge_versions(child: &ProtocolVersion) -> Vec<ProtocolVersion> {
+    let versions: Vec<ProtocolVersion> = ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .filter(|v| !v.has_initialize() || v.as_str() <= child.as_str())
+        .cloned()
+        .collect();
+    if versions.iter().any(ProtocolVersion::has_initialize) {
+        versions
+    } else {
+        // A child of an unknown older version: its own, so `initialize` clients still get in.
+        let mut versions = versions;
+        versions.insert(0, child.clone());
+        versions
+    }
+}
+
 /// The bridge as a client of the child: logs what the child sends on its own.
 #[derive(Debug, Clone, Default)]
 struct ChildLink;
@@ -585,21 +615,14 @@ impl ServerHandler for Forwarder {
         self.init.as_ref().clone()
     }
 
-    // Versions up to the one the child agreed to: an older client is answered with its own
-    // version (the messages the bridge relays are the same), a newer one with the child's, never
-    // with a version the child did not accept. ISO dates compare lexically.
+    // Both eras, whatever the child speaks: the bridge answers `server/discover` and
+    // per-request versions itself (rmcp's HTTP server), and relays the requests to its one
+    // session with the child. In the `initialize` era, versions up to the one the child agreed
+    // to: an older client is answered with its own version (the messages the bridge relays are
+    // the same), a newer one with the child's, never with one the child did not accept. ISO
+    // dates compare lexically.
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        let child = self.init.protocol_version.as_str();
-        let versions: Vec<ProtocolVersion> = ProtocolVersion::KNOWN_VERSIONS
-            .iter()
-            .filter(|v| v.as_str() <= child)
-            .cloned()
-            .collect();
-        if versions.is_empty() {
-            Cow::Owned(vec![self.init.protocol_version.clone()])
-        } else {
-            Cow::Owned(versions)
-        }
+        Cow::Owned(bridge_versions(&self.init.protocol_version))
     }
 
     async fn call_tool(
@@ -698,5 +721,26 @@ impl ServerHandler for Forwarder {
         if let Err(e) = self.child.notify_roots_list_changed().await {
             tracing::warn!(error = %e, "forwarding a notification to the child failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bridge_serves_both_eras_whatever_the_child_speaks() {
+        let legacy = bridge_versions(&ProtocolVersion::V_2025_06_18);
+        assert_eq!(
+            legacy,
+            vec![
+                ProtocolVersion::V_2024_11_05,
+                ProtocolVersion::V_2025_03_26,
+                ProtocolVersion::V_2025_06_18,
+                ProtocolVersion::V_2026_07_28,
+            ]
+        );
+        let modern = bridge_versions(&ProtocolVersion::V_2026_07_28);
+        assert_eq!(modern, ProtocolVersion::KNOWN_VERSIONS.to_vec());
     }
 }

@@ -9,11 +9,20 @@
 //!
 //! rmcp types never leave this module: the core sees only [`crate::domain`] types.
 //!
+//! ## Protocol eras
+//! Every session (probe, readiness, tool call) opens with `server/discover` (revision
+//! 2026-07-28: the server announces its versions, the version then travels in each request's
+//! `_meta`, there is no `initialize`). A server that refuses it the way older servers do — a
+//! JSON-RPC error such as "method not found", or an HTTP 4xx that rmcp turns into one — or leaves
+//! it unanswered for 10 s, is opened again with `initialize` (2025-11-25 asked; the server picks).
+//! The probe report records the era (`ListingFacts::era`), the negotiated version and, in the
+//! discover era, the announced versions (`ListingFacts::supported_versions`).
+//!
 //! ## Failure classification
 //! | what happened | result |
 //! |---|---|
 //! | TCP connect refused or timed out | `Probe { kind: Unreachable }` |
-//! | connected, `initialize` not answered before the deadline | `Probe { kind: HandshakeTimeout }` |
+//! | connected, neither `server/discover` nor `initialize` answered before the deadline | `Probe { kind: HandshakeTimeout }` |
 //! | an HTTP server answered something that is not JSON-RPC / SSE | `Probe { kind: NotMcp }` |
 //! | it answered a redirect (never followed: the prober fetches nothing a server points it at) | `Probe { kind: NotMcp }` |
 //! | JSON-RPC spoken but the handshake broke (error, wrong result, bad version) | `Probe { kind: Protocol }` |
@@ -45,7 +54,9 @@
 //! CMD []
 //! ```
 //!
-//! The bridge opens its port only after the child answered `initialize`, so readiness
+//! The bridge serves both eras on HTTP whatever its child speaks (it answers `server/discover`
+//! itself and relays requests to its one session with the child, which it opens like the probe:
+//! `server/discover`, else `initialize`). It opens its port only after the child answered, so readiness
 //! (`wait_ready`: poll the port, then the handshake, with backoff) needs no fixed sleep. It exits
 //! when the child exits, so the task stops with its server.
 

@@ -6,17 +6,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ErrorCode,
-    Implementation, PaginatedRequestParams,
+    Implementation, PaginatedRequestParams, ProtocolVersion, RequestMetaObject,
 };
-use rmcp::service::RunningService;
+use rmcp::service::{ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{RoleClient, ServiceError, ServiceExt};
+use rmcp::{RoleClient, ServiceError};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{classify, convert, output, schema};
-use crate::domain::conformance::{ListingFacts, SecondListing};
+use crate::domain::conformance::{ListingFacts, ProtocolEra, SecondListing};
 use crate::domain::drift::tools_digest;
 use crate::domain::poisoning;
 use crate::domain::{
@@ -30,6 +30,23 @@ type Session = RunningService<RoleClient, ClientConfig>;
 
 /// How long closing a session may take before it is abandoned (the server's problem then).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long `server/discover` may go unanswered before the probe tries `initialize` instead
+/// (a server of the `initialize` era should refuse the method at once, but one that ignores it
+/// must still be reachable); what is left of the deadline then goes to `initialize`.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most supported versions kept from a `server/discover` answer.
+const MAX_SUPPORTED_VERSIONS: usize = 20;
+
+/// Longest supported version kept, in characters.
+const MAX_VERSION_CHARS: usize = 32;
+
+/// A connected MCP client session and the era it was opened in.
+struct Connection {
+    session: Session,
+    era: ProtocolEra,
+}
 
 /// Longest server-provided text kept in an error detail.
 const MAX_DETAIL_CHARS: usize = 300;
@@ -146,62 +163,162 @@ impl RmcpProbe {
         Ok(Self { config, http })
     }
 
-    /// Opens the TCP port (Unreachable on failure), then performs `initialize` within what is left
-    /// of `deadline`.
-    async fn connect(&self, endpoint: &Endpoint, until: Instant) -> Result<Session> {
+    /// Opens the TCP port (Unreachable on failure), then opens a session within what is left of
+    /// `until`: `server/discover` first (the 2026-07-28 era); when the server refuses it the way
+    /// an older server does (a JSON-RPC error other than the new era's own rejections, or an
+    /// HTTP 4xx that rmcp turns into one) or leaves it unanswered for [`DISCOVER_TIMEOUT`],
+    /// `initialize` on a new transport.
+    async fn connect(&self, endpoint: &Endpoint, until: Instant) -> Result<Connection> {
         let url = endpoint.url();
         tcp_check(endpoint, until).await?;
-        let transport = StreamableHttpClientTransport::with_client(
-            self.http.clone(),
-            StreamableHttpClientTransportConfig::with_uri(url.clone())
-                .reinit_on_expired_session(false),
-        );
-        let client_config = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("toolshed-probe", env!("CARGO_PKG_VERSION")),
-        );
-        match tokio::time::timeout_at(until, client_config.serve(transport)).await {
-            Ok(Ok(session)) => Ok(session),
-            Ok(Err(err)) => {
-                tracing::debug!(endpoint = %url, error = %err, "MCP handshake failed");
-                let (kind, detail) = match classify::classify_init_error(&err) {
-                    // A JSON-RPC-level failure: the server's own words about the handshake.
-                    Some(kind) => (kind, bounded(&err.to_string(), MAX_DETAIL_CHARS)),
-                    // rmcp's transport errors may quote the answered body: only the sniff's
-                    // classification (status and content type) is kept.
-                    None => {
-                        let left = until
-                            .saturating_duration_since(Instant::now())
-                            .max(Duration::from_millis(500));
-                        classify::sniff(&self.http, &url, left).await
-                    }
-                };
-                Err(probe_error(kind, endpoint, detail))
+        let discover_until = until.min(Instant::now() + DISCOVER_TIMEOUT);
+        let discover = ClientLifecycleMode::Discover {
+            preferred_versions: preferred_versions(),
+        };
+        let refused = match tokio::time::timeout_at(
+            discover_until,
+            client_config().serve_with_lifecycle(self.transport(&url), discover),
+        )
+        .await
+        {
+            Ok(Ok(session)) => {
+                return Ok(Connection {
+                    session,
+                    era: ProtocolEra::Discover,
+                })
             }
+            Ok(Err(err)) if refuses_discover(&err) => {
+                tracing::debug!(endpoint = %url, error = %err, "server/discover refused; trying initialize");
+                format!(
+                    "server/discover refused ({})",
+                    bounded(&err.to_string(), 120)
+                )
+            }
+            Ok(Err(err)) => return Err(self.handshake_error(endpoint, &url, until, err).await),
+            Err(_) if Instant::now() < until => {
+                tracing::debug!(endpoint = %url, "server/discover unanswered; trying initialize");
+                "server/discover unanswered".to_owned()
+            }
+            Err(_) => {
+                return Err(probe_error(
+                    ProbeFailureKind::HandshakeTimeout,
+                    endpoint,
+                    "connection accepted but server/discover was not answered before the deadline"
+                        .into(),
+                ))
+            }
+        };
+        let initialize = client_config()
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+            .serve_with_lifecycle(self.transport(&url), ClientLifecycleMode::Initialize);
+        match tokio::time::timeout_at(until, initialize).await {
+            Ok(Ok(session)) => Ok(Connection {
+                session,
+                era: ProtocolEra::Initialize,
+            }),
+            Ok(Err(err)) => match self.handshake_error(endpoint, &url, until, err).await {
+                Error::Probe {
+                    kind,
+                    endpoint,
+                    detail,
+                } => Err(Error::Probe {
+                    kind,
+                    endpoint,
+                    detail: format!("{refused}; initialize: {detail}"),
+                }),
+                other => Err(other),
+            },
             Err(_) => Err(probe_error(
                 ProbeFailureKind::HandshakeTimeout,
                 endpoint,
-                "connection accepted but initialize was not answered before the deadline".into(),
+                format!("{refused}; initialize was not answered before the deadline"),
             )),
+        }
+    }
+
+    /// A fresh streamable HTTP transport to `url` (each handshake attempt gets its own).
+    fn transport(&self, url: &str) -> StreamableHttpClientTransport<reqwest::Client> {
+        StreamableHttpClientTransport::with_client(
+            self.http.clone(),
+            StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+                .reinit_on_expired_session(false),
+        )
+    }
+
+    /// The probe error of a failed handshake.
+    async fn handshake_error(
+        &self,
+        endpoint: &Endpoint,
+        url: &str,
+        until: Instant,
+        err: ClientInitializeError,
+    ) -> Error {
+        tracing::debug!(endpoint = %url, error = %err, "MCP handshake failed");
+        let (kind, detail) = match classify::classify_init_error(&err) {
+            // A JSON-RPC-level failure: the server's own words about the handshake.
+            Some(kind) => (kind, bounded(&err.to_string(), MAX_DETAIL_CHARS)),
+            // rmcp's transport errors may quote the answered body: only the sniff's
+            // classification (status and content type) is kept.
+            None => {
+                let left = until
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(500));
+                classify::sniff(&self.http, url, left).await
+            }
+        };
+        probe_error(kind, endpoint, detail)
+    }
+
+    /// The versions a `server/discover` server announces (escaped, bounded), asked on the open
+    /// session; `None` when it does not answer (the probe goes on without them).
+    async fn supported_versions(&self, session: &Session, until: Instant) -> Option<Vec<String>> {
+        let info = session.peer_info()?;
+        let own = client_config();
+        let meta = RequestMetaObject::with_client_context(
+            info.protocol_version.clone(),
+            own.client_info,
+            own.capabilities,
+        );
+        match tokio::time::timeout_at(until, session.discover(meta)).await {
+            Ok(Ok(result)) => Some(
+                result
+                    .supported_versions
+                    .iter()
+                    .take(MAX_SUPPORTED_VERSIONS)
+                    .map(|v| bounded(&poisoning::escape(v.as_str()), MAX_VERSION_CHARS))
+                    .collect(),
+            ),
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "a second server/discover failed");
+                None
+            }
+            Err(_) => None,
         }
     }
 
     /// Reads the handshake result and all tool pages of a connected session.
     async fn describe(
         &self,
-        session: &Session,
+        connection: &Connection,
         endpoint: &Endpoint,
         until: Instant,
     ) -> Result<ProbeReport> {
+        let session = &connection.session;
         let info = session.peer_info().ok_or_else(|| {
             probe_error(
                 ProbeFailureKind::Protocol,
                 endpoint,
-                "no initialize result recorded".into(),
+                "no handshake result recorded".into(),
             )
         })?;
         let server = convert::server_info(&info);
-        let mut listing = ListingFacts::default();
+        let mut listing = ListingFacts {
+            era: connection.era,
+            ..ListingFacts::default()
+        };
+        if connection.era == ProtocolEra::Discover {
+            listing.supported_versions = self.supported_versions(session, until).await;
+        }
         let tools = match tokio::time::timeout_at(until, self.list_tools(session, endpoint)).await {
             Ok(Ok(Ok(page))) => {
                 listing.pages = page.pages;
@@ -363,9 +480,9 @@ impl RmcpProbe {
 
     /// One probe attempt ending at `until`.
     async fn probe_until(&self, endpoint: &Endpoint, until: Instant) -> Result<ProbeReport> {
-        let session = self.connect(endpoint, until).await?;
-        let report = self.describe(&session, endpoint, until).await;
-        close(session).await;
+        let connection = self.connect(endpoint, until).await?;
+        let report = self.describe(&connection, endpoint, until).await;
+        close(connection.session).await;
         report
     }
 
@@ -531,10 +648,42 @@ impl McpProbe for RmcpProbe {
         if let Some(schema) = input_schema.as_ref() {
             schema::validate_arguments(&call.name, schema, &call.arguments)?;
         }
-        let session = self.connect(endpoint, until).await?;
-        let output = self.call_on(&session, endpoint, call, until).await;
-        close(session).await;
+        // The call is made in the era the server speaks (discover first, as for a probe).
+        let connection = self.connect(endpoint, until).await?;
+        let output = self
+            .call_on(&connection.session, endpoint, call, until)
+            .await;
+        close(connection.session).await;
         output
+    }
+}
+
+/// What the probe says about itself in either handshake.
+fn client_config() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("toolshed-probe", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// The versions the probe asks for in `server/discover`, newest first: every revision rmcp
+/// knows, so a server of the new era that still serves older revisions is understood too.
+fn preferred_versions() -> Vec<ProtocolVersion> {
+    let mut versions = ProtocolVersion::KNOWN_VERSIONS.to_vec();
+    versions.reverse();
+    versions
+}
+
+/// Whether a failed `server/discover` means "a server of the `initialize` era": a correlated
+/// JSON-RPC error (method not found, invalid request, or an HTTP 4xx that rmcp turns into one)
+/// other than the rejections the 2026-07-28 era defines for its own clients.
+fn refuses_discover(err: &ClientInitializeError) -> bool {
+    match err {
+        ClientInitializeError::JsonRpcError(data) => {
+            data.code != ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+                && data.code != ErrorCode::HEADER_MISMATCH
+        }
+        _ => false,
     }
 }
 
