@@ -18,6 +18,7 @@ mod redact;
 mod repo_url;
 mod server;
 pub mod server_json;
+mod observation;
 mod session;
 mod settings;
 mod verification;
@@ -65,6 +66,7 @@ pub use server::{
     Server, ServerRegistration, TaskResources, ToolInventory, Transport, VerificationCompletion,
     VerificationState, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN,
 };
+pub use observation::{ObservedTaskState, TaskObservation};
 pub use session::{
     LiveSessionCounts, PlaygroundSession, SessionCaps, SessionState, StopReason, TaskHandle,
     TtlBounds, MAX_SESSION_TTL,
