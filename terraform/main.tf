@@ -142,6 +142,7 @@ module "cleanup" {
   log_retention_days  = var.cleanup.log_retention_days
   cluster_arn         = module.playground.cluster_arn
   sessions_table_arn  = module.state.sessions_table_arn
+  servers_table_arn   = module.state.servers_table_arn
   table_kms_key_arn   = var.kms_key_arn
   kms_key_arn         = var.kms_key_arn
   # Only what a sweep reads (the cluster, the tables, the owner id); Lambda sets AWS_REGION.

@@ -770,12 +770,14 @@ impl ServerRepository for DynamoServerRepository {
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
-        let changed: Vec<Option<PlaygroundSession>> = stream::iter(wanted)
-            .filter_map(|o| {
-                let current = stored.get(&o.session_id).cloned();
-                async move { current.map(|c| (o, c)) }
-            })
-            .map(|(o, current)| self.observe_session(o, current))
+        let pairs: Vec<(SessionObservation, PlaygroundSession)> = wanted
+            .into_iter()
+            .filter_map(|o| Some((o.clone(), stored.get(&o.session_id)?.clone())))
+            .collect();
+        let writes = pairs.into_iter().map(|(o, current)| async move {
+            self.observe_session(&o, current).await
+        });
+        let changed: Vec<Option<PlaygroundSession>> = stream::iter(writes)
             .buffer_unordered(OBSERVATION_WRITES_IN_FLIGHT)
             .try_collect()
             .await?;

@@ -5,6 +5,7 @@ mod ecs;
 mod repository;
 mod secrets;
 mod services;
+mod status;
 mod stores;
 
 use toolshed_aws::testing::MotoEnv;
