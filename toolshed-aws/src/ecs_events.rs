@@ -97,7 +97,10 @@ fn timestamp(raw: &str) -> Result<Timestamp> {
 
 /// Whether `cluster_arn` names `cluster` (a name or an ARN).
 fn same_cluster(cluster_arn: &str, cluster: &str) -> bool {
-    cluster_arn == cluster || cluster_arn.rsplit_once('/').is_some_and(|(_, n)| n == cluster)
+    cluster_arn == cluster
+        || cluster_arn
+            .rsplit_once('/')
+            .is_some_and(|(_, n)| n == cluster)
 }
 
 /// Reads one EventBridge event of an ECS task state change of `cluster` and `deployment`.
@@ -134,8 +137,8 @@ pub fn parse_task_state_change(
     else {
         return Ok(None);
     };
-    let session_id = SessionId::new(session)
-        .map_err(|_| invalid("the task group names no valid session id"))?;
+    let session_id =
+        SessionId::new(session).map_err(|_| invalid("the task group names no valid session id"))?;
     let task = TaskHandle::new(d.task_arn).map_err(|_| invalid("taskArn is not a task handle"))?;
     let observed_at = match d.updated_at.as_deref().or(e.time.as_deref()) {
         Some(raw) => timestamp(raw)?,
@@ -227,16 +230,24 @@ mod tests {
 
     #[test]
     fn reads_running_and_stopped_events_of_our_sessions() {
-        let ev = parse_task_state_change(&event("RUNNING", "toolshed-session:s-12345678"), "play", &dep())
-            .unwrap()
-            .unwrap();
+        let ev = parse_task_state_change(
+            &event("RUNNING", "toolshed-session:s-12345678"),
+            "play",
+            &dep(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(ev.session_id.as_str(), "s-12345678");
         assert_eq!(ev.state, TaskState::Running);
         assert_eq!(ev.address.as_deref(), Some("10.0.1.7"));
         assert_eq!(ev.observed_at.timestamp_millis() % 1000, 500);
-        let ev = parse_task_state_change(&event("STOPPED", "toolshed-session:s-12345678"), "play", &dep())
-            .unwrap()
-            .unwrap();
+        let ev = parse_task_state_change(
+            &event("STOPPED", "toolshed-session:s-12345678"),
+            "play",
+            &dep(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(matches!(
             ev.state,
             TaskState::Stopped {
@@ -250,11 +261,20 @@ mod tests {
     #[test]
     fn skips_what_is_not_ours_and_rejects_malformed_events() {
         let other_group = event("RUNNING", "family:x");
-        assert_eq!(parse_task_state_change(&other_group, "play", &dep()).unwrap(), None);
+        assert_eq!(
+            parse_task_state_change(&other_group, "play", &dep()).unwrap(),
+            None
+        );
         let ours = event("RUNNING", "toolshed-session:s-12345678");
-        assert_eq!(parse_task_state_change(&ours, "other", &dep()).unwrap(), None);
+        assert_eq!(
+            parse_task_state_change(&ours, "other", &dep()).unwrap(),
+            None
+        );
         let staging = DeploymentId::new("staging").unwrap();
-        assert_eq!(parse_task_state_change(&ours, "play", &staging).unwrap(), None);
+        assert_eq!(
+            parse_task_state_change(&ours, "play", &staging).unwrap(),
+            None
+        );
         let mut bad = ours.clone();
         bad["detail"]["lastStatus"] = "EXPLODED".into();
         assert!(parse_task_state_change(&bad, "play", &dep()).is_err());

@@ -97,8 +97,15 @@ async fn task_events_update_sessions_without_a_runner_call() {
         address: Some(endpoint.host.clone()),
         observed_at: at,
     };
-    let report = h.toolshed.apply_task_events(&[running.clone()]).await.unwrap();
-    assert_eq!((report.received, report.recorded, report.ignored), (1, 1, 0));
+    let report = h
+        .toolshed
+        .apply_task_events(&[running.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.received, report.recorded, report.ignored),
+        (1, 1, 0)
+    );
     let stored = h.repo.get_session(&s.id).await.unwrap();
     let seen = stored.observed.clone().unwrap();
     assert_eq!(seen.state, ObservedTaskState::Running);
@@ -138,7 +145,11 @@ async fn task_events_update_sessions_without_a_runner_call() {
         observed_at: at + chrono::Duration::seconds(30),
         ..running
     };
-    let report = h.toolshed.apply_task_events(&[stopped.clone()]).await.unwrap();
+    let report = h
+        .toolshed
+        .apply_task_events(&[stopped.clone()])
+        .await
+        .unwrap();
     assert_eq!((report.recorded, report.ended), (1, 1));
     let ended = h.repo.get_session(&s.id).await.unwrap();
     assert_eq!(ended.state, SessionState::Stopped);
@@ -167,7 +178,10 @@ async fn the_refresher_describes_stale_sessions_a_hundred_per_call() {
     }
     h.runner.exit_task(&sessions[7].task);
     let describes = h.runner.describe_calls();
-    let report = h.toolshed.refresh_stale_sessions(RefreshLimits::default()).await;
+    let report = h
+        .toolshed
+        .refresh_stale_sessions(RefreshLimits::default())
+        .await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!((report.checked, report.stale), (250, 250));
     assert_eq!(report.describe_calls, 3, "⌈250/100⌉");
@@ -181,19 +195,32 @@ async fn the_refresher_describes_stale_sessions_a_hundred_per_call() {
     );
 
     // Right after: everything is fresh, polls and a second refresh cost nothing.
-    let again = h.toolshed.refresh_stale_sessions(RefreshLimits::default()).await;
-    assert_eq!((again.checked, again.stale, again.describe_calls), (249, 0, 0));
+    let again = h
+        .toolshed
+        .refresh_stale_sessions(RefreshLimits::default())
+        .await;
+    assert_eq!(
+        (again.checked, again.stale, again.describe_calls),
+        (249, 0, 0)
+    );
     for s in sessions.iter().skip(8).take(50) {
         h.toolshed.session_status(&s.id).await.unwrap();
     }
     assert_eq!(h.runner.describe_calls(), describes);
     // Half the freshness later the refresher renews them before polls would see them stale.
     h.clock.advance(Duration::from_secs(8));
-    let renewed = h.toolshed.refresh_stale_sessions(RefreshLimits::default()).await;
+    let renewed = h
+        .toolshed
+        .refresh_stale_sessions(RefreshLimits::default())
+        .await;
     assert_eq!((renewed.stale, renewed.describe_calls), (249, 3));
     h.clock.advance(Duration::from_secs(8));
     h.toolshed.session_status(&sessions[9].id).await.unwrap();
-    assert_eq!(h.runner.describe_calls(), describes, "still fresh for polls");
+    assert_eq!(
+        h.runner.describe_calls(),
+        describes,
+        "still fresh for polls"
+    );
 }
 
 #[tokio::test]

@@ -29,12 +29,14 @@ pub async fn sweeper_from_env() -> Result<Sweeper, toolshed_aws::AwsError> {
 pub async fn handlers_from_env() -> Result<crate::CleanupHandlers, toolshed_aws::AwsError> {
     let adapters = SweepAdapters::from_env().await?;
     let freshness = match std::env::var(ENV_STATUS_FRESHNESS) {
-        Ok(raw) => raw.trim().parse::<u64>().map_err(|_| {
-            toolshed_aws::AwsError::InvalidSetting {
-                var: ENV_STATUS_FRESHNESS,
-                reason: "must be a whole number of seconds".to_owned(),
-            }
-        })?,
+        Ok(raw) => {
+            raw.trim()
+                .parse::<u64>()
+                .map_err(|_| toolshed_aws::AwsError::InvalidSetting {
+                    var: ENV_STATUS_FRESHNESS,
+                    reason: "must be a whole number of seconds".to_owned(),
+                })?
+        }
         Err(_) => ToolshedConfig::default().status_freshness.as_secs(),
     };
     let clock = Arc::new(SystemClock);

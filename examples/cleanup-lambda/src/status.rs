@@ -14,7 +14,9 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use toolshed_aws::ecs_events::{EVENT_SOURCE, TASK_STATE_CHANGE};
 use toolshed_aws::EcsTaskRunner;
-use toolshed_core::services::{RefreshLimits, RefreshReport, StatusRefresher, SweepLimits, Sweeper};
+use toolshed_core::services::{
+    RefreshLimits, RefreshReport, StatusRefresher, SweepLimits, Sweeper,
+};
 use tracing::info;
 
 use crate::{handle, SweepError, SweepResponse};
@@ -108,7 +110,8 @@ pub async fn dispatch(
 ) -> Result<CleanupResponse, SweepError> {
     let head: Option<Head> = serde_json::from_value(event.payload.clone()).ok();
     let is_task_event = head.as_ref().is_some_and(|h| {
-        h.source.as_deref() == Some(EVENT_SOURCE) && h.detail_type.as_deref() == Some(TASK_STATE_CHANGE)
+        h.source.as_deref() == Some(EVENT_SOURCE)
+            && h.detail_type.as_deref() == Some(TASK_STATE_CHANGE)
     });
     if !is_task_event {
         let swept = handle(&h.sweeper, sweep, event).await?;

@@ -774,9 +774,9 @@ impl ServerRepository for DynamoServerRepository {
             .into_iter()
             .filter_map(|o| Some((o.clone(), stored.get(&o.session_id)?.clone())))
             .collect();
-        let writes = pairs.into_iter().map(|(o, current)| async move {
-            self.observe_session(&o, current).await
-        });
+        let writes = pairs
+            .into_iter()
+            .map(|(o, current)| async move { self.observe_session(&o, current).await });
         let changed: Vec<Option<PlaygroundSession>> = stream::iter(writes)
             .buffer_unordered(OBSERVATION_WRITES_IN_FLIGHT)
             .try_collect()

@@ -204,7 +204,12 @@ async fn an_ecs_task_state_change_event_updates_its_session() {
     let report = svc.toolshed.apply_task_events(&[running]).await.unwrap();
     assert_eq!((report.recorded, report.ignored), (1, 0), "{report:?}");
     assert_eq!(env.calls.count("ECS.DescribeTasks"), 0);
-    let stored = env.adapters.repository.get_session(&session.id).await.unwrap();
+    let stored = env
+        .adapters
+        .repository
+        .get_session(&session.id)
+        .await
+        .unwrap();
     let seen = stored.observed.expect("observed");
     assert_eq!(seen.state, ObservedTaskState::Running);
     assert_eq!(seen.endpoint.expect("endpoint").port, 8000);
@@ -217,8 +222,17 @@ async fn an_ecs_task_state_change_event_updates_its_session() {
         .expect("our session's event");
     let report = svc.toolshed.apply_task_events(&[stopped]).await.unwrap();
     assert_eq!(report.ended, 1, "{report:?}");
-    let ended = env.adapters.repository.get_session(&session.id).await.unwrap();
+    let ended = env
+        .adapters
+        .repository
+        .get_session(&session.id)
+        .await
+        .unwrap();
     assert_eq!(ended.state, SessionState::Stopped);
     assert_eq!(ended.stop_reason, Some(StopReason::TaskExited));
-    assert_eq!(env.calls.count("ECS.DescribeTasks"), 0, "events cost no describe");
+    assert_eq!(
+        env.calls.count("ECS.DescribeTasks"),
+        0,
+        "events cost no describe"
+    );
 }

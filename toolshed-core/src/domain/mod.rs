@@ -11,6 +11,7 @@ mod labels;
 pub mod markdown;
 mod mcp;
 mod metadata;
+mod observation;
 pub mod poisoning;
 mod principal;
 pub mod promotion;
@@ -18,7 +19,6 @@ mod redact;
 mod repo_url;
 mod server;
 pub mod server_json;
-mod observation;
 mod session;
 mod settings;
 mod verification;
@@ -55,6 +55,7 @@ pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
 };
+pub use observation::{ObservedTaskState, TaskObservation};
 pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
     PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,
@@ -66,7 +67,6 @@ pub use server::{
     Server, ServerRegistration, TaskResources, ToolInventory, Transport, VerificationCompletion,
     VerificationState, DEFAULT_MCP_PATH, DEFAULT_MCP_PORT, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN,
 };
-pub use observation::{ObservedTaskState, TaskObservation};
 pub use session::{
     LiveSessionCounts, PlaygroundSession, SessionCaps, SessionState, StopReason, TaskHandle,
     TtlBounds, MAX_SESSION_TTL,

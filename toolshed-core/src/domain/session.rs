@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, IdempotencyKey, TaskObservation, ImageRef, PrincipalId, ServerId, SessionId, Timestamp};
+use super::{
+    Endpoint, IdempotencyKey, ImageRef, PrincipalId, ServerId, SessionId, TaskObservation,
+    Timestamp,
+};
 use crate::error::{CapScope, Error, Result};
 
 /// An opaque handle of a running task or container (ECS task ARN, Docker container id).

@@ -38,8 +38,8 @@ pub use repository::{
     VerificationCompletion, SESSION_BATCH,
 };
 pub use runner::{
-    DESCRIBE_BATCH,
-    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, MAX_LOG_TAIL,
+    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, DESCRIBE_BATCH,
+    MAX_LOG_TAIL,
 };
 pub use secrets::{SecretOwner, SecretStore};
 pub use source::{SnapshotLimits, SourceRepository};

@@ -261,7 +261,10 @@ impl StatusRefresher {
                 observation: observation_of(&status, event.observed_at),
             });
         }
-        let changed = self.repository.record_task_observations(&observations).await?;
+        let changed = self
+            .repository
+            .record_task_observations(&observations)
+            .await?;
         report.recorded = u32::try_from(changed.len()).unwrap_or(u32::MAX);
         // Ended tasks end their session, whether this call recorded the observation or an
         // earlier delivery of the same event did (its end may have failed).
@@ -330,7 +333,11 @@ impl StatusRefresher {
                 report.truncated = true;
                 break;
             }
-            let page = match self.repository.list_live_sessions(after.clone(), want).await {
+            let page = match self
+                .repository
+                .list_live_sessions(after.clone(), want)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     report.errors.push(format!("list live sessions: {e}"));
@@ -360,7 +367,9 @@ impl StatusRefresher {
             let described = match self.runner.describe_many(&tasks).await {
                 Ok(d) => d,
                 Err(e) => {
-                    report.errors.push(format!("describe {} tasks: {e}", tasks.len()));
+                    report
+                        .errors
+                        .push(format!("describe {} tasks: {e}", tasks.len()));
                     continue;
                 }
             };
@@ -382,7 +391,11 @@ impl StatusRefresher {
                 });
             }
         }
-        match self.repository.record_task_observations(&observations).await {
+        match self
+            .repository
+            .record_task_observations(&observations)
+            .await
+        {
             Ok(changed) => report.recorded = u32::try_from(changed.len()).unwrap_or(u32::MAX),
             Err(e) => report.errors.push(format!("record observations: {e}")),
         }

@@ -39,7 +39,10 @@ pub async fn check_record_task_observations(repo: Repo) {
         .record_task_observations(&[])
         .await
         .must("record_task_observations of nothing");
-    assert!(none.is_empty(), "conformance: no observations change nothing");
+    assert!(
+        none.is_empty(),
+        "conformance: no observations change nothing"
+    );
 
     let obs = |id: &SessionId, task: &TaskHandle, o: TaskObservation| SessionObservation {
         session_id: id.clone(),
@@ -48,7 +51,11 @@ pub async fn check_record_task_observations(repo: Repo) {
     };
     let newest = seen(ObservedTaskState::Running, t + secs(2));
     let batch = vec![
-        obs(&live.id, &live.task, seen(ObservedTaskState::Pending, t + secs(1))),
+        obs(
+            &live.id,
+            &live.task,
+            seen(ObservedTaskState::Pending, t + secs(1)),
+        ),
         obs(&live.id, &live.task, newest.clone()),
         // Another task naming this session (a stale or forged event) is ignored.
         obs(
@@ -56,7 +63,11 @@ pub async fn check_record_task_observations(repo: Repo) {
             &TaskHandle::new("task-somebody-else").must("task"),
             seen(ObservedTaskState::Stopped, t + secs(3)),
         ),
-        obs(&ended.id, &ended.task, seen(ObservedTaskState::Running, t + secs(3))),
+        obs(
+            &ended.id,
+            &ended.task,
+            seen(ObservedTaskState::Running, t + secs(3)),
+        ),
         obs(
             &SessionId::new(format!("{}-obs-missing", s.id)).must("id"),
             &live.task,
@@ -91,7 +102,10 @@ pub async fn check_record_task_observations(repo: Repo) {
         "conformance: record_task_observations returns the stored record"
     );
     let untouched = repo.get_session(&other.id).await.must("get_session");
-    assert_eq!(untouched, other, "conformance: another task's observation is ignored");
+    assert_eq!(
+        untouched, other,
+        "conformance: another task's observation is ignored"
+    );
     assert_eq!(
         repo.get_session(&ended.id).await.must("get_session"),
         ended,
@@ -142,7 +156,13 @@ pub async fn check_record_task_observations(repo: Repo) {
     }
     let batch: Vec<SessionObservation> = many
         .iter()
-        .map(|m| obs(&m.id, &m.task, seen(ObservedTaskState::Pending, t + secs(4))))
+        .map(|m| {
+            obs(
+                &m.id,
+                &m.task,
+                seen(ObservedTaskState::Pending, t + secs(4)),
+            )
+        })
         .collect();
     let changed = repo
         .record_task_observations(&batch)
