@@ -369,8 +369,7 @@ async fn sweep_repairs_a_crash_between_start_and_record_and_removes_expired_sess
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_container_ends_its_session_through_engine_events_without_a_poll() {
-    if !docker_enabled("a_killed_container_ends_its_session_through_engine_events_without_a_poll")
-    {
+    if !docker_enabled("a_killed_container_ends_its_session_through_engine_events_without_a_poll") {
         return;
     }
     let f = fixture(None, |_| {}).await;

@@ -397,7 +397,12 @@ async fn a_task_state_change_event_updates_its_session_on_moto() {
         panic!("a task event: {running:?}")
     };
     assert!(r.ours && r.recorded && !r.ended, "{r:?}");
-    let stored = env.adapters.repository.get_session(&session.id).await.unwrap();
+    let stored = env
+        .adapters
+        .repository
+        .get_session(&session.id)
+        .await
+        .unwrap();
     assert_eq!(
         stored.observed.unwrap().endpoint.unwrap().host,
         "10.0.3.4",
@@ -416,9 +421,19 @@ async fn a_task_state_change_event_updates_its_session_on_moto() {
         panic!("a task event: {stopped:?}")
     };
     assert!(r.ended, "{r:?}");
-    let ended = env.adapters.repository.get_session(&session.id).await.unwrap();
+    let ended = env
+        .adapters
+        .repository
+        .get_session(&session.id)
+        .await
+        .unwrap();
     assert_eq!(ended.stop_reason, Some(StopReason::TaskExited));
-    assert_eq!(env.calls.count("ECS.DescribeTasks"), 0, "{:?}", env.calls.counts());
+    assert_eq!(
+        env.calls.count("ECS.DescribeTasks"),
+        0,
+        "{:?}",
+        env.calls.counts()
+    );
 
     // Another deployment's event is skipped; a malformed one is refused, not retried.
     let mut foreign = task_state_change(&task, "STOPPED", &at(3));
@@ -431,7 +446,10 @@ async fn a_task_state_change_event_updates_its_session_on_moto() {
     )
     .await
     .unwrap();
-    assert!(matches!(skipped, CleanupResponse::TaskEvent(ref r) if !r.ours), "{skipped:?}");
+    assert!(
+        matches!(skipped, CleanupResponse::TaskEvent(ref r) if !r.ours),
+        "{skipped:?}"
+    );
     let mut broken = task_state_change(&task, "STOPPED", &at(3));
     broken["detail"]["lastStatus"] = json!(42);
     let err = dispatch(
