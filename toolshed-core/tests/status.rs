@@ -99,7 +99,7 @@ async fn task_events_update_sessions_without_a_runner_call() {
     };
     let report = h
         .toolshed
-        .apply_task_events(&[running.clone()])
+        .apply_task_events(std::slice::from_ref(&running))
         .await
         .unwrap();
     assert_eq!(
@@ -147,7 +147,7 @@ async fn task_events_update_sessions_without_a_runner_call() {
     };
     let report = h
         .toolshed
-        .apply_task_events(&[stopped.clone()])
+        .apply_task_events(std::slice::from_ref(&stopped))
         .await
         .unwrap();
     assert_eq!((report.recorded, report.ended), (1, 1));
