@@ -138,6 +138,7 @@ async fn seed(
                     stopped_at: None,
                     owner: None,
                     ready_at: None,
+                    observed: None,
                     version: 1,
                 })
             }

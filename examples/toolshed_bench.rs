@@ -13,6 +13,8 @@
 //!   the sweep then runs over what was made and says so.
 //! - `BENCH_LAUNCHES` (default 20): cold launches on the Docker engine.
 //! - `BENCH_VERIFIES` (default 3): forced re-verifications (and plain builds) timed.
+//! - `BENCH_STATUS_SECS` (default 6): how long 100 live sessions are polled at ~1,000 polls/s
+//!   with the batched refresher running (`describe_tasks_per_s_at_1000_polls`).
 //!
 //! Run: `cargo run -p toolshed-aws --features bench --example toolshed_bench`
 //! (`toolshed_bench serve-example --port N` is the example server the image runs.)
@@ -136,6 +138,123 @@ async fn sweep_on_moto(endpoint: &str, size: usize, budget: Duration) -> Result<
         describe_tasks: moto.calls.count("ECS.DescribeTasks"),
         changed: !report.is_noop(),
     })
+}
+
+/// Live sessions polled in the status benchmark.
+const POLLED_SESSIONS: usize = 100;
+
+/// DescribeTasks per second while `POLLED_SESSIONS` live sessions on moto are polled at about
+/// 1,000 polls/s for `run`, with the batched refresher running every half freshness (2 s
+/// freshness here, so a few refresh rounds fit; the service's clock follows real time).
+async fn status_polls_on_moto(endpoint: &str, run: Duration) -> Result<(f64, u64, usize)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use toolshed_core::services::{RefreshLimits, Toolshed, ToolshedConfig};
+
+    let moto = MotoEnv::create(endpoint.to_owned()).await;
+    moto.manual_task_transitions().await;
+    let svc = moto.services(SessionCaps {
+        per_server: 1_000,
+        total: 1_000,
+    });
+    let id = ServerId::new("polled")?;
+    let repo = RepoUrl::new("https://github.com/example/polled")?;
+    let commit = CommitSha::new(COMMIT)?;
+    svc.source.set_commit(&repo, &GitRef::main(), &commit);
+    svc.toolshed
+        .register_server(ServerRegistration {
+            id: id.clone(),
+            repo,
+            git_ref: GitRef::main(),
+            transport: Default::default(),
+            resources: Default::default(),
+            description: None,
+            language: None,
+            build: Default::default(),
+            settings: Vec::new(),
+        })
+        .await?;
+    moto.push_image(ImageTag::for_build(&id, &commit).as_str(), "polled")
+        .await;
+    let server = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await?
+        .server()
+        .clone();
+    let sessions = moto
+        .seed_live_sessions(
+            &server,
+            POLLED_SESSIONS,
+            16,
+            svc.clock.now(),
+            |_| Duration::from_secs(3600),
+            Instant::now() + Duration::from_secs(120),
+        )
+        .await;
+    let freshness = Duration::from_secs(2);
+    let toolshed = Arc::new(Toolshed::new(
+        svc.toolshed.ports().clone(),
+        ToolshedConfig {
+            status_freshness: freshness,
+            ..svc.toolshed.config().clone()
+        },
+    )?);
+    moto.calls.reset();
+    let start = Instant::now();
+    let t0 = svc.clock.now();
+    let polls = Arc::new(AtomicU64::new(0));
+    let until = start + run;
+    // The clock follows real time, and the refresher runs every half freshness.
+    let clock = svc.clock.clone();
+    let refresher = toolshed.clone();
+    let background = tokio::spawn(async move {
+        let mut next_refresh = Instant::now();
+        while Instant::now() < until {
+            clock.set(t0 + chrono::Duration::from_std(start.elapsed()).unwrap_or_default());
+            if Instant::now() >= next_refresh {
+                refresher
+                    .refresh_stale_sessions(RefreshLimits::default())
+                    .await;
+                next_refresh += freshness / 2;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    // 20 pollers, each about 50 polls/s: about 1,000 polls/s in all (fewer if moto is slower).
+    let mut pollers = Vec::new();
+    for p in 0..20 {
+        let toolshed = toolshed.clone();
+        let polls = polls.clone();
+        let ids: Vec<_> = sessions.iter().map(|s| s.id.clone()).collect();
+        pollers.push(tokio::spawn(async move {
+            let mut i = p;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            while Instant::now() < until {
+                tick.tick().await;
+                if toolshed.session_status(&ids[i % ids.len()]).await.is_ok() {
+                    polls.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 7;
+            }
+        }));
+    }
+    for p in pollers {
+        p.await?;
+    }
+    background.await?;
+    let secs = start.elapsed().as_secs_f64();
+    let describes = moto.calls.count("ECS.DescribeTasks");
+    println!(
+        "  status: {} polls in {secs:.1} s over {} sessions, {describes} DescribeTasks",
+        polls.load(Ordering::Relaxed),
+        sessions.len()
+    );
+    Ok((
+        describes as f64 / secs,
+        polls.load(Ordering::Relaxed),
+        describes,
+    ))
 }
 
 /// Launch → first tool call figures, and verify vs `docker build`, on the Docker engine.
@@ -282,6 +401,8 @@ async fn main() -> Result<()> {
     for size in sizes {
         sweeps.push(sweep_on_moto(&endpoint, size, budget).await?);
     }
+    let poll_secs = Duration::from_secs(var("BENCH_STATUS_SECS", 6));
+    let (describes_per_s, polls, describes) = status_polls_on_moto(&endpoint, poll_secs).await?;
     println!("Docker engine: {launches} cold launches, {verifies} forced verifications");
     let engine = on_engine(launches, verifies).await?;
 
@@ -320,6 +441,11 @@ async fn main() -> Result<()> {
             );
         }
     }
+    println!(
+        "{:<58} {:>14}",
+        format!("DescribeTasks/s at ~1,000 polls/s ({polls} polls, {POLLED_SESSIONS} sessions)"),
+        format!("{describes_per_s:.2} ({describes})")
+    );
     let mut cold = engine.cold.clone();
     cold.sort();
     let median = |v: &[Duration]| {
@@ -374,7 +500,7 @@ async fn main() -> Result<()> {
     let json = serde_json::json!({
         "warm_ready_p50_ms": serde_json::Value::Null,
         "cold_ready_p50_ms": quantile_ms(&cold, 0.5),
-        "describe_tasks_per_s_at_1000_polls": serde_json::Value::Null,
+        "describe_tasks_per_s_at_1000_polls": describes_per_s,
         "sweep_calls_per_unchanged_session": per_session,
         "verify_over_docker_build": ratio,
     });

@@ -144,6 +144,7 @@ module "cleanup" {
   log_retention_days  = var.cleanup.log_retention_days
   cluster_arn         = module.playground.cluster_arn
   sessions_table_arn  = module.state.sessions_table_arn
+  servers_table_arn   = module.state.servers_table_arn
   table_kms_key_arn   = var.kms_key_arn
   kms_key_arn         = var.kms_key_arn
   task_family_prefix  = var.task_family_prefix

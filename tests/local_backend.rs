@@ -368,6 +368,49 @@ async fn sweep_repairs_a_crash_between_start_and_record_and_removes_expired_sess
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_container_ends_its_session_through_engine_events_without_a_poll() {
+    if !docker_enabled("a_killed_container_ends_its_session_through_engine_events_without_a_poll") {
+        return;
+    }
+    let f = fixture(None, |_| {}).await;
+    let ts = &f.backend.toolshed;
+    ts.verify_server(&f.server, VerifyOptions::default())
+        .await
+        .unwrap();
+    let watcher = f
+        .backend
+        .runner
+        .spawn_status_watcher(ts.status_refresher(), Duration::from_millis(200));
+    let s = ts
+        .launch_session(&f.server, LaunchRequest::default())
+        .await
+        .unwrap();
+    wait_running(&f, &s.id).await;
+    let killed = std::process::Command::new("docker")
+        .args(["kill", s.task.as_str()])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "docker kill: {killed:?}");
+    // Only the record is read from here on: no status poll, no describe.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let stored = ts.get_session(&s.id).await.unwrap();
+        if stored.state == SessionState::Stopped {
+            break stored;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not end the session within 30 s: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ended.stop_reason, Some(StopReason::TaskExited));
+    watcher.abort();
+    // Remove the exited container.
+    f.backend.runner.stop(&s.task, "test done").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_on_sqlite_file() {
     let dir = TempDir::new("toolshed-conformance");
     let repo = SqliteServerRepository::open(dir.0.join("db.sqlite3"))

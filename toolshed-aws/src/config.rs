@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use toolshed_core::domain::DeploymentId;
 use toolshed_core::ports::{Clock, McpProbe, MetadataGenerator, SourceRepository};
-use toolshed_core::services::{Ports, Sweeper};
+use toolshed_core::services::{Ports, StatusRefresher, Sweeper};
 
 use crate::codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
 use crate::dynamodb::{DynamoServerRepository, DynamoTables};
@@ -630,6 +630,15 @@ impl SweepAdapters {
     /// The sweep over these adapters and `clock` (the system clock in production).
     pub fn sweeper(&self, clock: Arc<dyn Clock>) -> Sweeper {
         Sweeper::new(
+            Arc::new(self.repository.clone()),
+            Arc::new(self.tasks.clone()),
+            clock,
+        )
+    }
+
+    /// The status refresher over these adapters and `clock` (default freshness).
+    pub fn status_refresher(&self, clock: Arc<dyn Clock>) -> StatusRefresher {
+        StatusRefresher::new(
             Arc::new(self.repository.clone()),
             Arc::new(self.tasks.clone()),
             clock,

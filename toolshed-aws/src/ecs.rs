@@ -115,6 +115,16 @@ impl EcsTaskRunner {
         self
     }
 
+    /// The cluster its tasks run in.
+    pub fn cluster(&self) -> &str {
+        &self.settings.cluster
+    }
+
+    /// The deployment owning its tasks.
+    pub fn deployment(&self) -> &DeploymentId {
+        &self.settings.deployment
+    }
+
     /// The task definition family of a spec: `<prefix>-<serverId>-<digest first 12 hex>`.
     pub fn family(&self, spec: &TaskSpec) -> String {
         format!(
@@ -329,6 +339,7 @@ impl EcsTaskRunner {
             .launch_type(LaunchType::Fargate)
             .count(1)
             .started_by(self.settings.deployment.as_str())
+            .set_group(crate::ecs_events::session_group(spec))
             .client_token(&spec.idempotency_token)
             .network_configuration(
                 self.network(spec.resources.egress)
@@ -444,6 +455,31 @@ fn stop_target_missing(
     msg.is_some_and(|m| m.to_ascii_lowercase().contains("not found"))
 }
 
+/// What an unknown task (or another deployment's) describes as.
+const MISSING: TaskStatus = TaskStatus {
+    state: TaskState::Missing,
+    endpoint: None,
+};
+
+/// State and, while running, endpoint of a described task of ours.
+fn task_status(t: &Task) -> Result<TaskStatus> {
+    let state = task_state(t);
+    let endpoint = if state == TaskState::Running {
+        let (port, path) = endpoint_tags(t);
+        match private_ip(t) {
+            Some(ip) => Some(Endpoint::new(
+                ip,
+                port.unwrap_or(DEFAULT_MCP_PORT),
+                path.unwrap_or_else(|| DEFAULT_MCP_PATH.to_owned()),
+            )?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(TaskStatus { state, endpoint })
+}
+
 /// The state of a described task.
 pub(crate) fn task_state(task: &Task) -> TaskState {
     let last = task.last_status().unwrap_or("PENDING");
@@ -555,31 +591,40 @@ impl TaskRunner for EcsTaskRunner {
         let out = self.describe_batch(&[task.to_string()], true).await?;
         // AWS answers MISSING in `failures`; moto answers nothing: both mean unknown. Another
         // deployment's task is unknown to this one.
-        let Some(t) = out
+        match out
             .tasks()
             .first()
             .filter(|t| owned_by(t, &self.settings.deployment))
-        else {
-            return Ok(TaskStatus {
-                state: TaskState::Missing,
-                endpoint: None,
-            });
-        };
-        let state = task_state(t);
-        let endpoint = if state == TaskState::Running {
-            let (port, path) = endpoint_tags(t);
-            match private_ip(t) {
-                Some(ip) => Some(Endpoint::new(
-                    ip,
-                    port.unwrap_or(DEFAULT_MCP_PORT),
-                    path.unwrap_or_else(|| DEFAULT_MCP_PATH.to_owned()),
-                )?),
-                None => None,
+        {
+            Some(t) => task_status(t),
+            None => Ok(MISSING),
+        }
+    }
+
+    /// One DescribeTasks per [`DESCRIBE_BATCH`] tasks (the API's limit), so a refresh of `N`
+    /// sessions costs ⌈N/100⌉ calls of the throttled DescribeTasks quota.
+    async fn describe_many(&self, tasks: &[TaskHandle]) -> Result<Vec<(TaskHandle, TaskStatus)>> {
+        let unique: std::collections::BTreeSet<&TaskHandle> = tasks.iter().collect();
+        let unique: Vec<&TaskHandle> = unique.into_iter().collect();
+        let mut out = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(DESCRIBE_BATCH) {
+            let arns: Vec<String> = chunk.iter().map(|t| t.to_string()).collect();
+            let described = self.describe_batch(&arns, true).await?;
+            let mut found: std::collections::HashMap<&str, &Task> = described
+                .tasks()
+                .iter()
+                .filter(|t| owned_by(t, &self.settings.deployment))
+                .filter_map(|t| Some((t.task_arn()?, t)))
+                .collect();
+            for handle in chunk {
+                let status = match found.remove(handle.as_str()) {
+                    Some(t) => task_status(t)?,
+                    None => MISSING,
+                };
+                out.push(((*handle).clone(), status));
             }
-        } else {
-            None
-        };
-        Ok(TaskStatus { state, endpoint })
+        }
+        Ok(out)
     }
 
     async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {

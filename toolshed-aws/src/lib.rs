@@ -28,6 +28,7 @@ pub mod config;
 pub mod dynamodb;
 pub mod ecr;
 pub mod ecs;
+pub mod ecs_events;
 pub mod error;
 pub mod interceptors;
 pub mod s3;

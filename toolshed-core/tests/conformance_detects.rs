@@ -8,7 +8,9 @@ use toolshed_core::domain::{
     PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, Timestamp,
     VerificationFailure, VerificationLease, VerificationRun,
 };
-use toolshed_core::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+use toolshed_core::ports::{
+    ServerRepository, SessionEnd, SessionInsert, SessionObservation, VerificationCompletion,
+};
 use toolshed_core::testing::{conformance, InMemoryServerRepository};
 use toolshed_core::Result;
 
@@ -24,6 +26,8 @@ enum Bug {
     RevocationIgnored,
     /// Reads only the first batch of ids, as if the adapter forgot to split the request.
     BatchReadUnsplit,
+    /// Stores every observation in turn, older ones over newer.
+    ObservationsIgnoreOrder,
 }
 
 #[derive(Debug)]
@@ -122,6 +126,25 @@ impl ServerRepository for Broken {
     }
     async fn update_session(&self, s: &PlaygroundSession) -> Result<PlaygroundSession> {
         self.inner.update_session(s).await
+    }
+    async fn record_task_observations(
+        &self,
+        observations: &[SessionObservation],
+    ) -> Result<Vec<PlaygroundSession>> {
+        if matches!(self.bug, Bug::ObservationsIgnoreOrder) {
+            let mut out = Vec::new();
+            for o in observations {
+                let Ok(mut s) = self.inner.get_session(&o.session_id).await else {
+                    continue;
+                };
+                if s.state.is_live() && s.task == o.task {
+                    s.observed = Some(o.observation.clone());
+                    out.push(self.inner.update_session(&s).await?);
+                }
+            }
+            return Ok(out);
+        }
+        self.inner.record_task_observations(observations).await
     }
     async fn end_session(
         &self,
@@ -299,6 +322,12 @@ async fn catches_a_batch_read_that_reads_only_the_first_batch() {
 }
 
 #[tokio::test]
+#[should_panic(expected = "conformance: record_task_observations must change only")]
+async fn catches_observations_stored_out_of_order() {
+    conformance::check_record_task_observations(broken(Bug::ObservationsIgnoreOrder)).await;
+}
+
+#[tokio::test]
 async fn the_unbroken_wrapper_passes() {
     // The same wrapper, with a bug that only matters elsewhere, passes the checks above.
     conformance::check_session_caps(broken(Bug::NoFencing)).await;
@@ -306,6 +335,7 @@ async fn the_unbroken_wrapper_passes() {
     conformance::check_list_expired_sessions(broken(Bug::NoFencing)).await;
     conformance::check_list_stale_verifications(broken(Bug::IgnoresCaps)).await;
     conformance::check_get_sessions(broken(Bug::NoFencing)).await;
+    conformance::check_record_task_observations(broken(Bug::NoFencing)).await;
 }
 
 #[tokio::test]

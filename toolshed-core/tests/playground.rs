@@ -291,7 +291,8 @@ async fn ttls_are_bounded() {
 
 #[tokio::test]
 async fn status_reports_the_endpoint_once_running_and_marks_exited_tasks() {
-    let h = Harness::new();
+    // Every poll describes here (the record-first answers are in `status.rs`).
+    let h = Harness::with_config(|c| c.status_freshness = Duration::ZERO);
     h.verified("time").await;
     h.runner.set_pending_describes(1);
     let s = h

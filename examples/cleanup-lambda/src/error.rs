@@ -16,6 +16,15 @@ pub enum SweepError {
         /// The errors, as collected by the sweep.
         errors: Vec<String>,
     },
+    /// A task state change event could not be applied (EventBridge retries the delivery;
+    /// applying an event twice changes nothing).
+    #[error("task event not applied: {message}")]
+    TaskEvent {
+        /// Whether the backend said a retry may help.
+        retryable: bool,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl SweepError {
@@ -24,6 +33,7 @@ impl SweepError {
         match self {
             SweepError::InvalidEvent(_) => false,
             SweepError::Incomplete { .. } => true,
+            SweepError::TaskEvent { retryable, .. } => *retryable,
         }
     }
 
@@ -32,6 +42,7 @@ impl SweepError {
         let kind = match self {
             SweepError::InvalidEvent(_) => "InvalidEvent",
             SweepError::Incomplete { .. } => "SweepIncomplete",
+            SweepError::TaskEvent { .. } => "TaskEventNotApplied",
         };
         let class = if self.is_retryable() {
             "Retryable"

@@ -5,6 +5,10 @@
 //! [`SweepReport`] as JSON. The handler has no logic of its own: what to stop is decided by the
 //! core service; this crate only adapts the event, the report and the errors to Lambda.
 //!
+//! The same function keeps session status fresh (module `status`): ECS task state change events
+//! are routed by [`dispatch`] to the status use case, and each scheduled run also refreshes the
+//! observations of live sessions in batches.
+//!
 //! Errors are reported to Lambda as [`Diagnostic`]s whose `errorType` starts with `Retryable.`
 //! or `NonRetryable.` (see [`SweepError`]), so alarms and the dead-letter queue can tell a
 //! backend outage from a misconfiguration.
@@ -12,9 +16,14 @@
 
 mod compose;
 mod error;
+mod status;
 
-pub use compose::sweeper_from_env;
+pub use compose::{handlers_from_env, sweeper_from_env};
 pub use error::SweepError;
+pub use status::{
+    dispatch, dispatch_for_runtime, CleanupHandlers, CleanupResponse, RefreshResponse,
+    TaskEventResponse,
+};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};

@@ -308,3 +308,159 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert!(err.to_string().contains("only lists and stops"), "{err}");
 }
+
+/// An ECS task state change for `task` as EventBridge delivers it to the function.
+fn task_state_change(task: &aws_sdk_ecs::types::Task, last_status: &str, at: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": format!("ev-{last_status}"),
+        "detail-type": "ECS Task State Change",
+        "source": "aws.ecs",
+        "account": "123456789012",
+        "time": at,
+        "region": "us-east-1",
+        "resources": [task.task_arn().unwrap()],
+        "detail": {
+            "attachments": [{
+                "id": "a1",
+                "type": "eni",
+                "status": "ATTACHED",
+                "details": [{"name": "privateIPv4Address", "value": "10.0.3.4"}]
+            }],
+            "clusterArn": task.cluster_arn().unwrap(),
+            "containers": [{"name": "mcp", "lastStatus": last_status, "exitCode": 1}],
+            "desiredStatus": if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" },
+            "group": task.group().unwrap(),
+            "lastStatus": last_status,
+            "startedBy": task.started_by().unwrap(),
+            "stoppedReason": "Essential container in task exited",
+            "taskArn": task.task_arn().unwrap(),
+            "updatedAt": at,
+            "version": 2
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_task_state_change_event_updates_its_session_on_moto() {
+    use toolshed_cleanup_lambda::{dispatch, CleanupHandlers, CleanupResponse};
+    use toolshed_core::services::RefreshLimits;
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let reg = registration("evented");
+    let id = reg.id.clone();
+    let commit = CommitSha::new(COMMIT).unwrap();
+    svc.source.set_commit(&reg.repo, &GitRef::main(), &commit);
+    svc.toolshed.register_server(reg).await.unwrap();
+    env.push_image(ImageTag::for_build(&id, &commit).as_str(), "evented")
+        .await;
+    svc.toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    let session = svc
+        .toolshed
+        .launch_session(&id, LaunchRequest::default())
+        .await
+        .unwrap();
+    let adapters = env.sweep_adapters(env.settings.sweep());
+    let handlers = CleanupHandlers {
+        sweeper: adapters.sweeper(svc.clock.clone()),
+        refresher: adapters.status_refresher(svc.clock.clone()),
+        tasks: adapters.tasks.clone(),
+    };
+    let task = env
+        .ecs()
+        .describe_tasks()
+        .cluster(&env.settings.cluster)
+        .tasks(session.task.as_str())
+        .send()
+        .await
+        .unwrap()
+        .tasks()
+        .first()
+        .cloned()
+        .unwrap();
+    let at = |s: i64| (svc.clock.now() + chrono::Duration::seconds(s)).to_rfc3339();
+    env.calls.reset();
+
+    let running = dispatch(
+        &handlers,
+        SweepLimits::default(),
+        RefreshLimits::default(),
+        invoke(task_state_change(&task, "RUNNING", &at(1))),
+    )
+    .await
+    .unwrap();
+    let CleanupResponse::TaskEvent(r) = running else {
+        panic!("a task event: {running:?}")
+    };
+    assert!(r.ours && r.recorded && !r.ended, "{r:?}");
+    let stored = env
+        .adapters
+        .repository
+        .get_session(&session.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.observed.unwrap().endpoint.unwrap().host,
+        "10.0.3.4",
+        "the event's address, with the server's port and path"
+    );
+
+    let stopped = dispatch(
+        &handlers,
+        SweepLimits::default(),
+        RefreshLimits::default(),
+        invoke(task_state_change(&task, "STOPPED", &at(2))),
+    )
+    .await
+    .unwrap();
+    let CleanupResponse::TaskEvent(r) = stopped else {
+        panic!("a task event: {stopped:?}")
+    };
+    assert!(r.ended, "{r:?}");
+    let ended = env
+        .adapters
+        .repository
+        .get_session(&session.id)
+        .await
+        .unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::TaskExited));
+    assert_eq!(
+        env.calls.count("ECS.DescribeTasks"),
+        0,
+        "{:?}",
+        env.calls.counts()
+    );
+
+    // Another deployment's event is skipped; a malformed one is refused, not retried.
+    let mut foreign = task_state_change(&task, "STOPPED", &at(3));
+    foreign["detail"]["startedBy"] = "someone-else".into();
+    let skipped = dispatch(
+        &handlers,
+        SweepLimits::default(),
+        RefreshLimits::default(),
+        invoke(foreign),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(skipped, CleanupResponse::TaskEvent(ref r) if !r.ours),
+        "{skipped:?}"
+    );
+    let mut broken = task_state_change(&task, "STOPPED", &at(3));
+    broken["detail"]["lastStatus"] = json!(42);
+    let err = dispatch(
+        &handlers,
+        SweepLimits::default(),
+        RefreshLimits::default(),
+        invoke(broken),
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+}

@@ -256,6 +256,9 @@ pub struct ComposedBackend {
     pub stdio_servers: Option<StdioSupport>,
 }
 
+/// Pause before the engine's event stream is watched again after it ended or failed.
+const WATCH_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Wires the adapters `config` selects.
 ///
 /// # Errors
@@ -264,6 +267,13 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
     match config {
         BackendConfig::Local(local) => {
             let backend = LocalBackend::connect(local).await?;
+            // Session status follows the engine's container events (a killed container ends its
+            // session without a poll); detached, it lives as long as the process.
+            drop(
+                backend
+                    .runner
+                    .spawn_status_watcher(backend.toolshed.status_refresher(), WATCH_RETRY),
+            );
             let bridge = &backend.stdio_bridge;
             Ok(ComposedBackend {
                 stdio_servers: Some(StdioSupport {

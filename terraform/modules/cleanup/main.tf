@@ -127,6 +127,24 @@ data "aws_iam_policy_document" "lambda" {
     ]
   }
 
+  # Task state events and the status refresh read sessions in batches and, for an event that
+  # carries only the task's address, the server's transport (port and path).
+  statement {
+    sid       = "ReadSessionsInBatches"
+    actions   = ["dynamodb:BatchGetItem"]
+    resources = [var.sessions_table_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.servers_table_arn == null ? [] : [var.servers_table_arn]
+
+    content {
+      sid       = "ReadServerTransport"
+      actions   = ["dynamodb:GetItem"]
+      resources = [statement.value]
+    }
+  }
+
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -178,8 +196,9 @@ resource "aws_lambda_function" "this" {
   timeout          = var.timeout_seconds
   memory_size      = var.memory_size
   kms_key_arn      = var.kms_key_arn
-  # One sweep at a time: overlapping sweeps would race on the same sessions.
-  reserved_concurrent_executions = 1
+  # A few at a time: task state events arrive while a sweep runs. Sweeps are safe side by side
+  # (every stop and end is idempotent), and the schedule starts one a minute.
+  reserved_concurrent_executions = var.task_state_events ? var.event_concurrency : 1
 
   environment {
     variables = var.environment
@@ -300,6 +319,95 @@ resource "aws_scheduler_schedule" "this" {
       maximum_retry_attempts       = 0
     }
   }
+}
+
+# ------------------------------------------------------------------ task state events
+# ECS task state changes of this deployment's playground sessions (group `toolshed-session:<id>`,
+# `startedBy` = the deployment id) reach the same function, which records each task's state on its
+# session so status polls answer from the record instead of calling DescribeTasks.
+locals {
+  deployment_id = lookup(var.environment, "TOOLSHED_DEPLOYMENT_ID", null)
+  task_state_detail = merge(
+    {
+      clusterArn = [local.cluster_arn]
+      group      = [{ prefix = "toolshed-session:" }]
+      lastStatus = ["PENDING", "RUNNING", "DEACTIVATING", "STOPPING", "STOPPED"]
+    },
+    local.deployment_id == null ? {} : { startedBy = [local.deployment_id] },
+  )
+}
+
+resource "aws_cloudwatch_event_rule" "task_state" {
+  count = var.create && var.task_state_events ? 1 : 0
+
+  name        = "${var.name}-task-state"
+  description = "Toolshed: playground task state changes of ${local.cluster_name}, for session status"
+  event_pattern = jsonencode({
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Task State Change"]
+    detail        = local.task_state_detail
+  })
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "task_state" {
+  count = var.create && var.task_state_events ? 1 : 0
+
+  rule      = aws_cloudwatch_event_rule.task_state[0].name
+  target_id = "session-status"
+  arn       = aws_lambda_function.this[0].arn
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dlq[0].arn
+  }
+
+  # A late event is superseded by the refresh, which describes ageing sessions anyway.
+  retry_policy {
+    maximum_event_age_in_seconds = 300
+    maximum_retry_attempts       = 3
+  }
+}
+
+# Only this rule may invoke the function with events.
+resource "aws_lambda_permission" "task_state" {
+  count = var.create && var.task_state_events ? 1 : 0
+
+  statement_id   = "TaskStateEvents"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.this[0].function_name
+  principal      = "events.amazonaws.com"
+  source_arn     = aws_cloudwatch_event_rule.task_state[0].arn
+  source_account = local.account_id
+}
+
+# EventBridge delivers to the dead-letter queue only when the queue lets this rule send.
+data "aws_iam_policy_document" "dlq" {
+  count = var.create && var.task_state_events ? 1 : 0
+
+  statement {
+    sid       = "TaskStateRuleDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq[0].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.task_state[0].arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dlq" {
+  count = var.create && var.task_state_events ? 1 : 0
+
+  queue_url = aws_sqs_queue.dlq[0].id
+  policy    = data.aws_iam_policy_document.dlq[0].json
 }
 
 # ------------------------------------------------------------------ alarms

@@ -37,3 +37,8 @@ output "environment_names" {
   description = "Names of the environment variables the function gets (values are the settings)."
   value       = sort(keys(var.environment))
 }
+
+output "task_state_rule_arn" {
+  description = "ARN of the EventBridge rule delivering task state changes to the function (null when disabled)."
+  value       = try(aws_cloudwatch_event_rule.task_state[0].arn, null)
+}

@@ -61,6 +61,34 @@ variable "sessions_table_arn" {
   }
 }
 
+variable "servers_table_arn" {
+  description = "ARN of the servers table: task state events read a server's transport (MCP port and path) from it. Null: events whose endpoint needs it leave it to the next status poll."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.servers_table_arn == null || can(regex("^arn:aws[a-zA-Z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/.+$", var.servers_table_arn))
+    error_message = "servers_table_arn must be a DynamoDB table ARN."
+  }
+}
+
+variable "task_state_events" {
+  description = "Whether an EventBridge rule delivers this cluster's playground task state changes (ECS Task State Change, group toolshed-session:*, startedBy the deployment id) to the function, keeping session status fresh without DescribeTasks per poll."
+  type        = bool
+  default     = true
+}
+
+variable "event_concurrency" {
+  description = "Reserved concurrency of the function when it also takes task state events."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.event_concurrency >= 1 && var.event_concurrency <= 100
+    error_message = "event_concurrency must be between 1 and 100."
+  }
+}
+
 variable "table_kms_key_arn" {
   description = "Customer managed KMS key of the sessions table, if any."
   type        = string

@@ -41,7 +41,8 @@ use toolshed_core::domain::{
 };
 use toolshed_core::error::{CapScope, EntityKind};
 use toolshed_core::ports::{
-    ServerRepository, SessionEnd, SessionInsert, VerificationCompletion, SESSION_BATCH,
+    newest_per_session, ServerRepository, SessionEnd, SessionInsert, SessionObservation,
+    VerificationCompletion, SESSION_BATCH,
 };
 use toolshed_core::{Error, Result};
 
@@ -754,6 +755,35 @@ impl ServerRepository for DynamoServerRepository {
         )
     }
 
+    async fn record_task_observations(
+        &self,
+        observations: &[SessionObservation],
+    ) -> Result<Vec<PlaygroundSession>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let wanted = newest_per_session(observations);
+        let ids: Vec<SessionId> = wanted.iter().map(|o| o.session_id.clone()).collect();
+        // One BatchGetItem per 100 sessions, then a conditional write (version, live) for each
+        // session that takes its observation.
+        let stored: std::collections::HashMap<SessionId, PlaygroundSession> = self
+            .get_sessions(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        let pairs: Vec<(SessionObservation, PlaygroundSession)> = wanted
+            .into_iter()
+            .filter_map(|o| Some((o.clone(), stored.get(&o.session_id)?.clone())))
+            .collect();
+        let writes = pairs
+            .into_iter()
+            .map(|(o, current)| async move { self.observe_session(&o, current).await });
+        let changed: Vec<Option<PlaygroundSession>> = stream::iter(writes)
+            .buffer_unordered(OBSERVATION_WRITES_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(changed.into_iter().flatten().collect())
+    }
+
     async fn end_session(
         &self,
         id: &SessionId,
@@ -1031,6 +1061,45 @@ fn live_lease(item: &Item, now: Timestamp) -> Option<(String, Timestamp)> {
 /// Maps the result of a versioned `UpdateItem` (condition "exists and `version = :v`", with
 /// `ReturnValuesOnConditionCheckFailure = ALL_OLD`): a failed condition without an old item means
 /// the record is gone (`NotFound`), with one it was changed concurrently (`Conflict`).
+/// Conditional writes of [`ServerRepository::record_task_observations`] in flight at once.
+const OBSERVATION_WRITES_IN_FLIGHT: usize = 16;
+
+/// Version conflicts an observation write re-reads after before giving up (a busy session).
+const OBSERVATION_RETRIES: usize = 5;
+
+impl DynamoServerRepository {
+    /// Stores one observation on `current` (the session as read) with the version check,
+    /// re-reading after a conflict; `None` when the session does not take it.
+    async fn observe_session(
+        &self,
+        o: &SessionObservation,
+        mut current: PlaygroundSession,
+    ) -> Result<Option<PlaygroundSession>> {
+        for _ in 0..=OBSERVATION_RETRIES {
+            let mut next = current.clone();
+            if next.task != o.task || !next.observe(o.observation.clone()) {
+                return Ok(None);
+            }
+            match self.update_session(&next).await {
+                Ok(s) => return Ok(Some(s)),
+                Err(Error::Conflict { .. }) => {
+                    current = match self.get_session_item(o.session_id.as_str()).await? {
+                        Some(item) => codec::session_from_item(&item)?,
+                        None => return Ok(None),
+                    };
+                }
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict {
+            kind: EntityKind::Session,
+            id: o.session_id.to_string(),
+            expected: current.version,
+        })
+    }
+}
+
 fn versioned_update<T, R>(
     res: std::result::Result<
         aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,

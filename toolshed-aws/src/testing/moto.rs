@@ -596,6 +596,7 @@ impl MotoEnv {
                     endpoint: None,
                     state: SessionState::Starting,
                     ready_at: None,
+                    observed: None,
                     stop_reason: None,
                     idempotency_key: None,
                     created_at: now,

@@ -6,6 +6,7 @@ mod repository;
 mod secret_store;
 mod secrets;
 mod services;
+mod status;
 mod stores;
 mod task_secrets;
 

@@ -11,6 +11,7 @@ mod labels;
 pub mod markdown;
 mod mcp;
 mod metadata;
+mod observation;
 pub mod poisoning;
 mod principal;
 pub mod promotion;
@@ -54,6 +55,7 @@ pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
 };
+pub use observation::{ObservedTaskState, TaskObservation};
 pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
     PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,

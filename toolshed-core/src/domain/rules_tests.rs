@@ -210,6 +210,7 @@ fn ending_a_session_is_idempotent() {
         version: 3,
         owner: None,
         ready_at: None,
+        observed: None,
     };
     assert!(session.end(StopReason::Expired, t(901)));
     assert_eq!(session.state, SessionState::Stopped);

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, IdempotencyKey, ImageRef, PrincipalId, ServerId, SessionId, Timestamp};
+use super::{
+    Endpoint, IdempotencyKey, ImageRef, PrincipalId, ServerId, SessionId, TaskObservation,
+    Timestamp,
+};
 use crate::error::{CapScope, Error, Result};
 
 /// An opaque handle of a running task or container (ECS task ARN, Docker container id).
@@ -211,6 +214,10 @@ pub struct PlaygroundSession {
     /// for sessions stored before readiness was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_at: Option<Timestamp>,
+    /// What was last seen of its task (state, endpoint, when), so a status poll answers from the
+    /// record while this is fresh; `None` until first observed, and for older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<TaskObservation>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -255,6 +262,17 @@ impl PlaygroundSession {
             }
             SessionState::Running | SessionState::Stopped => false,
         }
+    }
+
+    /// Records an observation of its task: only on a live session, and only one newer than the
+    /// stored one (events and describes may arrive out of order). Returns whether it changed.
+    /// The version is left to the repository.
+    pub fn observe(&mut self, observation: TaskObservation) -> bool {
+        if !self.state.is_live() || !observation.supersedes(self.observed.as_ref()) {
+            return false;
+        }
+        self.observed = Some(observation);
+        true
     }
 
     /// Ends a live session: `Stopped` with `reason` at `at`. Returns `false`, changing nothing,
@@ -385,6 +403,7 @@ mod tests {
             stopped_at: None,
             owner: None,
             ready_at: None,
+            observed: None,
             version: 1,
         }
     }
@@ -423,6 +442,29 @@ mod tests {
         let old: PlaygroundSession = serde_json::from_value(json).unwrap();
         assert_eq!(old.state, SessionState::Starting);
         assert_eq!(old.ready_at, None);
+    }
+
+    #[test]
+    fn observations_only_move_forward_on_live_sessions() {
+        use crate::domain::ObservedTaskState;
+        let mut s = session(SessionState::Running);
+        let obs = |secs: i64, state| TaskObservation {
+            state,
+            endpoint: None,
+            observed_at: s_at(secs),
+        };
+        fn s_at(secs: i64) -> Timestamp {
+            chrono::DateTime::from_timestamp(1_900_000_000 + secs, 0).unwrap()
+        }
+        assert!(s.observe(obs(2, ObservedTaskState::Pending)));
+        assert!(!s.observe(obs(1, ObservedTaskState::Stopped)), "older");
+        assert!(!s.observe(obs(2, ObservedTaskState::Stopped)), "same time");
+        assert!(s.observe(obs(3, ObservedTaskState::Stopped)));
+        let json = serde_json::to_value(&s).unwrap();
+        let back: PlaygroundSession = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        s.end(StopReason::TaskExited, s_at(4));
+        assert!(!s.observe(obs(5, ObservedTaskState::Running)), "ended");
     }
 
     #[test]

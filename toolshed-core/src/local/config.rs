@@ -180,6 +180,9 @@ pub fn local_service_config() -> ToolshedConfig {
         task_poll_interval: Duration::from_millis(100),
         task_start_timeout: Duration::from_secs(60),
         readiness_deadline: Duration::from_secs(30),
+        // An inspect costs no throttled quota: records are trusted briefly (the API's engine
+        // event watcher keeps them current anyway; the CLI has no watcher).
+        status_freshness: Duration::from_secs(2),
         // One user's own machine: local repositories and git servers on the local network.
         repo_policy: crate::domain::RepoUrlPolicy::LOCAL,
         ..ToolshedConfig::default()

@@ -34,10 +34,12 @@ pub use image_store::ImageStore;
 pub use metadata::{MetadataGenerator, MetadataRequest};
 pub use probe::McpProbe;
 pub use repository::{
-    ServerRepository, SessionEnd, SessionInsert, VerificationCompletion, SESSION_BATCH,
+    newest_per_session, ServerRepository, SessionEnd, SessionInsert, SessionObservation,
+    VerificationCompletion, SESSION_BATCH,
 };
 pub use runner::{
-    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, MAX_LOG_TAIL,
+    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, DESCRIBE_BATCH,
+    MAX_LOG_TAIL,
 };
 pub use secrets::{SecretOwner, SecretStore};
 pub use source::{SnapshotLimits, SourceRepository};

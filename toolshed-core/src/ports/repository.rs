@@ -6,8 +6,8 @@ use async_trait::async_trait;
 
 use crate::domain::{
     ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
-    PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, Timestamp,
-    VerificationFailure, VerificationLease, VerificationRun,
+    PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, TaskHandle,
+    TaskObservation, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use crate::error::Result;
 
@@ -16,6 +16,32 @@ pub use crate::domain::VerificationCompletion;
 /// Most session ids [`ServerRepository::get_sessions`] reads in one round trip (DynamoDB's
 /// `BatchGetItem` limit).
 pub const SESSION_BATCH: usize = 100;
+
+/// One observation of a session's task, for [`ServerRepository::record_task_observations`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionObservation {
+    /// The session.
+    pub session_id: SessionId,
+    /// The task observed: recorded only when it is the session's own task (an event of another
+    /// task naming this session is ignored).
+    pub task: TaskHandle,
+    /// What was seen.
+    pub observation: TaskObservation,
+}
+
+/// The newest observation of each session named in `observations`, ordered by session id, for
+/// backends implementing [`ServerRepository::record_task_observations`].
+pub fn newest_per_session(observations: &[SessionObservation]) -> Vec<&SessionObservation> {
+    let mut newest: std::collections::BTreeMap<&SessionId, &SessionObservation> =
+        std::collections::BTreeMap::new();
+    for o in observations {
+        let slot = newest.entry(&o.session_id).or_insert(o);
+        if o.observation.observed_at > slot.observation.observed_at {
+            *slot = o;
+        }
+    }
+    newest.into_values().collect()
+}
 
 /// Outcome of [`ServerRepository::create_session`].
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +203,22 @@ pub trait ServerRepository: Send + Sync + Debug {
     /// `NotFound`; `Conflict` on a version mismatch or when the stored session has ended;
     /// `InvalidInput` if `session.state` is `Stopped` (use [`Self::end_session`]).
     async fn update_session(&self, session: &PlaygroundSession) -> Result<PlaygroundSession>;
+
+    /// Records task observations on their sessions, each atomically: a session takes its
+    /// observation only when it exists, is live, runs `task`, and the observation is newer than
+    /// the stored one ([`PlaygroundSession::observe`]); it is then stored with `version + 1`.
+    /// Anything else is skipped without error (events may name unknown or ended sessions, or
+    /// arrive late). Any number of observations; a session named twice takes the newer. Returns
+    /// the sessions this call changed, as stored. Ending a session whose task ended is left to
+    /// [`Self::end_session`].
+    ///
+    /// # Errors
+    /// `Backend`; `Conflict` when a session kept changing through the backend's re-reads. What
+    /// was recorded before the failure stays recorded (a retry is safe).
+    async fn record_task_observations(
+        &self,
+        observations: &[SessionObservation],
+    ) -> Result<Vec<PlaygroundSession>>;
 
     /// Ends a session (idempotent): a live session becomes `Stopped` with `reason` and
     /// `stopped_at = at` and stops counting against caps; an ended one is returned unchanged.

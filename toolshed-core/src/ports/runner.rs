@@ -11,6 +11,9 @@ use crate::domain::{
     TaskPurpose, TaskResources, Timestamp,
 };
 
+/// Most tasks one [`TaskRunner::describe_many`] backend call describes (ECS DescribeTasks).
+pub const DESCRIBE_BATCH: usize = 100;
+
 /// Most log lines [`TaskRunner::tail_logs`] returns at once.
 pub const MAX_LOG_TAIL: usize = 10_000;
 use crate::error::Result;
@@ -206,6 +209,24 @@ pub trait TaskRunner: Send + Sync + Debug {
 
     /// State and endpoint. An unknown task is `TaskState::Missing`, not an error.
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus>;
+
+    /// State and endpoint of many tasks, each once, in no particular order: every task asked
+    /// about is answered (an unknown one as `TaskState::Missing`). Runners whose backend
+    /// describes tasks in batches use one call per [`DESCRIBE_BATCH`] tasks (ECS); the default
+    /// describes them one by one (Docker: an inspect each, which costs no throttled quota).
+    ///
+    /// # Errors
+    /// As [`Self::describe`]; a failure fails the whole call (a retry is safe).
+    async fn describe_many(&self, tasks: &[TaskHandle]) -> Result<Vec<(TaskHandle, TaskStatus)>> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            if seen.insert(task) {
+                out.push((task.clone(), self.describe(task).await?));
+            }
+        }
+        Ok(out)
+    }
 
     /// Stops a task, and removes it where the backend keeps stopped tasks. Stopping a stopped or
     /// unknown task, or another deployment's, succeeds without touching it (idempotent).

@@ -47,6 +47,10 @@ pub struct ToolshedConfig {
     pub readiness_check_timeout: Duration,
     /// Bounds of the repository snapshot handed to the metadata generator.
     pub snapshot_limits: SnapshotLimits,
+    /// How long a status poll trusts the task observation on a session record (kept fresh by
+    /// task events and the batched refresher) before it describes the task itself. Zero: every
+    /// poll describes.
+    pub status_freshness: Duration,
     /// Re-reads after an optimistic-concurrency conflict before giving up.
     pub conflict_retries: u32,
     /// Which repository URLs registration accepts, whatever policy the caller parsed them with.
@@ -99,6 +103,7 @@ impl Default for ToolshedConfig {
             session_ready_deadline: Duration::from_secs(20),
             readiness_check_timeout: Duration::from_secs(2),
             snapshot_limits: SnapshotLimits::default(),
+            status_freshness: Duration::from_secs(15),
             conflict_retries: 5,
             repo_policy: RepoUrlPolicy::HTTPS_ONLY,
             promotion_policy: PromotionPolicy::default(),

@@ -16,6 +16,7 @@ mod playground;
 mod promotion;
 mod register;
 mod runs;
+mod status;
 mod sweep;
 mod verify;
 
@@ -28,6 +29,10 @@ pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_
 pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;
 pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
+pub use status::{
+    observation_of, observed_state, RefreshLimits, RefreshReport, StatusRefresher, TaskEvent,
+    TaskEventsReport,
+};
 pub use sweep::{SweepLimits, SweepReport, Sweeper};
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
 

@@ -7,6 +7,7 @@ use tracing::{debug, info, warn};
 
 use super::access::{owned_session_id, Caller};
 use super::config::plus;
+use super::status::{observation_of, status_of};
 use super::Toolshed;
 use crate::domain::{
     IdempotencyKey, PlaygroundSession, QuotaKind, ServerId, SessionId, SessionState, StopReason,
@@ -146,6 +147,7 @@ impl Toolshed {
             stopped_at: None,
             owner: caller.map(|c| c.principal.id.clone()),
             ready_at: None,
+            observed: None,
             version: 0,
         };
         let inserted = match caller {
@@ -173,10 +175,14 @@ impl Toolshed {
         }
     }
 
-    /// A session, refreshed from the runner and, while it starts, from its MCP endpoint:
-    /// `Running` once the task runs **and** its endpoint answered an MCP handshake (one check per
-    /// poll, within `readiness_check_timeout`); still `Starting` (with the endpoint, once known)
-    /// until then; ended (`TaskExited`) when the task stopped or vanished.
+    /// A session, refreshed from its task's observation and, while it starts, from its MCP
+    /// endpoint: `Running` once the task runs **and** its endpoint answered an MCP handshake (one
+    /// check per poll, within `readiness_check_timeout`); still `Starting` (with the endpoint,
+    /// once known) until then; ended (`TaskExited`) when the task stopped or vanished.
+    ///
+    /// The task's state comes from the record while its observation is fresh
+    /// (`status_freshness`; kept so by task events and the batched refresher): no runner call.
+    /// Only a stale record costs one describe, whose observation is stored with the session.
     ///
     /// # Errors
     /// `NotFound`; runner / repository errors (a failed readiness check is not an error: the
@@ -192,10 +198,22 @@ impl Toolshed {
         if !session.state.is_live() {
             return Ok(session);
         }
-        let status = p.runner.describe(&session.task).await?;
+        let now = p.clock.now();
+        let fresh = session
+            .observed
+            .as_ref()
+            .filter(|o| o.is_fresh(now, self.config.status_freshness));
+        let mut refreshed = session.clone();
+        let (status, observed_now) = match fresh {
+            Some(o) => (status_of(o), false),
+            None => {
+                let status = p.runner.describe(&session.task).await?;
+                let observed = refreshed.observe(observation_of(&status, p.clock.now()));
+                (status, observed)
+            }
+        };
         match (status.state, status.endpoint) {
             (TaskState::Running, Some(endpoint)) => {
-                let mut refreshed = session.clone();
                 let changed = if session.state == SessionState::Starting {
                     match p
                         .probe
@@ -211,7 +229,7 @@ impl Toolshed {
                 } else {
                     refreshed.mark_ready(endpoint, p.clock.now())
                 };
-                if !changed {
+                if !changed && !observed_now {
                     return Ok(session);
                 }
                 if refreshed.state == SessionState::Running && session.state != refreshed.state {
@@ -228,6 +246,7 @@ impl Toolshed {
                 .end_session(&session.id, StopReason::TaskExited, p.clock.now())
                 .await?
                 .into_session()),
+            _ if observed_now => self.store_refreshed(&refreshed).await,
             _ => Ok(session),
         }
     }

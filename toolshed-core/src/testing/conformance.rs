@@ -29,6 +29,8 @@ use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationComp
 
 mod instances;
 pub use instances::*;
+mod observations;
+pub use observations::check_record_task_observations;
 mod auth;
 pub use auth::{
     check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,
@@ -59,6 +61,7 @@ pub async fn run_all(repo: Repo) {
     check_list_expired_sessions(repo.clone()).await;
     check_list_live_sessions(repo.clone()).await;
     check_get_sessions(repo.clone()).await;
+    check_record_task_observations(repo.clone()).await;
     check_count_live_sessions(repo.clone()).await;
     run_instances(repo.clone()).await;
     check_api_keys(repo.clone()).await;
@@ -191,6 +194,7 @@ pub fn sample_session(
         stopped_at: None,
         owner: None,
         ready_at: None,
+        observed: None,
         version: 0,
     }
 }

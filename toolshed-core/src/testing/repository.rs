@@ -12,7 +12,10 @@ use crate::domain::{
     SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use crate::error::{EntityKind, Error, Result};
-use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+use crate::ports::{
+    newest_per_session, ServerRepository, SessionEnd, SessionInsert, SessionObservation,
+    VerificationCompletion,
+};
 
 #[derive(Debug, Default)]
 struct LeaseSlot {
@@ -305,6 +308,25 @@ impl ServerRepository for InMemoryServerRepository {
             .insert((next.expires_at, next.id.clone()));
         inner.sessions.insert(next.id.clone(), next.clone());
         Ok(next)
+    }
+
+    async fn record_task_observations(
+        &self,
+        observations: &[SessionObservation],
+    ) -> Result<Vec<PlaygroundSession>> {
+        let mut inner = lock(&self.inner);
+        let mut changed = Vec::new();
+        for o in newest_per_session(observations) {
+            let Some(stored) = inner.sessions.get_mut(&o.session_id) else {
+                continue;
+            };
+            if stored.task != o.task || !stored.observe(o.observation.clone()) {
+                continue;
+            }
+            stored.version += 1;
+            changed.push(stored.clone());
+        }
+        Ok(changed)
     }
 
     async fn end_session(

@@ -46,12 +46,45 @@ struct Inner {
     prepare_calls: u32,
     start_calls: u32,
     describe_calls: u32,
+    /// Batched describes, and the size of the largest.
+    describe_many_calls: u32,
+    largest_describe_batch: usize,
     stop_calls: u32,
     list_calls: u32,
     /// Output lines per task, as tests wrote them.
     logs: HashMap<TaskHandle, Vec<String>>,
     /// Graceful stops, in order: task and drain timeout.
     drains: Vec<(TaskHandle, Duration)>,
+}
+
+impl Inner {
+    /// A task's status as a describe sees it (a pending task moves on).
+    fn status_of(&mut self, task: &TaskHandle) -> TaskStatus {
+        let Some(t) = self.tasks.get_mut(task) else {
+            return TaskStatus {
+                state: TaskState::Missing,
+                endpoint: None,
+            };
+        };
+        if t.state == TaskState::Pending {
+            if t.pending_describes > 0 {
+                t.pending_describes -= 1;
+                return TaskStatus {
+                    state: TaskState::Pending,
+                    endpoint: None,
+                };
+            }
+            t.state = TaskState::Running;
+        }
+        TaskStatus {
+            state: t.state.clone(),
+            endpoint: if t.state == TaskState::Running {
+                t.endpoint.clone()
+            } else {
+                None
+            },
+        }
+    }
 }
 
 /// A [`TaskRunner`] over a map of tasks. Tasks start `Running` with an endpoint on
@@ -178,6 +211,16 @@ impl FakeTaskRunner {
         lock(&self.inner).describe_calls
     }
 
+    /// Batched describes (one per [`crate::ports::DESCRIBE_BATCH`] tasks asked about).
+    pub fn describe_many_calls(&self) -> u32 {
+        lock(&self.inner).describe_many_calls
+    }
+
+    /// The most tasks one batched describe asked about.
+    pub fn largest_describe_batch(&self) -> usize {
+        lock(&self.inner).largest_describe_batch
+    }
+
     /// Calls to `stop`.
     pub fn stop_calls(&self) -> u32 {
         lock(&self.inner).stop_calls
@@ -256,30 +299,23 @@ impl TaskRunner for FakeTaskRunner {
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
         let mut inner = lock(&self.inner);
         inner.describe_calls += 1;
-        let Some(t) = inner.tasks.get_mut(task) else {
-            return Ok(TaskStatus {
-                state: TaskState::Missing,
-                endpoint: None,
-            });
-        };
-        if t.state == TaskState::Pending {
-            if t.pending_describes > 0 {
-                t.pending_describes -= 1;
-                return Ok(TaskStatus {
-                    state: TaskState::Pending,
-                    endpoint: None,
-                });
+        Ok(inner.status_of(task))
+    }
+
+    async fn describe_many(&self, tasks: &[TaskHandle]) -> Result<Vec<(TaskHandle, TaskStatus)>> {
+        let mut inner = lock(&self.inner);
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for chunk in tasks.chunks(crate::ports::DESCRIBE_BATCH) {
+            inner.describe_many_calls += 1;
+            inner.largest_describe_batch = inner.largest_describe_batch.max(chunk.len());
+            for task in chunk {
+                if seen.insert(task) {
+                    out.push((task.clone(), inner.status_of(task)));
+                }
             }
-            t.state = TaskState::Running;
         }
-        Ok(TaskStatus {
-            state: t.state.clone(),
-            endpoint: if t.state == TaskState::Running {
-                t.endpoint.clone()
-            } else {
-                None
-            },
-        })
+        Ok(out)
     }
 
     async fn stop(&self, task: &TaskHandle, reason: &str) -> Result<()> {

@@ -1320,6 +1320,7 @@ mod tests {
             stopped_at: None,
             owner: None,
             ready_at: None,
+            observed: None,
             version: 1,
         };
         same(&session, &SessionBody::from(&session));

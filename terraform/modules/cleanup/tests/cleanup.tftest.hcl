@@ -14,6 +14,9 @@ mock_provider "aws" {
   mock_resource "aws_sqs_queue" {
     defaults = { arn = "arn:aws:sqs:eu-west-1:123456789012:toolshed-cleanup-dlq" }
   }
+  mock_resource "aws_cloudwatch_event_rule" {
+    defaults = { arn = "arn:aws:events:eu-west-1:123456789012:rule/toolshed-cleanup-task-state" }
+  }
 }
 
 variables {
@@ -35,8 +38,8 @@ run "rust_sweeper_every_minute" {
     error_message = "provided.al2023 custom runtime"
   }
   assert {
-    condition     = aws_lambda_function.this[0].reserved_concurrent_executions == 1
-    error_message = "one sweep at a time"
+    condition     = aws_lambda_function.this[0].reserved_concurrent_executions == 5
+    error_message = "a few invocations at a time once task state events arrive"
   }
   assert {
     condition     = aws_lambda_function.this[0].environment[0].variables == var.environment
@@ -69,6 +72,62 @@ run "rust_sweeper_every_minute" {
   assert {
     condition     = toset(data.aws_iam_policy_document.lambda[0].statement[2].resources) == toset([var.sessions_table_arn, "${var.sessions_table_arn}/index/live-by-expiry"])
     error_message = "the sessions table and its live-by-expiry index only"
+  }
+}
+
+run "task_state_events_of_this_deployment_reach_the_function" {
+  command = apply
+
+  variables {
+    servers_table_arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/toolshed-servers"
+    environment = {
+      PLAYGROUND_CLUSTER      = "toolshed"
+      TOOLSHED_SESSIONS_TABLE = "toolshed-sessions"
+      TOOLSHED_DEPLOYMENT_ID  = "prod"
+    }
+  }
+
+  assert {
+    condition = jsondecode(aws_cloudwatch_event_rule.task_state[0].event_pattern) == {
+      source        = ["aws.ecs"]
+      "detail-type" = ["ECS Task State Change"]
+      detail = {
+        clusterArn = [var.cluster_arn]
+        group      = [{ prefix = "toolshed-session:" }]
+        lastStatus = ["PENDING", "RUNNING", "DEACTIVATING", "STOPPING", "STOPPED"]
+        startedBy  = ["prod"]
+      }
+    }
+    error_message = "only this cluster's and this deployment's session tasks"
+  }
+  assert {
+    condition     = aws_cloudwatch_event_target.task_state[0].arn == aws_lambda_function.this[0].arn && aws_cloudwatch_event_target.task_state[0].dead_letter_config[0].arn == aws_sqs_queue.dlq[0].arn
+    error_message = "events go to the function, undeliverable ones to the dead-letter queue"
+  }
+  assert {
+    condition     = aws_lambda_permission.task_state[0].principal == "events.amazonaws.com" && aws_lambda_permission.task_state[0].source_arn == aws_cloudwatch_event_rule.task_state[0].arn
+    error_message = "only this rule may invoke the function with events"
+  }
+  assert {
+    condition     = one([for st in data.aws_iam_policy_document.lambda[0].statement : st.resources if st.sid == "ReadServerTransport"]) == toset([var.servers_table_arn])
+    error_message = "GetItem on the servers table only"
+  }
+  assert {
+    condition     = one([for st in data.aws_iam_policy_document.lambda[0].statement : st.actions if st.sid == "ReadSessionsInBatches"]) == toset(["dynamodb:BatchGetItem"])
+    error_message = "BatchGetItem on the sessions table"
+  }
+}
+
+run "without_task_state_events_one_sweep_at_a_time" {
+  command = plan
+
+  variables {
+    task_state_events = false
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_event_rule.task_state) == 0 && aws_lambda_function.this[0].reserved_concurrent_executions == 1
+    error_message = "no rule, and one sweep at a time"
   }
 }
 

@@ -14,6 +14,7 @@
 
 mod builder;
 mod error;
+mod events;
 mod health;
 mod logs;
 mod runner;
@@ -24,6 +25,7 @@ use bollard::Docker;
 
 pub use builder::{BuilderConfig, DockerImageBuilder};
 pub use error::DockerError;
+pub use events::{session_event, watch_session_status};
 pub use health::{HealthReport, HealthTracker, Liveness};
 pub use logs::{LogQuery, MAX_TAIL};
 pub use runner::{container_config, DockerTaskRunner, InstanceSpec, RunnerConfig, LABEL_EGRESS};

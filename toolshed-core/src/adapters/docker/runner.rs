@@ -124,8 +124,8 @@ impl InstanceSpec {
 /// Runs containers on the Docker engine.
 #[derive(Debug, Clone)]
 pub struct DockerTaskRunner {
-    docker: Docker,
-    config: RunnerConfig,
+    pub(super) docker: Docker,
+    pub(super) config: RunnerConfig,
 }
 
 /// What a container is created from.

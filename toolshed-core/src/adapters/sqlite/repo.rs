@@ -11,7 +11,10 @@ use crate::domain::{
     SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
 };
 use crate::error::{EntityKind, Error, Result};
-use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
+use crate::ports::{
+    newest_per_session, ServerRepository, SessionEnd, SessionInsert, SessionObservation,
+    VerificationCompletion,
+};
 
 /// Nanoseconds since the epoch: sortable, and precise enough that expiry comparisons agree with
 /// the caller's clock (millisecond rounding could expire a session early).
@@ -493,6 +496,39 @@ impl ServerRepository for SqliteServerRepository {
             upsert_session(&tx, &next, OP)?;
             tx.commit().map_err(db(OP))?;
             Ok(next)
+        })
+        .await
+    }
+
+    async fn record_task_observations(
+        &self,
+        observations: &[SessionObservation],
+    ) -> Result<Vec<PlaygroundSession>> {
+        if observations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<SessionObservation> = newest_per_session(observations)
+            .into_iter()
+            .cloned()
+            .collect();
+        // One transaction for the batch: each session is read and written under the same lock.
+        self.with_conn("record_task_observations", move |conn| {
+            const OP: &str = "record_task_observations";
+            let tx = immediate(conn, OP)?;
+            let mut changed = Vec::new();
+            for o in wanted {
+                let Some(mut stored) = load_session(&tx, &o.session_id, OP)? else {
+                    continue;
+                };
+                if stored.task != o.task || !stored.observe(o.observation) {
+                    continue;
+                }
+                stored.version += 1;
+                upsert_session(&tx, &stored, OP)?;
+                changed.push(stored);
+            }
+            tx.commit().map_err(db(OP))?;
+            Ok(changed)
         })
         .await
     }
