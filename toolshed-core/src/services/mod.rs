@@ -16,6 +16,7 @@ mod playground;
 mod promotion;
 mod register;
 mod runs;
+mod settings;
 mod sweep;
 mod verify;
 

@@ -29,6 +29,8 @@ use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationComp
 
 mod instances;
 pub use instances::*;
+mod secrets;
+pub use secrets::check_secret_store;
 mod auth;
 pub use auth::{
     check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,
