@@ -91,6 +91,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_in_memory() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(60)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
@@ -227,6 +228,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(60)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
@@ -238,6 +240,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(3600)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
