@@ -141,10 +141,15 @@ async fn a_gated_python_server_with_a_secret_setting() {
     );
     let repo = git_repo(
         &data.0.join("repo"),
-        &[("Dockerfile", &dockerfile), ("gated_server.py", GATED_SERVER)],
+        &[
+            ("Dockerfile", &dockerfile),
+            ("gated_server.py", GATED_SERVER),
+        ],
     );
     let state = data.0.join("state");
-    let backend = LocalBackend::connect(LocalConfig::new(state.clone())).await.unwrap();
+    let backend = LocalBackend::connect(LocalConfig::new(state.clone()))
+        .await
+        .unwrap();
     let ts = &backend.toolshed;
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut answers: Vec<String> = Vec::new();
@@ -187,7 +192,13 @@ async fn a_gated_python_server_with_a_secret_setting() {
     );
 
     // A launch without the required value is refused before a container starts.
-    let before = backend.runner.list_managed(None, 1000).await.unwrap().tasks.len();
+    let before = backend
+        .runner
+        .list_managed(None, 1000)
+        .await
+        .unwrap()
+        .tasks
+        .len();
     let err = ts
         .launch_session(&id, LaunchRequest::default())
         .await
@@ -198,7 +209,13 @@ async fn a_gated_python_server_with_a_secret_setting() {
     );
     assert!(err.to_string().contains("GATED_API_KEY"), "{err}");
     answers.push(err.to_string());
-    let after = backend.runner.list_managed(None, 1000).await.unwrap().tasks.len();
+    let after = backend
+        .runner
+        .list_managed(None, 1000)
+        .await
+        .unwrap()
+        .tasks
+        .len();
     assert_eq!(before, after, "no container was started");
 
     // A session with the value: its tool answers.
@@ -270,12 +287,18 @@ async fn a_gated_python_server_with_a_secret_setting() {
     // Nowhere: the data directory (database, WAL, secret files), the logs, the answers.
     for needle in [SECRET, TEST_SECRET] {
         let found = files_containing(&state, needle);
-        assert!(found.is_empty(), "a value is stored in plain text: {found:?}");
+        assert!(
+            found.is_empty(),
+            "a value is stored in plain text: {found:?}"
+        );
         let captured = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
         assert!(!captured.is_empty(), "nothing was logged");
         assert!(!captured.contains(needle), "a value was logged");
         for answer in &answers {
-            assert!(!answer.contains(needle), "an answer holds a value: {answer}");
+            assert!(
+                !answer.contains(needle),
+                "an answer holds a value: {answer}"
+            );
         }
     }
     // The secret store did keep the test value, encrypted.

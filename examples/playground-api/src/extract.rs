@@ -188,6 +188,9 @@ mod quoted_tests {
         let m = "invalid type: string \"sk-secret \\\" x\", expected a map at `test_values`";
         let out = without_quoted_values(m);
         assert!(!out.contains("sk-secret"), "{out}");
-        assert_eq!(out, "invalid type: string \"…\", expected a map at `test_values`");
+        assert_eq!(
+            out,
+            "invalid type: string \"…\", expected a map at `test_values`"
+        );
     }
 }

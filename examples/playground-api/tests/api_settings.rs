@@ -140,14 +140,13 @@ async fn settings_from_registration_to_launch_never_leak() {
 
     // Verification: the check task starts with the test value and the default.
     h.verify("gated").await;
-    let check = h
-        .d
-        .runner
-        .tasks()
-        .into_iter()
-        .filter_map(|t| t.spec)
-        .find(|s| matches!(s.labels.purpose, TaskPurpose::Verification { .. }))
-        .expect("a check task");
+    let check =
+        h.d.runner
+            .tasks()
+            .into_iter()
+            .filter_map(|t| t.spec)
+            .find(|s| matches!(s.labels.purpose, TaskPurpose::Verification { .. }))
+            .expect("a check task");
     assert_eq!(
         check.env.exposed().collect::<Vec<_>>(),
         [("GATED_API_KEY", TEST_SECRET), ("REGION", "eu-west-1")]
@@ -161,10 +160,16 @@ async fn settings_from_registration_to_launch_never_leak() {
     // A launch without the required value: 422 naming it, before any task starts.
     let starts = h.d.runner.start_calls();
     let (status, body) = h
-        .post("/api/servers/gated/playground", json!({"settings": {"DEBUG": "1"}}))
+        .post(
+            "/api/servers/gated/playground",
+            json!({"settings": {"DEBUG": "1"}}),
+        )
         .await;
     let _ = assert_error(status, &body, 422, "invalid_input");
-    assert!(body["message"].as_str().unwrap().contains("GATED_API_KEY"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("GATED_API_KEY"),
+        "{body}"
+    );
     // An undeclared name: 422 naming it, never its value.
     let (status, body) = h
         .post(
@@ -173,7 +178,10 @@ async fn settings_from_registration_to_launch_never_leak() {
         )
         .await;
     let _ = assert_error(status, &body, 422, "invalid_input");
-    assert!(body["message"].as_str().unwrap().contains("GATED_KEY"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("GATED_KEY"),
+        "{body}"
+    );
     assert_eq!(h.d.runner.start_calls(), starts, "nothing started");
 
     // A launch with the value: its task gets it (and the default), the session record not.
@@ -185,27 +193,27 @@ async fn settings_from_registration_to_launch_never_leak() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let session = body["session"]["id"].as_str().unwrap().to_owned();
-    let spec = h
-        .d
-        .runner
-        .tasks()
-        .into_iter()
-        .filter_map(|t| t.spec)
-        .find(|s| s.idempotency_token == session)
-        .expect("the session's task");
+    let spec =
+        h.d.runner
+            .tasks()
+            .into_iter()
+            .filter_map(|t| t.spec)
+            .find(|s| s.idempotency_token == session)
+            .expect("the session's task");
     assert_eq!(
         spec.env.exposed().collect::<Vec<_>>(),
         [("GATED_API_KEY", SECRET), ("REGION", "eu-west-1")]
     );
-    let record = h
-        .d
-        .repository
-        .get_session(&toolshed_core::domain::SessionId::new(session.clone()).unwrap())
-        .await
-        .unwrap();
+    let record =
+        h.d.repository
+            .get_session(&toolshed_core::domain::SessionId::new(session.clone()).unwrap())
+            .await
+            .unwrap();
     assert!(!format!("{record:?}").contains(SECRET));
     let (status, body) = h
-        .get(&format!("/api/servers/gated/playground/status?session_id={session}"))
+        .get(&format!(
+            "/api/servers/gated/playground/status?session_id={session}"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -238,8 +246,8 @@ async fn settings_from_registration_to_launch_never_leak() {
         .post(&format!("/api/instances/{id}/restart"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let task = toolshed_core::domain::TaskHandle::new(body["instance"]["task"].as_str().unwrap())
-        .unwrap();
+    let task =
+        toolshed_core::domain::TaskHandle::new(body["instance"]["task"].as_str().unwrap()).unwrap();
     let spec = h.d.runner.task(&task).unwrap().spec.unwrap();
     assert_eq!(spec.env.get("GATED_API_KEY").unwrap().expose(), SECRET);
     let owner = SecretOwner::Instance(instance_id);
@@ -318,10 +326,15 @@ async fn the_document_describes_settings() {
         setting["properties"]["name"]["pattern"],
         "^[A-Za-z_][A-Za-z0-9_]{0,255}$"
     );
-    assert!(setting["not"].is_object(), "a secret has no default: {setting}");
+    assert!(
+        setting["not"].is_object(),
+        "a secret has no default: {setting}"
+    );
     let register = &schemas["RegisterRequest"]["properties"];
     assert!(register["settings"].is_object(), "{register}");
-    assert!(register["test_values"].to_string().contains("propertyNames"));
+    assert!(register["test_values"]
+        .to_string()
+        .contains("propertyNames"));
     assert!(schemas["LaunchBody"]["properties"]["settings"]
         .to_string()
         .contains("propertyNames"));

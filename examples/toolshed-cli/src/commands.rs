@@ -9,8 +9,8 @@ use toolshed_core::domain::conformance;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
     BuildSpec, ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy,
-    Server, ServerId, ServerRegistration, SessionId, SessionState, SettingSpec, ToolCall, ToolDrift,
-    Transport,
+    Server, ServerId, ServerRegistration, SessionId, SessionState, SettingSpec, ToolCall,
+    ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
@@ -546,17 +546,17 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             let server = ts
                 .register_server_with_test_values(
                     ServerRegistration {
-                    build,
-                    settings: setting,
-                    id: ServerId::new(id)?,
-                    // The local CLI reads the user's own disk, so file:// is allowed here.
-                    repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
-                    git_ref: GitRef::new(git_ref)?,
-                    transport,
-                    resources: Default::default(),
-                    description,
-                    language: None,
-                },
+                        build,
+                        settings: setting,
+                        id: ServerId::new(id)?,
+                        // The local CLI reads the user's own disk, so file:// is allowed here.
+                        repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
+                        git_ref: GitRef::new(git_ref)?,
+                        transport,
+                        resources: Default::default(),
+                        description,
+                        language: None,
+                    },
                     test_values,
                 )
                 .await?;

@@ -62,7 +62,10 @@ mod tests {
         let s = parse_setting("REGION=eu-west-1").unwrap();
         assert!(!s.required && !s.secret);
         assert_eq!(s.default.as_deref(), Some("eu-west-1"));
-        assert!(parse_setting("A:secret=x").is_err(), "a secret has no default");
+        assert!(
+            parse_setting("A:secret=x").is_err(),
+            "a secret has no default"
+        );
         assert!(parse_setting("A:optional").is_err());
         assert!(parse_setting("1A").is_err());
     }

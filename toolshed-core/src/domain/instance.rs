@@ -289,7 +289,10 @@ impl InstanceEnv {
 
     /// The value of a variable, if set.
     pub fn get(&self, name: &str) -> Option<&SecretValue> {
-        self.0.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v)
     }
 
     /// Variable names, sorted.

@@ -198,7 +198,9 @@ fn resolve(
             continue;
         }
         match &setting.default {
-            Some(default) => env.insert(setting.name.clone(), SecretValue::new(default.clone())?)?,
+            Some(default) => {
+                env.insert(setting.name.clone(), SecretValue::new(default.clone())?)?
+            }
             None if setting.required && requirement == Requirement::Enforced => {
                 missing.push(setting.name.as_str());
             }
@@ -280,7 +282,16 @@ mod tests {
         let given = InstanceEnv::parse_assignments(["DEBUG=1"]).unwrap();
         let err = resolve_settings(&declared(), &given).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, Error::InvalidInput { field: "settings", .. }), "{msg}");
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "settings",
+                    ..
+                }
+            ),
+            "{msg}"
+        );
         assert!(msg.contains("API_KEY"), "{msg}");
         // REGION has a default: it is not missing.
         assert!(!msg.contains("REGION"), "{msg}");
@@ -288,13 +299,24 @@ mod tests {
 
     #[test]
     fn an_unknown_name_is_named_without_its_value() {
-        let given =
-            InstanceEnv::parse_assignments(["API_KEY=k", "APIKEY=hunter2-typo"]).unwrap();
+        let given = InstanceEnv::parse_assignments(["API_KEY=k", "APIKEY=hunter2-typo"]).unwrap();
         let err = resolve_settings(&declared(), &given).unwrap_err();
-        assert!(err.to_string().contains("unknown settings: APIKEY"), "{err}");
+        assert!(
+            err.to_string().contains("unknown settings: APIKEY"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("hunter2"), "{err}");
         let err = resolve_test_values(&declared(), &given).unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { field: "test_values", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "test_values",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -307,7 +329,10 @@ mod tests {
         );
         let given = InstanceEnv::parse_assignments(["API_KEY=k", "REGION=us-east-1"]).unwrap();
         let env = resolve_settings(&declared(), &given).unwrap();
-        assert_eq!(env.get("REGION").map(SecretValue::expose), Some("us-east-1"));
+        assert_eq!(
+            env.get("REGION").map(SecretValue::expose),
+            Some("us-east-1")
+        );
     }
 
     #[test]
@@ -318,9 +343,14 @@ mod tests {
 
     #[test]
     fn a_secret_is_kept_out_of_records_and_required_only_when_declared() {
-        let declared = vec![spec("TOKEN", false, true, None), spec("MODE", false, false, None)];
+        let declared = vec![
+            spec("TOKEN", false, true, None),
+            spec("MODE", false, false, None),
+        ];
         // Not required: a launch without it is fine.
-        assert!(resolve_settings(&declared, &InstanceEnv::new()).unwrap().is_empty());
+        assert!(resolve_settings(&declared, &InstanceEnv::new())
+            .unwrap()
+            .is_empty());
         let env = InstanceEnv::parse_assignments(["TOKEN=hunter2", "MODE=fast"]).unwrap();
         let kept = without_secret_values(&declared, &env);
         assert_eq!(

@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use super::Toolshed;
 use crate::domain::{
-    resolve_settings, without_secret_values, Instance, InstanceId, InstanceName, InstanceRequest, InstanceState, InstanceView, ServerId,
-    TaskHandle, Timestamp,
+    resolve_settings, without_secret_values, Instance, InstanceId, InstanceName, InstanceRequest,
+    InstanceState, InstanceView, ServerId, TaskHandle, Timestamp,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{TaskSpec, TaskState, TaskStatus};

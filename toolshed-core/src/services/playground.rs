@@ -9,7 +9,8 @@ use super::access::{owned_session_id, Caller};
 use super::config::plus;
 use super::Toolshed;
 use crate::domain::{
-    resolve_settings, IdempotencyKey, InstanceEnv, PlaygroundSession, QuotaKind, ServerId, SessionId, SessionState, StopReason,
+    resolve_settings, IdempotencyKey, InstanceEnv, PlaygroundSession, QuotaKind, ServerId,
+    SessionId, SessionState, StopReason,
 };
 use crate::error::{CapScope, Error, Result};
 use crate::ports::{SessionInsert, TaskSpec, TaskState};

@@ -16,9 +16,9 @@ use toolshed_core::domain::poisoning::Finding;
 use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
     MetadataFailure, MetadataField, PendingReview, PlaygroundSession, Provenance, ProvenanceSource,
-    ReviewReason, Server, ServerMetadata, SessionState, SettingSpec, StopReason, TaskResources, Timestamp,
-    ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure, VerificationState,
-    VerificationStep, VerifiedImage,
+    ReviewReason, Server, ServerMetadata, SessionState, SettingSpec, StopReason, TaskResources,
+    Timestamp, ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure,
+    VerificationState, VerificationStep, VerifiedImage,
 };
 use toolshed_core::services::{InstanceHealth, RunStatus};
 use utoipa::ToSchema;

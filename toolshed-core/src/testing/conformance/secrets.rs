@@ -14,9 +14,8 @@ fn env(pairs: &[(&str, &str)]) -> InstanceEnv {
 
 /// Runs every secret store check on `store`.
 pub async fn check_secret_store(store: &dyn SecretStore) {
-    let server = SecretOwner::ServerTestValues(
-        ServerId::new(format!("cf-{}", hex8())).must("server id"),
-    );
+    let server =
+        SecretOwner::ServerTestValues(ServerId::new(format!("cf-{}", hex8())).must("server id"));
     let instance = SecretOwner::Instance(InstanceId::random());
 
     assert_eq!(
@@ -55,7 +54,10 @@ pub async fn check_secret_store(store: &dyn SecretStore) {
         "conformance: put replaces every earlier value (no merge)"
     );
 
-    store.put(&instance, &first).await.must("put for an instance");
+    store
+        .put(&instance, &first)
+        .await
+        .must("put for an instance");
     store.delete(&server).await.must("delete");
     assert_eq!(
         store.get(&server).await.must("get after delete"),
@@ -79,7 +81,10 @@ pub async fn check_secret_store(store: &dyn SecretStore) {
         Some(empty),
         "conformance: an empty set of values is stored as such"
     );
-    store.delete(&instance).await.must("delete the instance's values");
+    store
+        .delete(&instance)
+        .await
+        .must("delete the instance's values");
 
     // Debug output of the store never shows a value.
     let secret = env(&[("TOKEN", "needle-debug-9132")]);
