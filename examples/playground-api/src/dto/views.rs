@@ -698,7 +698,9 @@ pub struct ServerBody {
     /// admin approves it (`POST /api/servers/{id}/approve` with its digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_review: Option<PendingReviewView>,
-    /// The settings it declares (never their values, except declared defaults).
+    /// The settings it declares (never their values, except declared defaults); absent when
+    /// it declares none, as in the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<SettingView>,
 }
 
