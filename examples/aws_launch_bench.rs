@@ -86,6 +86,7 @@ async fn launch_many(
             let req = LaunchRequest {
                 ttl: Some(Duration::from_secs(ttl_of(i))),
                 idempotency_key: None,
+                settings: Default::default(),
             };
             async move { svc.toolshed.launch_session(id, req).await }
         })

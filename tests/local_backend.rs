@@ -323,6 +323,7 @@ async fn sweep_repairs_a_crash_between_start_and_record_and_removes_expired_sess
             LaunchRequest {
                 ttl: Some(Duration::from_secs(1)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await

@@ -18,6 +18,7 @@ fn key(k: &str) -> LaunchRequest {
     LaunchRequest {
         ttl: None,
         idempotency_key: Some(IdempotencyKey::new(k).unwrap()),
+        settings: Default::default(),
     }
 }
 
@@ -252,6 +253,7 @@ async fn ttls_are_bounded() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(3600)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
@@ -268,6 +270,7 @@ async fn ttls_are_bounded() {
                 LaunchRequest {
                     ttl: Some(bad),
                     idempotency_key: None,
+                    settings: Default::default(),
                 },
             )
             .await
@@ -282,6 +285,7 @@ async fn ttls_are_bounded() {
             LaunchRequest {
                 ttl: Some(MAX_SESSION_TTL),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await

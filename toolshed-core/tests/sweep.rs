@@ -13,6 +13,7 @@ fn ttl(secs: u64) -> LaunchRequest {
     LaunchRequest {
         ttl: Some(Duration::from_secs(secs)),
         idempotency_key: None,
+        settings: Default::default(),
     }
 }
 

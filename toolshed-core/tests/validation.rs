@@ -175,6 +175,7 @@ async fn launches_with_bad_ttls_start_nothing() {
                 LaunchRequest {
                     ttl: Some(Duration::from_secs(1)),
                     idempotency_key: None,
+                    settings: Default::default(),
                 },
             )
             .await,

@@ -91,6 +91,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_in_memory() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(60)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
@@ -229,6 +230,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(60)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
@@ -240,6 +242,7 @@ async fn a_scheduled_event_sweeps_expired_sessions_on_moto() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(3600)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await

@@ -394,6 +394,12 @@ pub struct LaunchBody {
     pub ttl_seconds: Option<u64>,
     /// Makes a retried launch return the same session; the `Idempotency-Key` header also works.
     pub idempotency_key: Option<String>,
+    /// Values of the server's declared settings, name → value (declared defaults fill the
+    /// rest). A required setting without value or default, or an undeclared name, is refused
+    /// (422) before anything starts. Values go into the session's task only: never stored,
+    /// logged or returned.
+    #[serde(default)]
+    pub settings: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// One session, with the links to follow it.
@@ -537,6 +543,36 @@ pub struct RegisterRequest {
     /// How the image is built (default: the repository root's `Dockerfile`, no arguments).
     #[serde(default)]
     pub build: Option<BuildBody>,
+    /// The settings the server reads from its environment (API keys, options), at most 64.
+    /// Launches give their values; views show these declarations, never values.
+    #[serde(default)]
+    pub settings: Option<Vec<SettingBody>>,
+    /// Values of declared settings the verification's check task runs with (e.g. an API key
+    /// that unlocks the tool list), name → value. Kept in the secret store, never in the
+    /// server's record, never returned; re-verifications use them again.
+    #[serde(default)]
+    pub test_values: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// One setting a server declares: the environment variable it reads.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingBody {
+    /// The variable name: `[A-Za-z_][A-Za-z0-9_]{0,255}`.
+    pub name: String,
+    /// What the value is for (at most 500 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether a launch must give a value (unless there is a default).
+    #[serde(default)]
+    pub required: bool,
+    /// Whether the value is a secret: kept in the secret store only, never returned. A secret
+    /// has no default.
+    #[serde(default)]
+    pub secret: bool,
+    /// The value used when a launch gives none (stored in plain text: not for secrets).
+    #[serde(default)]
+    pub default: Option<String>,
 }
 
 /// `build` of a registration: where in the repository the server's image is built from. Use

@@ -35,7 +35,31 @@ fn from_object<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiEr
     if !value.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::invalid("body", e.to_string()))
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid("body", without_quoted_values(&e.to_string())))
+}
+
+/// serde's message with the strings it quotes from the input (`invalid type: string "…"`)
+/// elided: a setting value sent in the wrong shape may be a secret. Field names, which serde
+/// quotes with backticks, stay.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    let mut escaped = false;
+    for c in message.chars() {
+        match (inside, c) {
+            (false, '"') => {
+                inside = true;
+                out.push_str("\"…\"");
+            }
+            (false, c) => out.push(c),
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (true, '"') => inside = false,
+            (true, _) => {}
+        }
+    }
+    out
 }
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
@@ -153,4 +177,20 @@ where
 
 fn query_rejection(r: &QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", r.body_text())
+}
+
+#[cfg(test)]
+mod quoted_tests {
+    use super::without_quoted_values;
+
+    #[test]
+    fn values_quoted_by_serde_are_elided_and_field_names_kept() {
+        let m = "invalid type: string \"sk-secret \\\" x\", expected a map at `test_values`";
+        let out = without_quoted_values(m);
+        assert!(!out.contains("sk-secret"), "{out}");
+        assert_eq!(
+            out,
+            "invalid type: string \"…\", expected a map at `test_values`"
+        );
+    }
 }

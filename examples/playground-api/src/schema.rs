@@ -10,12 +10,15 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
 use toolshed_core::domain::{
-    BuildSpec, GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, TaskResources,
-    Transport, MAX_DESCRIPTION_LEN, MAX_LANGUAGE_LEN, MAX_REPO_URL_LEN,
+    BuildSpec, EnvName, GitRef, InstanceEnv, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration,
+    SettingSpec, TaskResources, Transport, MAX_DESCRIPTION_LEN, MAX_ENV_VALUE_LEN, MAX_ENV_VARS,
+    MAX_LANGUAGE_LEN, MAX_REPO_URL_LEN, MAX_SETTINGS, MAX_SETTING_DESCRIPTION_LEN,
 };
 
-use crate::dto::{BuildBody, RegisterRequest, TransportBody};
+use crate::dto::{BuildBody, RegisterRequest, SettingBody, TransportBody};
 use crate::error::{ApiError, ApiResult};
 
 /// Server ids (as `ServerId` checks them).
@@ -65,6 +68,13 @@ pub const BUILD_ARG_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
 pub const RESERVED_BUILD_ARG_PATTERN: &str = "^[Bb][Uu][Ii][Ll][Dd][Kk][Ii][Tt]_";
 /// Build argument values: no NUL or line break.
 const BUILD_ARG_VALUE_PATTERN: &str = "^[^\\u0000\\n\\r]*$";
+/// Setting names (environment variables, as `EnvName` checks them).
+pub const SETTING_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,255}$";
+/// Setting values: anything without NUL.
+const SETTING_VALUE_PATTERN: &str = "^[^\\u0000]*$";
+/// Longest setting value in characters the document promises: the core's limit is in bytes
+/// (32 KiB of UTF-8), which any string of this many characters fits.
+const MAX_SETTING_VALUE_CHARS: usize = MAX_ENV_VALUE_LEN / 4;
 
 /// A path component: anything but `..`, not starting with `-`.
 fn path_component(allow_dot: bool) -> String {
@@ -260,6 +270,7 @@ impl RegisterRequest {
             }
         }
         let build = build_spec(self.build)?;
+        let settings = setting_specs(self.settings.unwrap_or_default())?;
         Ok(ServerRegistration {
             id,
             repo,
@@ -269,8 +280,51 @@ impl RegisterRequest {
             description: self.description,
             language: self.language,
             build,
-            settings: Vec::new(),
+            settings,
         })
+    }
+}
+
+/// The declarations of a registration's `settings`.
+fn setting_specs(bodies: Vec<SettingBody>) -> ApiResult<Vec<SettingSpec>> {
+    if bodies.len() > MAX_SETTINGS {
+        return Err(ApiError::invalid(
+            "settings",
+            format!("at most {MAX_SETTINGS} settings"),
+        ));
+    }
+    bodies
+        .into_iter()
+        .map(|b| {
+            let name = EnvName::new(b.name).map_err(|e| as_field("settings", e))?;
+            Ok(SettingSpec::new(
+                name,
+                b.description,
+                b.required,
+                b.secret,
+                b.default,
+            )?)
+        })
+        .collect()
+}
+
+/// Setting values of a request (`test_values`, a launch's `settings`): names and values
+/// checked, errors naming `field` and never a value.
+///
+/// # Errors
+/// 422 `invalid_input` on `field`.
+pub fn setting_values(
+    field: &'static str,
+    values: Option<BTreeMap<String, String>>,
+) -> ApiResult<InstanceEnv> {
+    InstanceEnv::from_exposed(values.unwrap_or_default()).map_err(|e| as_field(field, e))
+}
+
+/// A core `InvalidInput` moved onto the request's field.
+fn as_field(field: &'static str, e: toolshed_core::Error) -> ApiError {
+    match e {
+        toolshed_core::Error::InvalidInput { reason, .. } => ApiError::invalid(field, reason),
+        other => other.into(),
     }
 }
 
@@ -435,6 +489,47 @@ fn constrain_schemas(schemas: &mut Value, s: &DocSettings) {
             },
         }),
     );
+    let setting_value = json!({
+        "type": "string",
+        "pattern": SETTING_VALUE_PATTERN,
+        "maxLength": MAX_SETTING_VALUE_CHARS,
+    });
+    let setting_map = json!({
+        "maxProperties": MAX_ENV_VARS,
+        "propertyNames": {"pattern": SETTING_NAME_PATTERN},
+        "additionalProperties": setting_value,
+    });
+    set(
+        schemas,
+        &format!("{reg}/settings"),
+        json!({"maxItems": MAX_SETTINGS}),
+    );
+    set(schemas, &format!("{reg}/test_values"), setting_map.clone());
+    set(schemas, "/LaunchBody/properties/settings", setting_map);
+    set(
+        schemas,
+        "/SettingBody/properties/name",
+        json!({"pattern": SETTING_NAME_PATTERN}),
+    );
+    set(
+        schemas,
+        "/SettingBody/properties/description",
+        json!({"maxLength": MAX_SETTING_DESCRIPTION_LEN}),
+    );
+    set(schemas, "/SettingBody/properties/default", setting_value);
+    if let Some(setting) = schemas
+        .get_mut("SettingBody")
+        .and_then(Value::as_object_mut)
+    {
+        // A secret has no default (it would be stored in plain text).
+        setting.insert(
+            "not".to_owned(),
+            json!({
+                "required": ["secret", "default"],
+                "properties": {"secret": {"const": true}, "default": {"type": "string"}},
+            }),
+        );
+    }
     set(
         schemas,
         "/ResourcesBody/properties/cpu_units",
@@ -754,6 +849,8 @@ mod tests {
             description: None,
             language: None,
             build: None,
+            settings: None,
+            test_values: None,
         }
     }
 

@@ -9,7 +9,8 @@ use toolshed_core::domain::conformance;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
 use toolshed_core::domain::{
     BuildSpec, ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy,
-    Server, ServerId, ServerRegistration, SessionId, SessionState, ToolCall, ToolDrift, Transport,
+    Server, ServerId, ServerRegistration, SessionId, SessionState, SettingSpec, ToolCall,
+    ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
@@ -43,6 +44,8 @@ pub enum Command {
 }
 
 /// `servers …`
+// Parsed once per process: the size of the largest variant (`add`) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Servers {
     /// Register a server.
@@ -83,6 +86,19 @@ pub enum Servers {
         /// a secret.
         #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
         build_arg: Vec<(String, String)>,
+        /// A setting the server reads from its environment (repeatable):
+        /// `NAME[:required][:secret][=DEFAULT]`, e.g. `API_KEY:required:secret` or
+        /// `REGION=eu-west-1`. A secret has no default; launches give values with `--set`.
+        #[arg(long = "setting", value_name = "SPEC", value_parser = crate::settings::parse_setting)]
+        setting: Vec<SettingSpec>,
+        /// A value the verification's check task runs with, `NAME=VALUE` (repeatable). Kept
+        /// encrypted in the data directory, never in the server's record.
+        #[arg(long = "test-value", value_name = "NAME=VALUE")]
+        test_value: Vec<String>,
+        /// A test value read from this process's environment, `NAME` or `NAME=VARIABLE`
+        /// (repeatable): keeps a secret out of the shell's history.
+        #[arg(long = "test-value-from-env", value_name = "NAME[=VARIABLE]")]
+        test_value_from_env: Vec<String>,
     },
     /// List servers.
     List,
@@ -292,6 +308,14 @@ pub enum Playground {
         /// Makes a retried start return the same session.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// A value of one of the server's declared settings, `NAME=VALUE` (repeatable).
+        /// Missing required settings are refused before anything starts.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// A setting value read from this process's environment, `NAME` or `NAME=VARIABLE`
+        /// (repeatable): keeps a secret out of the shell's history.
+        #[arg(long = "set-from-env", value_name = "NAME[=VARIABLE]")]
+        set_from_env: Vec<String>,
         /// Wait until the session is running (its MCP server answered), at most
         /// `--wait-timeout` seconds; without it, the session is printed `starting`.
         #[arg(long)]
@@ -506,7 +530,11 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             context,
             dockerfile,
             build_arg,
+            setting,
+            test_value,
+            test_value_from_env,
         } => {
+            let test_values = crate::settings::values(&test_value, &test_value_from_env)?;
             let build = BuildSpec {
                 context,
                 dockerfile,
@@ -518,18 +546,21 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 Transport::Http { port, path }
             };
             let server = ts
-                .register_server(ServerRegistration {
-                    build,
-                    settings: Vec::new(),
-                    id: ServerId::new(id)?,
-                    // The local CLI reads the user's own disk, so file:// is allowed here.
-                    repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
-                    git_ref: GitRef::new(git_ref)?,
-                    transport,
-                    resources: Default::default(),
-                    description,
-                    language: None,
-                })
+                .register_server_with_test_values(
+                    ServerRegistration {
+                        build,
+                        settings: setting,
+                        id: ServerId::new(id)?,
+                        // The local CLI reads the user's own disk, so file:// is allowed here.
+                        repo: RepoUrl::parse(&repo, RepoUrlPolicy::LOCAL)?,
+                        git_ref: GitRef::new(git_ref)?,
+                        transport,
+                        resources: Default::default(),
+                        description,
+                        language: None,
+                    },
+                    test_values,
+                )
                 .await?;
             print(f, &server, || {
                 format!(
@@ -551,6 +582,19 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 let mut out = table(SERVER_COLUMNS, &[server_row(&s)]);
                 if let Some(img) = &s.image {
                     out.push_str(&format!("\nimage: {}", img.image.pinned()));
+                }
+                for setting in &s.settings {
+                    let flags = [(setting.required, " required"), (setting.secret, " secret")]
+                        .iter()
+                        .filter(|(on, _)| *on)
+                        .map(|(_, f)| *f)
+                        .collect::<String>();
+                    let default = setting
+                        .default
+                        .as_deref()
+                        .map(|d| format!(" (default {})", escape(d)))
+                        .unwrap_or_default();
+                    out.push_str(&format!("\nsetting {}:{flags}{default}", setting.name));
                 }
                 for t in &s.tools.tools {
                     // Escaped: a description may hide characters a terminal would not show.
@@ -701,12 +745,15 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
             server,
             ttl,
             idempotency_key,
+            set,
+            set_from_env,
             wait,
             wait_timeout,
         } => {
             let req = LaunchRequest {
                 ttl: ttl.map(Duration::from_secs),
                 idempotency_key: idempotency_key.map(IdempotencyKey::new).transpose()?,
+                settings: crate::settings::values(&set, &set_from_env)?,
             };
             let s = ts.launch_session(&ServerId::new(server)?, req).await?;
             let s = if wait {

@@ -12,7 +12,7 @@ use clap::Subcommand;
 use futures::StreamExt;
 use toolshed_core::adapters::docker::{HealthTracker, Liveness, LogQuery};
 use toolshed_core::domain::{
-    Instance, InstanceEnv, InstanceId, InstanceName, InstanceRequest, ServerId, VerificationState,
+    Instance, InstanceId, InstanceName, InstanceRequest, ServerId, VerificationState,
 };
 use toolshed_core::error::EntityKind;
 use toolshed_core::local::LocalBackend;
@@ -31,7 +31,9 @@ pub enum Instances {
         /// Instance name (`a-z`, `0-9`, `-`), unique; default `<template>-<random>`.
         #[arg(long)]
         name: Option<String>,
-        /// Environment variable `KEY=value` (repeatable). Values are never printed.
+        /// Environment variable `KEY=value` (repeatable): values of the server's declared
+        /// settings (a server without declarations takes any). Values are never printed;
+        /// secret ones are kept encrypted in the data directory.
         #[arg(long = "env")]
         env: Vec<String>,
         /// Wait until the instance answers MCP (state `created`), at most `--wait-timeout`
@@ -41,6 +43,10 @@ pub enum Instances {
         /// Longest wait of `--wait`, in seconds.
         #[arg(long, default_value_t = 120, requires = "wait")]
         wait_timeout: u64,
+        /// A value read from this process's environment, `NAME` or `NAME=VARIABLE`
+        /// (repeatable): keeps a secret out of the shell's history.
+        #[arg(long = "env-from-env", value_name = "NAME[=VARIABLE]")]
+        env_from_env: Vec<String>,
     },
     /// Stop an instance: SIGTERM, then SIGKILL after the drain timeout.
     Stop {
@@ -169,6 +175,7 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
             env,
             wait,
             wait_timeout,
+            env_from_env,
         } => {
             let server_id = ServerId::new(&template)?;
             let name = match name {
@@ -180,7 +187,7 @@ pub async fn run(b: &LocalBackend, f: Format, c: Instances) -> anyhow::Result<()
             };
             let request = InstanceRequest {
                 name,
-                env: InstanceEnv::parse_assignments(&env)?,
+                env: crate::settings::values(&env, &env_from_env)?,
                 owner: None,
             };
             let i = t.create_instance(&server_id, request).await?;

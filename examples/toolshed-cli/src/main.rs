@@ -26,6 +26,7 @@ mod api_keys;
 mod commands;
 mod instances;
 mod output;
+mod settings;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -218,6 +218,7 @@ async fn sweep_stops_expired_sessions_and_orphans() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(60)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await
@@ -229,6 +230,7 @@ async fn sweep_stops_expired_sessions_and_orphans() {
             LaunchRequest {
                 ttl: Some(Duration::from_secs(3600)),
                 idempotency_key: None,
+                settings: Default::default(),
             },
         )
         .await

@@ -56,3 +56,15 @@ impl SecretStore for InMemorySecretStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms() {
+        let store = InMemorySecretStore::new();
+        crate::testing::conformance::check_secret_store(&store).await;
+        assert!(store.is_empty());
+    }
+}

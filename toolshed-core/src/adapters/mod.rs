@@ -3,6 +3,8 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(all(feature = "files", unix))]
+pub mod file_secrets;
 #[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "git")]

@@ -290,6 +290,14 @@ impl InstanceEnv {
         Ok(env)
     }
 
+    /// The value of a variable, if set.
+    pub fn get(&self, name: &str) -> Option<&SecretValue> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v)
+    }
+
     /// Variable names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(EnvName::as_str)

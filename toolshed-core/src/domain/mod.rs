@@ -71,7 +71,10 @@ pub use session::{
     LiveSessionCounts, PlaygroundSession, SessionCaps, SessionState, StopReason, TaskHandle,
     TtlBounds, MAX_SESSION_TTL,
 };
-pub use settings::{validate_settings, SettingSpec, MAX_SETTINGS, MAX_SETTING_DESCRIPTION_LEN};
+pub use settings::{
+    has_secret_settings, resolve_settings, resolve_test_values, validate_settings,
+    without_secret_values, SettingSpec, MAX_SETTINGS, MAX_SETTING_DESCRIPTION_LEN,
+};
 pub use verification::{
     BuildId, RunProgress, VerificationFailure, VerificationLease, VerificationRun, VerificationStep,
 };

@@ -4,9 +4,11 @@
 //! A declaration says what a value is for; it never holds a secret value. Defaults are stored
 //! in plain text with the server record, so a secret setting has none.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
-use super::{EnvName, MAX_ENV_VALUE_LEN};
+use super::{EnvName, InstanceEnv, SecretValue, MAX_ENV_VALUE_LEN, REDACTED};
 use crate::error::{Error, Result};
 
 /// Most settings one server may declare.
@@ -124,6 +126,118 @@ pub fn validate_settings(settings: &[SettingSpec]) -> Result<()> {
     Ok(())
 }
 
+/// Whether values for required settings must all be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requirement {
+    /// A launch: every required setting needs a value or a default.
+    Enforced,
+    /// Verification test values: whatever the publisher gave (the check runs with them).
+    Relaxed,
+}
+
+/// The environment a launch (playground session or instance) starts with: `given` checked
+/// against the server's declarations, with declared defaults filled in.
+///
+/// A server that declares no settings takes any environment (as before settings existed);
+/// one that declares settings takes only those.
+///
+/// # Errors
+/// `InvalidInput { field: "settings" }` naming every unknown setting, or every required setting
+/// without a value or default. Messages name settings, never values.
+///
+/// ```
+/// use toolshed_core::domain::{resolve_settings, EnvName, InstanceEnv, SettingSpec};
+/// let key = SettingSpec::new(EnvName::new("API_KEY").unwrap(), None, true, true, None).unwrap();
+/// let missing = resolve_settings(&[key.clone()], &InstanceEnv::new()).unwrap_err();
+/// assert!(missing.to_string().contains("API_KEY"));
+/// let given = InstanceEnv::parse_assignments(["API_KEY=s3cret"]).unwrap();
+/// assert_eq!(resolve_settings(&[key], &given).unwrap().len(), 1);
+/// ```
+pub fn resolve_settings(declared: &[SettingSpec], given: &InstanceEnv) -> Result<InstanceEnv> {
+    resolve(declared, given, Requirement::Enforced)
+}
+
+/// The environment a verification's check task starts with: the stored test values (checked
+/// against the declarations: no unknown name) plus declared defaults. Required settings
+/// without a test value are allowed: the check then sees the server as a launch without it
+/// would.
+///
+/// # Errors
+/// `InvalidInput { field: "test_values" }` naming every unknown setting.
+pub fn resolve_test_values(declared: &[SettingSpec], given: &InstanceEnv) -> Result<InstanceEnv> {
+    resolve(declared, given, Requirement::Relaxed).map_err(|e| match e {
+        Error::InvalidInput { reason, .. } => Error::invalid("test_values", reason),
+        other => other,
+    })
+}
+
+fn resolve(
+    declared: &[SettingSpec],
+    given: &InstanceEnv,
+    requirement: Requirement,
+) -> Result<InstanceEnv> {
+    if declared.is_empty() {
+        return Ok(given.clone());
+    }
+    let known: BTreeSet<&str> = declared.iter().map(|s| s.name.as_str()).collect();
+    let unknown: Vec<&str> = given.names().filter(|n| !known.contains(n)).collect();
+    if !unknown.is_empty() {
+        return Err(Error::invalid(
+            "settings",
+            format!(
+                "unknown settings: {} (the server declares: {})",
+                unknown.join(", "),
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let mut env = given.clone();
+    let mut missing = Vec::new();
+    for setting in declared {
+        if env.get(setting.name.as_str()).is_some() {
+            continue;
+        }
+        match &setting.default {
+            Some(default) => {
+                env.insert(setting.name.clone(), SecretValue::new(default.clone())?)?
+            }
+            None if setting.required && requirement == Requirement::Enforced => {
+                missing.push(setting.name.as_str());
+            }
+            None => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            "settings",
+            format!("missing required settings: {}", missing.join(", ")),
+        ));
+    }
+    Ok(env)
+}
+
+/// What a record may keep of a resolved environment: non-secret values as they are, secret
+/// values replaced by [`REDACTED`] (the names stay, so views list them). The values themselves
+/// go to the [`SecretStore`](crate::ports::SecretStore).
+pub fn without_secret_values(declared: &[SettingSpec], env: &InstanceEnv) -> InstanceEnv {
+    let mut kept = env.clone();
+    for setting in declared.iter().filter(|s| s.secret) {
+        if kept.get(setting.name.as_str()).is_some() {
+            // Replacing an existing variable never exceeds the size limit, and REDACTED is a
+            // valid value: neither call can fail.
+            if let Ok(placeholder) = SecretValue::new(REDACTED) {
+                let _ = kept.insert(setting.name.clone(), placeholder);
+            }
+        }
+    }
+    kept
+}
+
+/// Whether any declared setting is secret.
+pub fn has_secret_settings(declared: &[SettingSpec]) -> bool {
+    declared.iter().any(|s| s.secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +263,107 @@ mod tests {
         assert_eq!(blank.description, None);
         let long = "x".repeat(MAX_SETTING_DESCRIPTION_LEN + 1);
         assert!(SettingSpec::new(name("A"), Some(long), false, false, None).is_err());
+    }
+
+    fn spec(n: &str, required: bool, secret: bool, default: Option<&str>) -> SettingSpec {
+        SettingSpec::new(name(n), None, required, secret, default.map(Into::into)).unwrap()
+    }
+
+    fn declared() -> Vec<SettingSpec> {
+        vec![
+            spec("API_KEY", true, true, None),
+            spec("REGION", true, false, Some("eu-west-1")),
+            spec("DEBUG", false, false, None),
+        ]
+    }
+
+    #[test]
+    fn a_missing_required_value_is_named_and_nothing_else() {
+        let given = InstanceEnv::parse_assignments(["DEBUG=1"]).unwrap();
+        let err = resolve_settings(&declared(), &given).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "settings",
+                    ..
+                }
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("API_KEY"), "{msg}");
+        // REGION has a default: it is not missing.
+        assert!(!msg.contains("REGION"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_name_is_named_without_its_value() {
+        let given = InstanceEnv::parse_assignments(["API_KEY=k", "APIKEY=hunter2-typo"]).unwrap();
+        let err = resolve_settings(&declared(), &given).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown settings: APIKEY"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = resolve_test_values(&declared(), &given).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "test_values",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_are_filled_in_and_given_values_win() {
+        let given = InstanceEnv::parse_assignments(["API_KEY=k"]).unwrap();
+        let env = resolve_settings(&declared(), &given).unwrap();
+        assert_eq!(
+            env.exposed().collect::<Vec<_>>(),
+            [("API_KEY", "k"), ("REGION", "eu-west-1")]
+        );
+        let given = InstanceEnv::parse_assignments(["API_KEY=k", "REGION=us-east-1"]).unwrap();
+        let env = resolve_settings(&declared(), &given).unwrap();
+        assert_eq!(
+            env.get("REGION").map(SecretValue::expose),
+            Some("us-east-1")
+        );
+    }
+
+    #[test]
+    fn test_values_may_leave_required_settings_out() {
+        let env = resolve_test_values(&declared(), &InstanceEnv::new()).unwrap();
+        assert_eq!(env.exposed().collect::<Vec<_>>(), [("REGION", "eu-west-1")]);
+    }
+
+    #[test]
+    fn a_secret_is_kept_out_of_records_and_required_only_when_declared() {
+        let declared = vec![
+            spec("TOKEN", false, true, None),
+            spec("MODE", false, false, None),
+        ];
+        // Not required: a launch without it is fine.
+        assert!(resolve_settings(&declared, &InstanceEnv::new())
+            .unwrap()
+            .is_empty());
+        let env = InstanceEnv::parse_assignments(["TOKEN=hunter2", "MODE=fast"]).unwrap();
+        let kept = without_secret_values(&declared, &env);
+        assert_eq!(
+            kept.exposed().collect::<Vec<_>>(),
+            [("MODE", "fast"), ("TOKEN", REDACTED)]
+        );
+        assert!(has_secret_settings(&declared));
+    }
+
+    #[test]
+    fn a_server_without_declarations_takes_any_environment() {
+        let env = InstanceEnv::parse_assignments(["ANY=1"]).unwrap();
+        assert_eq!(resolve_settings(&[], &env).unwrap(), env);
     }
 
     #[test]

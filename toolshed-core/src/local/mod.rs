@@ -1,7 +1,7 @@
 //! The local composition (feature `local`): every local adapter wired into one [`Toolshed`] —
 //! the Docker engine (builder, runner, the engine's image store or an OCI registry), SQLite under
 //! the data directory, the git CLI, the rmcp probe, the heuristic metadata generator and docs on
-//! the local file system.
+//! the local file system, setting values in encrypted files.
 //!
 //! Binaries read their settings once, into a [`LocalConfig`] (usually [`LocalConfig::from_env`]),
 //! and call [`LocalBackend::connect`]. Adapters never read the environment themselves.
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::adapters::docker::{
     self, DockerImageBuilder, DockerTaskRunner, EngineImageStore, RegistryImageStore, RunnerConfig,
 };
+use crate::adapters::file_secrets::FileSecretStore;
 use crate::adapters::files::FileDocsStore;
 use crate::adapters::git::GitCliSource;
 use crate::adapters::heuristic::HeuristicMetadataGenerator;
@@ -114,7 +115,8 @@ impl LocalBackend {
             metadata: Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
             // Docs live beside the database: <data dir>/docs/<serverId>/<commit>.md.
             docs: Arc::new(FileDocsStore::new(&config.data_dir)),
-            secrets: Arc::new(crate::adapters::memory_secrets::InMemorySecretStore::new()),
+            // Setting values encrypted at rest: <data dir>/secrets/ (key file and values, 0600).
+            secrets: Arc::new(FileSecretStore::in_data_dir(&config.data_dir)),
             clock,
         };
         let toolshed = Toolshed::new(ports, config.service)?;

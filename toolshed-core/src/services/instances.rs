@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use super::Toolshed;
 use crate::domain::{
-    Instance, InstanceId, InstanceName, InstanceRequest, InstanceState, InstanceView, ServerId,
-    TaskHandle, Timestamp,
+    resolve_settings, without_secret_values, Instance, InstanceId, InstanceName, InstanceRequest,
+    InstanceState, InstanceView, ServerId, TaskHandle, Timestamp,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{TaskSpec, TaskState, TaskStatus};
@@ -102,7 +102,8 @@ impl Toolshed {
     ///
     /// # Errors
     /// `NotFound` (server); `NotVerified`; `AlreadyExists` (kind `Instance`) for a taken name;
-    /// `InvalidInput` for a bad owner; runner and repository errors.
+    /// `InvalidInput` for a bad owner or an environment that does not match the server's
+    /// declared settings; secret store, runner and repository errors.
     pub async fn create_instance(
         &self,
         server_id: &ServerId,
@@ -110,8 +111,22 @@ impl Toolshed {
     ) -> Result<Instance> {
         let p = &self.ports;
         let server = p.repository.get_server(server_id).await?;
+        // Checked before anything is stored or started; the record keeps secret values as
+        // names only, the values go to the secret store.
+        let env = resolve_settings(&server.settings, &request.env)?;
+        let request = InstanceRequest {
+            env: without_secret_values(&server.settings, &env),
+            ..request
+        };
         let instance = Instance::request(InstanceId::random(), &server, request, p.clock.now())?;
-        let mut instance = p.repository.insert_instance(&instance).await?;
+        self.keep_instance_values(&server, &instance, &env).await?;
+        let mut instance = match p.repository.insert_instance(&instance).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.forget_instance_values(&instance.id).await;
+                return Err(e);
+            }
+        };
         instance.begin_creating(p.clock.now())?;
         let instance = p.repository.update_instance(&instance).await?;
         self.start_instance_task(instance).await
@@ -122,7 +137,8 @@ impl Toolshed {
         let p = &self.ports;
         let started = async {
             let server = p.repository.get_server(&instance.server_id).await?;
-            let spec = TaskSpec::for_instance(&server, &instance);
+            let mut spec = TaskSpec::for_instance(&server, &instance);
+            spec.env = self.instance_env(&instance).await?;
             p.runner.start(&spec).await
         }
         .await;
@@ -394,7 +410,11 @@ impl Toolshed {
     /// As [`Self::stop_instance`].
     pub async fn remove_instance(&self, id: &InstanceId, drain: Option<Duration>) -> Result<bool> {
         match self.stop_instance(id, drain).await {
-            Ok(_) => self.ports.repository.delete_instance(id).await,
+            Ok(_) => {
+                let deleted = self.ports.repository.delete_instance(id).await?;
+                self.forget_instance_values(id).await;
+                Ok(deleted)
+            }
             Err(Error::NotFound {
                 kind: EntityKind::Instance,
                 ..

@@ -17,6 +17,7 @@ mod promotion;
 mod register;
 mod runs;
 mod status;
+mod settings;
 mod sweep;
 mod verify;
 

@@ -10,7 +10,8 @@ use super::config::plus;
 use super::status::{observation_of, status_of};
 use super::Toolshed;
 use crate::domain::{
-    IdempotencyKey, PlaygroundSession, QuotaKind, ServerId, SessionId, SessionState, StopReason,
+    resolve_settings, IdempotencyKey, InstanceEnv, PlaygroundSession, QuotaKind, ServerId,
+    SessionId, SessionState, StopReason,
 };
 use crate::error::{CapScope, Error, Result};
 use crate::ports::{SessionInsert, TaskSpec, TaskState};
@@ -43,6 +44,9 @@ pub struct LaunchRequest {
     pub ttl: Option<Duration>,
     /// Makes a retried launch return the same session (and never start a second task).
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Values of the server's declared settings (see [`resolve_settings`]): they go into the
+    /// task's environment at start and nowhere else (never into the session record).
+    pub settings: InstanceEnv,
 }
 
 impl Toolshed {
@@ -52,7 +56,9 @@ impl Toolshed {
     /// (2) the task start; (3) the session insert, which enforces the caps atomically.
     ///
     /// # Errors
-    /// `InvalidInput` for a TTL outside the bounds; `NotFound`; `NotVerified`; `CapReached`
+    /// `InvalidInput` for a TTL outside the bounds, or settings that do not match the server's
+    /// declarations (a required one missing, an unknown one); `NotFound`; `NotVerified`;
+    /// `CapReached`
     /// (nothing left running); runner errors.
     pub async fn launch_session(
         &self,
@@ -96,6 +102,9 @@ impl Toolshed {
             Err(e) => return Err(e),
         }
         let server = server?;
+        // Checked before anything is charged or started: a launch missing a required setting
+        // (or naming an unknown one) never starts a task.
+        let env = resolve_settings(&server.settings, &request.settings)?;
         let counts = counts?;
         let caps = self.config.session_caps;
         if let Some(c) = caller {
@@ -131,7 +140,8 @@ impl Toolshed {
         let now = p.clock.now();
         let expires_at = plus(now, ttl);
         // NotVerified when there is no image: the only image a session can ever run.
-        let spec = TaskSpec::for_session(&server, &session_id, expires_at)?;
+        let mut spec = TaskSpec::for_session(&server, &session_id, expires_at)?;
+        spec.env = env;
         let task = p.runner.start(&spec).await?;
         let session = PlaygroundSession {
             id: session_id,

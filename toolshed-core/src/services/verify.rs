@@ -467,8 +467,12 @@ impl Toolshed {
                     .await
                     .map_err(at(VerificationStep::Check))?;
                 let expires = plus(p.clock.now(), self.config.check_task_ttl);
-                let spec =
+                let mut spec =
                     TaskSpec::for_check(&server, image.clone(), &run.run_id, lease.token, expires);
+                spec.env = self
+                    .check_env(&server)
+                    .await
+                    .map_err(at(VerificationStep::Check))?;
                 p.runner
                     .prepare(&spec)
                     .await

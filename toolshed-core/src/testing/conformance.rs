@@ -31,6 +31,8 @@ mod instances;
 pub use instances::*;
 mod observations;
 pub use observations::check_record_task_observations;
+mod secrets;
+pub use secrets::check_secret_store;
 mod auth;
 pub use auth::{
     check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,

@@ -16,9 +16,9 @@ use toolshed_core::domain::poisoning::Finding;
 use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
     MetadataFailure, MetadataField, PendingReview, PlaygroundSession, Provenance, ProvenanceSource,
-    ReviewReason, Server, ServerMetadata, SessionState, StopReason, TaskResources, Timestamp,
-    ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure, VerificationState,
-    VerificationStep, VerifiedImage,
+    ReviewReason, Server, ServerMetadata, SessionState, SettingSpec, StopReason, TaskResources,
+    Timestamp, ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure,
+    VerificationState, VerificationStep, VerifiedImage,
 };
 use toolshed_core::services::{InstanceHealth, RunStatus};
 use utoipa::ToSchema;
@@ -702,6 +702,39 @@ pub struct ServerBody {
     /// admin approves it (`POST /api/servers/{id}/approve` with its digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_review: Option<PendingReviewView>,
+    /// The settings it declares (never their values, except declared defaults); absent when
+    /// it declares none, as in the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingView>,
+}
+
+/// A declared setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SettingView {
+    /// The environment variable the server reads.
+    pub name: String,
+    /// What the value is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether a launch must give a value (unless there is a default).
+    pub required: bool,
+    /// Whether the value is a secret.
+    pub secret: bool,
+    /// The value used when a launch gives none (never on a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+impl From<&SettingSpec> for SettingView {
+    fn from(s: &SettingSpec) -> Self {
+        Self {
+            name: s.name.to_string(),
+            description: s.description.clone(),
+            required: s.required,
+            secret: s.secret,
+            default: s.default.clone(),
+        }
+    }
 }
 
 /// How a server's image is built: context folder, Dockerfile and build arguments.
@@ -744,6 +777,7 @@ impl From<&Server> for ServerBody {
             version: s.version,
             build: (&s.build).into(),
             pending_review: s.pending_review.as_ref().map(Into::into),
+            settings: s.settings.iter().map(Into::into).collect(),
         }
     }
 }

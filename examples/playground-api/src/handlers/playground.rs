@@ -32,7 +32,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
         (status = 202, description = "Starting", body = SessionView),
         (status = 404, description = "No such server", body = ErrorBody),
         (status = 412, description = "The server has no verified image", body = ErrorBody),
-        (status = 422, description = "TTL out of bounds or invalid key", body = ErrorBody),
+        (status = 422, description = "TTL out of bounds, invalid key, or settings that do not match the server's declarations (a required one missing, an undeclared one)", body = ErrorBody),
         (status = 429, description = "Session cap reached", body = ErrorBody),
         (status = 503, description = "Runner unavailable", body = ErrorBody),
     ))]
@@ -54,6 +54,7 @@ pub async fn launch(
     // the server's state (and never 404/412 first).
     let header_key = header_key.map(IdempotencyKey::new).transpose()?;
     let body_key = body.idempotency_key.map(IdempotencyKey::new).transpose()?;
+    let settings = crate::schema::setting_values("settings", body.settings)?;
     let ttl = body.ttl_seconds.map(Duration::from_secs);
     if let Some(ttl) = ttl {
         state.toolshed.config().ttl_bounds.resolve(Some(ttl))?;
@@ -61,6 +62,7 @@ pub async fn launch(
     let request = LaunchRequest {
         ttl,
         idempotency_key: body_key.or(header_key),
+        settings,
     };
     let session = state
         .toolshed

@@ -10,6 +10,7 @@ use crate::auth::Authenticated;
 use crate::dto::{DriftResponse, ListServersQuery, RegisterRequest, ServerPage, ServerView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::schema::setting_values;
 use crate::AppState;
 
 /// Default page size of `GET /api/servers`.
@@ -23,17 +24,18 @@ use crate::schema::MAX_PAGE;
         (status = 201, description = "Registered", body = ServerView),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
-        (status = 422, description = "Invalid registration", body = ErrorBody),
+        (status = 422, description = "Invalid registration (settings and test values included)", body = ErrorBody),
     ))]
 pub async fn register_server(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    ApiJson(request): ApiJson<RegisterRequest>,
+    ApiJson(mut request): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    let test_values = setting_values("test_values", request.test_values.take())?;
     let registration = request.into_registration(state.allow_file_repos)?;
     let server = state
         .toolshed
-        .register_server_as(&caller, registration)
+        .register_server_with_test_values_as(&caller, registration, test_values)
         .await?;
     let location = format!("/api/servers/{}", server.id);
     Ok((
