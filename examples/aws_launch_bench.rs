@@ -138,6 +138,8 @@ async fn seed(
                     stopped_at: None,
                     owner: None,
                     ready_at: None,
+                    warm: false,
+                    claimed_at: None,
                     version: 1,
                 })
             }

@@ -595,6 +595,8 @@ impl MotoEnv {
                     endpoint: None,
                     state: SessionState::Starting,
                     ready_at: None,
+                    warm: false,
+                    claimed_at: None,
                     stop_reason: None,
                     idempotency_key: None,
                     created_at: now,

@@ -210,6 +210,8 @@ fn ending_a_session_is_idempotent() {
         version: 3,
         owner: None,
         ready_at: None,
+        warm: false,
+        claimed_at: None,
     };
     assert!(session.end(StopReason::Expired, t(901)));
     assert_eq!(session.state, SessionState::Stopped);

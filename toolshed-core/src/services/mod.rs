@@ -18,6 +18,7 @@ mod register;
 mod runs;
 mod sweep;
 mod verify;
+mod warm;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;
 pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
 pub use sweep::{SweepLimits, SweepReport, Sweeper};
+pub use warm::WarmPoolReport;
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
 
 use crate::error::Result;

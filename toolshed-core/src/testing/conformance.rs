@@ -30,6 +30,8 @@ use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationComp
 mod instances;
 pub use instances::*;
 mod auth;
+mod warm;
+pub use warm::{check_concurrent_warm_claims, check_warm_claim, check_warm_claim_digest};
 pub use auth::{
     check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,
     check_touch_api_key,
@@ -60,6 +62,9 @@ pub async fn run_all(repo: Repo) {
     check_list_live_sessions(repo.clone()).await;
     check_get_sessions(repo.clone()).await;
     check_count_live_sessions(repo.clone()).await;
+    check_warm_claim(repo.clone()).await;
+    check_concurrent_warm_claims(repo.clone()).await;
+    check_warm_claim_digest(repo.clone()).await;
     run_instances(repo.clone()).await;
     check_api_keys(repo.clone()).await;
     check_touch_api_key(repo.clone()).await;
@@ -191,6 +196,8 @@ pub fn sample_session(
         stopped_at: None,
         owner: None,
         ready_at: None,
+        warm: false,
+        claimed_at: None,
         version: 0,
     }
 }

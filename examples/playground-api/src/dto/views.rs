@@ -800,6 +800,8 @@ pub enum StopReasonView {
     TaskExited,
     /// The task never started.
     LaunchFailed,
+    /// A warm-pool session retired unclaimed (its server's image changed or its pool shrank).
+    Retired,
 }
 
 impl From<StopReason> for StopReasonView {
@@ -809,6 +811,7 @@ impl From<StopReason> for StopReasonView {
             StopReason::Expired => Self::Expired,
             StopReason::TaskExited => Self::TaskExited,
             StopReason::LaunchFailed => Self::LaunchFailed,
+            StopReason::Retired => Self::Retired,
         }
     }
 }
@@ -848,6 +851,13 @@ pub struct SessionBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub ready_at: Option<Timestamp>,
+    /// Whether it waits in its server's warm pool, unclaimed (admins see these in listings).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
+    /// When a launch claimed it from the warm pool (RFC 3339): the launch answered at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub claimed_at: Option<Timestamp>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -868,6 +878,8 @@ impl From<&PlaygroundSession> for SessionBody {
             stopped_at: s.stopped_at,
             owner: s.owner.as_ref().map(ToString::to_string),
             ready_at: s.ready_at,
+            warm: s.warm,
+            claimed_at: s.claimed_at,
             version: s.version,
         }
     }
@@ -1313,6 +1325,8 @@ mod tests {
             stopped_at: None,
             owner: None,
             ready_at: None,
+            warm: false,
+            claimed_at: None,
             version: 1,
         };
         same(&session, &SessionBody::from(&session));
