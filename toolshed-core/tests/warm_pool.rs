@@ -40,6 +40,12 @@ async fn ready_warm(h: &Harness, server: &ServerId, n: usize) -> Vec<PlaygroundS
     panic!("{server} never had {n} ready warm sessions");
 }
 
+/// Sets the pool and fills it in the background, as the API does.
+async fn set_pool(h: &Harness, id: &ServerId, size: u32) {
+    h.toolshed.set_warm_pool(id, pool(size)).await.unwrap();
+    h.toolshed.spawn_warm_top_up(id.clone());
+}
+
 /// The stored session, fresh.
 async fn stored(h: &Harness, s: &PlaygroundSession) -> PlaygroundSession {
     h.toolshed.get_session(&s.id).await.unwrap()
@@ -50,7 +56,7 @@ async fn a_launch_claims_the_ready_warm_session_and_a_replacement_starts() {
     let h = Harness::new();
     let server = h.verified("time").await;
     let id = h.id("time");
-    h.toolshed.set_warm_pool(&id, pool(1)).await.unwrap();
+    set_pool(&h, &id, 1).await;
     let warm = ready_warm(&h, &id, 1).await.remove(0);
     assert!(warm.warm && warm.owner.is_none() && warm.ready_at.is_some());
     assert_eq!(warm.image, server.image.clone().unwrap().image, "the live image");
@@ -91,7 +97,7 @@ async fn an_owned_claim_counts_against_the_callers_quota() {
     let h = Harness::new();
     h.verified("time").await;
     let id = h.id("time");
-    h.toolshed.set_warm_pool(&id, pool(2)).await.unwrap();
+    set_pool(&h, &id, 2).await;
     ready_warm(&h, &id, 2).await;
     let principal = Principal::new(
         PrincipalId::new("alice").unwrap(),
@@ -124,7 +130,7 @@ async fn an_idempotent_launch_never_claims_a_warm_session() {
     let h = Harness::new();
     h.verified("time").await;
     let id = h.id("time");
-    h.toolshed.set_warm_pool(&id, pool(1)).await.unwrap();
+    set_pool(&h, &id, 1).await;
     let warm = ready_warm(&h, &id, 1).await.remove(0);
     let request = LaunchRequest {
         ttl: None,
@@ -143,7 +149,7 @@ async fn a_reverified_server_retires_its_old_pool_and_warms_the_new_image() {
     let h = Harness::new();
     h.verified("time").await;
     let id = h.id("time");
-    h.toolshed.set_warm_pool(&id, pool(1)).await.unwrap();
+    set_pool(&h, &id, 1).await;
     let old = ready_warm(&h, &id, 1).await.remove(0);
     h.push_commit("time", 'b');
     let server = h.verified_existing("time").await;
@@ -178,7 +184,7 @@ async fn the_sweep_retires_idle_warm_sessions_and_tops_the_pool_up() {
     let h = Harness::new();
     h.verified("time").await;
     let id = h.id("time");
-    h.toolshed.set_warm_pool(&id, pool(1)).await.unwrap();
+    set_pool(&h, &id, 1).await;
     let idle = ready_warm(&h, &id, 1).await.remove(0);
     h.advance(Duration::from_secs(11 * 60));
     let report = h
@@ -212,7 +218,7 @@ async fn warm_sessions_count_against_the_caps_and_pool_sizes_are_bounded() {
         Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "warm_pool.size"),
         other => panic!("a pool above the per-server cap must be refused, got {other:?}"),
     }
-    h.toolshed.set_warm_pool(&id, pool(2)).await.unwrap();
+    set_pool(&h, &id, 2).await;
     ready_warm(&h, &id, 2).await;
     // The pool holds the server's two places: a cold launch is refused.
     let keyed = LaunchRequest {
@@ -278,8 +284,9 @@ async fn only_admins_set_pools_and_size_zero_retires_the_pool() {
         .unwrap();
     assert_eq!(server.warm_pool, pool(1));
     assert_eq!(h.repo_get("time").await.warm_pool, pool(1), "stored");
+    h.toolshed.spawn_warm_top_up(id.clone());
     let warm = ready_warm(&h, &id, 1).await.remove(0);
-    h.toolshed.set_warm_pool(&id, pool(0)).await.unwrap();
+    set_pool(&h, &id, 0).await;
     let report = h.toolshed.top_up_warm_pool(&id).await.unwrap();
     // The background top-up of the setting may have retired it first.
     assert_eq!(report.started, 0);

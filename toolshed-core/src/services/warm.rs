@@ -72,8 +72,9 @@ impl LaunchRequest {
 }
 
 impl Toolshed {
-    /// Sets the warm pool of `server_id` (one versioned write, retried on conflicts), then tops
-    /// the pool up (or retires it, for size 0) in the background.
+    /// Sets the warm pool of `server_id` (one versioned write, retried on conflicts). The pool
+    /// fills (or, at size 0, is retired) on the next top-up: [`Self::top_up_warm_pool`] to wait
+    /// for it, [`Self::spawn_warm_top_up`] in a long-running process, or the next sweep.
     ///
     /// # Errors
     /// `InvalidInput` for a size above the deployment's warm-pool cap or the per-server session
@@ -99,7 +100,6 @@ impl Toolshed {
             }
         };
         info!(server = %server_id, size = pool.size, idle_ttl_s = pool.idle_ttl.as_secs(), "warm pool set");
-        self.spawn_warm_top_up(server_id.clone());
         Ok(stored)
     }
 

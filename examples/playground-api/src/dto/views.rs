@@ -698,6 +698,27 @@ pub struct ServerBody {
     /// admin approves it (`POST /api/servers/{id}/approve` with its digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_review: Option<PendingReviewView>,
+    /// Its warm pool, when it keeps one (`PUT /api/servers/{id}/warm-pool`, scope `admin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolView>,
+}
+
+/// A server's warm pool: ready sessions kept for launches to claim at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WarmPoolView {
+    /// How many ready, unclaimed sessions the server keeps.
+    pub size: u32,
+    /// How long a warm session waits unclaimed before it is retired, in seconds.
+    pub idle_ttl_seconds: u64,
+}
+
+impl From<toolshed_core::domain::WarmPool> for WarmPoolView {
+    fn from(p: toolshed_core::domain::WarmPool) -> Self {
+        Self {
+            size: p.size,
+            idle_ttl_seconds: p.idle_ttl.as_secs(),
+        }
+    }
 }
 
 /// How a server's image is built: context folder, Dockerfile and build arguments.
@@ -740,6 +761,7 @@ impl From<&Server> for ServerBody {
             version: s.version,
             build: (&s.build).into(),
             pending_review: s.pending_review.as_ref().map(Into::into),
+            warm_pool: (!s.warm_pool.is_off()).then(|| s.warm_pool.into()),
         }
     }
 }
