@@ -14,7 +14,7 @@ use toolshed_core::testing::fixtures;
 use toolshed_tests::{docker as docker_enabled, TempDir};
 
 /// Waits until `server` has a ready warm session other than `not`, nudging starting ones with a
-/// top-up pass (a generous deadline for a loaded machine, not a count of tries).
+/// status check (a generous deadline for a loaded machine, not a count of tries).
 async fn ready_warm(ts: &Toolshed, server: &ServerId, not: Option<&PlaygroundSession>) -> PlaygroundSession {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -26,7 +26,11 @@ async fn ready_warm(ts: &Toolshed, server: &ServerId, not: Option<&PlaygroundSes
             return s;
         }
         assert!(Instant::now() < deadline, "no ready warm session within 90 s");
-        ts.top_up_warm_pool(server).await.unwrap();
+        for s in ts.list_warm_sessions(server).await.unwrap() {
+            if s.state == SessionState::Starting {
+                ts.session_status(&s.id).await.unwrap();
+            }
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

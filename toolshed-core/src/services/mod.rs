@@ -71,6 +71,9 @@ pub struct Ports {
 pub struct Toolshed {
     ports: Ports,
     config: Arc<ToolshedConfig>,
+    /// Serializes this process's warm-pool top-ups (a claim's background top-up and the
+    /// sweep's), so they do not both start a session for the same free place.
+    warm_top_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Toolshed {
@@ -83,6 +86,7 @@ impl Toolshed {
         Ok(Self {
             ports,
             config: Arc::new(config),
+            warm_top_up: Arc::default(),
         })
     }
 

@@ -196,13 +196,14 @@ impl Toolshed {
     /// nudges starting ones towards readiness; starts new ones up to the size, each waited for
     /// in the background until ready. A full session cap stops the top-up (`capped`).
     ///
-    /// Safe to run from two places at once: both may start a session for the same free place,
-    /// and the next pass retires the extra one.
+    /// Top-ups of one service (and its clones) run one at a time. Two processes may both start
+    /// a session for the same free place; the next pass retires the extra one.
     ///
     /// # Errors
     /// `NotFound`; repository errors reading the server or its warm sessions (errors of single
     /// sessions are collected in the report).
     pub async fn top_up_warm_pool(&self, server_id: &ServerId) -> Result<WarmPoolReport> {
+        let _one_at_a_time = self.warm_top_up.lock().await;
         let p = &self.ports;
         let server = p.repository.get_server(server_id).await?;
         let warm = p
