@@ -15,7 +15,11 @@ use toolshed_tests::{docker as docker_enabled, TempDir};
 
 /// Waits until `server` has a ready warm session other than `not`, nudging starting ones with a
 /// status check (a generous deadline for a loaded machine, not a count of tries).
-async fn ready_warm(ts: &Toolshed, server: &ServerId, not: Option<&PlaygroundSession>) -> PlaygroundSession {
+async fn ready_warm(
+    ts: &Toolshed,
+    server: &ServerId,
+    not: Option<&PlaygroundSession>,
+) -> PlaygroundSession {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let warm = ts.list_warm_sessions(server).await.unwrap();
@@ -25,7 +29,10 @@ async fn ready_warm(ts: &Toolshed, server: &ServerId, not: Option<&PlaygroundSes
         {
             return s;
         }
-        assert!(Instant::now() < deadline, "no ready warm session within 90 s");
+        assert!(
+            Instant::now() < deadline,
+            "no ready warm session within 90 s"
+        );
         for s in ts.list_warm_sessions(server).await.unwrap() {
             if s.state == SessionState::Starting {
                 ts.session_status(&s.id).await.unwrap();
@@ -46,12 +53,9 @@ async fn a_launch_claims_the_warm_session_and_its_tool_answers_at_once() {
             .await
             .unwrap()
             .expect("example server binary");
-    let repo = fixtures::write_server_repo(
-        &data.0.join("repo"),
-        &binary,
-        fixtures::EXAMPLE_DOCKERFILE,
-    )
-    .unwrap();
+    let repo =
+        fixtures::write_server_repo(&data.0.join("repo"), &binary, fixtures::EXAMPLE_DOCKERFILE)
+            .unwrap();
     let backend = LocalBackend::connect(LocalConfig::new(data.0.clone()))
         .await
         .unwrap();
@@ -78,7 +82,10 @@ async fn a_launch_claims_the_warm_session_and_its_tool_answers_at_once() {
         .verify_server(&server, VerifyOptions::default())
         .await
         .unwrap();
-    assert!(matches!(outcome, VerifyOutcome::Verified { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, VerifyOutcome::Verified { .. }),
+        "{outcome:?}"
+    );
 
     ts.set_warm_pool(
         &server,

@@ -59,7 +59,11 @@ async fn a_launch_claims_the_ready_warm_session_and_a_replacement_starts() {
     set_pool(&h, &id, 1).await;
     let warm = ready_warm(&h, &id, 1).await.remove(0);
     assert!(warm.warm && warm.owner.is_none() && warm.ready_at.is_some());
-    assert_eq!(warm.image, server.image.clone().unwrap().image, "the live image");
+    assert_eq!(
+        warm.image,
+        server.image.clone().unwrap().image,
+        "the live image"
+    );
     assert_eq!(
         warm.expires_at,
         warm.created_at + chrono::Duration::minutes(10),
@@ -99,10 +103,7 @@ async fn an_owned_claim_counts_against_the_callers_quota() {
     let id = h.id("time");
     set_pool(&h, &id, 2).await;
     ready_warm(&h, &id, 2).await;
-    let principal = Principal::new(
-        PrincipalId::new("alice").unwrap(),
-        [Scope::Sessions],
-    );
+    let principal = Principal::new(PrincipalId::new("alice").unwrap(), [Scope::Sessions]);
     let quotas = PrincipalQuotas {
         live_sessions: 1,
         ..PrincipalQuotas::default()
@@ -169,10 +170,7 @@ async fn a_reverified_server_retires_its_old_pool_and_warms_the_new_image() {
     assert_eq!(retired.state, SessionState::Stopped);
     assert_eq!(retired.stop_reason, Some(StopReason::Retired));
     assert!(
-        !h.runner
-            .live_tasks()
-            .iter()
-            .any(|t| t.handle == old.task),
+        !h.runner.live_tasks().iter().any(|t| t.handle == old.task),
         "the retired session's task is stopped"
     );
     let fresh = ready_warm(&h, &id, 1).await.remove(0);
@@ -260,10 +258,7 @@ async fn only_admins_set_pools_and_size_zero_retires_the_pool() {
     h.verified("time").await;
     let id = h.id("time");
     let user = Caller::new(
-        Principal::new(
-            PrincipalId::new("bob").unwrap(),
-            [Scope::Sessions],
-        ),
+        Principal::new(PrincipalId::new("bob").unwrap(), [Scope::Sessions]),
         PrincipalQuotas::default(),
     );
     assert!(matches!(
@@ -271,10 +266,7 @@ async fn only_admins_set_pools_and_size_zero_retires_the_pool() {
         Err(Error::Forbidden { .. })
     ));
     let admin = Caller::new(
-        Principal::new(
-            PrincipalId::new("root").unwrap(),
-            [Scope::Admin],
-        ),
+        Principal::new(PrincipalId::new("root").unwrap(), [Scope::Admin]),
         PrincipalQuotas::default(),
     );
     let server = h

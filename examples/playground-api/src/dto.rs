@@ -360,9 +360,10 @@ impl WarmPoolRequest {
     pub fn pool(&self) -> toolshed_core::domain::WarmPool {
         toolshed_core::domain::WarmPool {
             size: self.size,
-            idle_ttl: self
-                .idle_ttl_seconds
-                .map_or(toolshed_core::domain::DEFAULT_WARM_IDLE_TTL, std::time::Duration::from_secs),
+            idle_ttl: self.idle_ttl_seconds.map_or(
+                toolshed_core::domain::DEFAULT_WARM_IDLE_TTL,
+                std::time::Duration::from_secs,
+            ),
         }
     }
 }

@@ -52,7 +52,10 @@ impl DynamoServerRepository {
         claim: &WarmClaim,
     ) -> Result<Option<PlaygroundSession>> {
         if claim.live_quota.is_some() && claim.owner.is_none() {
-            return Err(Error::invalid("owner", "a live-session quota needs an owner"));
+            return Err(Error::invalid(
+                "owner",
+                "a live-session quota needs an owner",
+            ));
         }
         // The index may lag: a candidate already claimed fails its condition and is skipped.
         let mut candidates: Vec<PlaygroundSession> = self
@@ -104,8 +107,7 @@ impl DynamoServerRepository {
             };
             match err.as_service_error() {
                 // Somebody else claimed (or ended) it first: the next candidate.
-                Some(TransactWriteItemsError::TransactionCanceledException(t)) if reason(t, 0) => {
-                }
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) if reason(t, 0) => {}
                 Some(TransactWriteItemsError::TransactionCanceledException(t)) if reason(t, 1) => {
                     return Err(Error::QuotaExceeded {
                         principal: claim

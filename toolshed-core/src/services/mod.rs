@@ -30,8 +30,8 @@ pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;
 pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
 pub use sweep::{SweepLimits, SweepReport, Sweeper};
-pub use warm::WarmPoolReport;
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
+pub use warm::WarmPoolReport;
 
 use crate::error::Result;
 use crate::ports::{

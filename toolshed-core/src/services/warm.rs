@@ -248,7 +248,9 @@ impl Toolshed {
             if s.state == SessionState::Starting {
                 // Its background wait may have died with its process: one status check.
                 if let Err(e) = self.refresh_warm(s.clone()).await {
-                    report.errors.push(format!("refresh warm session {}: {e}", s.id));
+                    report
+                        .errors
+                        .push(format!("refresh warm session {}: {e}", s.id));
                 }
             }
         }
@@ -320,11 +322,8 @@ impl Toolshed {
         let id = SessionId::random();
         let idle_deadline = plus(now, server.warm_pool.idle_ttl);
         // The task's label expiry covers the longest life a claim can give it.
-        let spec = TaskSpec::for_session(
-            server,
-            &id,
-            plus(idle_deadline, self.config.ttl_bounds.max),
-        )?;
+        let spec =
+            TaskSpec::for_session(server, &id, plus(idle_deadline, self.config.ttl_bounds.max))?;
         let task = p.runner.start(&spec).await?;
         let session = PlaygroundSession {
             id,

@@ -31,11 +31,11 @@ mod instances;
 pub use instances::*;
 mod auth;
 mod warm;
-pub use warm::{check_concurrent_warm_claims, check_warm_claim, check_warm_claim_digest};
 pub use auth::{
     check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,
     check_touch_api_key,
 };
+pub use warm::{check_concurrent_warm_claims, check_warm_claim, check_warm_claim_digest};
 
 type Repo = Arc<dyn ServerRepository>;
 

@@ -8,7 +8,8 @@ use super::SqliteServerRepository;
 use crate::domain::{
     next_version, ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts,
     PlaygroundSession, PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId,
-    SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun, WarmClaim,
+    SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    WarmClaim,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};

@@ -5,8 +5,7 @@
 use std::collections::HashSet;
 
 use super::{
-    created, digest, fails, hex8, image, new_server, now, sample_session, secs, Must, Repo,
-    NO_CAPS,
+    created, digest, fails, hex8, image, new_server, now, sample_session, secs, Must, Repo, NO_CAPS,
 };
 use crate::domain::{
     Endpoint, PlaygroundSession, PrincipalId, QuotaKind, ServerId, SessionState, StopReason,
@@ -159,9 +158,7 @@ pub async fn check_warm_claim(repo: Repo) {
         "conformance: the claim must be stored as returned"
     );
     assert_eq!(
-        repo.claim_warm_session(&claim)
-            .await
-            .must("second claim"),
+        repo.claim_warm_session(&claim).await.must("second claim"),
         None,
         "conformance: a claimed session is never claimed again (nothing else is claimable)"
     );
