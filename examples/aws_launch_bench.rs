@@ -140,6 +140,8 @@ async fn seed(
                     owner: None,
                     ready_at: None,
                     observed: None,
+                    warm: false,
+                    claimed_at: None,
                     version: 1,
                 })
             }

@@ -1,7 +1,8 @@
 //! Side-by-side figures of the hosting path: the sweep's repository calls per unchanged live
 //! session on moto (1,000 and 10,000 sessions), launch → first tool call on the Docker engine
-//! for the example server (cold; warm pools do not exist yet), and verification time against a
-//! plain `docker build` of the same repository. Ends with one JSON line:
+//! for the example server, cold and claimed from a warm pool of one, AWS calls of a cold and a warm
+//! launch on moto, and verification time against a plain `docker build` of the same repository.
+//! Ends with one JSON line:
 //! `warm_ready_p50_ms`, `cold_ready_p50_ms`, `describe_tasks_per_s_at_1000_polls`,
 //! `sweep_calls_per_unchanged_session`, `verify_over_docker_build` (`null` when not measured).
 //!
@@ -11,7 +12,7 @@
 //! - `BENCH_SWEEP_SIZES` (default `1000,10000`): live sessions before each sweep.
 //! - `BENCH_SEED_BUDGET_SECS` (default 300): time allowed to start each sweep's tasks on moto;
 //!   the sweep then runs over what was made and says so.
-//! - `BENCH_LAUNCHES` (default 20): cold launches on the Docker engine.
+//! - `BENCH_LAUNCHES` (default 20): cold launches, then as many warm ones, on the Docker engine.
 //! - `BENCH_VERIFIES` (default 3): forced re-verifications (and plain builds) timed.
 //! - `BENCH_STATUS_SECS` (default 6): how long 100 live sessions are polled at ~1,000 polls/s
 //!   with the batched refresher running (`describe_tasks_per_s_at_1000_polls`).
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use toolshed_aws::testing::MotoEnv;
 use toolshed_core::domain::{
-    CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, ToolCall,
+    CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, SessionState,
+    ToolCall, WarmPool,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{Clock, McpProbe};
@@ -257,9 +259,91 @@ async fn status_polls_on_moto(endpoint: &str, run: Duration) -> Result<(f64, u64
     ))
 }
 
+/// AWS calls of one launch on moto, cold and claimed from a warm pool of one.
+struct LaunchCalls {
+    cold: usize,
+    /// Until the warm launch answered (the background replacement may have begun).
+    warm_at_answer: usize,
+    /// The warm launch and its background replacement, once settled.
+    warm_with_replacement: usize,
+}
+
+async fn launch_calls_on_moto(endpoint: &str) -> Result<LaunchCalls> {
+    let moto = MotoEnv::create(endpoint.to_owned()).await;
+    moto.manual_task_transitions().await;
+    let svc = moto.services(SessionCaps::default());
+    let id = ServerId::new("bench-warm")?;
+    let repo = RepoUrl::new("https://github.com/example/bench-warm")?;
+    let commit = CommitSha::new(COMMIT)?;
+    svc.source.set_commit(&repo, &GitRef::main(), &commit);
+    svc.toolshed
+        .register_server(ServerRegistration {
+            id: id.clone(),
+            repo,
+            git_ref: GitRef::main(),
+            transport: Default::default(),
+            resources: Default::default(),
+            description: None,
+            language: None,
+            build: Default::default(),
+            settings: Vec::new(),
+        })
+        .await?;
+    moto.push_image(ImageTag::for_build(&id, &commit).as_str(), "bench")
+        .await;
+    svc.toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await?;
+    moto.calls.reset();
+    let cold = svc
+        .toolshed
+        .launch_session(&id, LaunchRequest::default())
+        .await?;
+    let cold_calls = moto.calls.total();
+    svc.toolshed.stop_session(&cold.id).await?;
+    svc.toolshed
+        .set_warm_pool(
+            &id,
+            WarmPool {
+                size: 1,
+                idle_ttl: Duration::from_secs(600),
+            },
+        )
+        .await?;
+    svc.toolshed.top_up_warm_pool(&id).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let warm = svc.toolshed.list_warm_sessions(&id).await?;
+        if warm.iter().any(|s| s.state == SessionState::Running) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no warm session ready on moto");
+        for s in warm {
+            svc.toolshed.session_status(&s.id).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    moto.calls.reset();
+    let warm = svc
+        .toolshed
+        .launch_session(&id, LaunchRequest::default())
+        .await?;
+    let warm_at_answer = moto.calls.total();
+    anyhow::ensure!(warm.claimed_at.is_some(), "the warm launch did not claim");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let warm_with_replacement = moto.calls.total();
+    println!("  warm launch on moto: {:?}", moto.calls.counts());
+    Ok(LaunchCalls {
+        cold: cold_calls,
+        warm_at_answer,
+        warm_with_replacement,
+    })
+}
+
 /// Launch → first tool call figures, and verify vs `docker build`, on the Docker engine.
 struct EngineFigures {
     cold: Vec<Duration>,
+    warm: Vec<Duration>,
     verify: Vec<Duration>,
     docker_build: Vec<Duration>,
     docker_build_no_cache: Vec<Duration>,
@@ -318,6 +402,7 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
 
     let mut figures = EngineFigures {
         cold: Vec::new(),
+        warm: Vec::new(),
         verify: Vec::new(),
         docker_build: Vec::new(),
         docker_build_no_cache: Vec::new(),
@@ -357,6 +442,54 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
         figures.cold.push(t.elapsed());
         ts.stop_session(&session.id).await?;
     }
+
+    // Warm: a pool of one; each launch claims the ready session (its replacement is waited for,
+    // untimed, before the next launch).
+    ts.set_warm_pool(
+        &id,
+        WarmPool {
+            size: 1,
+            idle_ttl: Duration::from_secs(600),
+        },
+    )
+    .await?;
+    ts.top_up_warm_pool(&id).await?;
+    for _ in 0..launches {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let warm = ts.list_warm_sessions(&id).await?;
+            if warm.iter().any(|s| s.state == SessionState::Running) {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no warm session ready within 60 s"
+            );
+            for s in warm {
+                ts.session_status(&s.id).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t = Instant::now();
+        let session = ts.launch_session(&id, LaunchRequest::default()).await?;
+        anyhow::ensure!(session.claimed_at.is_some(), "the launch did not claim");
+        let mut args = serde_json::Map::new();
+        args.insert("a".into(), 2.into());
+        args.insert("b".into(), 40.into());
+        ts.execute_tool(&session.id, ToolCall::new("add", args)?)
+            .await?;
+        figures.warm.push(t.elapsed());
+        ts.stop_session(&session.id).await?;
+    }
+    ts.set_warm_pool(
+        &id,
+        WarmPool {
+            size: 0,
+            idle_ttl: Duration::from_secs(600),
+        },
+    )
+    .await?;
+    ts.top_up_warm_pool(&id).await?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(figures)
 }
@@ -403,7 +536,8 @@ async fn main() -> Result<()> {
     }
     let poll_secs = Duration::from_secs(var("BENCH_STATUS_SECS", 6));
     let (describes_per_s, polls, describes) = status_polls_on_moto(&endpoint, poll_secs).await?;
-    println!("Docker engine: {launches} cold launches, {verifies} forced verifications");
+    let launch_calls = launch_calls_on_moto(&endpoint).await?;
+    println!("Docker engine: {launches} cold and {launches} warm launches, {verifies} forced verifications");
     let engine = on_engine(launches, verifies).await?;
 
     println!();
@@ -453,9 +587,31 @@ async fn main() -> Result<()> {
         v.sort();
         quantile_ms(&v, 0.5)
     };
+    let mut warm = engine.warm.clone();
+    warm.sort();
     println!(
         "{:<58} {:>14}",
-        "launch → first tool call, warm p50 / p95", "n/a / n/a"
+        format!(
+            "launch → first tool call, warm p50 / p95 (n={})",
+            warm.len()
+        ),
+        format!(
+            "{} / {}",
+            show(quantile_ms(&warm, 0.5)),
+            show(quantile_ms(&warm, 0.95))
+        )
+    );
+    println!(
+        "{:<58} {:>14}",
+        "AWS calls per launch on moto: cold", launch_calls.cold
+    );
+    println!(
+        "{:<58} {:>14}",
+        "AWS calls per launch on moto: warm (answer / + replacement)",
+        format!(
+            "{} / {}",
+            launch_calls.warm_at_answer, launch_calls.warm_with_replacement
+        )
     );
     println!(
         "{:<58} {:>14}",
@@ -498,7 +654,7 @@ async fn main() -> Result<()> {
         _ => None,
     };
     let json = serde_json::json!({
-        "warm_ready_p50_ms": serde_json::Value::Null,
+        "warm_ready_p50_ms": quantile_ms(&warm, 0.5),
         "cold_ready_p50_ms": quantile_ms(&cold, 0.5),
         "describe_tasks_per_s_at_1000_polls": describes_per_s,
         "sweep_calls_per_unchanged_session": per_session,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use toolshed_core::domain::{
     ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
     PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, Timestamp,
-    VerificationFailure, VerificationLease, VerificationRun,
+    VerificationFailure, VerificationLease, VerificationRun, WarmClaim,
 };
 use toolshed_core::ports::{
     ServerRepository, SessionEnd, SessionInsert, SessionObservation, VerificationCompletion,
@@ -28,6 +28,8 @@ enum Bug {
     BatchReadUnsplit,
     /// Stores every observation in turn, older ones over newer.
     ObservationsIgnoreOrder,
+    /// Claims a warm session by a read, then an unconditional write (last writer wins).
+    WarmClaimNotConditional,
 }
 
 #[derive(Debug)]
@@ -263,6 +265,32 @@ impl ServerRepository for Broken {
     async fn count_live_sessions_of(&self, owner: &PrincipalId) -> Result<u32> {
         self.inner.count_live_sessions_of(owner).await
     }
+    async fn claim_warm_session(&self, claim: &WarmClaim) -> Result<Option<PlaygroundSession>> {
+        if !matches!(self.bug, Bug::WarmClaimNotConditional) {
+            return self.inner.claim_warm_session(claim).await;
+        }
+        let candidate = self
+            .inner
+            .list_warm_sessions(&claim.server_id, 100)
+            .await?
+            .into_iter()
+            .find(|s| s.is_claimable_by(claim));
+        let Some(candidate) = candidate else {
+            return Ok(None);
+        };
+        // Another claimer gets to read the same candidate meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut current = self.inner.get_session(&candidate.id).await?;
+        current.apply_claim(claim);
+        Ok(Some(self.inner.update_session(&current).await?))
+    }
+    async fn list_warm_sessions(
+        &self,
+        id: &ServerId,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        self.inner.list_warm_sessions(id, limit).await
+    }
     async fn take_quota(
         &self,
         principal: &PrincipalId,
@@ -321,6 +349,12 @@ async fn catches_a_batch_read_that_reads_only_the_first_batch() {
     conformance::check_get_sessions(broken(Bug::BatchReadUnsplit)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "conformance: 8 concurrent claims on 3 warm sessions")]
+async fn catches_a_warm_claim_that_is_not_one_conditional_write() {
+    conformance::check_concurrent_warm_claims(broken(Bug::WarmClaimNotConditional)).await;
+}
+
 #[tokio::test]
 #[should_panic(expected = "conformance: record_task_observations must change only")]
 async fn catches_observations_stored_out_of_order() {
@@ -329,6 +363,8 @@ async fn catches_observations_stored_out_of_order() {
 
 #[tokio::test]
 async fn the_unbroken_wrapper_passes() {
+    conformance::check_concurrent_warm_claims(broken(Bug::NoFencing)).await;
+    conformance::check_warm_claim(broken(Bug::NoFencing)).await;
     // The same wrapper, with a bug that only matters elsewhere, passes the checks above.
     conformance::check_session_caps(broken(Bug::NoFencing)).await;
     conformance::check_lease_takeover(broken(Bug::IgnoresCaps)).await;

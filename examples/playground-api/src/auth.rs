@@ -194,6 +194,8 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
         ("POST", "/api/servers" | "/api/servers/{id}/reverify") => Some(Scope::ServersWrite),
         // Deciding what launches run is an admin's call.
         ("POST", "/api/servers/{id}/approve" | "/api/servers/{id}/reject") => Some(Scope::Admin),
+        // Warm pools cost running tasks: an admin's call too.
+        ("PUT", "/api/servers/{id}/warm-pool") => Some(Scope::Admin),
         (
             _,
             "/api/servers/{id}/playground"

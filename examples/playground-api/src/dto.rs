@@ -341,6 +341,33 @@ pub struct ReviewRequest {
     pub digest: String,
 }
 
+/// `PUT /api/servers/{id}/warm-pool` body: the server's warm pool (size 0 turns it off and
+/// retires its sessions).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarmPoolRequest {
+    /// Ready sessions to keep; at most the deployment's warm-pool cap and per-server session cap.
+    #[schema(minimum = 0, maximum = 100)]
+    pub size: u32,
+    /// Seconds a warm session may wait unclaimed before it is retired (default 600).
+    #[schema(minimum = 60, maximum = 86400)]
+    #[serde(default)]
+    pub idle_ttl_seconds: Option<u64>,
+}
+
+impl WarmPoolRequest {
+    /// The domain settings (validated by the service).
+    pub fn pool(&self) -> toolshed_core::domain::WarmPool {
+        toolshed_core::domain::WarmPool {
+            size: self.size,
+            idle_ttl: self.idle_ttl_seconds.map_or(
+                toolshed_core::domain::DEFAULT_WARM_IDLE_TTL,
+                std::time::Duration::from_secs,
+            ),
+        }
+    }
+}
+
 /// `POST /api/servers/{id}/reverify` body (optional) and query.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -118,6 +118,7 @@ struct ApiDoc;
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use handlers::{
         api_keys, docs, execute, health, instances, playground, review, servers, verification,
+        warm_pool,
     };
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
@@ -128,6 +129,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verification::verification_status))
         .routes(routes!(review::approve))
         .routes(routes!(review::reject))
+        .routes(routes!(warm_pool::set_warm_pool))
         .routes(routes!(playground::launch))
         .routes(routes!(playground::status))
         .routes(routes!(playground::stop_for_server))

@@ -541,8 +541,9 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
         }
     }
     // The servers (with docs and drift), verification, playground and health routes, the six
-    // instance routes, the three API-key routes and the two review routes (approve, reject).
-    assert_eq!(operations, 24);
+    // instance routes, the three API-key routes, the two review routes (approve, reject) and
+    // the warm-pool setting.
+    assert_eq!(operations, 25);
     // Body constraints, including those that come from the service's configuration.
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["RegisterRequest"]["properties"]["repo"]["pattern"]

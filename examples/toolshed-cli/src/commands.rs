@@ -139,6 +139,19 @@ pub enum Servers {
         #[arg(long)]
         digest: String,
     },
+    /// Keep N ready sessions of the server's live image for launches to claim at once (size 0
+    /// turns the pool off and retires its sessions). Warm sessions count against the caps.
+    #[command(name = "warm-pool")]
+    WarmPool {
+        /// Server id.
+        id: String,
+        /// Ready sessions to keep.
+        #[arg(long)]
+        size: u32,
+        /// How long a warm session may wait unclaimed: `90s`, `10m`, `2h` (default 10m).
+        #[arg(long, value_parser = parse_duration)]
+        idle_ttl: Option<Duration>,
+    },
     /// Continue verifications whose process died (their lease expired without a heartbeat)
     /// from the step they reached, and wait for them to end.
     Resume {
@@ -690,6 +703,24 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 )
             });
         }
+        Servers::WarmPool { id, size, idle_ttl } => {
+            let id = ServerId::new(id)?;
+            let pool = toolshed_core::domain::WarmPool {
+                size,
+                idle_ttl: idle_ttl.unwrap_or(toolshed_core::domain::DEFAULT_WARM_IDLE_TTL),
+            };
+            let s = ts.set_warm_pool(&id, pool).await?;
+            // The pool fills in the background of this process: fill it before exiting.
+            let report = ts.top_up_warm_pool(&id).await?;
+            print(f, &s, || {
+                format!(
+                    "{id}: warm pool of {size}, idle TTL {} s ({} starting, {} retired)",
+                    pool.idle_ttl.as_secs(),
+                    report.started,
+                    report.retired
+                )
+            });
+        }
         Servers::Resume { limit } => {
             let resumed = ts.resume_stale_verifications(limit).await?;
             let rows: Vec<ResumedRow> = resumed
@@ -859,6 +890,25 @@ async fn playground(b: &LocalBackend, f: Format, c: Playground) -> anyhow::Resul
 }
 
 /// Parses `NAME=VALUE` (the value may contain `=`; the core checks the name and value).
+/// A duration as `N`, `Ns`, `Nm` or `Nh`.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&raw[..i], c),
+        _ => (raw, 's'),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 90s, 10m or 2h"))?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.saturating_mul(60),
+        'h' => n.saturating_mul(3600),
+        _ => return Err(format!("{raw:?}: the unit is s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
 fn parse_build_arg(raw: &str) -> Result<(String, String), String> {
     raw.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

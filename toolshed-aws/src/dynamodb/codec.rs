@@ -50,6 +50,8 @@ pub(crate) mod attr {
     pub const LIVE_CREATED_AT: &str = "live_created_at";
     pub const TTL: &str = "ttl";
     pub const COUNT: &str = "count";
+    /// Present (`"1"`) on unclaimed warm-pool sessions; the claim's condition and removal.
+    pub const WARM: &str = "warm";
 }
 
 /// GSI of sessions by server, newest first: hash `server_id`, range `created_at`.
@@ -181,6 +183,9 @@ pub fn session_item(session: &PlaygroundSession) -> Result<Item> {
     if session.state.is_live() {
         item.insert(attr::LIVE.to_owned(), s(LIVE));
         item.insert(attr::LIVE_CREATED_AT.to_owned(), ms(session.created_at));
+        if session.warm {
+            item.insert(attr::WARM.to_owned(), s(LIVE));
+        }
     } else {
         item.insert(attr::TTL.to_owned(), ended_ttl(session));
     }

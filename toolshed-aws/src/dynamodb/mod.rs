@@ -22,6 +22,7 @@
 mod api_keys;
 pub mod codec;
 mod instances;
+mod warm;
 
 pub use instances::INDEX_INSTANCES_BY_NAME;
 
@@ -37,7 +38,7 @@ use aws_sdk_dynamodb::Client;
 use toolshed_core::domain::{
     ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
     PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, SessionState, StopReason,
-    Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    Timestamp, VerificationFailure, VerificationLease, VerificationRun, WarmClaim,
 };
 use toolshed_core::error::{CapScope, EntityKind};
 use toolshed_core::ports::{
@@ -974,6 +975,18 @@ impl ServerRepository for DynamoServerRepository {
             server: count(find(&server_key)),
             total: count(find(codec::TOTAL_COUNTER)),
         })
+    }
+
+    async fn claim_warm_session(&self, claim: &WarmClaim) -> Result<Option<PlaygroundSession>> {
+        self.claim_warm_session_impl(claim).await
+    }
+
+    async fn list_warm_sessions(
+        &self,
+        server_id: &ServerId,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        self.list_warm_sessions_impl(server_id, limit).await
     }
 
     async fn insert_instance(&self, instance: &Instance) -> Result<Instance> {

@@ -597,6 +597,8 @@ impl MotoEnv {
                     state: SessionState::Starting,
                     ready_at: None,
                     observed: None,
+                    warm: false,
+                    claimed_at: None,
                     stop_reason: None,
                     idempotency_key: None,
                     created_at: now,

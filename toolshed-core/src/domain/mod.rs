@@ -23,6 +23,7 @@ mod session;
 mod settings;
 mod verification;
 mod version;
+mod warm_pool;
 
 #[cfg(test)]
 mod rules_tests;
@@ -79,6 +80,9 @@ pub use verification::{
     BuildId, RunProgress, VerificationFailure, VerificationLease, VerificationRun, VerificationStep,
 };
 pub use version::next_version;
+pub use warm_pool::{
+    WarmClaim, WarmPool, DEFAULT_WARM_IDLE_TTL, MAX_WARM_IDLE_TTL, MIN_WARM_IDLE_TTL,
+};
 
 /// Points in time: UTC, millisecond precision is what backends store.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

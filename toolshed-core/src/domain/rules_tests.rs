@@ -211,6 +211,8 @@ fn ending_a_session_is_idempotent() {
         owner: None,
         ready_at: None,
         observed: None,
+        warm: false,
+        claimed_at: None,
     };
     assert!(session.end(StopReason::Expired, t(901)));
     assert_eq!(session.state, SessionState::Stopped);

@@ -297,6 +297,9 @@ pub struct Server {
     /// The settings the server declared at registration (none on older records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<SettingSpec>,
+    /// Warm-pool settings, set by an admin (off on older records).
+    #[serde(default, skip_serializing_if = "super::WarmPool::is_off")]
+    pub warm_pool: super::WarmPool,
 }
 
 /// Longest accepted manual description.
@@ -347,6 +350,7 @@ impl Server {
             build,
             pending_review: None,
             settings: reg.settings,
+            warm_pool: super::WarmPool::default(),
         })
     }
 

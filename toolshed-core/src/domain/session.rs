@@ -168,6 +168,9 @@ pub enum StopReason {
     TaskExited,
     /// The task could not be started or vanished.
     LaunchFailed,
+    /// A warm-pool session retired unclaimed: its server's live image changed, or its pool
+    /// shrank or was turned off.
+    Retired,
 }
 
 impl fmt::Display for StopReason {
@@ -177,6 +180,7 @@ impl fmt::Display for StopReason {
             StopReason::Expired => "expired",
             StopReason::TaskExited => "task exited",
             StopReason::LaunchFailed => "launch failed",
+            StopReason::Retired => "retired from the warm pool",
         })
     }
 }
@@ -218,6 +222,14 @@ pub struct PlaygroundSession {
     /// record while this is fresh; `None` until first observed, and for older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<TaskObservation>,
+    /// Whether it is a warm-pool session waiting to be claimed (see [`super::WarmPool`]): no
+    /// owner yet, and `expires_at` is its idle deadline. Cleared by the claim.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
+    /// When a launch claimed it from its server's warm pool; `None` for sessions started for
+    /// their launch (and for warm ones not claimed yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<Timestamp>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -404,6 +416,8 @@ mod tests {
             owner: None,
             ready_at: None,
             observed: None,
+            warm: false,
+            claimed_at: None,
             version: 1,
         }
     }

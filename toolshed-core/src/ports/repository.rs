@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::domain::{
     ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts, PlaygroundSession,
     PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId, StopReason, TaskHandle,
-    TaskObservation, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    TaskObservation, Timestamp, VerificationFailure, VerificationLease, VerificationRun, WarmClaim,
 };
 use crate::error::Result;
 
@@ -258,6 +258,30 @@ pub trait ServerRepository: Send + Sync + Debug {
 
     /// Live-session counts of a server and in total.
     async fn count_live_sessions(&self, server_id: &ServerId) -> Result<LiveSessionCounts>;
+
+    // -- Warm pools (see `crate::domain::WarmPool`) ----------------------------------------------
+
+    /// Claims one warm session of `claim.server_id` for which
+    /// [`PlaygroundSession::is_claimable_by`] holds (warm, `Running` with `ready_at`, the claim's
+    /// digest, idle deadline after `claim.now`), as a **single conditional write**: the session
+    /// takes the claim's owner and expiry, stops being warm, and its version grows by one. Two
+    /// concurrent claims never get the same session. The claimed session already counted against
+    /// the caps (a warm session is live), so no cap is checked; with an owner it counts against
+    /// the owner from now on, and with `live_quota` the owner must have fewer live sessions than
+    /// that (checked in the same write). `None` when no session is claimable.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a quota without an owner; `QuotaExceeded` with
+    /// [`QuotaKind::LiveSessions`] (nothing claimed).
+    async fn claim_warm_session(&self, claim: &WarmClaim) -> Result<Option<PlaygroundSession>>;
+
+    /// The live warm sessions of a server, whatever their state or digest (top-up and retire
+    /// read them), oldest first, at most `limit`. Reads only the server's live sessions.
+    async fn list_warm_sessions(
+        &self,
+        server_id: &ServerId,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>>;
 
     /// Stores a new instance (its `version` is ignored; stored as 1) and returns it. Names are
     /// unique among stored instances, enforced atomically with the insert.

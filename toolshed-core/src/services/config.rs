@@ -61,6 +61,11 @@ pub struct ToolshedConfig {
     /// (default: new high-severity findings and changed tool descriptions hold it); see
     /// [`PromotionPolicy`] and [`ENV_PROMOTION_POLICY`].
     pub promotion_policy: PromotionPolicy,
+    /// The largest warm pool an admin may give a server (see
+    /// [`WarmPool`](crate::domain::WarmPool)); 0 turns warm pools off. Warm sessions are live
+    /// sessions: they also count against [`Self::session_caps`], so a pool never exceeds the
+    /// per-server cap either.
+    pub warm_pool_max_size: u32,
 }
 
 /// The environment variable every composition root reads the promotion policy from, in the form
@@ -107,6 +112,7 @@ impl Default for ToolshedConfig {
             conflict_retries: 5,
             repo_policy: RepoUrlPolicy::HTTPS_ONLY,
             promotion_policy: PromotionPolicy::default(),
+            warm_pool_max_size: 3,
         }
     }
 }

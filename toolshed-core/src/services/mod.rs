@@ -16,10 +16,11 @@ mod playground;
 mod promotion;
 mod register;
 mod runs;
-mod status;
 mod settings;
+mod status;
 mod sweep;
 mod verify;
+mod warm;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub use status::{
 };
 pub use sweep::{SweepLimits, SweepReport, Sweeper};
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
+pub use warm::WarmPoolReport;
 
 use crate::error::Result;
 use crate::ports::{
@@ -75,6 +77,9 @@ pub struct Ports {
 pub struct Toolshed {
     ports: Ports,
     config: Arc<ToolshedConfig>,
+    /// Serializes this process's warm-pool top-ups (a claim's background top-up and the
+    /// sweep's), so they do not both start a session for the same free place.
+    warm_top_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Toolshed {
@@ -87,6 +92,7 @@ impl Toolshed {
         Ok(Self {
             ports,
             config: Arc::new(config),
+            warm_top_up: Arc::default(),
         })
     }
 

@@ -122,6 +122,10 @@ impl Toolshed {
             self.charge(c, QuotaKind::Launches, c.quotas.launches_per_minute)
                 .await?;
         }
+        // A warm session of the live image answers at once; it is already counted in the caps.
+        if let Some(claimed) = self.claim_warm(&server, &request, caller, ttl).await? {
+            return Ok(claimed);
+        }
         // Pre-check, to avoid starting a task that the insert would refuse.
         if counts.server >= caps.per_server {
             return Err(Error::CapReached {
@@ -158,6 +162,8 @@ impl Toolshed {
             owner: caller.map(|c| c.principal.id.clone()),
             ready_at: None,
             observed: None,
+            warm: false,
+            claimed_at: None,
             version: 0,
         };
         let inserted = match caller {

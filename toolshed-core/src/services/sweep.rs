@@ -75,6 +75,10 @@ pub struct SweepReport {
     pub tasks_truncated: bool,
     /// Errors met (the sweep goes on after each).
     pub errors: Vec<String>,
+    /// The warm-pool pass of [`Toolshed::sweep_expired_sessions`] (retire pools of other
+    /// digests, top up to size); empty from a [`Sweeper`] alone, which cannot start sessions.
+    /// Warm sessions idle past their deadline are among `expired_stopped`.
+    pub warm: super::WarmPoolReport,
 }
 
 impl SweepReport {
@@ -85,14 +89,20 @@ impl SweepReport {
             && self.exited_marked == 0
             && self.exited_removed == 0
             && self.leftovers_removed == 0
+            && self.warm.started == 0
+            && self.warm.retired == 0
     }
 }
 
 impl Toolshed {
     /// One sweep (see [`Sweeper::sweep_expired_sessions`]) with this service's ports and
-    /// orphan grace.
+    /// orphan grace, then one pass over the warm pools ([`Toolshed::maintain_warm_pools`]):
+    /// warm sessions idle past their TTL end with the expired ones, pools of re-verified
+    /// servers are retired, and pools are topped up to their size.
     pub async fn sweep_expired_sessions(&self, limits: SweepLimits) -> SweepReport {
-        self.sweeper().sweep_expired_sessions(limits).await
+        let mut report = self.sweeper().sweep_expired_sessions(limits).await;
+        report.warm = self.maintain_warm_pools().await;
+        report
     }
 
     /// The sweep on this service's repository, runner and clock.

@@ -18,7 +18,7 @@ pub(super) struct PrincipalState {
     windows: HashMap<(PrincipalId, QuotaKind, Timestamp), u32>,
 }
 
-fn live_of(inner: &Inner, owner: &PrincipalId) -> u32 {
+pub(super) fn live_of(inner: &Inner, owner: &PrincipalId) -> u32 {
     let n = inner
         .sessions
         .values()

@@ -34,10 +34,12 @@ pub use observations::check_record_task_observations;
 mod secrets;
 pub use secrets::check_secret_store;
 mod auth;
+mod warm;
 pub use auth::{
     check_api_keys, check_concurrent_owner_quota, check_owner_quota, check_take_quota,
     check_touch_api_key,
 };
+pub use warm::{check_concurrent_warm_claims, check_warm_claim, check_warm_claim_digest};
 
 type Repo = Arc<dyn ServerRepository>;
 
@@ -65,6 +67,9 @@ pub async fn run_all(repo: Repo) {
     check_get_sessions(repo.clone()).await;
     check_record_task_observations(repo.clone()).await;
     check_count_live_sessions(repo.clone()).await;
+    check_warm_claim(repo.clone()).await;
+    check_concurrent_warm_claims(repo.clone()).await;
+    check_warm_claim_digest(repo.clone()).await;
     run_instances(repo.clone()).await;
     check_api_keys(repo.clone()).await;
     check_touch_api_key(repo.clone()).await;
@@ -197,6 +202,8 @@ pub fn sample_session(
         owner: None,
         ready_at: None,
         observed: None,
+        warm: false,
+        claimed_at: None,
         version: 0,
     }
 }

@@ -24,6 +24,7 @@ mod probe;
 mod repository;
 mod runner;
 mod source;
+mod warm;
 
 pub use crate::adapters::memory_secrets::InMemorySecretStore;
 pub use builder::{BuildResult, BuildScript, FakeImageBuilder};

@@ -10,6 +10,7 @@ use crate::domain::{
     next_version, ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts,
     PlaygroundSession, PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId,
     SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    WarmClaim,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{
@@ -409,6 +410,18 @@ impl ServerRepository for InMemoryServerRepository {
             server: inner.live_per_server.get(server_id).copied().unwrap_or(0),
             total: inner.live_total,
         })
+    }
+
+    async fn claim_warm_session(&self, claim: &WarmClaim) -> Result<Option<PlaygroundSession>> {
+        self.claim_warm_session_impl(claim)
+    }
+
+    async fn list_warm_sessions(
+        &self,
+        server_id: &ServerId,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        Ok(self.list_warm_sessions_impl(server_id, limit))
     }
 
     async fn insert_instance(&self, instance: &Instance) -> Result<Instance> {

@@ -706,6 +706,9 @@ pub struct ServerBody {
     /// it declares none, as in the record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<SettingView>,
+    /// Its warm pool, when it keeps one (`PUT /api/servers/{id}/warm-pool`, scope `admin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolView>,
 }
 
 /// A declared setting.
@@ -733,6 +736,24 @@ impl From<&SettingSpec> for SettingView {
             required: s.required,
             secret: s.secret,
             default: s.default.clone(),
+        }
+    }
+}
+
+/// A server's warm pool: ready sessions kept for launches to claim at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WarmPoolView {
+    /// How many ready, unclaimed sessions the server keeps.
+    pub size: u32,
+    /// How long a warm session waits unclaimed before it is retired, in seconds.
+    pub idle_ttl_seconds: u64,
+}
+
+impl From<toolshed_core::domain::WarmPool> for WarmPoolView {
+    fn from(p: toolshed_core::domain::WarmPool) -> Self {
+        Self {
+            size: p.size,
+            idle_ttl_seconds: p.idle_ttl.as_secs(),
         }
     }
 }
@@ -778,6 +799,7 @@ impl From<&Server> for ServerBody {
             build: (&s.build).into(),
             pending_review: s.pending_review.as_ref().map(Into::into),
             settings: s.settings.iter().map(Into::into).collect(),
+            warm_pool: (!s.warm_pool.is_off()).then(|| s.warm_pool.into()),
         }
     }
 }
@@ -838,6 +860,8 @@ pub enum StopReasonView {
     TaskExited,
     /// The task never started.
     LaunchFailed,
+    /// A warm-pool session retired unclaimed (its server's image changed or its pool shrank).
+    Retired,
 }
 
 impl From<StopReason> for StopReasonView {
@@ -847,6 +871,7 @@ impl From<StopReason> for StopReasonView {
             StopReason::Expired => Self::Expired,
             StopReason::TaskExited => Self::TaskExited,
             StopReason::LaunchFailed => Self::LaunchFailed,
+            StopReason::Retired => Self::Retired,
         }
     }
 }
@@ -886,6 +911,13 @@ pub struct SessionBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub ready_at: Option<Timestamp>,
+    /// Whether it waits in its server's warm pool, unclaimed (admins see these in listings).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
+    /// When a launch claimed it from the warm pool (RFC 3339): the launch answered at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub claimed_at: Option<Timestamp>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -906,6 +938,8 @@ impl From<&PlaygroundSession> for SessionBody {
             stopped_at: s.stopped_at,
             owner: s.owner.as_ref().map(ToString::to_string),
             ready_at: s.ready_at,
+            warm: s.warm,
+            claimed_at: s.claimed_at,
             version: s.version,
         }
     }
@@ -1355,6 +1389,8 @@ mod tests {
             owner: None,
             ready_at: None,
             observed: None,
+            warm: false,
+            claimed_at: None,
             version: 1,
         };
         same(&session, &SessionBody::from(&session));

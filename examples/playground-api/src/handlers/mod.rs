@@ -10,6 +10,7 @@ pub mod playground;
 pub mod review;
 pub mod servers;
 pub mod verification;
+pub mod warm_pool;
 
 use toolshed_core::domain::{PlaygroundSession, ServerId, SessionId, TaskHandle};
 use toolshed_core::error::EntityKind;

@@ -60,7 +60,7 @@ fn store_key(conn: &Connection, key: &ApiKey, op: &'static str) -> Result<()> {
     Ok(())
 }
 
-fn live_of(conn: &Connection, owner: &PrincipalId, op: &'static str) -> Result<u32> {
+pub(super) fn live_of(conn: &Connection, owner: &PrincipalId, op: &'static str) -> Result<u32> {
     let n: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sessions

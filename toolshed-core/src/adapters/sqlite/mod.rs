@@ -11,6 +11,7 @@ mod error;
 mod instances;
 mod repo;
 mod schema;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

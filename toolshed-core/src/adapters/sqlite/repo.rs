@@ -9,6 +9,7 @@ use crate::domain::{
     next_version, ApiKey, ApiKeyId, Instance, InstanceId, InstanceName, LiveSessionCounts,
     PlaygroundSession, PrincipalId, QuotaKind, Server, ServerId, SessionCaps, SessionId,
     SessionState, StopReason, Timestamp, VerificationFailure, VerificationLease, VerificationRun,
+    WarmClaim,
 };
 use crate::error::{EntityKind, Error, Result};
 use crate::ports::{
@@ -617,6 +618,18 @@ impl ServerRepository for SqliteServerRepository {
             count_live(conn, &server_id, "count_live_sessions")
         })
         .await
+    }
+
+    async fn claim_warm_session(&self, claim: &WarmClaim) -> Result<Option<PlaygroundSession>> {
+        self.claim_warm_session_impl(claim).await
+    }
+
+    async fn list_warm_sessions(
+        &self,
+        server_id: &ServerId,
+        limit: usize,
+    ) -> Result<Vec<PlaygroundSession>> {
+        self.list_warm_sessions_impl(server_id, limit).await
     }
 
     async fn insert_instance(&self, instance: &Instance) -> Result<Instance> {
