@@ -79,6 +79,7 @@ async fn sweep_on_moto(endpoint: &str, size: usize, budget: Duration) -> Result<
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),
@@ -182,6 +183,7 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
     let ts = &backend.toolshed;
     let id = ServerId::new("bench-example")?;
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),

@@ -8,7 +8,9 @@ use toolshed_core::domain::{GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegi
 use toolshed_core::Error;
 
 fn registration(id: &str, repo: RepoUrl) -> ServerRegistration {
+    origin: Default::default(),
     ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: ServerId::new(id).unwrap(),

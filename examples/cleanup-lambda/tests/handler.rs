@@ -57,7 +57,9 @@ fn memory() -> Memory {
 }
 
 fn registration(id: &str) -> ServerRegistration {
+    origin: Default::default(),
     ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: ServerId::new(id).unwrap(),

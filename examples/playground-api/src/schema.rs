@@ -261,6 +261,7 @@ impl RegisterRequest {
         }
         let build = build_spec(self.build)?;
         Ok(ServerRegistration {
+            origin: Default::default(),
             id,
             repo,
             git_ref,

@@ -519,6 +519,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             };
             let server = ts
                 .register_server(ServerRegistration {
+                    origin: Default::default(),
                     build,
                     settings: Vec::new(),
                     id: ServerId::new(id)?,
@@ -983,6 +984,7 @@ mod tests {
         let id = ServerId::new("notes").unwrap();
         let mut s = Server::register(
             ServerRegistration {
+                origin: Default::default(),
                 build: Default::default(),
                 settings: Vec::new(),
                 id: id.clone(),

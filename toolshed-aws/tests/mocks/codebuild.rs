@@ -25,9 +25,11 @@ fn builder(client: Client) -> CodeBuildImageBuilder {
 }
 
 fn request(transport: Transport) -> BuildRequest {
+    dockerfile: None,
     let server_id = ServerId::new("time").unwrap();
     let commit = CommitSha::new("abcdef0123456789abcdef0123456789abcdef01").unwrap();
     BuildRequest {
+        dockerfile: None,
         tag: ImageTag::for_build(&server_id, &commit),
         server_id,
         repo: RepoUrl::new("https://github.com/example/time").unwrap(),

@@ -11,6 +11,7 @@ mod labels;
 pub mod markdown;
 mod mcp;
 mod metadata;
+mod origin;
 pub mod poisoning;
 mod principal;
 pub mod promotion;
@@ -58,6 +59,7 @@ pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
     PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,
 };
+pub use origin::{package_dockerfile, OciReference, ServerOrigin};
 pub use promotion::{PendingReview, PromotionPolicy, ReviewReason};
 pub use redact::{failure_reason, redact, MAX_FAILURE_REASON_LEN};
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};

@@ -7,7 +7,7 @@ use super::poisoning::Finding;
 use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
     BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
-    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, SettingSpec, Timestamp, ToolDrift,
+    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, ServerOrigin, SettingSpec, Timestamp, ToolDrift,
     VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
@@ -224,6 +224,10 @@ pub struct ServerRegistration {
     /// values; secret ones never have a stored value.
     #[serde(default)]
     pub settings: Vec<SettingSpec>,
+    /// Where the code comes from: the repository (the default) or an imported package, image
+    /// or remote (see [`Toolshed::import_server`](crate::services::Toolshed::import_server)).
+    #[serde(default, skip_serializing_if = "ServerOrigin::is_git")]
+    pub origin: ServerOrigin,
 }
 
 impl ServerRegistration {
@@ -297,6 +301,9 @@ pub struct Server {
     /// The settings the server declared at registration (none on older records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<SettingSpec>,
+    /// Where the code comes from; records written before imports existed are git servers.
+    #[serde(default, skip_serializing_if = "ServerOrigin::is_git")]
+    pub origin: ServerOrigin,
 }
 
 /// Longest accepted manual description.
@@ -347,6 +354,7 @@ impl Server {
             build,
             pending_review: None,
             settings: reg.settings,
+            origin: reg.origin,
         })
     }
 

@@ -137,6 +137,7 @@ fn image(server: &ServerId, seed: &str) -> ImageRef {
 pub fn sample_server(id: &ServerId, at: Timestamp) -> Server {
     Server::register(
         ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: id.clone(),

@@ -1125,6 +1125,7 @@ mod tests {
     /// A server with every optional part filled in (`full`) or none (a fresh registration).
     fn server(full: bool) -> Server {
         let reg = ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: ServerId::new("time").expect("id"),

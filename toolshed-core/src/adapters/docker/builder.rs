@@ -82,6 +82,7 @@ pub struct DockerImageBuilder {
     docker: Docker,
     git: GitCliSource,
     bridge: Option<PathBuf>,
+    package_ca: Option<PathBuf>,
     config: BuilderConfig,
     builds: Builds,
     tokens: Arc<Mutex<HashMap<String, BuildId>>>,
@@ -97,6 +98,7 @@ impl DockerImageBuilder {
             docker,
             git,
             bridge: None,
+            package_ca: None,
             config: BuilderConfig::default(),
             builds: Arc::default(),
             tokens: Arc::default(),
@@ -115,6 +117,35 @@ impl DockerImageBuilder {
         self.bridge = Some(binary.into());
         self
     }
+}
+
+impl DockerImageBuilder {
+    /// The CA bundle added as `ca-certificates.crt` to the context of generated package builds
+    /// (see [`BuildRequest::dockerfile`]), for a package index that answers with a private CA
+    /// (the generated Dockerfile copies it when the deployment's
+    /// [`PackageBuildSettings::with_ca_bundle`](crate::domain::server_json::PackageBuildSettings)
+    /// is set).
+    pub fn with_package_ca_bundle(mut self, bundle: impl Into<PathBuf>) -> Self {
+        self.package_ca = Some(bundle.into());
+        self
+    }
+}
+
+/// The context of a generated package build: its Dockerfile and, when given, the CA bundle.
+fn inline_context(dockerfile: &str, ca_bundle: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut files = vec![("Dockerfile", dockerfile.as_bytes())];
+    if let Some(bundle) = ca_bundle {
+        files.push(("ca-certificates.crt", bundle));
+    }
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)?;
+    }
+    tar.into_inner()
 }
 
 /// The second-stage build context of a stdio server: the bridge binary and a Dockerfile that
@@ -193,10 +224,17 @@ impl Tail {
     }
 }
 
+/// Files of this deployment that builds may add to a context.
+#[derive(Debug, Clone)]
+struct BuildFiles {
+    bridge: Option<PathBuf>,
+    package_ca: Option<PathBuf>,
+}
+
 async fn run_build(
     docker: Docker,
     git: GitCliSource,
-    bridge: Option<PathBuf>,
+    files: BuildFiles,
     config: BuilderConfig,
     req: BuildRequest,
     id: BuildId,
@@ -209,7 +247,7 @@ async fn run_build(
         build(
             &docker,
             &git,
-            bridge.as_deref(),
+            &files,
             &config,
             &req,
             &id,
@@ -293,12 +331,13 @@ async fn engine_build(
 async fn build(
     docker: &Docker,
     git: &GitCliSource,
-    bridge: Option<&std::path::Path>,
+    files: &BuildFiles,
     config: &BuilderConfig,
     req: &BuildRequest,
     id: &BuildId,
     builds: &Builds,
 ) -> BuildStatus {
+    let (bridge, package_ca) = (files.bridge.as_deref(), files.package_ca.as_deref());
     let stdio = match (&req.transport, bridge) {
         (Transport::Stdio { command }, Some(bridge)) => Some((command.clone(), bridge.to_owned())),
         (Transport::Stdio { .. }, None) => {
@@ -322,8 +361,39 @@ async fn build(
     );
     // The context is the spec's folder of the commit, resolved in its tree: a symbolic link
     // leading outside the repository (or a Dockerfile outside the context) fails the build
-    // before the engine sees anything.
-    let (context, dockerfile) = match git.checkout(&req.repo, &req.commit).await {
+    // before the engine sees anything. A generated Dockerfile needs no checkout.
+    let checkout = match &req.dockerfile {
+        Some(text) => {
+            let bundle = match package_ca {
+                Some(path) => match tokio::fs::read(path).await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        return failed(
+                            "DOWNLOAD_SOURCE",
+                            format!("cannot read the package CA bundle {}: {e}", path.display()),
+                            false,
+                        )
+                    }
+                },
+                None => None,
+            };
+            match inline_context(text, bundle.as_deref()) {
+                Ok(tar) => Ok((tar, "Dockerfile".to_owned())),
+                Err(e) => {
+                    return failed(
+                        "DOWNLOAD_SOURCE",
+                        format!("cannot pack the generated context: {e}"),
+                        false,
+                    )
+                }
+            }
+        }
+        None => Err(()),
+    };
+    let (context, dockerfile) = if let Ok(inline) = checkout {
+        inline
+    } else {
+        match git.checkout(&req.repo, &req.commit).await {
         Ok(checkout) => {
             let resolved = match checkout.resolve_build(&req.build).await {
                 Ok(r) => r,
@@ -335,8 +405,14 @@ async fn build(
             }
         }
         Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+        }
     };
-    let args: HashMap<String, String> = req.build.args.clone().into_iter().collect();
+    // A generated Dockerfile takes no build arguments.
+    let args: HashMap<String, String> = if req.dockerfile.is_some() {
+        HashMap::new()
+    } else {
+        req.build.args.clone().into_iter().collect()
+    };
 
     set(
         builds,
@@ -440,7 +516,10 @@ impl ImageBuilder for DockerImageBuilder {
         let task = tokio::spawn(run_build(
             self.docker.clone(),
             self.git.clone(),
-            self.bridge.clone(),
+            BuildFiles {
+                bridge: self.bridge.clone(),
+                package_ca: self.package_ca.clone(),
+            },
             self.config.clone(),
             request.clone(),
             id.clone(),
