@@ -64,7 +64,6 @@ fn monorepo(dir: &Path, binary: &Path) -> RepoUrl {
 }
 
 fn registration(id: &ServerId, repo: &RepoUrl, build: BuildSpec) -> ServerRegistration {
-    origin: Default::default(),
     ServerRegistration {
         origin: Default::default(),
         id: id.clone(),

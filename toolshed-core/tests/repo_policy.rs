@@ -8,7 +8,6 @@ use toolshed_core::domain::{GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegi
 use toolshed_core::Error;
 
 fn registration(id: &str, repo: RepoUrl) -> ServerRegistration {
-    origin: Default::default(),
     ServerRegistration {
         origin: Default::default(),
         build: Default::default(),

@@ -57,7 +57,6 @@ fn memory() -> Memory {
 }
 
 fn registration(id: &str) -> ServerRegistration {
-    origin: Default::default(),
     ServerRegistration {
         origin: Default::default(),
         build: Default::default(),
