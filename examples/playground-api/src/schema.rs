@@ -633,7 +633,10 @@ fn add_links(doc: &mut Value) {
         }},
     });
     for (pointer, links) in [
-        ("/paths/~1api~1servers/post/responses/201", server_links.clone()),
+        (
+            "/paths/~1api~1servers/post/responses/201",
+            server_links.clone(),
+        ),
         ("/paths/~1api~1import/post/responses/201", server_links),
         (
             "/paths/~1api~1servers~1{id}~1playground/post/responses/202",

@@ -52,7 +52,10 @@ async fn a_server_json_is_imported_and_verified_like_a_registration() {
     let server = &body["server"];
     assert_eq!(server["id"], "time");
     assert_eq!(server["state"], "unverified");
-    assert_eq!(server["repo"], "https://github.com/modelcontextprotocol/servers");
+    assert_eq!(
+        server["repo"],
+        "https://github.com/modelcontextprotocol/servers"
+    );
     assert_eq!(
         server["origin"],
         json!({"kind": "imported", "registry_name": "io.github.example/time",
@@ -63,7 +66,10 @@ async fn a_server_json_is_imported_and_verified_like_a_registration() {
         json!({"kind": "stdio", "command": ["mcp-server-time"]})
     );
     assert!(
-        body["notes"][0].as_str().unwrap().contains("runtimeArguments"),
+        body["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("runtimeArguments"),
         "{body}"
     );
 

@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::Subcommand;
 use toolshed_core::adapters::docker::sanitize::sanitize_lines;
 use toolshed_core::adapters::server_json_fetch::ServerJsonFetcher;
-use toolshed_core::domain::server_json::{PackageChoice, MAX_SERVER_JSON_BYTES};
 use toolshed_core::domain::conformance;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
+use toolshed_core::domain::server_json::{PackageChoice, MAX_SERVER_JSON_BYTES};
 use toolshed_core::domain::{
     BuildSpec, ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy,
     Server, ServerId, ServerRegistration, SessionId, SessionState, ToolCall, ToolDrift, Transport,
@@ -901,7 +901,14 @@ mod tests {
     #[tokio::test]
     async fn servers_import_takes_a_file_or_an_https_url() {
         let line = Line::try_parse_from([
-            "toolshed", "servers", "import", "server.json", "--package", "1", "--id", "time",
+            "toolshed",
+            "servers",
+            "import",
+            "server.json",
+            "--package",
+            "1",
+            "--id",
+            "time",
         ])
         .unwrap();
         let Command::Servers(Servers::Import {
@@ -928,7 +935,10 @@ mod tests {
         let err = read_server_json(big.to_str().unwrap()).await.unwrap_err();
         assert!(err.to_string().contains("limit"), "{err}");
         std::fs::write(&big, b"{}").unwrap();
-        assert_eq!(read_server_json(big.to_str().unwrap()).await.unwrap(), b"{}");
+        assert_eq!(
+            read_server_json(big.to_str().unwrap()).await.unwrap(),
+            b"{}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -82,7 +82,9 @@ impl ServerJsonFetcher {
                         after_ms: FETCH_TIMEOUT.as_millis() as u64,
                     }
                 } else if e.is_redirect() {
-                    invalid(format!("{host}: redirect refused (https only, at most {MAX_REDIRECTS})"))
+                    invalid(format!(
+                        "{host}: redirect refused (https only, at most {MAX_REDIRECTS})"
+                    ))
                 } else {
                     Error::backend("http", "GET server.json", Some(host.clone()), true, e)
                 }
@@ -101,9 +103,11 @@ impl ServerJsonFetcher {
         }
         let mut body = Vec::new();
         let mut response = response;
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            Error::backend("http", "GET server.json", Some(host.clone()), true, e)
-        })? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::backend("http", "GET server.json", Some(host.clone()), true, e))?
+        {
             if body.len() + chunk.len() > MAX_SERVER_JSON_BYTES {
                 return Err(invalid(format!(
                     "the document is over the {MAX_SERVER_JSON_BYTES}-byte limit"
@@ -183,8 +187,14 @@ mod tests {
         })
         .await;
         let fetcher = ServerJsonFetcher::with_scheme("http").unwrap();
-        assert_eq!(fetcher.fetch(&format!("{base}/ok")).await.unwrap(), br#"{"name":"x"}"#);
-        assert_eq!(fetcher.fetch(&format!("{base}/hop")).await.unwrap(), br#"{"name":"x"}"#);
+        assert_eq!(
+            fetcher.fetch(&format!("{base}/ok")).await.unwrap(),
+            br#"{"name":"x"}"#
+        );
+        assert_eq!(
+            fetcher.fetch(&format!("{base}/hop")).await.unwrap(),
+            br#"{"name":"x"}"#
+        );
         for (path, expected) in [
             ("/big", "byte limit"),
             ("/chunked", "byte limit"),

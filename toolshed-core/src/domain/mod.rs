@@ -55,11 +55,11 @@ pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
 };
+pub use origin::{package_dockerfile, OciReference, ServerOrigin};
 pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
     PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,
 };
-pub use origin::{package_dockerfile, OciReference, ServerOrigin};
 pub use promotion::{PendingReview, PromotionPolicy, ReviewReason};
 pub use redact::{failure_reason, redact, MAX_FAILURE_REASON_LEN};
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};

@@ -111,8 +111,9 @@ impl OciReference {
             ),
             None => (name, None),
         };
-        super::validate_repository(repository)
-            .map_err(|_| Error::invalid("image", format!("{reference:?} has no valid repository")))?;
+        super::validate_repository(repository).map_err(|_| {
+            Error::invalid("image", format!("{reference:?} has no valid repository"))
+        })?;
         Ok(Self {
             repository: repository.to_owned(),
             tag,
@@ -169,10 +170,16 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1.0"));
         assert_eq!(r.digest.as_ref().unwrap().as_str(), d);
         let r = OciReference::parse("127.0.0.1:5000/x/time:2").unwrap();
-        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000/x/time", Some("2")));
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000/x/time", Some("2"))
+        );
         assert_eq!(r.digest, None);
         let r = OciReference::parse(&format!("ghcr.io/x/y@{d}")).unwrap();
         assert_eq!(r.tag, None);
-        assert_eq!(r.pinned_text(r.digest.as_ref().unwrap()), format!("ghcr.io/x/y@{d}"));
+        assert_eq!(
+            r.pinned_text(r.digest.as_ref().unwrap()),
+            format!("ghcr.io/x/y@{d}")
+        );
     }
 }

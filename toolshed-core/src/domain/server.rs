@@ -7,8 +7,8 @@ use super::poisoning::Finding;
 use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
     BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
-    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, ServerOrigin, SettingSpec, Timestamp, ToolDrift,
-    VerificationFailure, VerifiedImage,
+    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, ServerOrigin, SettingSpec, Timestamp,
+    ToolDrift, VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
 

@@ -101,7 +101,11 @@ pub const ENV_PACKAGE_CA_BUNDLE: &str = "TOOLSHED_PACKAGE_CA_BUNDLE";
 /// # Errors
 /// `InvalidInput { field: "config" }` naming the variable when a value does not fit.
 pub fn package_build_from(lookup: impl Fn(&str) -> Option<String>) -> Result<PackageBuildSettings> {
-    let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let mut settings = PackageBuildSettings::default_images();
     for (name, slot) in [
         (ENV_PYTHON_BASE_IMAGE, &mut settings.python_base_image),

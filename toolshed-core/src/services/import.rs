@@ -71,7 +71,12 @@ impl Toolshed {
             .as_ref()
             .and_then(|(url, _)| RepoUrl::parse(url.as_str(), self.config.repo_policy).ok())
             .map_or_else(
-                || RepoUrl::parse(&format!("{REGISTRY_SITE}{}", plan.registry_name), RepoUrlPolicy::HTTPS_ONLY),
+                || {
+                    RepoUrl::parse(
+                        &format!("{REGISTRY_SITE}{}", plan.registry_name),
+                        RepoUrlPolicy::HTTPS_ONLY,
+                    )
+                },
                 Ok,
             )?;
         let registration = ServerRegistration {

@@ -17,9 +17,9 @@ use crate::domain::drift::{self, tools_digest};
 use crate::domain::poisoning::{self, ScanInput};
 use crate::domain::server_json::PackageSource;
 use crate::domain::{
-    failure_reason, package_dockerfile, Endpoint, ImageRef, ImageTag, OciReference, ProbeReport, RunProgress, Server, ServerId, TaskHandle,
-    ToolInventory, ToolsOutcome, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState, VerificationStep, VerifiedImage,
+    failure_reason, package_dockerfile, Endpoint, ImageRef, ImageTag, OciReference, ProbeReport,
+    RunProgress, Server, ServerId, TaskHandle, ToolInventory, ToolsOutcome, VerificationFailure,
+    VerificationLease, VerificationRun, VerificationState, VerificationStep, VerifiedImage,
 };
 use crate::error::{Error, Result};
 use crate::ports::{BuildRequest, BuildStatus, TaskSpec, TaskState, VerificationCompletion};
@@ -397,7 +397,10 @@ impl Toolshed {
                 if server.origin.package().is_some() && dockerfile.is_none() {
                     return Err(fail(
                         VerificationStep::Build,
-                        format!("server {} is imported from a source this host does not build", server.id),
+                        format!(
+                            "server {} is imported from a source this host does not build",
+                            server.id
+                        ),
                         false,
                     ));
                 }

@@ -8,8 +8,8 @@ use toolshed_core::domain::ServerId;
 
 use crate::auth::Authenticated;
 use crate::dto::{
-    DriftResponse, ImportQuery, ImportedView, ListServersQuery, RegisterRequest, ServerJsonDocument,
-    ServerPage, ServerView,
+    DriftResponse, ImportQuery, ImportedView, ListServersQuery, RegisterRequest,
+    ServerJsonDocument, ServerPage, ServerView,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};

@@ -244,15 +244,7 @@ async fn run_build(
     // the build and removes the step container.
     let status = match tokio::time::timeout(
         config.timeout,
-        build(
-            &docker,
-            &git,
-            &files,
-            &config,
-            &req,
-            &id,
-            &builds,
-        ),
+        build(&docker, &git, &files, &config, &req, &id, &builds),
     )
     .await
     {
@@ -394,17 +386,17 @@ async fn build(
         inline
     } else {
         match git.checkout(&req.repo, &req.commit).await {
-        Ok(checkout) => {
-            let resolved = match checkout.resolve_build(&req.build).await {
-                Ok(r) => r,
-                Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
-            };
-            match checkout.archive_dir(resolved.context.as_deref()).await {
-                Ok(tar) => (tar, resolved.dockerfile),
-                Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+            Ok(checkout) => {
+                let resolved = match checkout.resolve_build(&req.build).await {
+                    Ok(r) => r,
+                    Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+                };
+                match checkout.archive_dir(resolved.context.as_deref()).await {
+                    Ok(tar) => (tar, resolved.dockerfile),
+                    Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+                }
             }
-        }
-        Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+            Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
         }
     };
     // A generated Dockerfile takes no build arguments.
