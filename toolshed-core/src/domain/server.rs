@@ -224,9 +224,11 @@ pub struct ServerRegistration {
     /// values; secret ones never have a stored value.
     #[serde(default)]
     pub settings: Vec<SettingSpec>,
-    /// Where the code comes from: the repository (the default) or an imported package, image
-    /// or remote (see [`Toolshed::import_server`](crate::services::Toolshed::import_server)).
-    #[serde(default, skip_serializing_if = "ServerOrigin::is_git")]
+    /// Where the code comes from: the repository (the default) or an imported package or image
+    /// (see [`Toolshed::import_server`](crate::services::Toolshed::import_server)). Never read
+    /// from a caller's JSON: only an import, which checked the package against its ecosystem's
+    /// grammar, sets it.
+    #[serde(skip)]
     pub origin: ServerOrigin,
 }
 

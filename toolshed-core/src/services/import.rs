@@ -66,19 +66,19 @@ impl Toolshed {
             },
             other => other,
         };
-        let repo = manifest
+        // The repository the document names, when this deployment accepts it (shown to
+        // people, never cloned); else the registry's page of the server.
+        let named = manifest
             .repository
             .as_ref()
-            .and_then(|(url, _)| RepoUrl::parse(url.as_str(), self.config.repo_policy).ok())
-            .map_or_else(
-                || {
-                    RepoUrl::parse(
-                        &format!("{REGISTRY_SITE}{}", plan.registry_name),
-                        RepoUrlPolicy::HTTPS_ONLY,
-                    )
-                },
-                Ok,
-            )?;
+            .and_then(|(url, _)| RepoUrl::parse(url.as_str(), self.config.repo_policy).ok());
+        let repo = match named {
+            Some(repo) => repo,
+            None => RepoUrl::parse(
+                &format!("{REGISTRY_SITE}{}", plan.registry_name),
+                RepoUrlPolicy::HTTPS_ONLY,
+            )?,
+        };
         let registration = ServerRegistration {
             id: options.id.unwrap_or(plan.server_id),
             repo,

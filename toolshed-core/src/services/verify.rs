@@ -135,17 +135,20 @@ fn inventory(report: &ProbeReport) -> ToolInventory {
 /// The image an imported `oci` server runs, pinned by the digest its import recorded; `None`
 /// for every other server.
 fn published_image(server: &Server) -> Option<Result<ImageRef>> {
-    let Some(PackageSource::Oci { reference }) = server.origin.package() else {
-        return None;
-    };
-    Some((|| {
-        let parsed = OciReference::parse(reference)?;
-        let digest = parsed.digest.clone().ok_or_else(|| {
-            Error::invalid("image", format!("{reference} is not pinned by digest"))
-        })?;
-        let tag = ImageTag::new(parsed.tag.as_deref().unwrap_or("published"))?;
-        ImageRef::new(parsed.repository, tag, digest)
-    })())
+    match server.origin.package() {
+        Some(PackageSource::Oci { reference }) => Some(pinned_image(reference)),
+        _ => None,
+    }
+}
+
+fn pinned_image(reference: &str) -> Result<ImageRef> {
+    let parsed = OciReference::parse(reference)?;
+    let digest = parsed
+        .digest
+        .clone()
+        .ok_or_else(|| Error::invalid("image", format!("{reference} is not pinned by digest")))?;
+    let tag = ImageTag::new(parsed.tag.as_deref().unwrap_or("published"))?;
+    ImageRef::new(parsed.repository, tag, digest)
 }
 
 /// Servers read per page when collecting the tool names of the other verified servers.

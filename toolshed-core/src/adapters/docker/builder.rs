@@ -148,6 +148,34 @@ fn inline_context(dockerfile: &str, ca_bundle: Option<&[u8]>) -> std::io::Result
     tar.into_inner()
 }
 
+/// The context of a generated Dockerfile, with the package CA bundle when configured; the
+/// failure status otherwise.
+async fn generated_context(
+    dockerfile: &str,
+    package_ca: Option<&std::path::Path>,
+) -> Result<Vec<u8>, BuildStatus> {
+    let bundle = match package_ca {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                return Err(failed(
+                    "DOWNLOAD_SOURCE",
+                    format!("cannot read the package CA bundle {}: {e}", path.display()),
+                    false,
+                ))
+            }
+        },
+        None => None,
+    };
+    inline_context(dockerfile, bundle.as_deref()).map_err(|e| {
+        failed(
+            "DOWNLOAD_SOURCE",
+            format!("cannot pack the generated context: {e}"),
+            false,
+        )
+    })
+}
+
 /// The second-stage build context of a stdio server: the bridge binary and a Dockerfile that
 /// makes it the entrypoint around the server's command.
 fn bridge_context(base: &str, bridge: &[u8], command: &[String]) -> std::io::Result<Vec<u8>> {
@@ -354,36 +382,11 @@ async fn build(
     // The context is the spec's folder of the commit, resolved in its tree: a symbolic link
     // leading outside the repository (or a Dockerfile outside the context) fails the build
     // before the engine sees anything. A generated Dockerfile needs no checkout.
-    let checkout = match &req.dockerfile {
-        Some(text) => {
-            let bundle = match package_ca {
-                Some(path) => match tokio::fs::read(path).await {
-                    Ok(b) => Some(b),
-                    Err(e) => {
-                        return failed(
-                            "DOWNLOAD_SOURCE",
-                            format!("cannot read the package CA bundle {}: {e}", path.display()),
-                            false,
-                        )
-                    }
-                },
-                None => None,
-            };
-            match inline_context(text, bundle.as_deref()) {
-                Ok(tar) => Ok((tar, "Dockerfile".to_owned())),
-                Err(e) => {
-                    return failed(
-                        "DOWNLOAD_SOURCE",
-                        format!("cannot pack the generated context: {e}"),
-                        false,
-                    )
-                }
-            }
+    let (context, dockerfile) = if let Some(text) = &req.dockerfile {
+        match generated_context(text, package_ca).await {
+            Ok(context) => (context, "Dockerfile".to_owned()),
+            Err(status) => return status,
         }
-        None => Err(()),
-    };
-    let (context, dockerfile) = if let Ok(inline) = checkout {
-        inline
     } else {
         match git.checkout(&req.repo, &req.commit).await {
             Ok(checkout) => {
