@@ -49,6 +49,7 @@ async fn setup(endpoint: &str) -> Result<(MotoEnv, MotoServices, ServerId)> {
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: id.clone(),

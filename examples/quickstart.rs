@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         Ok(_) => step(t, &format!("server {id} already registered")),
         Err(e) if e.is_not_found() => {
             ts.register_server(ServerRegistration {
+                origin: Default::default(),
                 build: Default::default(),
                 settings: Vec::new(),
                 id: id.clone(),

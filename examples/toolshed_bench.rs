@@ -83,6 +83,7 @@ async fn sweep_on_moto(endpoint: &str, size: usize, budget: Duration) -> Result<
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),
@@ -165,6 +166,7 @@ async fn status_polls_on_moto(endpoint: &str, run: Duration) -> Result<(f64, u64
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),
@@ -278,6 +280,7 @@ async fn launch_calls_on_moto(endpoint: &str) -> Result<LaunchCalls> {
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             id: id.clone(),
             repo,
             git_ref: GitRef::main(),
@@ -385,6 +388,7 @@ async fn on_engine(launches: usize, verifies: usize) -> Result<EngineFigures> {
     let ts = &backend.toolshed;
     let id = ServerId::new("bench-example")?;
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),

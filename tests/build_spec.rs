@@ -65,6 +65,7 @@ fn monorepo(dir: &Path, binary: &Path) -> RepoUrl {
 
 fn registration(id: &ServerId, repo: &RepoUrl, build: BuildSpec) -> ServerRegistration {
     ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo: repo.clone(),
         git_ref: GitRef::main(),

@@ -201,6 +201,7 @@ async fn builds_are_bounded_and_a_cancelled_build_leaves_no_container() {
     let server = ServerId::new("bounded").unwrap();
     let build = builder
         .start_build(&BuildRequest {
+            dockerfile: None,
             build: Default::default(),
             tag: ImageTag::for_build(&server, &commit),
             server_id: server,
@@ -270,6 +271,7 @@ async fn a_verification_whose_build_times_out_leaves_no_build_container() {
     backend
         .toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: id.clone(),

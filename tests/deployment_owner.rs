@@ -45,6 +45,7 @@ async fn verified_backend(tweak: impl FnOnce(&mut LocalConfig)) -> Local {
     backend
         .toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: server.clone(),

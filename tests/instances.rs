@@ -53,6 +53,7 @@ async fn create_status_restart_stop_on_the_engine() {
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let server = ServerId::new(format!("inst-{suffix}")).unwrap();
     t.register_server(ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: server.clone(),

@@ -63,6 +63,7 @@ async fn fixture_with(
     backend
         .toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: server.clone(),

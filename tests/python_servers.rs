@@ -85,6 +85,7 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: id.clone(),
@@ -208,6 +209,7 @@ async fn mcp_server_fetch_over_stdio_through_the_bridge_in_a_container() {
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: id.clone(),
@@ -348,6 +350,7 @@ async fn verify_python_http(id_prefix: &str, tools: &str) -> Option<toolshed_cor
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),
@@ -554,6 +557,7 @@ async fn a_python_rug_pull_is_held_for_review_and_a_shadowing_name_is_found() {
         git_repo(&data.0.join(dir), &files)
     };
     let registration = |id: &ServerId, repo: RepoUrl| ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),

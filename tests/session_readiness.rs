@@ -101,6 +101,7 @@ async fn a_slow_python_server_is_starting_until_it_answers_mcp() {
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo,
         git_ref: GitRef::main(),

@@ -75,6 +75,7 @@ fn git_repo(dir: &Path, files: &[(&str, &str)]) -> RepoUrl {
 
 fn registration(id: &ServerId, repo: &RepoUrl) -> ServerRegistration {
     ServerRegistration {
+        origin: Default::default(),
         id: id.clone(),
         repo: repo.clone(),
         git_ref: GitRef::main(),

@@ -66,6 +66,7 @@ async fn a_launch_claims_the_warm_session_and_its_tool_answers_at_once() {
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: server.clone(),

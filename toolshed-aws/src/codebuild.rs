@@ -65,7 +65,21 @@ fn env(name: &str, value: impl Into<String>) -> Result<EnvironmentVariable> {
 }
 
 /// The environment overrides of a build request.
+///
+/// # Errors
+/// `InvalidInput { field: "build" }` for a generated package build (a server imported from
+/// a `pypi` or `npm` package): the project's buildspec builds repositories only, so such
+/// servers are verified on the Docker builder.
 pub(crate) fn overrides(request: &BuildRequest) -> Result<Vec<EnvironmentVariable>> {
+    if request.dockerfile.is_some() {
+        return Err(Error::invalid(
+            "build",
+            format!(
+                "server {} is imported from a package; this deployment's CodeBuild project builds git repositories only",
+                request.server_id
+            ),
+        ));
+    }
     let mut vars = vec![
         env("IMAGE_TAG", request.tag.as_str())?,
         env("SERVER_ID", request.server_id.as_str())?,

@@ -18,6 +18,7 @@ use toolshed_core::Error;
 fn verified_server(id: &str, at: toolshed_core::domain::Timestamp) -> Server {
     let mut s = Server::register(
         ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: ServerId::new(id).unwrap(),

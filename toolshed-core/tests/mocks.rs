@@ -16,6 +16,7 @@ async fn launch_of_an_unverified_server_never_starts_a_task() {
     let clock = Arc::new(ManualClock::fixed());
     let server = Server::register(
         ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: ServerId::new("time").unwrap(),

@@ -9,6 +9,7 @@ use toolshed_core::Error;
 
 fn registration(id: &str, repo: RepoUrl) -> ServerRegistration {
     ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: ServerId::new(id).unwrap(),

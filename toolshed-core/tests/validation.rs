@@ -121,6 +121,7 @@ fn ttls() {
 async fn registrations() {
     let h = Harness::new();
     let base = ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: ServerId::new("time").unwrap(),

@@ -58,6 +58,7 @@ fn memory() -> Memory {
 
 fn registration(id: &str) -> ServerRegistration {
     ServerRegistration {
+        origin: Default::default(),
         build: Default::default(),
         settings: Vec::new(),
         id: ServerId::new(id).unwrap(),

@@ -191,7 +191,9 @@ fn parse_algorithms(list: &str) -> anyhow::Result<Vec<Algorithm>> {
 pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
     match (method.as_str(), route) {
         (_, "/healthz" | "/openapi.json") => None,
-        ("POST", "/api/servers" | "/api/servers/{id}/reverify") => Some(Scope::ServersWrite),
+        ("POST", "/api/servers" | "/api/import" | "/api/servers/{id}/reverify") => {
+            Some(Scope::ServersWrite)
+        }
         // Deciding what launches run is an admin's call.
         ("POST", "/api/servers/{id}/approve" | "/api/servers/{id}/reject") => Some(Scope::Admin),
         // Warm pools cost running tasks: an admin's call too.

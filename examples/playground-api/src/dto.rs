@@ -322,6 +322,55 @@ pub struct ListServersQuery {
     pub limit: Option<usize>,
 }
 
+/// `POST /api/import` query: which entry of the document, and the server id.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The index of the package to import (default: the first `oci`, else `pypi`, else `npm`).
+    pub package: Option<usize>,
+    /// The server id (default: made from the registry name, e.g. `io.github.x/time` → `time`).
+    #[param(value_type = Option<String>)]
+    pub id: Option<ServerId>,
+}
+
+impl ImportQuery {
+    /// The import options.
+    pub fn into_options(self) -> toolshed_core::services::ImportOptions {
+        toolshed_core::services::ImportOptions {
+            choice: match self.package {
+                Some(i) => toolshed_core::domain::server_json::PackageChoice::Package(i),
+                None => toolshed_core::domain::server_json::PackageChoice::Preferred,
+            },
+            id: self.id,
+        }
+    }
+}
+
+/// A `server.json` document of the MCP Registry (`$schema`, `name`, `description`, `version`,
+/// `packages`, `remotes`, ...), read as untrusted input.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(value_type = Object)]
+pub struct ServerJsonDocument(pub serde_json::Value);
+
+/// What an import registered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportedView {
+    /// The new, unverified server (`origin` says what was imported).
+    pub server: ServerBody,
+    /// What the import left out (e.g. runtime arguments this host decides itself).
+    pub notes: Vec<String>,
+}
+
+impl ImportedView {
+    /// The view of an import.
+    pub fn new(imported: &toolshed_core::services::Imported) -> Self {
+        Self {
+            server: (&imported.server).into(),
+            notes: imported.notes.clone(),
+        }
+    }
+}
+
 /// A page of servers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerPage {

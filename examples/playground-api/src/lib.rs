@@ -122,6 +122,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     };
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::register_server, servers::list_servers))
+        .routes(routes!(servers::import_server))
         .routes(routes!(servers::get_server))
         .routes(routes!(servers::get_drift))
         .routes(routes!(docs::get_docs))

@@ -272,6 +272,7 @@ impl RegisterRequest {
         let build = build_spec(self.build)?;
         let settings = setting_specs(self.settings.unwrap_or_default())?;
         Ok(ServerRegistration {
+            origin: Default::default(),
             id,
             repo,
             git_ref,
@@ -727,7 +728,11 @@ fn add_links(doc: &mut Value) {
         }},
     });
     for (pointer, links) in [
-        ("/paths/~1api~1servers/post/responses/201", server_links),
+        (
+            "/paths/~1api~1servers/post/responses/201",
+            server_links.clone(),
+        ),
+        ("/paths/~1api~1import/post/responses/201", server_links),
         (
             "/paths/~1api~1servers~1{id}~1playground/post/responses/202",
             session_links,

@@ -21,6 +21,7 @@ use toolshed_core::testing::{InMemoryPorts, ManualClock};
 fn server(id: &str, verified: bool, at: Timestamp) -> Server {
     let mut s = Server::register(
         ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: ServerId::new(id).unwrap(),

@@ -89,6 +89,7 @@ async fn served(ready_deadline: Duration) -> (Served, u16) {
     let id = ServerId::new("example").unwrap();
     verifier
         .register_server(ServerRegistration {
+            origin: Default::default(),
             id: id.clone(),
             repo: url,
             git_ref: GitRef::main(),

@@ -5,15 +5,19 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use toolshed_core::adapters::docker::sanitize::sanitize_lines;
+use toolshed_core::adapters::server_json_fetch::ServerJsonFetcher;
 use toolshed_core::domain::conformance;
 use toolshed_core::domain::poisoning::{escape, highest_severity, RULES};
+use toolshed_core::domain::server_json::{PackageChoice, MAX_SERVER_JSON_BYTES};
 use toolshed_core::domain::{
     BuildSpec, ChangeKind, GitRef, IdempotencyKey, PlaygroundSession, RepoUrl, RepoUrlPolicy,
     Server, ServerId, ServerRegistration, SessionId, SessionState, SettingSpec, ToolCall,
     ToolDrift, Transport,
 };
 use toolshed_core::local::{locate_stdio_bridge, LocalBackend, LocalConfig};
-use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
+use toolshed_core::services::{
+    ImportOptions, LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome,
+};
 
 use crate::instances;
 use crate::output::{print, table, Format};
@@ -99,6 +103,20 @@ pub enum Servers {
         /// (repeatable): keeps a secret out of the shell's history.
         #[arg(long = "test-value-from-env", value_name = "NAME[=VARIABLE]")]
         test_value_from_env: Vec<String>,
+    },
+    /// Import a server from its MCP Registry description (`server.json`, a file or an https
+    /// URL): a `pypi`/`npm` package is verified by building a generated Dockerfile that installs
+    /// it at its exact version, an `oci` image by digest without a build. Registers it
+    /// unverified; next: `toolshed servers verify ID`.
+    Import {
+        /// A `server.json` file, or an https URL of one.
+        source: String,
+        /// Which entry of `packages` to import (default: the first oci, else pypi, else npm).
+        #[arg(long)]
+        package: Option<usize>,
+        /// The server id (default: from the registry name, `io.github.x/time` → `time`).
+        #[arg(long)]
+        id: Option<String>,
     },
     /// List servers.
     List,
@@ -497,6 +515,24 @@ fn server_row(s: &Server) -> [String; 4] {
 
 const SERVER_COLUMNS: [&str; 4] = ["ID", "STATE", "COMMIT", "REPOSITORY"];
 
+/// The document at `source`: an https URL is fetched (bounded, https only), anything else is
+/// read as a file of at most the document size limit.
+async fn read_server_json(source: &str) -> anyhow::Result<Vec<u8>> {
+    if source.contains("://") {
+        let fetcher = ServerJsonFetcher::new()?;
+        return Ok(fetcher.fetch(source).await?);
+    }
+    let meta = tokio::fs::metadata(source)
+        .await
+        .with_context(|| format!("cannot read {source}"))?;
+    if meta.len() > MAX_SERVER_JSON_BYTES as u64 {
+        anyhow::bail!("{source} is over the {MAX_SERVER_JSON_BYTES}-byte limit of a server.json");
+    }
+    tokio::fs::read(source)
+        .await
+        .with_context(|| format!("cannot read {source}"))
+}
+
 /// A session's cells under `SESSION_COLUMNS`.
 fn session_row(s: &PlaygroundSession) -> [String; 5] {
     [
@@ -561,6 +597,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
             let server = ts
                 .register_server_with_test_values(
                     ServerRegistration {
+                        origin: Default::default(),
                         build,
                         settings: setting,
                         id: ServerId::new(id)?,
@@ -580,6 +617,29 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                     "registered {}; next: toolshed servers verify {}",
                     server.id, server.id
                 )
+            });
+        }
+        Servers::Import {
+            source,
+            package,
+            id,
+        } => {
+            let document = read_server_json(&source).await?;
+            let options = ImportOptions {
+                choice: package.map_or(PackageChoice::Preferred, PackageChoice::Package),
+                id: id.map(ServerId::new).transpose()?,
+            };
+            let imported = ts.import_server(&document, options).await?;
+            let server = &imported.server;
+            print(f, server, || {
+                let mut out = format!(
+                    "imported {} from {}; next: toolshed servers verify {}",
+                    server.id, source, server.id
+                );
+                for note in &imported.notes {
+                    out.push_str(&format!("\nnote: {}", escape(note)));
+                }
+                out
             });
         }
         Servers::List => {
@@ -935,6 +995,50 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn servers_import_takes_a_file_or_an_https_url() {
+        let line = Line::try_parse_from([
+            "toolshed",
+            "servers",
+            "import",
+            "server.json",
+            "--package",
+            "1",
+            "--id",
+            "time",
+        ])
+        .unwrap();
+        let Command::Servers(Servers::Import {
+            source,
+            package,
+            id,
+        }) = line.command
+        else {
+            panic!("not an import");
+        };
+        assert_eq!(
+            (source.as_str(), package, id.as_deref()),
+            ("server.json", Some(1), Some("time"))
+        );
+        // Only https is fetched; a large file is refused before it is read.
+        let err = read_server_json("http://example.com/server.json")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        let dir = std::env::temp_dir().join(format!("toolshed-import-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("server.json");
+        std::fs::write(&big, vec![b' '; MAX_SERVER_JSON_BYTES + 1]).unwrap();
+        let err = read_server_json(big.to_str().unwrap()).await.unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+        std::fs::write(&big, b"{}").unwrap();
+        assert_eq!(
+            read_server_json(big.to_str().unwrap()).await.unwrap(),
+            b"{}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn servers_add_takes_a_build_spec() {
         let Servers::Add {
@@ -1080,6 +1184,7 @@ mod tests {
         let id = ServerId::new("notes").unwrap();
         let mut s = Server::register(
             ServerRegistration {
+                origin: Default::default(),
                 build: Default::default(),
                 settings: Vec::new(),
                 id: id.clone(),

@@ -28,6 +28,7 @@ fn request(transport: Transport) -> BuildRequest {
     let server_id = ServerId::new("time").unwrap();
     let commit = CommitSha::new("abcdef0123456789abcdef0123456789abcdef01").unwrap();
     BuildRequest {
+        dockerfile: None,
         tag: ImageTag::for_build(&server_id, &commit),
         server_id,
         repo: RepoUrl::new("https://github.com/example/time").unwrap(),
@@ -307,4 +308,20 @@ async fn in_progress_succeeded_and_unknown_builds() {
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_generated_package_build_is_refused_before_any_call() {
+    // No rule: any call to CodeBuild would fail the test with an unmatched request.
+    let start = mock!(Client::start_build).then_output(|| StartBuildOutput::builder().build());
+    let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start]);
+    let mut req = request(Transport::default());
+    req.dockerfile = Some("FROM python:3.12-slim\n".into());
+    let err = builder(client).start_build(&req).await.unwrap_err();
+    assert!(
+        matches!(&err, toolshed_core::Error::InvalidInput { field, .. } if *field == "build"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("imported from a package"), "{err}");
+    assert_eq!(start.num_calls(), 0, "CodeBuild was not called");
 }

@@ -25,6 +25,7 @@ async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (ServerId, S
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: server_id.clone(),

@@ -23,6 +23,7 @@ async fn verified(env: &MotoEnv, svc: &MotoServices, id: &str) -> toolshed_core:
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
         .register_server(ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: server_id.clone(),

@@ -130,6 +130,7 @@ async fn codebuild_start_and_status() {
     let server_id = ServerId::new("time").unwrap();
     let commit = CommitSha::new("c".repeat(40)).unwrap();
     let request = BuildRequest {
+        dockerfile: None,
         build: Default::default(),
         tag: ImageTag::for_build(&server_id, &commit),
         server_id,

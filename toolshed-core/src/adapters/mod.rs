@@ -13,5 +13,7 @@ pub mod heuristic;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod memory_secrets;
+#[cfg(feature = "mcp")]
+pub mod server_json_fetch;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

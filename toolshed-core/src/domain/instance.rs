@@ -682,6 +682,7 @@ mod tests {
         let id = ServerId::new("time").unwrap();
         let mut s = Server::register(
             ServerRegistration {
+                origin: Default::default(),
                 build: Default::default(),
                 settings: Vec::new(),
                 id,

@@ -12,6 +12,7 @@ pub mod markdown;
 mod mcp;
 mod metadata;
 mod observation;
+mod origin;
 pub mod poisoning;
 mod principal;
 pub mod promotion;
@@ -57,6 +58,7 @@ pub use metadata::{
     RepoSnapshot, ServerMetadata,
 };
 pub use observation::{ObservedTaskState, TaskObservation};
+pub use origin::{package_dockerfile, OciReference, ServerOrigin};
 pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,
     PrincipalQuotas, QuotaKind, Scope, API_KEY_PREFIX, API_KEY_TOUCH_INTERVAL,

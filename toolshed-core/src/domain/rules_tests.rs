@@ -13,6 +13,7 @@ fn t(secs: i64) -> Timestamp {
 fn server() -> Server {
     Server::register(
         ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: ServerId::new("weather").unwrap(),

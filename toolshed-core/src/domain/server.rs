@@ -7,8 +7,8 @@ use super::poisoning::Finding;
 use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
     BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
-    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, SettingSpec, Timestamp, ToolDrift,
-    VerificationFailure, VerifiedImage,
+    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, ServerOrigin, SettingSpec, Timestamp,
+    ToolDrift, VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
 
@@ -224,6 +224,12 @@ pub struct ServerRegistration {
     /// values; secret ones never have a stored value.
     #[serde(default)]
     pub settings: Vec<SettingSpec>,
+    /// Where the code comes from: the repository (the default) or an imported package or image
+    /// (see [`Toolshed::import_server`](crate::services::Toolshed::import_server)). Never read
+    /// from a caller's JSON: only an import, which checked the package against its ecosystem's
+    /// grammar, sets it.
+    #[serde(skip)]
+    pub origin: ServerOrigin,
 }
 
 impl ServerRegistration {
@@ -300,6 +306,9 @@ pub struct Server {
     /// Warm-pool settings, set by an admin (off on older records).
     #[serde(default, skip_serializing_if = "super::WarmPool::is_off")]
     pub warm_pool: super::WarmPool,
+    /// Where the code comes from; records written before imports existed are git servers.
+    #[serde(default, skip_serializing_if = "ServerOrigin::is_git")]
+    pub origin: ServerOrigin,
 }
 
 /// Longest accepted manual description.
@@ -351,6 +360,7 @@ impl Server {
             pending_review: None,
             settings: reg.settings,
             warm_pool: super::WarmPool::default(),
+            origin: reg.origin,
         })
     }
 

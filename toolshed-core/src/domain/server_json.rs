@@ -785,6 +785,18 @@ pub struct PackageBuildSettings {
     pub with_ca_bundle: bool,
 }
 
+impl PackageBuildSettings {
+    /// The public images (`python:3.12-slim`, `node:22-slim`), the public index, no CA bundle.
+    pub fn default_images() -> Self {
+        Self {
+            python_base_image: "python:3.12-slim".to_owned(),
+            node_base_image: "node:22-slim".to_owned(),
+            pip_index_url: None,
+            with_ca_bundle: false,
+        }
+    }
+}
+
 impl ImportPlan {
     /// The Dockerfile that installs a `pypi` or `npm` package at its exact version when the
     /// image is built (nothing is installed when a container starts); `None` for `oci` and

@@ -67,6 +67,10 @@ pub struct LocalConfig {
     /// The owner of the containers this backend starts; `None` (the default) uses the id stored
     /// in the database, made on first use.
     pub deployment_id: Option<DeploymentId>,
+    /// The CA bundle generated package builds carry for the package index
+    /// (`TOOLSHED_PACKAGE_CA_BUNDLE`, e.g. `/etc/ssl/certs/ca-certificates.crt` where the index
+    /// answers through an intercepting proxy); see [`ToolshedConfig::package_build`].
+    pub package_ca_bundle: Option<PathBuf>,
 }
 
 impl LocalConfig {
@@ -80,12 +84,15 @@ impl LocalConfig {
             git_token_host: crate::adapters::git::DEFAULT_TOKEN_HOST.to_owned(),
             service: local_service_config(),
             deployment_id: None,
+            package_ca_bundle: None,
         }
     }
 
     /// From the process environment: `TOOLSHED_DATA_DIR`, `TOOLSHED_REGISTRY`,
     /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_GIT_TOKEN_HOST`,
-    /// `TOOLSHED_DEPLOYMENT_ID`, `TOOLSHED_LEASE_TTL_SECS`, `TOOLSHED_PROMOTION_POLICY` (and `XDG_DATA_HOME` / `HOME` for the default
+    /// `TOOLSHED_DEPLOYMENT_ID`, `TOOLSHED_LEASE_TTL_SECS`, `TOOLSHED_PROMOTION_POLICY`, the package
+    /// build settings (`TOOLSHED_PYTHON_BASE_IMAGE`, `TOOLSHED_NODE_BASE_IMAGE`,
+    /// `TOOLSHED_PIP_INDEX_URL`, `TOOLSHED_PACKAGE_CA_BUNDLE`) (and `XDG_DATA_HOME` / `HOME` for the default
     /// data directory).
     ///
     /// # Errors
@@ -124,6 +131,7 @@ impl LocalConfig {
             service.lease_ttl = Duration::from_secs(secs);
             service.lease_heartbeat = service.lease_ttl / 3;
         }
+        service.package_build = crate::services::package_build_from(get)?;
         if let Some(policy) = crate::services::promotion_policy_from(get)? {
             service.promotion_policy = policy;
         }
@@ -146,6 +154,7 @@ impl LocalConfig {
             git_token: get(ENV_GIT_TOKEN).map(SecretString::new),
             git_token_host,
             service,
+            package_ca_bundle: get(crate::services::ENV_PACKAGE_CA_BUNDLE).map(PathBuf::from),
         })
     }
 

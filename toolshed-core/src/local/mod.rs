@@ -101,10 +101,15 @@ impl LocalBackend {
         let probe = Arc::new(RmcpProbe::new()?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let stdio_bridge = locate_stdio_bridge(config.stdio_bridge.as_deref());
-        let builder = match &stdio_bridge.path {
+        let mut builder = match &stdio_bridge.path {
             Some(bridge) => DockerImageBuilder::new(engine, git.clone()).with_stdio_bridge(bridge),
             None => DockerImageBuilder::new(engine, git.clone()),
         };
+        let mut service = config.service;
+        if let Some(bundle) = &config.package_ca_bundle {
+            builder = builder.with_package_ca_bundle(bundle);
+            service.package_build.with_ca_bundle = true;
+        }
         let ports = Ports {
             repository: repository.clone(),
             images: images.clone(),
@@ -119,7 +124,7 @@ impl LocalBackend {
             secrets: Arc::new(FileSecretStore::in_data_dir(&config.data_dir)),
             clock,
         };
-        let toolshed = Toolshed::new(ports, config.service)?;
+        let toolshed = Toolshed::new(ports, service)?;
         Ok(Self {
             toolshed,
             runner,

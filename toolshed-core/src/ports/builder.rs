@@ -31,6 +31,11 @@ pub struct BuildRequest {
     /// specs existed load the default.
     #[serde(default)]
     pub build: BuildSpec,
+    /// A generated Dockerfile that replaces the repository (servers imported from a package):
+    /// the builder checks nothing out and builds a context of this one file (plus the
+    /// deployment's package-index CA bundle where it has one). `None` for git servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
     /// Makes a retried start return the same build (the verification run id).
     pub idempotency_token: String,
 }

@@ -4,8 +4,8 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::domain::{ImageRef, ImageTag};
-use crate::error::Result;
+use crate::domain::{ImageDigest, ImageRef, ImageTag};
+use crate::error::{Error, Result};
 
 /// A registry repository that verification builds push to.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -34,4 +34,20 @@ pub trait ImageStore: Send + Sync + Debug {
     /// `NotFound` (kind `Image`) when the candidate's digest is gone; `AlreadyExists` (kind
     /// `Image`) when `verified` already names another digest; `Backend` / `PermissionDenied` otherwise.
     async fn promote(&self, candidate: &ImageRef, verified: &ImageTag) -> Result<ImageRef>;
+
+    /// Resolves a tag of an image published in another repository (`registry/repository`, as
+    /// an imported `server.json` names it) to its manifest digest, once, so the import records
+    /// the image pinned by digest.
+    ///
+    /// # Errors
+    /// `Ok(None)` when the tag does not exist; `InvalidInput { field: "image" }` when this store
+    /// cannot look into other registries (the default: import the reference pinned by digest);
+    /// `Backend` / `PermissionDenied` otherwise.
+    async fn resolve_published(&self, repository: &str, tag: &str) -> Result<Option<ImageDigest>> {
+        let _ = (repository, tag);
+        Err(Error::invalid(
+            "image",
+            "this deployment does not resolve tags of other registries; import the image pinned by digest (…@sha256:…)",
+        ))
+    }
 }

@@ -142,6 +142,20 @@ impl Toolshed {
         self.register_server(registration).await
     }
 
+    /// Imports a server from a `server.json` (scope `servers:write`, like a registration).
+    ///
+    /// # Errors
+    /// `Forbidden`; see [`Toolshed::import_server`].
+    pub async fn import_server_as(
+        &self,
+        caller: &Caller,
+        document: &[u8],
+        options: super::ImportOptions,
+    ) -> Result<super::Imported> {
+        caller.principal.require(Scope::ServersWrite)?;
+        self.import_server(document, options).await
+    }
+
     /// Starts a verification (scope `servers:write`), charged to the caller's verifications
     /// per hour.
     ///

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::domain::server_json::PackageBuildSettings;
 use crate::domain::{PromotionPolicy, RepoUrlPolicy, SessionCaps, TtlBounds};
 use crate::error::{Error, Result};
 use crate::ports::SnapshotLimits;
@@ -66,6 +67,9 @@ pub struct ToolshedConfig {
     /// sessions: they also count against [`Self::session_caps`], so a pool never exceeds the
     /// per-server cap either.
     pub warm_pool_max_size: u32,
+    /// How servers imported from a `pypi` or `npm` package are built: base images and package
+    /// index (the deployment's, never the publisher's); see [`package_build_from`].
+    pub package_build: PackageBuildSettings,
 }
 
 /// The environment variable every composition root reads the promotion policy from, in the form
@@ -87,6 +91,64 @@ pub fn promotion_policy_from(
             .map(Some)
             .map_err(|e| Error::invalid("config", format!("{ENV_PROMOTION_POLICY}: {e}"))),
     }
+}
+
+/// The base image of generated PyPI package builds (Python 3 with `venv` and `pip`).
+pub const ENV_PYTHON_BASE_IMAGE: &str = "TOOLSHED_PYTHON_BASE_IMAGE";
+/// The base image of generated npm package builds (Node.js with `npm`).
+pub const ENV_NODE_BASE_IMAGE: &str = "TOOLSHED_NODE_BASE_IMAGE";
+/// The PyPI index generated builds install from (an https URL; the public index when unset).
+pub const ENV_PIP_INDEX_URL: &str = "TOOLSHED_PIP_INDEX_URL";
+/// A CA bundle file the builder adds to generated package builds, for an index behind a
+/// private CA (read by the builder adapter; see
+/// [`PackageBuildSettings::with_ca_bundle`]).
+pub const ENV_PACKAGE_CA_BUNDLE: &str = "TOOLSHED_PACKAGE_CA_BUNDLE";
+
+/// The package build settings `lookup` gives ([`ENV_PYTHON_BASE_IMAGE`], [`ENV_NODE_BASE_IMAGE`],
+/// [`ENV_PIP_INDEX_URL`], and whether [`ENV_PACKAGE_CA_BUNDLE`] is set), over the defaults.
+///
+/// # Errors
+/// `InvalidInput { field: "config" }` naming the variable when a value does not fit.
+pub fn package_build_from(lookup: impl Fn(&str) -> Option<String>) -> Result<PackageBuildSettings> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let mut settings = PackageBuildSettings::default_images();
+    for (name, slot) in [
+        (ENV_PYTHON_BASE_IMAGE, &mut settings.python_base_image),
+        (ENV_NODE_BASE_IMAGE, &mut settings.node_base_image),
+    ] {
+        if let Some(image) = get(name) {
+            // Written after FROM: one word of image-reference characters.
+            if image.len() > 255
+                || !image
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "./:@_-".contains(c))
+            {
+                return Err(Error::invalid(
+                    "config",
+                    format!("{name} must be an image reference"),
+                ));
+            }
+            *slot = image;
+        }
+    }
+    if let Some(raw) = get(ENV_PIP_INDEX_URL) {
+        let url = url::Url::parse(&raw)
+            .ok()
+            .filter(|u| u.scheme() == "https" && u.username().is_empty() && u.password().is_none())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "config",
+                    format!("{ENV_PIP_INDEX_URL} must be an https URL without credentials"),
+                )
+            })?;
+        settings.pip_index_url = Some(url);
+    }
+    settings.with_ca_bundle = get(ENV_PACKAGE_CA_BUNDLE).is_some();
+    Ok(settings)
 }
 
 impl Default for ToolshedConfig {
@@ -113,6 +175,7 @@ impl Default for ToolshedConfig {
             repo_policy: RepoUrlPolicy::HTTPS_ONLY,
             promotion_policy: PromotionPolicy::default(),
             warm_pool_max_size: 3,
+            package_build: PackageBuildSettings::default_images(),
         }
     }
 }

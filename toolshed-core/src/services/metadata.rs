@@ -70,6 +70,11 @@ impl Toolshed {
         let p = &self.ports;
         let server = p.repository.get_server(server_id).await?;
         let commit = server.launchable_image()?.commit.clone();
+        // An imported server has no repository to read (its "commit" is the package pin): its
+        // description came with its server.json.
+        if !server.origin.is_git() {
+            return Ok(MetadataOutcome::NothingMissing);
+        }
         let m = &server.metadata;
         let want_description = m.description.is_none();
         let want_language = m.language.is_none();

@@ -10,6 +10,7 @@ mod api_keys;
 mod config;
 mod execute;
 mod heartbeat;
+mod import;
 mod instances;
 mod metadata;
 mod playground;
@@ -26,7 +27,11 @@ use std::sync::Arc;
 
 pub use access::{Caller, InstanceListing, OWNED_SCAN_PAGES};
 pub use api_keys::ApiKeyCheck;
-pub use config::{promotion_policy_from, ToolshedConfig, ENV_PROMOTION_POLICY};
+pub use config::{
+    package_build_from, promotion_policy_from, ToolshedConfig, ENV_NODE_BASE_IMAGE,
+    ENV_PACKAGE_CA_BUNDLE, ENV_PIP_INDEX_URL, ENV_PROMOTION_POLICY, ENV_PYTHON_BASE_IMAGE,
+};
+pub use import::{ImportOptions, Imported, REGISTRY_SITE};
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};
 pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;

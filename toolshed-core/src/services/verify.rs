@@ -15,10 +15,11 @@ use super::Toolshed;
 use crate::domain::conformance;
 use crate::domain::drift::{self, tools_digest};
 use crate::domain::poisoning::{self, ScanInput};
+use crate::domain::server_json::PackageSource;
 use crate::domain::{
-    failure_reason, Endpoint, ImageTag, ProbeReport, RunProgress, Server, ServerId, TaskHandle,
-    ToolInventory, ToolsOutcome, VerificationFailure, VerificationLease, VerificationRun,
-    VerificationState, VerificationStep, VerifiedImage,
+    failure_reason, package_dockerfile, Endpoint, ImageRef, ImageTag, OciReference, ProbeReport,
+    RunProgress, Server, ServerId, TaskHandle, ToolInventory, ToolsOutcome, VerificationFailure,
+    VerificationLease, VerificationRun, VerificationState, VerificationStep, VerifiedImage,
 };
 use crate::error::{Error, Result};
 use crate::ports::{BuildRequest, BuildStatus, TaskSpec, TaskState, VerificationCompletion};
@@ -131,6 +132,25 @@ fn inventory(report: &ProbeReport) -> ToolInventory {
     }
 }
 
+/// The image an imported `oci` server runs, pinned by the digest its import recorded; `None`
+/// for every other server.
+fn published_image(server: &Server) -> Option<Result<ImageRef>> {
+    match server.origin.package() {
+        Some(PackageSource::Oci { reference }) => Some(pinned_image(reference)),
+        _ => None,
+    }
+}
+
+fn pinned_image(reference: &str) -> Result<ImageRef> {
+    let parsed = OciReference::parse(reference)?;
+    let digest = parsed
+        .digest
+        .clone()
+        .ok_or_else(|| Error::invalid("image", format!("{reference} is not pinned by digest")))?;
+    let tag = ImageTag::new(parsed.tag.as_deref().unwrap_or("published"))?;
+    ImageRef::new(parsed.repository, tag, digest)
+}
+
 /// Servers read per page when collecting the tool names of the other verified servers.
 const SERVERS_PAGE: usize = 1000;
 
@@ -166,9 +186,14 @@ impl Toolshed {
     ) -> Result<StartOutcome> {
         let p = &self.ports;
         let server = p.repository.get_server(server_id).await?;
-        let commit = match p.source.resolve_commit(&server.repo, &server.git_ref).await {
-            Ok(c) => c,
-            Err(e) => return Err(self.record_resolve_failure(server_id, e).await),
+        // An imported server's package pin stands for the commit (see
+        // `ServerOrigin::fingerprint`): the same name and version is "unchanged".
+        let commit = match server.origin.fingerprint() {
+            Some(pin) => pin,
+            None => match p.source.resolve_commit(&server.repo, &server.git_ref).await {
+                Ok(c) => c,
+                Err(e) => return Err(self.record_resolve_failure(server_id, e).await),
+            },
         };
         // A candidate of this very commit already waits for review: building it again would
         // only replace the digest a reviewer may be about to approve.
@@ -182,7 +207,8 @@ impl Toolshed {
         }
         if !options.force && server.last_verified_commit() == Some(&commit) {
             if let Some(current) = &server.image {
-                if p.images.contains(&current.image).await? {
+                // A published image lives in its publisher's registry, not in the store.
+                if published_image(&server).is_some() || p.images.contains(&current.image).await? {
                     info!(server = %server_id, %commit, "up to date: commit unchanged and image present");
                     return Ok(StartOutcome::UpToDate(server));
                 }
@@ -363,6 +389,24 @@ impl Toolshed {
                     .get_server(&lease.server_id)
                     .await
                     .map_err(at(VerificationStep::Build))?;
+                // A published image is checked as it is: no build.
+                if let Some(image) = published_image(&server) {
+                    let image = image.map_err(at(VerificationStep::Build))?;
+                    info!(server = %lease.server_id, image = %image, "published image: no build");
+                    lease.run.progress = RunProgress::Built { image };
+                    return self.heartbeat(lease, VerificationStep::Build, cell).await;
+                }
+                let dockerfile = package_dockerfile(&server, &self.config.package_build);
+                if server.origin.package().is_some() && dockerfile.is_none() {
+                    return Err(fail(
+                        VerificationStep::Build,
+                        format!(
+                            "server {} is imported from a source this host does not build",
+                            server.id
+                        ),
+                        false,
+                    ));
+                }
                 let request = BuildRequest {
                     server_id: server.id.clone(),
                     repo: server.repo.clone(),
@@ -371,6 +415,7 @@ impl Toolshed {
                     repository: p.images.repository(),
                     transport: server.transport.clone(),
                     build: server.build.clone(),
+                    dockerfile,
                     idempotency_token: run.run_id.clone(),
                 };
                 let build = p
@@ -511,12 +556,18 @@ impl Toolshed {
             RunProgress::Checked { image, report } => {
                 // The checked image leaves the candidates (which the registry expires) for its
                 // verified tag (which it never expires) before it is recorded as the last good one.
-                let verified = ImageTag::verified(&lease.server_id, &run.commit, image.digest());
-                let image = p
-                    .images
-                    .promote(&image, &verified)
-                    .await
-                    .map_err(at(VerificationStep::Record))?;
+                // A published image stays in its publisher's registry, recorded by digest.
+                let published = image.repository() != p.images.repository();
+                let image = if published {
+                    image
+                } else {
+                    let verified =
+                        ImageTag::verified(&lease.server_id, &run.commit, image.digest());
+                    p.images
+                        .promote(&image, &verified)
+                        .await
+                        .map_err(at(VerificationStep::Record))?
+                };
                 let now = p.clock.now();
                 let completion = VerificationCompletion {
                     image: VerifiedImage {

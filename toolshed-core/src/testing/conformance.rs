@@ -147,6 +147,7 @@ fn image(server: &ServerId, seed: &str) -> ImageRef {
 pub fn sample_server(id: &ServerId, at: Timestamp) -> Server {
     Server::register(
         ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: id.clone(),
@@ -304,6 +305,14 @@ pub async fn check_servers(repo: Repo) {
     changed.metadata.language = None;
     changed.updated_at = t + secs(5);
     changed.state = VerificationState::Failed;
+    // An imported server's origin is part of the record.
+    changed.origin = crate::domain::ServerOrigin::Imported {
+        registry_name: "io.github.example/time".to_owned(),
+        source: crate::domain::server_json::PackageSource::Pypi {
+            package: "mcp-server-time".to_owned(),
+            version: "2026.10.19".to_owned(),
+        },
+    };
     let v2 = repo.update_server(&changed).await.must("update_server");
     assert_eq!(
         v2.version, 2,

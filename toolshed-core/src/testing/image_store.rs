@@ -19,6 +19,8 @@ struct Inner {
     tags: HashMap<ImageTag, ImageDigest>,
     digests: HashSet<ImageDigest>,
     resolve_calls: u32,
+    /// Images of other registries: `(repository, tag)` → digest.
+    published: HashMap<(String, String), ImageDigest>,
 }
 
 /// An [`ImageStore`] over maps: tags point at digests; deleting an image removes its digest
@@ -74,6 +76,14 @@ impl InMemoryImageStore {
         lock(&self.inner).digests.is_empty()
     }
 
+    /// Publishes `repository:tag` → `digest` in an "other registry" that
+    /// [`ImageStore::resolve_published`] reads (imports of `oci` packages by tag).
+    pub fn publish_elsewhere(&self, repository: &str, tag: &str, digest: &ImageDigest) {
+        lock(&self.inner)
+            .published
+            .insert((repository.to_owned(), tag.to_owned()), digest.clone());
+    }
+
     /// How many times `resolve_tag` was called.
     pub fn resolve_calls(&self) -> u32 {
         lock(&self.inner).resolve_calls
@@ -82,6 +92,13 @@ impl InMemoryImageStore {
 
 #[async_trait]
 impl ImageStore for InMemoryImageStore {
+    async fn resolve_published(&self, repository: &str, tag: &str) -> Result<Option<ImageDigest>> {
+        Ok(lock(&self.inner)
+            .published
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .cloned())
+    }
+
     fn repository(&self) -> String {
         self.repository.clone()
     }

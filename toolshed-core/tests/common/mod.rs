@@ -111,6 +111,7 @@ impl Harness {
         let server = self
             .toolshed
             .register_server(ServerRegistration {
+                origin: Default::default(),
                 build: Default::default(),
                 settings: Vec::new(),
                 id: ServerId::new(id).unwrap(),

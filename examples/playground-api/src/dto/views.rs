@@ -709,6 +709,10 @@ pub struct ServerBody {
     /// Its warm pool, when it keeps one (`PUT /api/servers/{id}/warm-pool`, scope `admin`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<WarmPoolView>,
+    /// Where an imported server comes from (`POST /api/import`); absent for a server built
+    /// from its git repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginView>,
 }
 
 /// A declared setting.
@@ -758,6 +762,79 @@ impl From<toolshed_core::domain::WarmPool> for WarmPoolView {
     }
 }
 
+/// What a server was imported from.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OriginView {
+    /// Always `imported`.
+    pub kind: String,
+    /// The MCP Registry name (`io.github.owner/server`).
+    pub registry_name: String,
+    /// The package, image or remote.
+    pub source: PackageSourceView,
+}
+
+/// An imported package, image or remote.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PackageSourceView {
+    /// A published image, pinned by digest (`registry/repository[:tag]@sha256:…`).
+    Oci {
+        /// The reference.
+        reference: String,
+    },
+    /// A PyPI package at an exact version.
+    Pypi {
+        /// The project.
+        package: String,
+        /// The version.
+        version: String,
+    },
+    /// An npm package at an exact version.
+    Npm {
+        /// The package.
+        package: String,
+        /// The version.
+        version: String,
+    },
+    /// A remote server's https endpoint.
+    Remote {
+        /// The URL.
+        url: String,
+    },
+}
+
+impl OriginView {
+    fn of(origin: &toolshed_core::domain::ServerOrigin) -> Option<Self> {
+        use toolshed_core::domain::server_json::PackageSource;
+        let toolshed_core::domain::ServerOrigin::Imported {
+            registry_name,
+            source,
+        } = origin
+        else {
+            return None;
+        };
+        let source = match source {
+            PackageSource::Oci { reference } => PackageSourceView::Oci {
+                reference: reference.clone(),
+            },
+            PackageSource::Pypi { package, version } => PackageSourceView::Pypi {
+                package: package.clone(),
+                version: version.clone(),
+            },
+            PackageSource::Npm { package, version } => PackageSourceView::Npm {
+                package: package.clone(),
+                version: version.clone(),
+            },
+            PackageSource::Remote { url } => PackageSourceView::Remote { url: url.clone() },
+        };
+        Some(Self {
+            kind: "imported".to_owned(),
+            registry_name: registry_name.clone(),
+            source,
+        })
+    }
+}
+
 /// How a server's image is built: context folder, Dockerfile and build arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BuildView {
@@ -800,6 +877,7 @@ impl From<&Server> for ServerBody {
             pending_review: s.pending_review.as_ref().map(Into::into),
             settings: s.settings.iter().map(Into::into).collect(),
             warm_pool: (!s.warm_pool.is_off()).then(|| s.warm_pool.into()),
+            origin: OriginView::of(&s.origin),
         }
     }
 }
@@ -1200,6 +1278,7 @@ mod tests {
     /// A server with every optional part filled in (`full`) or none (a fresh registration).
     fn server(full: bool) -> Server {
         let reg = ServerRegistration {
+            origin: Default::default(),
             build: Default::default(),
             settings: Vec::new(),
             id: ServerId::new("time").expect("id"),
@@ -1327,6 +1406,15 @@ mod tests {
         };
         s.verification_count = 7;
         s.version = 9;
+        if full {
+            s.origin = toolshed_core::domain::ServerOrigin::Imported {
+                registry_name: "io.github.example/time".into(),
+                source: toolshed_core::domain::server_json::PackageSource::Pypi {
+                    package: "mcp-server-time".into(),
+                    version: "2026.10.19".into(),
+                },
+            };
+        }
         s
     }
 
@@ -1585,6 +1673,7 @@ mod tests {
             "ExecuteRequest.arguments",
             "McpServerInfoView.capabilities",
             "McpToolView.input_schema",
+            "ServerJsonDocument",
             "ToolCallResultBody.content[]",
             "ToolCallResultBody.structured",
         ];

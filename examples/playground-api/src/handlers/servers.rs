@@ -7,7 +7,10 @@ use axum::Json;
 use toolshed_core::domain::ServerId;
 
 use crate::auth::Authenticated;
-use crate::dto::{DriftResponse, ListServersQuery, RegisterRequest, ServerPage, ServerView};
+use crate::dto::{
+    DriftResponse, ImportQuery, ImportedView, ListServersQuery, RegisterRequest,
+    ServerJsonDocument, ServerPage, ServerView,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::schema::setting_values;
@@ -42,6 +45,40 @@ pub async fn register_server(
         StatusCode::CREATED,
         [(header::LOCATION, location)],
         Json(ServerView::new(&server)),
+    ))
+}
+
+/// Imports a server from its MCP Registry description: the body is a `server.json` (schema
+/// versions 2025-09-29 to 2025-12-11). A `pypi` or `npm` package is verified by building a
+/// generated Dockerfile that installs it at its exact version; an `oci` image is verified by
+/// digest without a build (a tag is resolved once and pinned). The server is registered
+/// unverified, like `POST /api/servers`.
+#[utoipa::path(post, path = "/api/import", tag = "servers", params(ImportQuery),
+    request_body(content = ServerJsonDocument, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Imported", body = ImportedView),
+        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 422, description = "A document, schema version or package this host does not read or run", body = ErrorBody),
+    ))]
+pub async fn import_server(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(query): ApiQuery<ImportQuery>,
+    ApiJson(document): ApiJson<ServerJsonDocument>,
+) -> ApiResult<impl IntoResponse> {
+    let options = query.into_options();
+    let bytes = serde_json::to_vec(&document.0)
+        .map_err(|e| ApiError::invalid("server_json", e.to_string()))?;
+    let imported = state
+        .toolshed
+        .import_server_as(&caller, &bytes, options)
+        .await?;
+    let location = format!("/api/servers/{}", imported.server.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(ImportedView::new(&imported)),
     ))
 }
 

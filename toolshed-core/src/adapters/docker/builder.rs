@@ -82,6 +82,7 @@ pub struct DockerImageBuilder {
     docker: Docker,
     git: GitCliSource,
     bridge: Option<PathBuf>,
+    package_ca: Option<PathBuf>,
     config: BuilderConfig,
     builds: Builds,
     tokens: Arc<Mutex<HashMap<String, BuildId>>>,
@@ -97,6 +98,7 @@ impl DockerImageBuilder {
             docker,
             git,
             bridge: None,
+            package_ca: None,
             config: BuilderConfig::default(),
             builds: Arc::default(),
             tokens: Arc::default(),
@@ -115,6 +117,63 @@ impl DockerImageBuilder {
         self.bridge = Some(binary.into());
         self
     }
+}
+
+impl DockerImageBuilder {
+    /// The CA bundle added as `ca-certificates.crt` to the context of generated package builds
+    /// (see [`BuildRequest::dockerfile`]), for a package index that answers with a private CA
+    /// (the generated Dockerfile copies it when the deployment's
+    /// [`PackageBuildSettings::with_ca_bundle`](crate::domain::server_json::PackageBuildSettings)
+    /// is set).
+    pub fn with_package_ca_bundle(mut self, bundle: impl Into<PathBuf>) -> Self {
+        self.package_ca = Some(bundle.into());
+        self
+    }
+}
+
+/// The context of a generated package build: its Dockerfile and, when given, the CA bundle.
+fn inline_context(dockerfile: &str, ca_bundle: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut files = vec![("Dockerfile", dockerfile.as_bytes())];
+    if let Some(bundle) = ca_bundle {
+        files.push(("ca-certificates.crt", bundle));
+    }
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)?;
+    }
+    tar.into_inner()
+}
+
+/// The context of a generated Dockerfile, with the package CA bundle when configured; the
+/// failure status otherwise.
+async fn generated_context(
+    dockerfile: &str,
+    package_ca: Option<&std::path::Path>,
+) -> Result<Vec<u8>, BuildStatus> {
+    let bundle = match package_ca {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                return Err(failed(
+                    "DOWNLOAD_SOURCE",
+                    format!("cannot read the package CA bundle {}: {e}", path.display()),
+                    false,
+                ))
+            }
+        },
+        None => None,
+    };
+    inline_context(dockerfile, bundle.as_deref()).map_err(|e| {
+        failed(
+            "DOWNLOAD_SOURCE",
+            format!("cannot pack the generated context: {e}"),
+            false,
+        )
+    })
 }
 
 /// The second-stage build context of a stdio server: the bridge binary and a Dockerfile that
@@ -193,10 +252,17 @@ impl Tail {
     }
 }
 
+/// Files of this deployment that builds may add to a context.
+#[derive(Debug, Clone)]
+struct BuildFiles {
+    bridge: Option<PathBuf>,
+    package_ca: Option<PathBuf>,
+}
+
 async fn run_build(
     docker: Docker,
     git: GitCliSource,
-    bridge: Option<PathBuf>,
+    files: BuildFiles,
     config: BuilderConfig,
     req: BuildRequest,
     id: BuildId,
@@ -206,15 +272,7 @@ async fn run_build(
     // the build and removes the step container.
     let status = match tokio::time::timeout(
         config.timeout,
-        build(
-            &docker,
-            &git,
-            bridge.as_deref(),
-            &config,
-            &req,
-            &id,
-            &builds,
-        ),
+        build(&docker, &git, &files, &config, &req, &id, &builds),
     )
     .await
     {
@@ -293,12 +351,13 @@ async fn engine_build(
 async fn build(
     docker: &Docker,
     git: &GitCliSource,
-    bridge: Option<&std::path::Path>,
+    files: &BuildFiles,
     config: &BuilderConfig,
     req: &BuildRequest,
     id: &BuildId,
     builds: &Builds,
 ) -> BuildStatus {
+    let (bridge, package_ca) = (files.bridge.as_deref(), files.package_ca.as_deref());
     let stdio = match (&req.transport, bridge) {
         (Transport::Stdio { command }, Some(bridge)) => Some((command.clone(), bridge.to_owned())),
         (Transport::Stdio { .. }, None) => {
@@ -322,21 +381,33 @@ async fn build(
     );
     // The context is the spec's folder of the commit, resolved in its tree: a symbolic link
     // leading outside the repository (or a Dockerfile outside the context) fails the build
-    // before the engine sees anything.
-    let (context, dockerfile) = match git.checkout(&req.repo, &req.commit).await {
-        Ok(checkout) => {
-            let resolved = match checkout.resolve_build(&req.build).await {
-                Ok(r) => r,
-                Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
-            };
-            match checkout.archive_dir(resolved.context.as_deref()).await {
-                Ok(tar) => (tar, resolved.dockerfile),
-                Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
-            }
+    // before the engine sees anything. A generated Dockerfile needs no checkout.
+    let (context, dockerfile) = if let Some(text) = &req.dockerfile {
+        match generated_context(text, package_ca).await {
+            Ok(context) => (context, "Dockerfile".to_owned()),
+            Err(status) => return status,
         }
-        Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+    } else {
+        match git.checkout(&req.repo, &req.commit).await {
+            Ok(checkout) => {
+                let resolved = match checkout.resolve_build(&req.build).await {
+                    Ok(r) => r,
+                    Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+                };
+                match checkout.archive_dir(resolved.context.as_deref()).await {
+                    Ok(tar) => (tar, resolved.dockerfile),
+                    Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+                }
+            }
+            Err(e) => return failed("DOWNLOAD_SOURCE", e.to_string(), e.is_retryable()),
+        }
     };
-    let args: HashMap<String, String> = req.build.args.clone().into_iter().collect();
+    // A generated Dockerfile takes no build arguments.
+    let args: HashMap<String, String> = if req.dockerfile.is_some() {
+        HashMap::new()
+    } else {
+        req.build.args.clone().into_iter().collect()
+    };
 
     set(
         builds,
@@ -440,7 +511,10 @@ impl ImageBuilder for DockerImageBuilder {
         let task = tokio::spawn(run_build(
             self.docker.clone(),
             self.git.clone(),
-            self.bridge.clone(),
+            BuildFiles {
+                bridge: self.bridge.clone(),
+                package_ca: self.package_ca.clone(),
+            },
             self.config.clone(),
             request.clone(),
             id.clone(),

@@ -68,6 +68,10 @@ impl RegistryImageStore {
 
     async fn head_manifest(&self, reference: &str) -> Result<Option<String>> {
         let url = format!("{}/v2/{}/manifests/{reference}", self.base_url, self.name);
+        self.head_manifest_at(url, reference).await
+    }
+
+    async fn head_manifest_at(&self, url: String, reference: &str) -> Result<Option<String>> {
         let resp = self
             .http
             .head(&url)
@@ -135,6 +139,37 @@ impl ImageStore for RegistryImageStore {
 
     async fn contains(&self, image: &ImageRef) -> Result<bool> {
         Ok(self.head_manifest(image.digest().as_str()).await?.is_some())
+    }
+
+    /// A HEAD of the manifest at the image's own registry (without credentials: public images
+    /// only), over HTTPS except for a loopback registry, like this store's own. The registry's
+    /// answer is untrusted: a digest that is not `sha256:<64 hex>` is an error.
+    async fn resolve_published(&self, repository: &str, tag: &str) -> Result<Option<ImageDigest>> {
+        validate_repository(repository)?;
+        ImageTag::new(tag)?;
+        let (host, path) = match repository.split_once('/') {
+            Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => (host, path),
+            _ => ("registry-1.docker.io", repository),
+        };
+        let bare = host.split(':').next().unwrap_or_default();
+        let scheme = if bare == "localhost" || bare.starts_with("127.") {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!("{scheme}://{host}/v2/{path}/manifests/{tag}");
+        match self.head_manifest_at(url, tag).await? {
+            None => Ok(None),
+            Some(digest) => ImageDigest::new(digest).map(Some).map_err(|e| {
+                Error::backend(
+                    "registry",
+                    "HeadManifest",
+                    Some(format!("{repository}:{tag}")),
+                    false,
+                    DockerError::Registry(format!("bad Docker-Content-Digest: {e}")),
+                )
+            }),
+        }
     }
 
     /// Puts the candidate's manifest again under the verified tag (the distribution API cannot
