@@ -12,6 +12,15 @@ fn env_of(pairs: &[(&str, &str)]) -> InstanceEnv {
     InstanceEnv::from_exposed(pairs.iter().map(|(k, v)| (*k, *v))).unwrap()
 }
 
+/// The conformance suite every `SecretStore` passes (memory and encrypted files run it too).
+#[tokio::test]
+async fn the_store_passes_the_secret_store_conformance_suite() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    toolshed_core::testing::conformance::check_secret_store(&env.adapters.secret_store).await;
+}
+
 #[tokio::test]
 async fn values_are_put_read_replaced_and_deleted_by_owner() {
     let Some(env) = MotoEnv::new().await else {
