@@ -100,14 +100,14 @@ struct SleepBase {
 impl SleepBase {
     async fn build(docker: &Docker, dir: &Path) -> Self {
         let sh = compile(dir, "sleep-sh", SLEEP_SH).expect("compile the sleeping shell");
-        let tag = format!(
-            "toolshed-test/sleep-sh:{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let tag = format!("toolshed-test/sleep-sh:{}", &unique[..12]);
+        // The label makes the image id this test's own: the same content would otherwise give
+        // every test the same id, and `containers()` (by ancestor) would see the others' steps.
         let id = scratch_image(
             docker,
             &tag,
-            "FROM scratch\nCOPY sleep-sh /bin/sh\n",
+            &format!("FROM scratch\nCOPY sleep-sh /bin/sh\nLABEL toolshed.test.base={unique}\n"),
             &[(&sh, "sleep-sh")],
         )
         .await

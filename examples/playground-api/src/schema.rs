@@ -382,7 +382,7 @@ fn add_response(responses: &mut Map<String, Value>, status: &str, response: Valu
 /// The constraints of a parameter, by location and name.
 fn parameter_schema(location: &str, name: &str) -> Option<Value> {
     Some(match (location, name) {
-        ("path", "id") | ("query", "after") => {
+        ("path", "id") | ("query", "after" | "id") => {
             json!({"type": "string", "pattern": SERVER_ID_PATTERN, "minLength": 1, "maxLength": 63})
         }
         ("path" | "query", "session_id") => {
@@ -401,6 +401,7 @@ fn parameter_schema(location: &str, name: &str) -> Option<Value> {
             "type": "integer", "minimum": 0, "maximum": toolshed_core::ports::MAX_LOG_TAIL, "default": 100
         }),
         ("query", "force") => json!({"type": "boolean"}),
+        ("query", "package") => json!({"type": "integer", "minimum": 0}),
         ("path", "key_id") => json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}),
         ("query", "owner") => json!({"type": "string", "pattern": "^[!-~]{1,256}$"}),
         ("header", "Idempotency-Key") => {

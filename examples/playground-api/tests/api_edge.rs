@@ -526,6 +526,7 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
                         assert_eq!(schema["maximum"], 1000, "{label}");
                     }
                     ("query", "force") => assert_eq!(schema["type"], "boolean"),
+                    ("query", "package") => assert_eq!(schema["minimum"], 0, "{label}"),
                     ("query", "tail") => {
                         assert_eq!(schema["minimum"], 0, "{label}");
                         assert_eq!(schema["maximum"], 10_000, "{label}");
@@ -541,9 +542,9 @@ async fn the_document_declares_every_constraint_answer_and_security_scheme() {
         }
     }
     // The servers (with docs and drift), verification, playground and health routes, the six
-    // instance routes, the three API-key routes, the two review routes (approve, reject) and
-    // the warm-pool setting.
-    assert_eq!(operations, 25);
+    // instance routes, the three API-key routes, the two review routes (approve, reject), the
+    // warm-pool setting and the server.json import.
+    assert_eq!(operations, 26);
     // Body constraints, including those that come from the service's configuration.
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["RegisterRequest"]["properties"]["repo"]["pattern"]

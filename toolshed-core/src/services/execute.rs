@@ -54,7 +54,7 @@ impl Toolshed {
             // The task may have ended since the session was last read (killed, crashed): ask the
             // runner, and say the session ended rather than "unreachable".
             Err(e @ Error::Probe { .. }) => {
-                let refreshed = match self.session_status(session_id).await {
+                let refreshed = match self.session_status_from_runner(session_id).await {
                     Ok(s) => s,
                     Err(_) => return Err(e),
                 };

@@ -208,6 +208,18 @@ impl Toolshed {
         self.refresh_session(session).await
     }
 
+    /// [`Self::session_status`] that asks the runner whatever the record's age: after a call
+    /// failed to reach the endpoint, a fresh record may still say `running` about a task killed
+    /// a moment ago.
+    pub(super) async fn session_status_from_runner(
+        &self,
+        session_id: &SessionId,
+    ) -> Result<PlaygroundSession> {
+        let mut session = self.ports.repository.get_session(session_id).await?;
+        session.observed = None;
+        self.refresh_session(session).await
+    }
+
     /// [`Self::session_status`] of a session already read.
     async fn refresh_session(&self, session: PlaygroundSession) -> Result<PlaygroundSession> {
         let p = &self.ports;
