@@ -260,8 +260,13 @@ pub async fn check_concurrent_warm_claims(repo: Repo) {
         match h.await {
             Ok(Ok(Some(s))) => ids.push(s.id),
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => panic!("conformance: concurrent claim_warm_session: {e}"),
-            Err(e) => panic!("conformance: concurrent claim_warm_session panicked: {e}"),
+            // A conditional write answers Some or None under contention, never an error.
+            Ok(Err(e)) => panic!(
+                "conformance: {K} concurrent claims on {M} warm sessions: a claim failed: {e}"
+            ),
+            Err(e) => panic!(
+                "conformance: {K} concurrent claims on {M} warm sessions: a claim panicked: {e}"
+            ),
         }
     }
     let distinct: HashSet<_> = ids.iter().cloned().collect();
