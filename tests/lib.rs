@@ -195,3 +195,40 @@ pub fn stdio_server_binary(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     }
     Ok(bin)
 }
+
+/// A git repository at `dir` with one commit (on `main`) holding `files`, as a `file://` URL.
+///
+/// # Panics
+/// When a file cannot be written or git fails: a test set-up error.
+pub fn git_repo(dir: &std::path::Path, files: &[(&str, &str)]) -> toolshed_core::domain::RepoUrl {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "server",
+        ],
+    ] {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+    toolshed_core::domain::RepoUrl::parse(
+        &format!("file://{}", dir.canonicalize().unwrap().display()),
+        toolshed_core::domain::RepoUrlPolicy::ALLOW_FILE,
+    )
+    .unwrap()
+}

@@ -6,51 +6,15 @@
 //! registry can be pulled from here); the test command exports its tag as
 //! `TOOLSHED_TEST_PYTHON_IMAGE`.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use toolshed_core::domain::{
-    GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, SessionState, ToolCall, Transport,
+    GitRef, RepoUrl, ServerId, ServerRegistration, SessionState, ToolCall, Transport,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, VerifyOptions};
 use toolshed_core::testing::fixtures;
-use toolshed_tests::{backend, TempDir};
-
-/// A git repository at `dir` with one commit holding `files`.
-fn git_repo(dir: &Path, files: &[(&str, &str)]) -> RepoUrl {
-    std::fs::create_dir_all(dir).unwrap();
-    for (name, content) in files {
-        std::fs::write(dir.join(name), content).unwrap();
-    }
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "-A"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "server",
-        ],
-    ] {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    }
-    RepoUrl::parse(
-        &format!("file://{}", dir.canonicalize().unwrap().display()),
-        RepoUrlPolicy::ALLOW_FILE,
-    )
-    .unwrap()
-}
+use toolshed_tests::{backend, git_repo, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {

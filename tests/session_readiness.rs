@@ -6,55 +6,19 @@
 //! A tool call with a short readiness deadline is told `SessionStarting`; one with a longer
 //! deadline waits for the server and gets its answer; the session is then `running`.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use toolshed_core::domain::{
-    GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, SessionState, ToolCall, Transport,
+    GitRef, ServerId, ServerRegistration, SessionState, ToolCall, Transport,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, Toolshed, ToolshedConfig, VerifyOptions};
 use toolshed_core::Error;
-use toolshed_tests::{backend, TempDir};
+use toolshed_tests::{backend, git_repo, TempDir};
 
 /// How long the server loads before it listens: longer than a launch and one status poll take,
 /// so the first poll sees it loading.
 const LOAD_SECS: u32 = 8;
-
-/// A git repository at `dir` with one commit holding `files`.
-fn git_repo(dir: &Path, files: &[(&str, &str)]) -> RepoUrl {
-    std::fs::create_dir_all(dir).unwrap();
-    for (name, content) in files {
-        std::fs::write(dir.join(name), content).unwrap();
-    }
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "-A"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "server",
-        ],
-    ] {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    }
-    RepoUrl::parse(
-        &format!("file://{}", dir.canonicalize().unwrap().display()),
-        RepoUrlPolicy::ALLOW_FILE,
-    )
-    .unwrap()
-}
 
 /// The same services with another readiness deadline for tool calls.
 fn with_ready_deadline(ts: &Toolshed, deadline: Duration) -> Toolshed {

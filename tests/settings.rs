@@ -9,18 +9,17 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use toolshed_core::domain::{
-    EnvName, GitRef, InstanceEnv, InstanceName, InstanceRequest, RepoUrl, RepoUrlPolicy, ServerId,
+    EnvName, GitRef, InstanceEnv, InstanceName, InstanceRequest, RepoUrl, ServerId,
     ServerRegistration, SessionState, SettingSpec, ToolCall, Transport,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::TaskRunner;
 use toolshed_core::services::{LaunchRequest, VerifyOptions};
-use toolshed_tests::{backend, TempDir};
+use toolshed_tests::{backend, git_repo, TempDir};
 
 const SECRET: &str = "gk-needle-4e1f9b0c77";
 const TEST_SECRET: &str = "gk-test-needle-51d2e8";
@@ -38,39 +37,6 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn git_repo(dir: &Path, files: &[(&str, &str)]) -> RepoUrl {
-    std::fs::create_dir_all(dir).unwrap();
-    for (name, content) in files {
-        std::fs::write(dir.join(name), content).unwrap();
-    }
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "-A"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "server",
-        ],
-    ] {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    }
-    RepoUrl::parse(
-        &format!("file://{}", dir.canonicalize().unwrap().display()),
-        RepoUrlPolicy::ALLOW_FILE,
-    )
-    .unwrap()
 }
 
 fn registration(id: &ServerId, repo: &RepoUrl) -> ServerRegistration {
