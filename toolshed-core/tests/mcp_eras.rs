@@ -153,7 +153,48 @@ async fn refuse_discover(request: Request, next: Next) -> Response {
         .await
 }
 
+/// The JSON-RPC methods a server received, in order.
+type Methods = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Records the method of each JSON-RPC request (or notification) POSTed to the server.
+async fn record_method(methods: Methods, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    if let Some(method) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|m| m["method"].as_str().map(str::to_owned))
+    {
+        methods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(method);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Like [`serve`], recording the methods the server receives.
+async fn serve_recording(era: Era) -> (SocketAddr, Methods) {
+    let methods = Methods::default();
+    let recorded = methods.clone();
+    let addr = serve_with(era, move |router| {
+        router.layer(axum::middleware::from_fn(move |request, next| {
+            record_method(recorded.clone(), request, next)
+        }))
+    })
+    .await;
+    (addr, methods)
+}
+
 async fn serve(era: Era) -> SocketAddr {
+    serve_with(era, |router| router).await
+}
+
+/// Serves the adder of `era` at `/mcp`, with `outer` applied to the router last (its layers see
+/// every request first).
+async fn serve_with(era: Era, outer: impl FnOnce(axum::Router) -> axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handler = Adder { era };
@@ -167,6 +208,7 @@ async fn serve(era: Era) -> SocketAddr {
     if era == Era::InitializeOnlyHttp400 {
         router = router.layer(axum::middleware::from_fn(refuse_discover));
     }
+    let router = outer(router);
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
 }
@@ -313,4 +355,102 @@ async fn a_server_of_both_eras_is_probed_in_the_newer_one() {
         ]
     );
     assert_eq!(judged.overall(), Outcome::Pass, "{judged:#?}");
+}
+
+/// Takes the methods recorded so far.
+fn drain(methods: &Methods) -> Vec<String> {
+    std::mem::take(
+        &mut *methods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
+#[tokio::test]
+async fn a_call_hinted_with_the_initialize_era_never_asks_for_server_discover() {
+    for era in [Era::InitializeOnly, Era::InitializeOnlyHttp400] {
+        let (addr, methods) = serve_recording(era).await;
+        let probe = RmcpProbe::new().unwrap();
+        let ep = endpoint(addr);
+        let add = call("add", json!({"a": 40, "b": 2}));
+        let out = probe
+            .call_tool_in_era(&ep, &add, None, DEADLINE, Some(ProtocolEra::Initialize))
+            .await
+            .unwrap();
+        assert_eq!(text(&out), "42", "{era:?}");
+        let hinted = drain(&methods);
+        assert!(
+            !hinted.iter().any(|m| m == "server/discover"),
+            "{era:?}: {hinted:?}"
+        );
+        assert_eq!(
+            hinted.first().map(String::as_str),
+            Some("initialize"),
+            "{era:?}"
+        );
+        assert!(
+            hinted.iter().any(|m| m == "tools/call"),
+            "{era:?}: {hinted:?}"
+        );
+        // Without a hint (a server without a record) the call still works, after the refused
+        // `server/discover` the hint saves.
+        let out = probe.call_tool(&ep, &add, None, DEADLINE).await.unwrap();
+        assert_eq!(text(&out), "42", "{era:?}");
+        let unhinted = drain(&methods);
+        assert_eq!(
+            unhinted.first().map(String::as_str),
+            Some("server/discover"),
+            "{era:?}: {unhinted:?}"
+        );
+        assert!(unhinted.iter().any(|m| m == "initialize"), "{era:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_call_hinted_with_the_discover_era_goes_straight_to_server_discover() {
+    let (addr, methods) = serve_recording(Era::Both).await;
+    let probe = RmcpProbe::new().unwrap();
+    let out = probe
+        .call_tool_in_era(
+            &endpoint(addr),
+            &call("add", json!({"a": 1, "b": 2})),
+            None,
+            DEADLINE,
+            Some(ProtocolEra::Discover),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(&out), "3");
+    let methods = drain(&methods);
+    assert_eq!(
+        methods.first().map(String::as_str),
+        Some("server/discover"),
+        "{methods:?}"
+    );
+    assert!(!methods.iter().any(|m| m == "initialize"), "{methods:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_left_the_hinted_era_is_called_in_the_other_one() {
+    // Verified in the `initialize` era, since upgraded to 2026-07-28 only.
+    let (addr, methods) = serve_recording(Era::DiscoverOnly).await;
+    let probe = RmcpProbe::new().unwrap();
+    let out = probe
+        .call_tool_in_era(
+            &endpoint(addr),
+            &call("add", json!({"a": 2, "b": 2})),
+            None,
+            DEADLINE,
+            Some(ProtocolEra::Initialize),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(&out), "4");
+    let methods = drain(&methods);
+    let opened: Vec<&str> = methods
+        .iter()
+        .map(String::as_str)
+        .filter(|m| *m == "initialize" || *m == "server/discover")
+        .collect();
+    assert_eq!(opened, ["initialize", "server/discover"], "{methods:?}");
 }

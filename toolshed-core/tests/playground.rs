@@ -425,6 +425,43 @@ async fn execute_tool_calls_through_the_probe_with_schema_and_deadline() {
 }
 
 #[tokio::test]
+async fn execute_tool_hints_the_era_the_verification_recorded() {
+    use toolshed_core::domain::conformance::ProtocolEra;
+    use toolshed_core::services::VerifyOptions;
+    use toolshed_core::testing::FakeMcpProbe;
+
+    let h = Harness::new();
+    h.verified("time").await;
+    let s = h
+        .toolshed
+        .launch_session(&h.id("time"), LaunchRequest::default())
+        .await
+        .unwrap();
+    let mut args = serde_json::Map::new();
+    args.insert("timezone".into(), "UTC".into());
+    let call = ToolCall::new("get_current_time", args).unwrap();
+    let era_of_last_call = || h.probe.calls().last().map(|c| c.era);
+    h.toolshed.execute_tool(&s.id, call.clone()).await.unwrap();
+    assert_eq!(era_of_last_call(), Some(Some(ProtocolEra::Initialize)));
+    // Verified again in the discover era: the hint follows the record.
+    let mut report = FakeMcpProbe::time_server_report();
+    report.listing.era = ProtocolEra::Discover;
+    h.probe.set_default_report(report);
+    h.toolshed
+        .verify_server(&h.id("time"), VerifyOptions { force: true })
+        .await
+        .unwrap();
+    h.toolshed.execute_tool(&s.id, call.clone()).await.unwrap();
+    assert_eq!(era_of_last_call(), Some(Some(ProtocolEra::Discover)));
+    // A record from before conformance reports were kept gives no hint.
+    let mut server = h.repo_get("time").await;
+    server.tools.conformance = None;
+    h.repo_update(server).await;
+    h.toolshed.execute_tool(&s.id, call).await.unwrap();
+    assert_eq!(era_of_last_call(), Some(None));
+}
+
+#[tokio::test]
 async fn execute_tool_needs_a_running_session() {
     // No wait for readiness: a starting session answers at once.
     let h = Harness::with_config(|c| c.session_ready_deadline = Duration::ZERO);

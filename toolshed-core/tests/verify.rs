@@ -5,16 +5,22 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use common::{sha, Harness};
 use toolshed_core::domain::{
-    ImageTag, ProvenanceSource, RunProgress, VerificationState, VerificationStep,
+    Endpoint, ImageTag, ProbeReport, ProvenanceSource, RunProgress, ToolCall, ToolCallOutput,
+    VerificationPhase, VerificationState, VerificationStep,
 };
 use toolshed_core::error::ProbeFailureKind;
-use toolshed_core::ports::{DocsKey, ImageBuilder, ImageStore, MockMetadataGenerator};
-use toolshed_core::services::{
-    MetadataOutcome, StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome,
+use toolshed_core::ports::{
+    Clock, DocsKey, ImageBuilder, ImageStore, McpProbe, MockMetadataGenerator,
 };
-use toolshed_core::testing::{BuildResult, BuildScript, InMemoryImageStore};
+use toolshed_core::services::{
+    MetadataOutcome, StartOutcome, StepOutcome, Toolshed, VerifyOptions, VerifyOutcome,
+};
+use toolshed_core::testing::{
+    BuildResult, BuildScript, FakeMcpProbe, InMemoryImageStore, ManualClock,
+};
 use toolshed_core::Error;
 
 const FORCE: VerifyOptions = VerifyOptions { force: true };
@@ -120,6 +126,155 @@ async fn verify_builds_checks_and_records_in_one_write() {
         .get(key.as_str())
         .unwrap()
         .contains("get_current_time"));
+}
+
+/// The fake probe, answering the handshake only after `handshake` has passed on the manual
+/// clock (a server that takes its time to load).
+#[derive(Debug)]
+struct SlowHandshake {
+    inner: Arc<FakeMcpProbe>,
+    clock: Arc<ManualClock>,
+    handshake: Duration,
+}
+
+#[async_trait]
+impl McpProbe for SlowHandshake {
+    async fn probe(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport, Error> {
+        self.clock.advance(self.handshake);
+        self.inner.probe(endpoint, deadline).await
+    }
+
+    async fn wait_ready(
+        &self,
+        endpoint: &Endpoint,
+        deadline: Duration,
+    ) -> Result<ProbeReport, Error> {
+        self.clock.advance(self.handshake);
+        self.inner.wait_ready(endpoint, deadline).await
+    }
+
+    async fn call_tool(
+        &self,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        input_schema: Option<serde_json::Value>,
+        deadline: Duration,
+    ) -> Result<ToolCallOutput, Error> {
+        self.inner
+            .call_tool(endpoint, call, input_schema, deadline)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn the_record_keeps_the_duration_of_every_phase_in_order() {
+    let h = Harness::new();
+    h.register("time", None).await;
+    // Time passes only where the doubles make it pass: 3 build polls, 2 describes before the
+    // task has an endpoint, and a handshake of 7 s.
+    h.builder.push_script(BuildScript::succeed().after_polls(3));
+    h.runner.set_pending_describes(2);
+    let mut ports = h.ports.clone();
+    ports.probe = Arc::new(SlowHandshake {
+        inner: h.probe.clone(),
+        clock: h.clock.clone(),
+        handshake: Duration::from_secs(7),
+    });
+    let toolshed = Toolshed::new(ports, h.config.clone()).unwrap();
+    let began = h.clock.now();
+    let out = toolshed
+        .verify_server(&h.id("time"), VerifyOptions::default())
+        .await
+        .unwrap();
+    let VerifyOutcome::Verified { server, .. } = out else {
+        panic!("expected Verified, got {out:?}")
+    };
+    let timings = server
+        .last_timings
+        .clone()
+        .expect("the record keeps timings");
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap();
+    let phases: Vec<(VerificationPhase, u64)> =
+        timings.phases.iter().map(|p| (p.phase, p.millis)).collect();
+    assert_eq!(
+        phases,
+        vec![
+            (VerificationPhase::ResolveCommit, 0),
+            (
+                VerificationPhase::Build,
+                3 * ms(h.config.build_poll_interval)
+            ),
+            (VerificationPhase::ResolveDigest, 0),
+            (VerificationPhase::StartCheckTask, 0),
+            (
+                VerificationPhase::AwaitEndpoint,
+                2 * ms(h.config.task_poll_interval)
+            ),
+            (VerificationPhase::McpHandshake, 7_000),
+            (VerificationPhase::StopCheckTask, 0),
+            (VerificationPhase::StoreImage, 0),
+            (VerificationPhase::ScanTools, 0),
+        ]
+    );
+    let sum: u64 = timings.phases.iter().map(|p| p.millis).sum();
+    assert!(timings.total_millis() >= sum, "{timings:?}");
+    assert_eq!(timings.started_at, began);
+    assert_eq!(
+        Some(timings.ended_at),
+        server.image.as_ref().map(|i| i.verified_at),
+        "the phases end where the record's verification time is taken"
+    );
+    assert_eq!(h.repo_get("time").await.last_timings, Some(timings.clone()));
+
+    // A skipped verification measures nothing and writes nothing: the record keeps the
+    // timings of the run that built the image.
+    h.advance(Duration::from_secs(60));
+    let out = toolshed
+        .verify_server(&h.id("time"), VerifyOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(out, VerifyOutcome::UpToDate(_)), "{out:?}");
+    assert_eq!(out.server().last_timings, Some(timings));
+}
+
+#[tokio::test]
+async fn a_resumed_run_counts_the_wait_for_the_take_over_in_the_phase_it_interrupted() {
+    let h = Harness::new();
+    h.register("time", None).await;
+    let a = h.worker("worker-a");
+    let StartOutcome::Started(lease) = a
+        .start_verification(&h.id("time"), VerifyOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!("expected Started")
+    };
+    // Worker A starts the build, then dies; B takes over once the lease expired.
+    let StepOutcome::Continue(started) = a.step_verification(&lease).await.unwrap() else {
+        panic!("expected Continue")
+    };
+    assert!(matches!(
+        started.run.progress,
+        RunProgress::Building { build: Some(_) }
+    ));
+    let waited = h.config.lease_ttl + Duration::from_secs(1);
+    h.advance(waited);
+    let out = h
+        .worker("worker-b")
+        .resume_verification(&h.id("time"))
+        .await
+        .unwrap();
+    let timings = out.server().last_timings.clone().expect("timings");
+    assert_eq!(
+        timings.millis(VerificationPhase::Build),
+        Some(u64::try_from(waited.as_millis()).unwrap()),
+        "{timings:?}"
+    );
+    assert_eq!(
+        timings.phases.first().map(|p| p.phase),
+        Some(VerificationPhase::ResolveCommit)
+    );
+    assert_eq!(timings.phases.len(), 9, "{timings:?}");
 }
 
 #[tokio::test]

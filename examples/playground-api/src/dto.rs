@@ -459,6 +459,8 @@ pub struct VerificationStatus {
     pub last_failure: Option<VerificationFailureView>,
     /// Completed verifications.
     pub verification_count: u32,
+    /// How long the phases of the last completed verification took.
+    pub last_timings: Option<views::PhaseTimingsView>,
 }
 
 /// `POST /api/servers/{id}/playground` body (optional). The TTL bounds and the key's pattern are

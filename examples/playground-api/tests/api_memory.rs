@@ -559,6 +559,45 @@ async fn launch_refusals_412_422_429_503() {
 async fn reverify_up_to_date_force_and_conflict() {
     let h = Harness::new().await;
     h.verified("time").await;
+    // The record shows how long each phase took, in the order they ran; the verification
+    // status shows the same, and the document describes it.
+    let (_, view) = h.api.get("/api/servers/time").await;
+    let server = &view["server"];
+    let phases: Vec<&str> = server["last_timings"]["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no phase timings: {server}"))
+        .iter()
+        .map(|p| {
+            assert!(p["millis"].as_u64().is_some(), "{p}");
+            p["phase"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "resolve_commit",
+            "build",
+            "resolve_digest",
+            "start_check_task",
+            "await_endpoint",
+            "mcp_handshake",
+            "stop_check_task",
+            "store_image",
+            "scan_tools"
+        ]
+    );
+    let (_, status) = h.api.get("/api/servers/time/verification").await;
+    assert_eq!(status["last_timings"], server["last_timings"]);
+    let (_, doc) = h.api.get("/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["ServerBody"]["properties"]["last_timings"].is_object(),
+        "{}",
+        schemas["ServerBody"]
+    );
+    assert!(schemas["VerificationPhaseView"]
+        .to_string()
+        .contains("mcp_handshake"));
     // Same commit, image present: nothing to do.
     let (status, body) = h.api.post("/api/servers/time/reverify", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -577,6 +616,7 @@ async fn reverify_up_to_date_force_and_conflict() {
                 forced: true,
                 started_at: now,
                 progress: RunProgress::Building { build: None },
+                timings: None,
             }),
             now,
             now + chrono::Duration::minutes(10),

@@ -256,6 +256,24 @@ fn findings_text(s: &Server) -> String {
     out
 }
 
+/// How long the last completed verification took: the total, then one line per phase in the
+/// order the phases ran.
+fn timings_text(s: &Server) -> String {
+    let Some(t) = &s.last_timings else {
+        return String::new();
+    };
+    let mut out = format!("\nlast verification took {}", seconds(t.total_millis()));
+    for p in &t.phases {
+        out.push_str(&format!("\n  {:<16} {:>9}", p.phase, seconds(p.millis)));
+    }
+    out
+}
+
+/// Milliseconds as seconds with three decimals.
+fn seconds(millis: u64) -> String {
+    format!("{}.{:03} s", millis / 1000, millis % 1000)
+}
+
 /// The conformance report of the last verification: a summary line, then one line per check.
 fn conformance_text(s: &Server) -> String {
     let Some(report) = s.tools.conformance.as_ref().filter(|_| s.image.is_some()) else {
@@ -680,6 +698,7 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                 out.push_str(&findings_text(&s));
                 out.push_str(&pending_text(&s));
                 out.push_str(&conformance_text(&s));
+                out.push_str(&timings_text(&s));
                 if let Some(d) = &s.metadata.description {
                     out.push_str(&format!("\ndescription: {}", d.value));
                 }
@@ -734,6 +753,11 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
                         "\nheld for review by the promotion policy (the live image is unchanged):{}",
                         pending_text(s)
                     ));
+                }
+                // A skipped verification measured nothing: the timings shown would be those of
+                // an earlier run.
+                if matches!(outcome, VerifyOutcome::Verified { .. }) {
+                    out.push_str(&timings_text(s));
                 }
                 out
             });
@@ -1226,6 +1250,32 @@ mod tests {
         assert_eq!(
             findings_text(&s),
             "\nfindings: 1 (highest: high)\n  TP001 high hidden-unicode in description of tool \"add\": Adds.\\u{E0041}"
+        );
+    }
+
+    #[test]
+    fn show_lists_the_phase_timings_in_order_with_the_total() {
+        use toolshed_core::domain::{PhaseTimings, VerificationPhase};
+        let mut s = verified_server();
+        assert_eq!(timings_text(&s), "");
+        let start = s.created_at;
+        let mut t = PhaseTimings::start(start);
+        t.end(
+            VerificationPhase::ResolveCommit,
+            start + chrono::Duration::milliseconds(250),
+        );
+        t.end(
+            VerificationPhase::Build,
+            start + chrono::Duration::milliseconds(61_250),
+        );
+        t.end(
+            VerificationPhase::McpHandshake,
+            start + chrono::Duration::milliseconds(62_257),
+        );
+        s.last_timings = Some(t);
+        assert_eq!(
+            timings_text(&s),
+            "\nlast verification took 62.257 s\n  resolve-commit     0.250 s\n  build             61.000 s\n  mcp-handshake      1.007 s"
         );
     }
 

@@ -64,6 +64,7 @@ fn lease() -> VerificationLease {
             forced: false,
             started_at: now(),
             progress: RunProgress::Building { build: None },
+            timings: None,
         },
     }
 }

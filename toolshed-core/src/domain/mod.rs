@@ -79,7 +79,8 @@ pub use settings::{
     without_secret_values, SettingSpec, MAX_SETTINGS, MAX_SETTING_DESCRIPTION_LEN,
 };
 pub use verification::{
-    BuildId, RunProgress, VerificationFailure, VerificationLease, VerificationRun, VerificationStep,
+    BuildId, PhaseTiming, PhaseTimings, RunProgress, VerificationFailure, VerificationLease,
+    VerificationPhase, VerificationRun, VerificationStep,
 };
 pub use version::next_version;
 pub use warm_pool::{

@@ -62,6 +62,7 @@ fn run(seed: &str) -> VerificationRun {
         forced: false,
         started_at: t(0),
         progress: RunProgress::Building { build: None },
+        timings: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn record_verified_sets_image_tools_and_state_and_counts() {
         image: image("a"),
         tools: ToolInventory::default(),
         policy: Default::default(),
+        timings: None,
     };
     s.record_verified(&completion, t(9));
     assert_eq!(s.state, VerificationState::Verified);
@@ -94,6 +96,7 @@ fn record_failure_keeps_the_last_good_image() {
             image: image("a"),
             tools: ToolInventory::default(),
             policy: Default::default(),
+            timings: None,
         },
         t(1),
     );
@@ -274,6 +277,7 @@ mod promotion_rules {
             image: image(seed),
             tools,
             policy,
+            timings: None,
         }
     }
 
@@ -482,5 +486,6 @@ mod promotion_rules {
         }))
         .unwrap();
         assert_eq!(old.policy, PromotionPolicy::default());
+        assert_eq!(old.timings, None, "nor timings");
     }
 }

@@ -6,9 +6,9 @@ use super::conformance::ConformanceReport;
 use super::poisoning::Finding;
 use super::promotion::{PendingReview, PromotionPolicy};
 use super::{
-    BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, Provenance,
-    RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, ServerOrigin, SettingSpec, Timestamp,
-    ToolDrift, VerificationFailure, VerifiedImage,
+    BuildSpec, CommitSha, Egress, GitRef, McpServerInfo, McpTool, MetadataField, PhaseTimings,
+    Provenance, RepoUrl, RepoUrlPolicy, ServerId, ServerMetadata, ServerOrigin, SettingSpec,
+    Timestamp, ToolDrift, VerificationFailure, VerifiedImage,
 };
 use crate::error::{Error, Result};
 
@@ -193,6 +193,10 @@ pub struct VerificationCompletion {
     /// [`Server::record_verified`]).
     #[serde(default)]
     pub policy: PromotionPolicy,
+    /// How long the run's phases took, recorded with the server (absent from completions
+    /// written before timings were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<PhaseTimings>,
 }
 
 /// Everything needed to register a server.
@@ -309,6 +313,10 @@ pub struct Server {
     /// Where the code comes from; records written before imports existed are git servers.
     #[serde(default, skip_serializing_if = "ServerOrigin::is_git")]
     pub origin: ServerOrigin,
+    /// How long the phases of the last completed verification took (promoted or held for
+    /// review); absent before the first one and in records written before timings were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_timings: Option<PhaseTimings>,
 }
 
 /// Longest accepted manual description.
@@ -361,6 +369,7 @@ impl Server {
             settings: reg.settings,
             warm_pool: super::WarmPool::default(),
             origin: reg.origin,
+            last_timings: None,
         })
     }
 
@@ -377,6 +386,7 @@ impl Server {
     /// atomic write.
     pub fn record_verified(&mut self, completion: &VerificationCompletion, now: Timestamp) {
         self.apply_completion(completion, now);
+        self.last_timings = completion.timings.clone();
     }
 
     /// Records a failed verification: state `Failed` and the failure. The image (the last good

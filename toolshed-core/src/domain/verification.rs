@@ -80,6 +80,117 @@ impl fmt::Display for VerificationStep {
     }
 }
 
+/// The phases of a verification whose durations are recorded, in the order they run. Finer
+/// than [`VerificationStep`]: a step that waits (the build, the check) is split where its waits
+/// are, so a slow verification says which wait was slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationPhase {
+    /// Resolve the followed ref (or an imported server's package pin) to a commit.
+    ResolveCommit,
+    /// Start the build and poll it until it succeeded (pushing the image included).
+    Build,
+    /// Resolve the pushed tag to its digest in the image store.
+    ResolveDigest,
+    /// Prepare and start the check task.
+    StartCheckTask,
+    /// Wait until the check task runs and has an endpoint.
+    AwaitEndpoint,
+    /// The MCP handshake and the listings of tools (and prompts) the probe takes.
+    McpHandshake,
+    /// Stop the check task.
+    StopCheckTask,
+    /// Move the checked image to its verified tag in the image store.
+    StoreImage,
+    /// Scan the listed tools (poisoning rules, drift from the previous version).
+    ScanTools,
+}
+
+impl fmt::Display for VerificationPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so a width given by the caller lines up columns.
+        f.pad(match self {
+            VerificationPhase::ResolveCommit => "resolve-commit",
+            VerificationPhase::Build => "build",
+            VerificationPhase::ResolveDigest => "resolve-digest",
+            VerificationPhase::StartCheckTask => "start-check-task",
+            VerificationPhase::AwaitEndpoint => "await-endpoint",
+            VerificationPhase::McpHandshake => "mcp-handshake",
+            VerificationPhase::StopCheckTask => "stop-check-task",
+            VerificationPhase::StoreImage => "store-image",
+            VerificationPhase::ScanTools => "scan-tools",
+        })
+    }
+}
+
+/// How long one phase took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    /// The phase.
+    pub phase: VerificationPhase,
+    /// Its duration in milliseconds (the sum of its runs, when a take-over ran it again).
+    pub millis: u64,
+}
+
+/// The durations of a verification's phases, measured on the [`Clock`](crate::ports::Clock)
+/// port like every other elapsed time of a run (so they survive a take-over by another process,
+/// and a manual clock makes them exact in tests).
+///
+/// Phases are contiguous: each one lasts from the end of the previous one (or `started_at`) to
+/// its own end, so the time between steps (progress writes, a crashed holder's expired lease)
+/// counts towards the phase it interrupted and the phases add up to the total. The record
+/// write that stores them is the one part not included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTimings {
+    /// When the first phase began.
+    pub started_at: Timestamp,
+    /// When the last recorded phase ended.
+    pub ended_at: Timestamp,
+    /// The phases in the order they first ran.
+    pub phases: Vec<PhaseTiming>,
+}
+
+impl PhaseTimings {
+    /// Timings that start at `at`, with no phase yet.
+    pub fn start(at: Timestamp) -> Self {
+        Self {
+            started_at: at,
+            ended_at: at,
+            phases: Vec::new(),
+        }
+    }
+
+    /// Records that `phase` ended at `now`: it lasted since the end of the previous phase
+    /// (zero when the clock went backwards). A phase recorded again adds to its first entry,
+    /// keeping the order in which phases first ran.
+    pub fn end(&mut self, phase: VerificationPhase, now: Timestamp) {
+        let millis = millis_between(self.ended_at, now);
+        self.ended_at = self.ended_at.max(now);
+        match self.phases.iter_mut().find(|p| p.phase == phase) {
+            Some(p) => p.millis = p.millis.saturating_add(millis),
+            None => self.phases.push(PhaseTiming { phase, millis }),
+        }
+    }
+
+    /// Milliseconds from the start to the end of the last phase.
+    pub fn total_millis(&self) -> u64 {
+        millis_between(self.started_at, self.ended_at)
+    }
+
+    /// The duration of `phase`, when it ran.
+    pub fn millis(&self, phase: VerificationPhase) -> Option<u64> {
+        self.phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.millis)
+    }
+}
+
+/// Whole milliseconds from `earlier` to `later`, zero when `later` is not after `earlier`.
+fn millis_between(earlier: Timestamp, later: Timestamp) -> u64 {
+    u64::try_from((later - earlier).num_milliseconds()).unwrap_or(0)
+}
+
 /// How far a run got. Stored after every step (and on build polls, which also renews the lease).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
@@ -136,6 +247,20 @@ pub struct VerificationRun {
     pub started_at: Timestamp,
     /// How far it got.
     pub progress: RunProgress,
+    /// How long its phases took so far; absent in runs stored before timings were kept (they
+    /// then count from `started_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<PhaseTimings>,
+}
+
+impl VerificationRun {
+    /// Records that `phase` of this run ended at `now` (see [`PhaseTimings::end`]).
+    pub fn end_phase(&mut self, phase: VerificationPhase, now: Timestamp) {
+        let started_at = self.started_at;
+        self.timings
+            .get_or_insert_with(|| PhaseTimings::start(started_at))
+            .end(phase, now);
+    }
 }
 
 /// A verification lease: at most one holder per server, with an expiry and a fencing token.
@@ -261,4 +386,57 @@ pub struct VerificationFailure {
     pub at: Timestamp,
     /// Whether a retry may succeed.
     pub retryable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp_millis(1_893_456_000_000 + millis).unwrap()
+    }
+
+    #[test]
+    fn phases_are_contiguous_keep_their_first_order_and_never_go_negative() {
+        let mut t = PhaseTimings::start(at(0));
+        t.end(VerificationPhase::ResolveCommit, at(20));
+        t.end(VerificationPhase::Build, at(1_020));
+        // A clock that went backwards gives a phase of zero, not a negative one.
+        t.end(VerificationPhase::StartCheckTask, at(900));
+        // Run again after a take-over: adds to its first entry.
+        t.end(VerificationPhase::Build, at(1_520));
+        let phases: Vec<_> = t.phases.iter().map(|p| (p.phase, p.millis)).collect();
+        assert_eq!(
+            phases,
+            vec![
+                (VerificationPhase::ResolveCommit, 20),
+                (VerificationPhase::Build, 1_500),
+                (VerificationPhase::StartCheckTask, 0),
+            ]
+        );
+        assert_eq!(t.total_millis(), 1_520);
+        assert_eq!(t.millis(VerificationPhase::Build), Some(1_500));
+        assert_eq!(t.millis(VerificationPhase::ScanTools), None);
+    }
+
+    #[test]
+    fn a_run_stored_without_timings_loads_and_counts_from_its_start() {
+        let old = serde_json::json!({
+            "run_id": "r1",
+            "commit": "a".repeat(40),
+            "forced": false,
+            "started_at": at(0),
+            "progress": {"stage": "building", "build": null},
+        });
+        let mut run: VerificationRun = serde_json::from_value(old).unwrap();
+        assert_eq!(run.timings, None);
+        run.end_phase(VerificationPhase::Build, at(5_000));
+        let t = run.timings.as_ref().unwrap();
+        assert_eq!(t.started_at, at(0));
+        assert_eq!(t.millis(VerificationPhase::Build), Some(5_000));
+        // And the timings travel with the stored run.
+        let again: VerificationRun =
+            serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
+        assert_eq!(again, run);
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::conformance::ProtocolEra;
 use crate::domain::{Endpoint, ProbeReport, ToolCall, ToolCallOutput};
 use crate::error::Result;
 
@@ -42,4 +43,25 @@ pub trait McpProbe: Send + Sync + Debug {
         input_schema: Option<serde_json::Value>,
         deadline: Duration,
     ) -> Result<ToolCallOutput>;
+
+    /// [`Self::call_tool`] with the era the server's verification recorded as a hint (`None`:
+    /// not known). An adapter that uses it opens the session in that era first, so a server of
+    /// the `initialize` era is not first asked for `server/discover` on every call, and tries
+    /// the other era once when the server refuses the hinted one (it changed era since). The
+    /// hint changes only the requests sent, never the outcome: this default, which ignores it,
+    /// is a correct implementation.
+    ///
+    /// # Errors
+    /// As [`Self::call_tool`].
+    async fn call_tool_in_era(
+        &self,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        input_schema: Option<serde_json::Value>,
+        deadline: Duration,
+        era: Option<ProtocolEra>,
+    ) -> Result<ToolCallOutput> {
+        let _ = era;
+        self.call_tool(endpoint, call, input_schema, deadline).await
+    }
 }

@@ -46,9 +46,17 @@ impl Toolshed {
             // Gated tools: nothing to check against; the server decides.
             None => None,
         };
+        // The era the verification found: the call opens its session in it first.
+        let era = server.tools.conformance.as_ref().map(|c| c.era);
         match p
             .probe
-            .call_tool(&endpoint, &call, schema, self.config.tool_call_deadline)
+            .call_tool_in_era(
+                &endpoint,
+                &call,
+                schema,
+                self.config.tool_call_deadline,
+                era,
+            )
             .await
         {
             // The task may have ended since the session was last read (killed, crashed): ask the

@@ -17,9 +17,10 @@ use crate::domain::drift::{self, tools_digest};
 use crate::domain::poisoning::{self, ScanInput};
 use crate::domain::server_json::PackageSource;
 use crate::domain::{
-    failure_reason, package_dockerfile, Endpoint, ImageRef, ImageTag, OciReference, ProbeReport,
-    RunProgress, Server, ServerId, TaskHandle, ToolInventory, ToolsOutcome, VerificationFailure,
-    VerificationLease, VerificationRun, VerificationState, VerificationStep, VerifiedImage,
+    failure_reason, package_dockerfile, Endpoint, ImageRef, ImageTag, OciReference, PhaseTimings,
+    ProbeReport, RunProgress, Server, ServerId, TaskHandle, ToolInventory, ToolsOutcome,
+    VerificationFailure, VerificationLease, VerificationPhase, VerificationRun, VerificationState,
+    VerificationStep, VerifiedImage,
 };
 use crate::error::{Error, Result};
 use crate::ports::{BuildRequest, BuildStatus, TaskSpec, TaskState, VerificationCompletion};
@@ -185,6 +186,7 @@ impl Toolshed {
         options: VerifyOptions,
     ) -> Result<StartOutcome> {
         let p = &self.ports;
+        let began = p.clock.now();
         let server = p.repository.get_server(server_id).await?;
         // An imported server's package pin stands for the commit (see
         // `ServerOrigin::fingerprint`): the same name and version is "unchanged".
@@ -216,12 +218,15 @@ impl Toolshed {
             }
         }
         let now = p.clock.now();
+        let mut timings = PhaseTimings::start(began);
+        timings.end(VerificationPhase::ResolveCommit, now);
         let run = VerificationRun {
             run_id: uuid::Uuid::new_v4().simple().to_string(),
             commit,
             forced: options.force,
             started_at: now,
             progress: RunProgress::Building { build: None },
+            timings: Some(timings),
         };
         let lease = p
             .repository
@@ -393,6 +398,7 @@ impl Toolshed {
                 if let Some(image) = published_image(&server) {
                     let image = image.map_err(at(VerificationStep::Build))?;
                     info!(server = %lease.server_id, image = %image, "published image: no build");
+                    lease.run.end_phase(VerificationPhase::Build, p.clock.now());
                     lease.run.progress = RunProgress::Built { image };
                     return self.heartbeat(lease, VerificationStep::Build, cell).await;
                 }
@@ -475,6 +481,7 @@ impl Toolshed {
                         retryable,
                     })),
                     BuildStatus::Succeeded => {
+                        lease.run.end_phase(VerificationPhase::Build, p.clock.now());
                         // The tag the build was started with: it depends on the server's build
                         // spec, which registration fixes.
                         let server = p
@@ -499,6 +506,9 @@ impl Toolshed {
                                 )
                             })?;
                         info!(server = %lease.server_id, image = %image, "image built");
+                        lease
+                            .run
+                            .end_phase(VerificationPhase::ResolveDigest, p.clock.now());
                         lease.run.progress = RunProgress::Built { image };
                         self.heartbeat(lease, VerificationStep::ResolveDigest, cell)
                             .await
@@ -528,6 +538,9 @@ impl Toolshed {
                     .await
                     .map_err(at(VerificationStep::Check))?;
                 info!(server = %lease.server_id, %task, "check task started");
+                lease
+                    .run
+                    .end_phase(VerificationPhase::StartCheckTask, p.clock.now());
                 lease.run.progress = RunProgress::Checking {
                     image,
                     task: Some(task.clone()),
@@ -546,6 +559,9 @@ impl Toolshed {
                 // Always stop the check task, whatever the probe said.
                 self.stop_check_task(&task).await;
                 let report = probed?;
+                lease
+                    .run
+                    .end_phase(VerificationPhase::StopCheckTask, p.clock.now());
                 info!(server = %lease.server_id, tools = report.tools().len(), "MCP check passed");
                 lease.run.progress = RunProgress::Checked {
                     image,
@@ -568,18 +584,24 @@ impl Toolshed {
                         .await
                         .map_err(at(VerificationStep::Record))?
                 };
+                lease
+                    .run
+                    .end_phase(VerificationPhase::StoreImage, p.clock.now());
+                let tools = self
+                    .assess(&lease.server_id, &report)
+                    .await
+                    .map_err(at(VerificationStep::Record))?;
                 let now = p.clock.now();
+                lease.run.end_phase(VerificationPhase::ScanTools, now);
                 let completion = VerificationCompletion {
                     image: VerifiedImage {
                         image,
                         commit: run.commit.clone(),
                         verified_at: now,
                     },
-                    tools: self
-                        .assess(&lease.server_id, &report)
-                        .await
-                        .map_err(at(VerificationStep::Record))?,
+                    tools,
                     policy: self.config.promotion_policy,
+                    timings: lease.run.timings.clone(),
                 };
                 let server = p
                     .repository
@@ -667,9 +689,6 @@ impl Toolshed {
         let p = &self.ports;
         let step = VerificationStep::Check;
         let deadline = plus(p.clock.now(), self.config.task_start_timeout);
-        // Wall time of the two waits, logged: how long the image takes to start and to load is
-        // what a session of it will wait too.
-        let started = tokio::time::Instant::now();
         let endpoint: Endpoint = loop {
             let status = p.runner.describe(task).await.map_err(at(step))?;
             match (status.state, status.endpoint) {
@@ -704,20 +723,26 @@ impl Toolshed {
                 }
             }
         };
-        let endpoint_after = started.elapsed();
+        lease
+            .run
+            .end_phase(VerificationPhase::AwaitEndpoint, p.clock.now());
         // A fresh expiry that covers the whole readiness wait.
         *lease = self.renew(lease.clone(), step, cell).await?;
-        let ready = tokio::time::Instant::now();
         let report = p
             .probe
             .wait_ready(&endpoint, self.config.readiness_deadline)
             .await
             .map_err(at(step))?;
+        lease
+            .run
+            .end_phase(VerificationPhase::McpHandshake, p.clock.now());
+        // How long the image takes to start and to load is what a session of it will wait too.
+        let timing = |phase| lease.run.timings.as_ref().and_then(|t| t.millis(phase));
         info!(
             server = %lease.server_id,
             %task,
-            endpoint_ms = endpoint_after.as_millis() as u64,
-            mcp_ready_ms = ready.elapsed().as_millis() as u64,
+            endpoint_ms = timing(VerificationPhase::AwaitEndpoint),
+            mcp_ready_ms = timing(VerificationPhase::McpHandshake),
             "check task answered MCP"
         );
         Ok(report)

@@ -177,7 +177,21 @@ fn run(c: CommitSha, at: Timestamp) -> VerificationRun {
         forced: false,
         started_at: at,
         progress: RunProgress::Building { build: None },
+        timings: None,
     }
+}
+
+/// Timings of a run that started at `at` and ran two phases (one of them twice).
+fn timings(at: Timestamp) -> crate::domain::PhaseTimings {
+    use crate::domain::VerificationPhase;
+    let mut t = crate::domain::PhaseTimings::start(at);
+    t.end(
+        VerificationPhase::ResolveCommit,
+        at + chrono::Duration::milliseconds(15),
+    );
+    t.end(VerificationPhase::Build, at + secs(40));
+    t.end(VerificationPhase::ResolveCommit, at + secs(41));
+    t
 }
 
 /// A new (unstored) live session of `server`.
@@ -225,6 +239,7 @@ fn completion(
         // The repository contract: whatever the policy, the record is stored as the domain
         // rule leaves it. Most checks want the new image live.
         policy: crate::domain::PromotionPolicy::PROMOTE_ALWAYS,
+        timings: None,
     }
 }
 
@@ -686,6 +701,8 @@ pub async fn check_save_progress(repo: Repo) {
     l.run.progress = RunProgress::Built {
         image: image(&s.id, "built"),
     };
+    // The phase timings travel with the run (a resumer continues them).
+    l.run.timings = Some(timings(t));
     let saved = repo.save_progress(&l).await.must("save_progress");
     assert_eq!(saved.token, l.token);
     assert_eq!(
@@ -742,6 +759,7 @@ pub async fn check_complete_verification(repo: Repo) {
         .await
         .must("acquire_lease after release");
     let mut comp = completion(&s.id, "good", commit('b'), t + secs(1));
+    comp.timings = Some(timings(t));
     comp.tools.tools.push(crate::domain::McpTool {
         name: "echo".to_owned(),
         description: Some("Echo".to_owned()),
@@ -814,6 +832,10 @@ pub async fn check_complete_verification(repo: Repo) {
     assert_eq!(
         done.last_failure, None,
         "conformance: complete clears last_failure"
+    );
+    assert_eq!(
+        done.last_timings, comp.timings,
+        "conformance: complete stores the phase timings"
     );
     assert_eq!(done.verification_count, failed.verification_count + 1);
     assert_eq!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::clock::lock;
+use crate::domain::conformance::ProtocolEra;
 use crate::domain::{
     Endpoint, ListingFacts, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,
     ToolsOutcome,
@@ -25,6 +26,8 @@ pub struct RecordedCall {
     pub input_schema: Option<serde_json::Value>,
     /// The deadline the service passed.
     pub deadline: Duration,
+    /// The era hint the service passed (`None` also through plain `call_tool`).
+    pub era: Option<ProtocolEra>,
 }
 
 #[derive(Debug, Default)]
@@ -159,12 +162,25 @@ impl McpProbe for FakeMcpProbe {
         input_schema: Option<serde_json::Value>,
         deadline: Duration,
     ) -> Result<ToolCallOutput> {
+        self.call_tool_in_era(endpoint, call, input_schema, deadline, None)
+            .await
+    }
+
+    async fn call_tool_in_era(
+        &self,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        input_schema: Option<serde_json::Value>,
+        deadline: Duration,
+        era: Option<ProtocolEra>,
+    ) -> Result<ToolCallOutput> {
         let mut inner = lock(&self.inner);
         inner.calls.push(RecordedCall {
             endpoint: endpoint.clone(),
             call: call.clone(),
             input_schema: input_schema.clone(),
             deadline,
+            era,
         });
         if let Some((kind, detail)) = inner
             .failures

@@ -15,10 +15,10 @@ use toolshed_core::domain::conformance::{
 use toolshed_core::domain::poisoning::Finding;
 use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
-    MetadataFailure, MetadataField, PendingReview, PlaygroundSession, Provenance, ProvenanceSource,
-    ReviewReason, Server, ServerMetadata, SessionState, SettingSpec, StopReason, TaskResources,
-    Timestamp, ToolCallOutput, ToolDrift, ToolInventory, Transport, VerificationFailure,
-    VerificationState, VerificationStep, VerifiedImage,
+    MetadataFailure, MetadataField, PendingReview, PhaseTimings, PlaygroundSession, Provenance,
+    ProvenanceSource, ReviewReason, Server, ServerMetadata, SessionState, SettingSpec, StopReason,
+    TaskResources, Timestamp, ToolCallOutput, ToolDrift, ToolInventory, Transport,
+    VerificationFailure, VerificationPhase, VerificationState, VerificationStep, VerifiedImage,
 };
 use toolshed_core::services::{InstanceHealth, RunStatus};
 use utoipa::ToSchema;
@@ -479,6 +479,87 @@ impl From<VerificationStep> for VerificationStepView {
     }
 }
 
+/// The phases of a verification whose durations are recorded, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationPhaseView {
+    /// Resolve the followed ref (or an imported server's package pin) to a commit.
+    ResolveCommit,
+    /// Start the build and poll it until it succeeded (pushing the image included).
+    Build,
+    /// Resolve the pushed tag to its digest in the image store.
+    ResolveDigest,
+    /// Prepare and start the check task.
+    StartCheckTask,
+    /// Wait until the check task runs and has an endpoint.
+    AwaitEndpoint,
+    /// The MCP handshake and the listings the probe takes.
+    McpHandshake,
+    /// Stop the check task.
+    StopCheckTask,
+    /// Move the checked image to its verified tag.
+    StoreImage,
+    /// Scan the listed tools (poisoning rules, drift).
+    ScanTools,
+}
+
+impl From<VerificationPhase> for VerificationPhaseView {
+    fn from(p: VerificationPhase) -> Self {
+        match p {
+            VerificationPhase::ResolveCommit => Self::ResolveCommit,
+            VerificationPhase::Build => Self::Build,
+            VerificationPhase::ResolveDigest => Self::ResolveDigest,
+            VerificationPhase::StartCheckTask => Self::StartCheckTask,
+            VerificationPhase::AwaitEndpoint => Self::AwaitEndpoint,
+            VerificationPhase::McpHandshake => Self::McpHandshake,
+            VerificationPhase::StopCheckTask => Self::StopCheckTask,
+            VerificationPhase::StoreImage => Self::StoreImage,
+            VerificationPhase::ScanTools => Self::ScanTools,
+        }
+    }
+}
+
+/// How long one phase took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PhaseTimingView {
+    /// The phase.
+    pub phase: VerificationPhaseView,
+    /// Its duration in milliseconds.
+    pub millis: u64,
+}
+
+/// How long the phases of a verification took. Phases are contiguous: each lasts from the end
+/// of the previous one (or `started_at`) to its own end, so they add up to `ended_at -
+/// started_at`; the final record write is not included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PhaseTimingsView {
+    /// When the first phase began (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    /// When the last phase ended (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub ended_at: Timestamp,
+    /// The phases in the order they first ran.
+    pub phases: Vec<PhaseTimingView>,
+}
+
+impl From<&PhaseTimings> for PhaseTimingsView {
+    fn from(t: &PhaseTimings) -> Self {
+        Self {
+            started_at: t.started_at,
+            ended_at: t.ended_at,
+            phases: t
+                .phases
+                .iter()
+                .map(|p| PhaseTimingView {
+                    phase: p.phase.into(),
+                    millis: p.millis,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Why a verification failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct VerificationFailureView {
@@ -713,6 +794,10 @@ pub struct ServerBody {
     /// from its git repository.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginView>,
+    /// How long the phases of the last completed verification took; absent before the first
+    /// one (and for verifications recorded before timings were kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_timings: Option<PhaseTimingsView>,
 }
 
 /// A declared setting.
@@ -878,6 +963,7 @@ impl From<&Server> for ServerBody {
             settings: s.settings.iter().map(Into::into).collect(),
             warm_pool: (!s.warm_pool.is_off()).then(|| s.warm_pool.into()),
             origin: OriginView::of(&s.origin),
+            last_timings: s.last_timings.as_ref().map(Into::into),
         }
     }
 }
@@ -1406,6 +1492,11 @@ mod tests {
         };
         s.verification_count = 7;
         s.version = 9;
+        let mut timings = PhaseTimings::start(at(0));
+        timings.end(VerificationPhase::ResolveCommit, at(1));
+        timings.end(VerificationPhase::Build, at(40));
+        timings.end(VerificationPhase::McpHandshake, at(44));
+        s.last_timings = Some(timings);
         if full {
             s.origin = toolshed_core::domain::ServerOrigin::Imported {
                 registry_name: "io.github.example/time".into(),

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use toolshed_core::domain::ServerId;
+use toolshed_core::services::Caller;
 
 use crate::auth::Authenticated;
 use crate::dto::{ReviewRequest, ServerView};
@@ -27,12 +28,7 @@ pub async fn approve(
     ApiPath(id): ApiPath<ServerId>,
     ApiJson(body): ApiJson<ReviewRequest>,
 ) -> ApiResult<Json<ServerView>> {
-    let candidate = body.candidate()?;
-    let server = state
-        .toolshed
-        .approve_verification_as(&caller, &id, candidate)
-        .await?;
-    Ok(Json(ServerView::new(&server)))
+    decide(Decision::Approve, &state, &caller, &id, &body).await
 }
 
 /// Rejects the candidate pending review (scope `admin`): it is dropped, the live image stays,
@@ -51,10 +47,38 @@ pub async fn reject(
     ApiPath(id): ApiPath<ServerId>,
     ApiJson(body): ApiJson<ReviewRequest>,
 ) -> ApiResult<Json<ServerView>> {
+    decide(Decision::Reject, &state, &caller, &id, &body).await
+}
+
+/// What a review does with the candidate.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+/// Both reviews: the body names the candidate (checked first, 422), the service decides as the
+/// caller (whose scope it checks) and the server is answered as it is afterwards.
+async fn decide(
+    decision: Decision,
+    state: &AppState,
+    caller: &Caller,
+    id: &ServerId,
+    body: &ReviewRequest,
+) -> ApiResult<Json<ServerView>> {
     let candidate = body.candidate()?;
-    let server = state
-        .toolshed
-        .reject_verification_as(&caller, &id, candidate)
-        .await?;
+    let toolshed = &state.toolshed;
+    let server = match decision {
+        Decision::Approve => {
+            toolshed
+                .approve_verification_as(caller, id, candidate)
+                .await?
+        }
+        Decision::Reject => {
+            toolshed
+                .reject_verification_as(caller, id, candidate)
+                .await?
+        }
+    };
     Ok(Json(ServerView::new(&server)))
 }

@@ -95,5 +95,6 @@ pub async fn verification_status(
         image: server.image.as_ref().map(Into::into),
         last_failure: server.last_failure.as_ref().map(Into::into),
         verification_count: server.verification_count,
+        last_timings: server.last_timings.as_ref().map(Into::into),
     }))
 }

@@ -31,10 +31,11 @@ type Session = RunningService<RoleClient, ClientConfig>;
 /// How long closing a session may take before it is abandoned (the server's problem then).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long `server/discover` may go unanswered before the probe tries `initialize` instead
-/// (a server of the `initialize` era should refuse the method at once, but one that ignores it
-/// must still be reachable); what is left of the deadline then goes to `initialize`.
-const DISCOVER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first handshake (`server/discover`, or the era a call was hinted) may go
+/// unanswered before the probe tries the other era (a server of the other era should refuse it
+/// at once, but one that ignores it must still be reachable); what is left of the deadline then
+/// goes to the second handshake.
+const FIRST_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most supported versions kept from a `server/discover` answer.
 const MAX_SUPPORTED_VERSIONS: usize = 20;
@@ -164,57 +165,56 @@ impl RmcpProbe {
     }
 
     /// Opens the TCP port (Unreachable on failure), then opens a session within what is left of
-    /// `until`: `server/discover` first (the 2026-07-28 era); when the server refuses it the way
-    /// an older server does (a JSON-RPC error other than the new era's own rejections, or an
-    /// HTTP 4xx that rmcp turns into one) or leaves it unanswered for [`DISCOVER_TIMEOUT`],
-    /// `initialize` on a new transport.
-    async fn connect(&self, endpoint: &Endpoint, until: Instant) -> Result<Connection> {
+    /// `until`, in the era `first` (`server/discover` when nothing is known: the 2026-07-28
+    /// era). When the server refuses that handshake the way a server of the other era does
+    /// (see [`refuses_era`]) or leaves it unanswered for [`FIRST_HANDSHAKE_TIMEOUT`], the other
+    /// handshake is tried once, on a new transport.
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        until: Instant,
+        first: ProtocolEra,
+    ) -> Result<Connection> {
         let url = endpoint.url();
         tcp_check(endpoint, until).await?;
-        let discover_until = until.min(Instant::now() + DISCOVER_TIMEOUT);
-        let discover = ClientLifecycleMode::Discover {
-            preferred_versions: preferred_versions(),
-        };
-        let refused = match tokio::time::timeout_at(
-            discover_until,
-            client_config().serve_with_lifecycle(self.transport(&url), discover),
-        )
-        .await
+        let first_until = until.min(Instant::now() + FIRST_HANDSHAKE_TIMEOUT);
+        let refused = match tokio::time::timeout_at(first_until, self.handshake(&url, first)).await
         {
             Ok(Ok(session)) => {
                 return Ok(Connection {
                     session,
-                    era: ProtocolEra::Discover,
+                    era: first,
                 })
             }
-            Ok(Err(err)) if refuses_discover(&err) => {
-                tracing::debug!(endpoint = %url, error = %err, "server/discover refused; trying initialize");
+            Ok(Err(err)) if refuses_era(first, &err) => {
+                tracing::debug!(endpoint = %url, error = %err, "{} refused; trying the other era", method(first));
                 format!(
-                    "server/discover refused ({})",
+                    "{} refused ({})",
+                    method(first),
                     bounded(&err.to_string(), 120)
                 )
             }
             Ok(Err(err)) => return Err(self.handshake_error(endpoint, &url, until, err).await),
             Err(_) if Instant::now() < until => {
-                tracing::debug!(endpoint = %url, "server/discover unanswered; trying initialize");
-                "server/discover unanswered".to_owned()
+                tracing::debug!(endpoint = %url, "{} unanswered; trying the other era", method(first));
+                format!("{} unanswered", method(first))
             }
             Err(_) => {
                 return Err(probe_error(
                     ProbeFailureKind::HandshakeTimeout,
                     endpoint,
-                    "connection accepted but server/discover was not answered before the deadline"
-                        .into(),
+                    format!(
+                        "connection accepted but {} was not answered before the deadline",
+                        method(first)
+                    ),
                 ))
             }
         };
-        let initialize = client_config()
-            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
-            .serve_with_lifecycle(self.transport(&url), ClientLifecycleMode::Initialize);
-        match tokio::time::timeout_at(until, initialize).await {
+        let second = other_era(first);
+        match tokio::time::timeout_at(until, self.handshake(&url, second)).await {
             Ok(Ok(session)) => Ok(Connection {
                 session,
-                era: ProtocolEra::Initialize,
+                era: second,
             }),
             Ok(Err(err)) => match self.handshake_error(endpoint, &url, until, err).await {
                 Error::Probe {
@@ -224,15 +224,42 @@ impl RmcpProbe {
                 } => Err(Error::Probe {
                     kind,
                     endpoint,
-                    detail: format!("{refused}; initialize: {detail}"),
+                    detail: format!("{refused}; {}: {detail}", method(second)),
                 }),
                 other => Err(other),
             },
             Err(_) => Err(probe_error(
                 ProbeFailureKind::HandshakeTimeout,
                 endpoint,
-                format!("{refused}; initialize was not answered before the deadline"),
+                format!(
+                    "{refused}; {} was not answered before the deadline",
+                    method(second)
+                ),
             )),
+        }
+    }
+
+    /// One handshake of `era` on a fresh transport to `url`.
+    async fn handshake(
+        &self,
+        url: &str,
+        era: ProtocolEra,
+    ) -> std::result::Result<Session, ClientInitializeError> {
+        match era {
+            ProtocolEra::Discover => {
+                let discover = ClientLifecycleMode::Discover {
+                    preferred_versions: preferred_versions(),
+                };
+                client_config()
+                    .serve_with_lifecycle(self.transport(url), discover)
+                    .await
+            }
+            ProtocolEra::Initialize => {
+                client_config()
+                    .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+                    .serve_with_lifecycle(self.transport(url), ClientLifecycleMode::Initialize)
+                    .await
+            }
         }
     }
 
@@ -480,7 +507,7 @@ impl RmcpProbe {
 
     /// One probe attempt ending at `until`.
     async fn probe_until(&self, endpoint: &Endpoint, until: Instant) -> Result<ProbeReport> {
-        let connection = self.connect(endpoint, until).await?;
+        let connection = self.connect(endpoint, until, ProtocolEra::Discover).await?;
         let report = self.describe(&connection, endpoint, until).await;
         close(connection.session).await;
         report
@@ -644,12 +671,26 @@ impl McpProbe for RmcpProbe {
         input_schema: Option<serde_json::Value>,
         deadline: Duration,
     ) -> Result<ToolCallOutput> {
+        self.call_tool_in_era(endpoint, call, input_schema, deadline, None)
+            .await
+    }
+
+    async fn call_tool_in_era(
+        &self,
+        endpoint: &Endpoint,
+        call: &ToolCall,
+        input_schema: Option<serde_json::Value>,
+        deadline: Duration,
+        era: Option<ProtocolEra>,
+    ) -> Result<ToolCallOutput> {
         let until = Instant::now() + deadline;
         if let Some(schema) = input_schema.as_ref() {
             schema::validate_arguments(&call.name, schema, &call.arguments)?;
         }
-        // The call is made in the era the server speaks (discover first, as for a probe).
-        let connection = self.connect(endpoint, until).await?;
+        // The call is made in the era the server speaks: the hinted one first, otherwise
+        // discover first, as for a probe.
+        let first = era.unwrap_or(ProtocolEra::Discover);
+        let connection = self.connect(endpoint, until, first).await?;
         let output = self
             .call_on(&connection.session, endpoint, call, until)
             .await;
@@ -674,16 +715,35 @@ fn preferred_versions() -> Vec<ProtocolVersion> {
     versions
 }
 
-/// Whether a failed `server/discover` means "a server of the `initialize` era": a correlated
-/// JSON-RPC error (method not found, invalid request, or an HTTP 4xx that rmcp turns into one)
-/// other than the rejections the 2026-07-28 era defines for its own clients.
-fn refuses_discover(err: &ClientInitializeError) -> bool {
-    match err {
-        ClientInitializeError::JsonRpcError(data) => {
+/// Whether a failed handshake of `era` means "a server of the other era". For
+/// `server/discover`: a correlated JSON-RPC error (method not found, invalid request, or an
+/// HTTP 4xx that rmcp turns into one) other than the rejections the 2026-07-28 era defines for
+/// its own clients. For `initialize`: any correlated JSON-RPC error (a server of the new era
+/// answers "unsupported protocol version"); transport failures say nothing about the era.
+fn refuses_era(era: ProtocolEra, err: &ClientInitializeError) -> bool {
+    match (era, err) {
+        (ProtocolEra::Discover, ClientInitializeError::JsonRpcError(data)) => {
             data.code != ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
                 && data.code != ErrorCode::HEADER_MISMATCH
         }
+        (ProtocolEra::Initialize, ClientInitializeError::JsonRpcError(_)) => true,
         _ => false,
+    }
+}
+
+/// The era a session falls back to when the server refuses `era`.
+fn other_era(era: ProtocolEra) -> ProtocolEra {
+    match era {
+        ProtocolEra::Discover => ProtocolEra::Initialize,
+        ProtocolEra::Initialize => ProtocolEra::Discover,
+    }
+}
+
+/// The request that opens a session of `era`, as error details name it.
+fn method(era: ProtocolEra) -> &'static str {
+    match era {
+        ProtocolEra::Discover => "server/discover",
+        ProtocolEra::Initialize => "initialize",
     }
 }
 

@@ -60,6 +60,7 @@ fn a_run(at: crate::domain::Timestamp) -> crate::domain::VerificationRun {
         forced: false,
         started_at: at,
         progress: crate::domain::RunProgress::Building { build: None },
+        timings: None,
     }
 }
 
