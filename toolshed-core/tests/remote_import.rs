@@ -345,3 +345,40 @@ async fn an_untrusted_certificate_fails_the_check_without_verifying() {
     assert_eq!(stored.state, VerificationState::Failed);
     assert!(stored.tools.tools.is_empty());
 }
+
+#[test]
+fn the_remote_access_settings_are_read_and_a_bad_one_names_its_variable() {
+    use toolshed_core::services::remote_access_from;
+    let settings = remote_access_from(|name| match name {
+        "TOOLSHED_REMOTE_ALLOWED_NETWORKS" => Some("10.20.0.0/16, fd00::/8".to_owned()),
+        "TOOLSHED_REMOTE_CA_BUNDLE" => Some("/etc/toolshed/remote-ca.pem".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(settings.policy.allowed().len(), 2);
+    assert_eq!(settings.policy.refusal("10.20.1.2".parse().unwrap()), None);
+    assert!(settings
+        .policy
+        .refusal("10.21.0.1".parse().unwrap())
+        .is_some());
+    assert_eq!(
+        settings.ca_bundle.as_deref(),
+        Some(std::path::Path::new("/etc/toolshed/remote-ca.pem"))
+    );
+    let defaults = remote_access_from(|_| None).unwrap();
+    assert_eq!(defaults.policy, RemoteEgressPolicy::default());
+    let err = remote_access_from(|name| {
+        (name == "TOOLSHED_REMOTE_ALLOWED_NETWORKS").then(|| "10.0.0.0/8,intranet".to_owned())
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("TOOLSHED_REMOTE_ALLOWED_NETWORKS"),
+        "{err}"
+    );
+    // A CA bundle that is not PEM is refused when the probe is built.
+    let err = RmcpProbe::new()
+        .unwrap()
+        .with_remote_access(RemoteEgressPolicy::default(), Some(b"not a certificate"))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+}
