@@ -187,6 +187,27 @@ pub enum Error {
         server_id: ServerId,
     },
 
+    /// The server is not run by this host (an imported remote runs at its own URL): no
+    /// session, instance or warm pool of it can start.
+    #[error("server {server_id} cannot be launched here: {reason}")]
+    NotLaunchable {
+        /// The server.
+        server_id: ServerId,
+        /// Why, for people (e.g. where the server runs instead).
+        reason: String,
+    },
+
+    /// A connection to a remote server was refused by the deployment's egress policy before
+    /// anything was sent (only https; every address the host resolves to must be public or in
+    /// a network the deployment allows).
+    #[error("connection to remote host {host} refused: {reason}")]
+    EgressRefused {
+        /// The host name of the URL (never a resolved address).
+        host: String,
+        /// Why, for people.
+        reason: String,
+    },
+
     /// The session is not running (yet, or any more), so the operation cannot be served.
     #[error("session {session_id} is not running ({state})")]
     SessionNotRunning {
@@ -440,6 +461,8 @@ impl Error {
             | Error::AlreadyExists { .. }
             | Error::LeaseLost { .. }
             | Error::NotVerified { .. }
+            | Error::NotLaunchable { .. }
+            | Error::EgressRefused { .. }
             | Error::ReviewMismatch { .. }
             | Error::UnknownTool { .. }
             | Error::InvalidToolArguments { .. }

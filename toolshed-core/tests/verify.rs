@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{sha, Harness};
 use toolshed_core::domain::{
-    Endpoint, ImageTag, ProbeReport, ProvenanceSource, RunProgress, ToolCall, ToolCallOutput,
-    VerificationPhase, VerificationState, VerificationStep,
+    Endpoint, ImageTag, ProbeReport, ProvenanceSource, RemoteTarget, RunProgress, ToolCall,
+    ToolCallOutput, VerificationPhase, VerificationState, VerificationStep,
 };
 use toolshed_core::error::ProbeFailureKind;
 use toolshed_core::ports::{
@@ -163,6 +163,15 @@ impl McpProbe for SlowHandshake {
         self.inner
             .call_tool(endpoint, call, input_schema, deadline)
             .await
+    }
+
+    async fn probe_remote(
+        &self,
+        target: &RemoteTarget,
+        deadline: Duration,
+    ) -> Result<ProbeReport, Error> {
+        self.clock.advance(self.handshake);
+        self.inner.probe_remote(target, deadline).await
     }
 }
 

@@ -26,7 +26,9 @@ use toolshed_core::adapters::mcp::RmcpProbe;
 use toolshed_core::domain::PromotionPolicy;
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{Clock, MetadataGenerator, SystemClock};
-use toolshed_core::services::{promotion_policy_from, Toolshed, ToolshedConfig};
+use toolshed_core::services::{
+    promotion_policy_from, remote_access_from, RemoteAccessSettings, Toolshed, ToolshedConfig,
+};
 use toolshed_openai::{ApiKey, KeyProvider, OpenAiMetadataGeneratorBuilder};
 
 use crate::auth::{AuthMode, AuthSettings};
@@ -90,6 +92,9 @@ pub enum BackendConfig {
         /// The promotion policy (`TOOLSHED_PROMOTION_POLICY`; the local backend reads it into
         /// its own service settings).
         promotion_policy: PromotionPolicy,
+        /// How imported remote servers are reached (`TOOLSHED_REMOTE_ALLOWED_NETWORKS`,
+        /// `TOOLSHED_REMOTE_CA_BUNDLE`).
+        remote_access: RemoteAccessSettings,
     },
 }
 
@@ -176,6 +181,7 @@ impl ServiceConfig {
                         .then(OpenAiMetadataGeneratorBuilder::from_env),
                     openai_secret_arn,
                     promotion_policy: promotion_policy_from(lookup)?.unwrap_or_default(),
+                    remote_access: remote_access_from(lookup)?,
                 }
             }
         };
@@ -289,6 +295,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
             openai,
             openai_secret_arn,
             promotion_policy,
+            remote_access,
         } => {
             let adapters = AwsAdapters::from_settings(settings).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -307,7 +314,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                 None => Arc::new(HeuristicMetadataGenerator::new(clock.clone())),
             };
             let ports = adapters.ports(
-                Arc::new(RmcpProbe::new()?),
+                Arc::new(RmcpProbe::new()?.with_remote_settings(&remote_access)?),
                 Arc::new(GitCliSource::new()),
                 metadata,
                 clock,

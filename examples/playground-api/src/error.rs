@@ -8,12 +8,12 @@
 //! | 403 | `forbidden` |
 //! | 404 | `not_found`, `unknown_tool`, `route_not_found` |
 //! | 405 | `method_not_allowed` |
-//! | 409 | `already_exists`, `conflict`, `verification_in_progress`, `lease_lost`, `session_not_running`, `no_live_session`, `session_not_found`, `verification_failed` (the repository or ref is the problem) |
+//! | 409 | `not_launchable` (a remote server runs at its own URL), `already_exists`, `conflict`, `verification_in_progress`, `lease_lost`, `session_not_running`, `no_live_session`, `session_not_found`, `verification_failed` (the repository or ref is the problem) |
 //! | 412 | `not_verified` |
 //! | 413 | `payload_too_large` |
 //! | 415 | `unsupported_media_type` |
 //! | 421 | `misdirected_request` (a `Host` this API does not serve) |
-//! | 422 | `invalid_input`, `invalid_tool_arguments` |
+//! | 422 | `invalid_input`, `invalid_tool_arguments`, `egress_refused` (a remote's host is outside the networks remote servers may use) |
 //! | 429 | `session_cap_reached`, `rate_limited`, `quota_exceeded` (with `Retry-After`) |
 //! | 500 | `backend_error`, `backend_permission_denied`, `internal` |
 //! | 502 | `mcp_protocol_error` |
@@ -185,6 +185,18 @@ impl From<Error> for ApiError {
                 "pending": pending,
                 "retryable": false,
             })),
+            Error::NotLaunchable { server_id, reason } => ApiError::new(
+                StatusCode::CONFLICT,
+                "not_launchable",
+                format!("server {server_id} cannot be launched here: {}", redact(reason)),
+            )
+            .with_details(json!({ "server_id": server_id, "retryable": false })),
+            Error::EgressRefused { host, reason } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "egress_refused",
+                format!("connection to remote host {} refused: {}", redact(host), redact(reason)),
+            )
+            .with_details(json!({ "host": redact(host), "retryable": false })),
             Error::NotVerified { server_id } => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "not_verified", e.to_string())
                     .with_details(json!({
@@ -468,6 +480,8 @@ mod tests {
             (Error::VerificationInProgress { server_id: server(), holder: "worker-1".into(), expires_at: far }, 409, "verification_in_progress", true, Some(3600)),
             (Error::LeaseLost { server_id: server(), token: 7 }, 409, "lease_lost", false, None),
             (Error::NotVerified { server_id: server() }, 412, "not_verified", false, None),
+            (Error::NotLaunchable { server_id: server(), reason: "it is a remote server that runs at https://mcp.example.com/mcp; connect to it there".into() }, 409, "not_launchable", false, None),
+            (Error::EgressRefused { host: "mcp.example.com".into(), reason: "it resolves to a private address".into() }, 422, "egress_refused", false, None),
             (Error::SessionNotRunning { session_id: "s-12345678".into(), state: "stopped: task exited".into() }, 409, "session_not_running", true, None),
             (Error::SessionStarting { session_id: "s-12345678".into(), starting_for: std::time::Duration::from_secs(4), retry_after: std::time::Duration::from_secs(2) }, 503, "session_starting", true, Some(2)),
             (Error::CapReached { scope: CapScope::PerServer, limit: 2, server_id: server() }, 429, "session_cap_reached", true, Some(30)),
@@ -499,7 +513,7 @@ mod tests {
             .collect();
         assert_eq!(
             variants.len(),
-            22,
+            24,
             "every variant of toolshed_core::Error has a row"
         );
         for (error, status, code, retryable, retry_after) in table {

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use support::{assert_error, generous, Served};
 use toolshed_core::adapters::mcp::RmcpProbe;
 use toolshed_core::domain::{
-    CommitSha, Endpoint, GitRef, ProbeReport, RepoSnapshot, RepoUrl, ToolCall, ToolCallOutput,
+    CommitSha, Endpoint, GitRef, ProbeReport, RemoteTarget, RepoSnapshot, RepoUrl, ToolCall,
+    ToolCallOutput,
 };
 use toolshed_core::ports::McpProbe;
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
@@ -321,6 +322,14 @@ impl McpProbe for GarbageToolCalls {
         deadline: Duration,
     ) -> toolshed_core::Result<ProbeReport> {
         self.fake.wait_ready(endpoint, deadline).await
+    }
+
+    async fn probe_remote(
+        &self,
+        remote: &RemoteTarget,
+        deadline: Duration,
+    ) -> toolshed_core::Result<ProbeReport> {
+        self.fake.probe_remote(remote, deadline).await
     }
 
     async fn call_tool(

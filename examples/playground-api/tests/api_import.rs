@@ -1,7 +1,8 @@
 //! `POST /api/import` over real HTTP against the in-memory doubles: a good document is
-//! registered (and verified by its generated build), a refused schema version is a 422 naming
-//! it, hostile names and identifiers are 422s that register nothing, and every answer conforms
-//! to the OpenAPI document.
+//! registered (and verified by its generated build), a remote is verified by handshake and its
+//! launch answers `not_launchable`, a refused schema version is a 422 naming it, hostile names
+//! and identifiers are 422s that register nothing, and every answer conforms to the OpenAPI
+//! document.
 
 mod support;
 
@@ -169,4 +170,60 @@ async fn the_route_is_documented() {
         assert!(op["responses"][status].is_object(), "{status} documented");
     }
     assert!(op["responses"]["201"]["links"]["GetServer"].is_object());
+}
+
+#[tokio::test]
+async fn a_remote_is_imported_verified_by_handshake_and_never_launched() {
+    let api = served().await;
+    let remote = json!({
+        "$schema": SCHEMA,
+        "name": "io.github.example/weather",
+        "description": "Weather, run by its publisher",
+        "version": "2.0.0",
+        "remotes": [{
+            "type": "streamable-http",
+            "url": "https://mcp.weather.example/mcp",
+            "headers": [{"name": "X-Api-Key", "isSecret": true}]
+        }]
+    });
+    let (status, body) = api.post("/api/import", remote).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let server = &body["server"];
+    assert_eq!(server["id"], "weather");
+    assert_eq!(
+        server["origin"],
+        json!({"kind": "imported", "registry_name": "io.github.example/weather",
+               "source": {"kind": "remote", "url": "https://mcp.weather.example/mcp"}})
+    );
+    assert_eq!(server["settings"][0]["name"], "X_API_KEY");
+    assert_eq!(server["settings"][0]["secret"], true);
+
+    let (status, body) = api.post("/api/servers/weather/reverify", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let url = body["status_url"].as_str().unwrap().to_owned();
+    let mut verified = false;
+    for _ in 0..500 {
+        let (_, v) = api.get(&url).await;
+        if v["in_progress"] == false && v["state"] == "verified" {
+            verified = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(verified, "the remote was not verified in time");
+    let (_, body) = api.get("/api/servers/weather").await;
+    assert_eq!(body["server"]["state"], "verified", "{body}");
+    assert!(body["server"]["image"].is_null(), "no image: {body}");
+
+    // Every launch is refused with the typed error, before anything starts.
+    let (status, body) = api.post("/api/servers/weather/playground", json!({})).await;
+    let details = assert_error(status, &body, 409, "not_launchable");
+    assert_eq!(details["server_id"], "weather");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("https://mcp.weather.example/mcp"),
+        "the message says where it runs: {body}"
+    );
 }

@@ -64,6 +64,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | Error::Conflict { .. }
             | Error::AlreadyExists { .. }
             | Error::InvalidState { .. }
+            | Error::NotLaunchable { .. }
             | Error::SessionStarting { .. },
         ) => 4,
         Some(Error::VerificationFailed { .. } | Error::NotVerified { .. }) => 5,
@@ -71,6 +72,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(
             Error::InvalidInput { .. }
             | Error::InvalidToolArguments { .. }
+            | Error::EgressRefused { .. }
             | Error::UnknownTool { .. },
         ) => 7,
         _ => 1,
@@ -92,6 +94,8 @@ fn hint(e: &anyhow::Error) -> Option<String> {
         } => "names are unique: restart the existing instance (`toolshed instances restart <name>`), remove it (`toolshed instances rm <name>`), or pick another --name".into(),
         Error::InvalidState { .. } => "check `toolshed instances status <name>` and retry once it has settled".into(),
         Error::NotVerified { server_id } => format!("run `toolshed servers verify {server_id}` first"),
+        Error::NotLaunchable { .. } => "a remote server runs at its own URL: connect an MCP client to it there (`toolshed servers show <id>` shows it)".into(),
+        Error::EgressRefused { .. } => "remote servers must be on public addresses; a private deployment may allow networks with TOOLSHED_REMOTE_ALLOWED_NETWORKS".into(),
         Error::VerificationInProgress { expires_at, .. } => {
             format!("wait for it to finish, or retry after {expires_at}")
         }

@@ -46,6 +46,32 @@ impl Endpoint {
     }
 }
 
+/// A server someone else runs (an imported remote), as the probe reaches it: over https, through
+/// the deployment's egress policy, never launched here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTarget {
+    /// Its streamable HTTP endpoint (an https URL from the imported document).
+    pub url: String,
+    /// Values of the headers the remote declared, by setting name (`X_API_KEY`); each is sent as
+    /// the header of that name with `_` written `-` (header names are case-insensitive). Values
+    /// never appear in `Debug` output.
+    pub headers: super::InstanceEnv,
+}
+
+impl RemoteTarget {
+    /// The URL without its query and fragment: what errors and logs may show.
+    pub fn public_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut url) => {
+                url.set_query(None);
+                url.set_fragment(None);
+                url.to_string()
+            }
+            Err(_) => "the remote URL".to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url())

@@ -17,6 +17,7 @@ pub mod poisoning;
 mod principal;
 pub mod promotion;
 mod redact;
+pub mod remote_egress;
 mod repo_url;
 mod server;
 pub mod server_json;
@@ -51,7 +52,7 @@ pub use labels::{
 };
 pub use mcp::{
     validate_http_path, Endpoint, McpPrompt, McpPromptArgument, McpServerInfo, McpTool,
-    ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome,
+    ProbeReport, RemoteTarget, ToolCall, ToolCallOutput, ToolsOutcome,
 };
 pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
@@ -65,6 +66,7 @@ pub use principal::{
 };
 pub use promotion::{PendingReview, PromotionPolicy, ReviewReason};
 pub use redact::{failure_reason, redact, MAX_FAILURE_REASON_LEN};
+pub use remote_egress::{check_remote_url, RemoteEgressPolicy};
 pub use repo_url::{RepoUrl, RepoUrlPolicy, MAX_REPO_URL_LEN};
 pub use server::{
     Server, ServerRegistration, TaskResources, ToolInventory, Transport, VerificationCompletion,

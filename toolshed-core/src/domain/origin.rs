@@ -30,6 +30,14 @@ impl ServerOrigin {
         matches!(self, ServerOrigin::Git)
     }
 
+    /// The URL of an imported remote (a server someone else runs), if this is one.
+    pub fn remote_url(&self) -> Option<&str> {
+        match self.package() {
+            Some(PackageSource::Remote { url }) => Some(url),
+            _ => None,
+        }
+    }
+
     /// The imported source, if any.
     pub fn package(&self) -> Option<&PackageSource> {
         match self {

@@ -281,22 +281,35 @@ impl Server {
     /// image and tools, state `Verified`, any pending candidate dropped), or held as the pending
     /// candidate (replacing an earlier one; the live image and tools untouched, state
     /// `NeedsReview`). Either way `last_failure` is cleared and one more verification completed.
+    ///
+    /// A completion without an image (a remote, verified by handshake only) is never held: the
+    /// hold keeps launches on the live image, and nothing of a remote is launched here. Its
+    /// findings and drift are recorded and shown all the same.
     pub(super) fn apply_completion(&mut self, completion: &VerificationCompletion, now: Timestamp) {
         let live = self.image.as_ref().map(|_| &self.tools);
-        let reasons = completion.policy.review_reasons(&completion.tools, live);
-        if reasons.is_empty() {
-            self.image = Some(completion.image.clone());
-            self.tools = completion.tools.clone();
-            self.pending_review = None;
-            self.state = VerificationState::Verified;
-        } else {
-            self.pending_review = Some(PendingReview {
-                image: completion.image.clone(),
-                tools: completion.tools.clone(),
-                reasons,
-                held_at: now,
-            });
-            self.state = VerificationState::NeedsReview;
+        let held = match &completion.image {
+            Some(image) => {
+                let reasons = completion.policy.review_reasons(&completion.tools, live);
+                (!reasons.is_empty()).then(|| (image.clone(), reasons))
+            }
+            None => None,
+        };
+        match held {
+            None => {
+                self.image = completion.image.clone();
+                self.tools = completion.tools.clone();
+                self.pending_review = None;
+                self.state = VerificationState::Verified;
+            }
+            Some((image, reasons)) => {
+                self.pending_review = Some(PendingReview {
+                    image,
+                    tools: completion.tools.clone(),
+                    reasons,
+                    held_at: now,
+                });
+                self.state = VerificationState::NeedsReview;
+            }
         }
         self.last_failure = None;
         self.verification_count = self.verification_count.saturating_add(1);

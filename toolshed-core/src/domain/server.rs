@@ -185,8 +185,9 @@ pub struct ToolInventory {
 /// What a successful verification writes, in one atomic write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerificationCompletion {
-    /// The new image (digest-pinned) and its commit.
-    pub image: VerifiedImage,
+    /// The new image (digest-pinned) and its commit; `None` for a remote, which is verified by
+    /// handshake only and has no image.
+    pub image: Option<VerifiedImage>,
     /// What the probe found.
     pub tools: ToolInventory,
     /// The deployment's promotion policy, applied in the same atomic write (see
@@ -397,8 +398,25 @@ impl Server {
         self.updated_at = failure.at;
     }
 
-    /// The image a launch must run, or [`Error::NotVerified`].
+    /// Whether this host runs the server: every server but an imported remote, which runs at
+    /// its own URL (verified by handshake only).
+    ///
+    /// # Errors
+    /// [`Error::NotLaunchable`] for a remote, naming where it runs.
+    pub fn ensure_launchable(&self) -> Result<()> {
+        match self.origin.remote_url() {
+            Some(url) => Err(Error::NotLaunchable {
+                server_id: self.id.clone(),
+                reason: format!("it is a remote server that runs at {url}; connect to it there"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The image a launch must run, or [`Error::NotVerified`] ([`Error::NotLaunchable`] for a
+    /// remote, checked first).
     pub fn launchable_image(&self) -> Result<&VerifiedImage> {
+        self.ensure_launchable()?;
         self.image.as_ref().ok_or_else(|| Error::NotVerified {
             server_id: self.id.clone(),
         })

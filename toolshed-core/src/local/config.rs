@@ -71,6 +71,9 @@ pub struct LocalConfig {
     /// (`TOOLSHED_PACKAGE_CA_BUNDLE`, e.g. `/etc/ssl/certs/ca-certificates.crt` where the index
     /// answers through an intercepting proxy); see [`ToolshedConfig::package_build`].
     pub package_ca_bundle: Option<PathBuf>,
+    /// How imported remote servers are reached (`TOOLSHED_REMOTE_ALLOWED_NETWORKS`,
+    /// `TOOLSHED_REMOTE_CA_BUNDLE`; default: public addresses and the built-in roots only).
+    pub remote_access: crate::services::RemoteAccessSettings,
 }
 
 impl LocalConfig {
@@ -85,6 +88,7 @@ impl LocalConfig {
             service: local_service_config(),
             deployment_id: None,
             package_ca_bundle: None,
+            remote_access: Default::default(),
         }
     }
 
@@ -92,7 +96,8 @@ impl LocalConfig {
     /// `TOOLSHED_STDIO_BRIDGE`, `TOOLSHED_GIT_TOKEN`, `TOOLSHED_GIT_TOKEN_HOST`,
     /// `TOOLSHED_DEPLOYMENT_ID`, `TOOLSHED_LEASE_TTL_SECS`, `TOOLSHED_PROMOTION_POLICY`, the package
     /// build settings (`TOOLSHED_PYTHON_BASE_IMAGE`, `TOOLSHED_NODE_BASE_IMAGE`,
-    /// `TOOLSHED_PIP_INDEX_URL`, `TOOLSHED_PACKAGE_CA_BUNDLE`) (and `XDG_DATA_HOME` / `HOME` for the default
+    /// `TOOLSHED_PIP_INDEX_URL`, `TOOLSHED_PACKAGE_CA_BUNDLE`), the remote access settings
+    /// (`TOOLSHED_REMOTE_ALLOWED_NETWORKS`, `TOOLSHED_REMOTE_CA_BUNDLE`) (and `XDG_DATA_HOME` / `HOME` for the default
     /// data directory).
     ///
     /// # Errors
@@ -155,6 +160,7 @@ impl LocalConfig {
             git_token_host,
             service,
             package_ca_bundle: get(crate::services::ENV_PACKAGE_CA_BUNDLE).map(PathBuf::from),
+            remote_access: crate::services::remote_access_from(get)?,
         })
     }
 

@@ -98,7 +98,7 @@ impl LocalBackend {
             engine.clone(),
             RunnerConfig::new(deployment),
         ));
-        let probe = Arc::new(RmcpProbe::new()?);
+        let probe = Arc::new(RmcpProbe::new()?.with_remote_settings(&config.remote_access)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let stdio_bridge = locate_stdio_bridge(config.stdio_bridge.as_deref());
         let mut builder = match &stdio_bridge.path {

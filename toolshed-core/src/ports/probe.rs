@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::conformance::ProtocolEra;
-use crate::domain::{Endpoint, ProbeReport, ToolCall, ToolCallOutput};
+use crate::domain::{Endpoint, ProbeReport, RemoteTarget, ToolCall, ToolCallOutput};
 use crate::error::Result;
 
 /// Handshakes with, lists the tools of, and calls tools on an MCP server over streamable HTTP.
@@ -30,6 +30,17 @@ pub trait McpProbe: Send + Sync + Debug {
     /// The last attempt's `Probe` error once the deadline passes (`Unreachable` if the port never
     /// opened, `HandshakeTimeout` if it never answered).
     async fn wait_ready(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport>;
+
+    /// One probe of a server someone else runs, as [`Self::probe`]: over https only, through the
+    /// deployment's egress policy (every address the host resolves to is checked, and only
+    /// checked addresses are connected to), never following a redirect, with the declared
+    /// headers sent.
+    ///
+    /// # Errors
+    /// `EgressRefused` naming the host (nothing sent); `InvalidInput { field: "url" }` for a URL
+    /// that is not https; otherwise as [`Self::probe`], with the remote URL (without its query)
+    /// as the endpoint.
+    async fn probe_remote(&self, remote: &RemoteTarget, deadline: Duration) -> Result<ProbeReport>;
 
     /// Calls a tool. `input_schema`, when given, is checked before anything is sent.
     ///

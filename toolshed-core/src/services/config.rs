@@ -1,9 +1,10 @@
 //! Typed configuration of the services.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::server_json::PackageBuildSettings;
-use crate::domain::{PromotionPolicy, RepoUrlPolicy, SessionCaps, TtlBounds};
+use crate::domain::{PromotionPolicy, RemoteEgressPolicy, RepoUrlPolicy, SessionCaps, TtlBounds};
 use crate::error::{Error, Result};
 use crate::ports::SnapshotLimits;
 
@@ -149,6 +150,44 @@ pub fn package_build_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Pac
     }
     settings.with_ca_bundle = get(ENV_PACKAGE_CA_BUNDLE).is_some();
     Ok(settings)
+}
+
+/// Networks (comma-separated CIDRs) remote servers may resolve to on top of the public internet,
+/// for a private deployment or a test (e.g. `127.0.0.0/8,::1`). Unset: public addresses only.
+pub const ENV_REMOTE_ALLOWED_NETWORKS: &str = "TOOLSHED_REMOTE_ALLOWED_NETWORKS";
+/// A PEM file of certificate authorities trusted for remote servers on top of the built-in
+/// roots (a private CA, or a test's).
+pub const ENV_REMOTE_CA_BUNDLE: &str = "TOOLSHED_REMOTE_CA_BUNDLE";
+
+/// How the probe reaches imported remote servers: the egress policy and extra trusted roots.
+/// Read by the composition roots, which hand them to the probe adapter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteAccessSettings {
+    /// Which addresses a remote may resolve to (default: public ones only).
+    pub policy: RemoteEgressPolicy,
+    /// A PEM bundle of extra certificate authorities.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// The remote access settings `lookup` gives ([`ENV_REMOTE_ALLOWED_NETWORKS`],
+/// [`ENV_REMOTE_CA_BUNDLE`]), over the defaults.
+///
+/// # Errors
+/// `InvalidInput { field: "config" }` naming the variable when a value does not fit.
+pub fn remote_access_from(lookup: impl Fn(&str) -> Option<String>) -> Result<RemoteAccessSettings> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let policy = match get(ENV_REMOTE_ALLOWED_NETWORKS) {
+        Some(raw) => RemoteEgressPolicy::parse_allowed(ENV_REMOTE_ALLOWED_NETWORKS, &raw)?,
+        None => RemoteEgressPolicy::default(),
+    };
+    Ok(RemoteAccessSettings {
+        policy,
+        ca_bundle: get(ENV_REMOTE_CA_BUNDLE).map(PathBuf::from),
+    })
 }
 
 impl Default for ToolshedConfig {

@@ -6,16 +6,18 @@
 //!   package at its exact version (no repository is read);
 //! - `oci`: a server whose verification runs the published image by digest, without a build (a
 //!   reference with only a tag is resolved to its digest here, once, and recorded pinned);
-//! - remotes are refused for now: they would be verified by an https handshake, which the
-//!   probe does not do (it speaks plain HTTP to tasks this host starts).
+//! - remote: a server someone else runs, registered with no build and no image; verification
+//!   is one MCP handshake at its https URL through the deployment's egress policy (see
+//!   [`McpProbe::probe_remote`](crate::ports::McpProbe::probe_remote)), and it is never
+//!   launched here (`NotLaunchable`). Its declared headers are its settings.
 
 use tracing::info;
 
 use super::Toolshed;
 use crate::domain::server_json::{PackageChoice, PackageSource, ServerManifest};
 use crate::domain::{
-    GitRef, ImageTag, OciReference, RepoUrl, RepoUrlPolicy, Server, ServerId, ServerOrigin,
-    ServerRegistration,
+    check_remote_url, GitRef, ImageTag, OciReference, RepoUrl, RepoUrlPolicy, Server, ServerId,
+    ServerOrigin, ServerRegistration,
 };
 use crate::error::{Error, Result};
 
@@ -48,18 +50,19 @@ impl Toolshed {
     ///
     /// # Errors
     /// `InvalidInput { field: "server_json" }` for a document or entry this host does not read
-    /// or run (a schema version outside the supported ones is named), or a remote;
+    /// or run (a schema version outside the supported ones is named);
+    /// `InvalidInput { field: "url" }` for a remote URL that is not https without credentials;
     /// `InvalidInput { field: "image" }` for an `oci` tag that does not exist or cannot be
     /// resolved here; `AlreadyExists` if the id is taken.
     pub async fn import_server(&self, document: &[u8], options: ImportOptions) -> Result<Imported> {
         let manifest = ServerManifest::parse(document)?;
         let plan = manifest.plan(options.choice)?;
         let source = match plan.source.clone() {
-            PackageSource::Remote { .. } => {
-                return Err(Error::invalid(
-                    "server_json",
-                    "remotes are not imported yet: this host verifies a server by running it; import one of its packages instead",
-                ))
+            PackageSource::Remote { url } => {
+                let parsed = url::Url::parse(&url)
+                    .map_err(|_| Error::invalid("url", "the remote URL does not parse"))?;
+                check_remote_url(&parsed)?;
+                PackageSource::Remote { url }
             }
             PackageSource::Oci { reference } => PackageSource::Oci {
                 reference: self.pin_image(&reference).await?,

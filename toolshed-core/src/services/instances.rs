@@ -101,7 +101,8 @@ impl Toolshed {
     /// every restart.
     ///
     /// # Errors
-    /// `NotFound` (server); `NotVerified`; `AlreadyExists` (kind `Instance`) for a taken name;
+    /// `NotFound` (server); `NotVerified`; `NotLaunchable` (a remote); `AlreadyExists` (kind
+    /// `Instance`) for a taken name;
     /// `InvalidInput` for a bad owner or an environment that does not match the server's
     /// declared settings; secret store, runner and repository errors.
     pub async fn create_instance(
@@ -111,6 +112,8 @@ impl Toolshed {
     ) -> Result<Instance> {
         let p = &self.ports;
         let server = p.repository.get_server(server_id).await?;
+        // A remote runs at its own URL: refused before anything is stored or started.
+        server.ensure_launchable()?;
         // Checked before anything is stored or started; the record keeps secret values as
         // names only, the values go to the secret store.
         let env = resolve_settings(&server.settings, &request.env)?;

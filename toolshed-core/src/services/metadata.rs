@@ -69,6 +69,11 @@ impl Toolshed {
     pub async fn fill_missing_metadata(&self, server_id: &ServerId) -> Result<MetadataOutcome> {
         let p = &self.ports;
         let server = p.repository.get_server(server_id).await?;
+        // A remote has no image nor repository to read: its description came with its
+        // server.json.
+        if server.origin.remote_url().is_some() {
+            return Ok(MetadataOutcome::NothingMissing);
+        }
         let commit = server.launchable_image()?.commit.clone();
         // An imported server has no repository to read (its "commit" is the package pin): its
         // description came with its server.json.

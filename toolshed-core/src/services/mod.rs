@@ -28,8 +28,9 @@ use std::sync::Arc;
 pub use access::{Caller, InstanceListing, OWNED_SCAN_PAGES};
 pub use api_keys::ApiKeyCheck;
 pub use config::{
-    package_build_from, promotion_policy_from, ToolshedConfig, ENV_NODE_BASE_IMAGE,
-    ENV_PACKAGE_CA_BUNDLE, ENV_PIP_INDEX_URL, ENV_PROMOTION_POLICY, ENV_PYTHON_BASE_IMAGE,
+    package_build_from, promotion_policy_from, remote_access_from, RemoteAccessSettings,
+    ToolshedConfig, ENV_NODE_BASE_IMAGE, ENV_PACKAGE_CA_BUNDLE, ENV_PIP_INDEX_URL,
+    ENV_PROMOTION_POLICY, ENV_PYTHON_BASE_IMAGE, ENV_REMOTE_ALLOWED_NETWORKS, ENV_REMOTE_CA_BUNDLE,
 };
 pub use import::{ImportOptions, Imported, REGISTRY_SITE};
 pub use instances::{InstanceHealth, InstanceStatus, InstanceStatusView, DEFAULT_DRAIN, MAX_DRAIN};

@@ -57,7 +57,7 @@ impl Toolshed {
     ///
     /// # Errors
     /// `InvalidInput` for a TTL outside the bounds, or settings that do not match the server's
-    /// declarations (a required one missing, an unknown one); `NotFound`; `NotVerified`;
+    /// declarations (a required one missing, an unknown one); `NotFound`; `NotVerified`; `NotLaunchable` (a remote);
     /// `CapReached`
     /// (nothing left running); runner errors.
     pub async fn launch_session(
@@ -102,6 +102,8 @@ impl Toolshed {
             Err(e) => return Err(e),
         }
         let server = server?;
+        // A remote runs at its own URL: refused before anything is charged or started.
+        server.ensure_launchable()?;
         // Checked before anything is charged or started: a launch missing a required setting
         // (or naming an unknown one) never starts a task.
         let env = resolve_settings(&server.settings, &request.settings)?;

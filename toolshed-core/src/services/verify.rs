@@ -18,9 +18,9 @@ use crate::domain::poisoning::{self, ScanInput};
 use crate::domain::server_json::PackageSource;
 use crate::domain::{
     failure_reason, package_dockerfile, Endpoint, ImageRef, ImageTag, OciReference, PhaseTimings,
-    ProbeReport, RunProgress, Server, ServerId, TaskHandle, ToolInventory, ToolsOutcome,
-    VerificationFailure, VerificationLease, VerificationPhase, VerificationRun, VerificationState,
-    VerificationStep, VerifiedImage,
+    ProbeReport, RemoteTarget, RunProgress, Server, ServerId, TaskHandle, ToolInventory,
+    ToolsOutcome, VerificationFailure, VerificationLease, VerificationPhase, VerificationRun,
+    VerificationState, VerificationStep, VerifiedImage,
 };
 use crate::error::{Error, Result};
 use crate::ports::{BuildRequest, BuildStatus, TaskSpec, TaskState, VerificationCompletion};
@@ -94,6 +94,9 @@ enum StepError {
     Abort(Error),
     /// Record the failure and release the lease.
     Fail(StepFailure),
+    /// Record the failure and release the lease, then answer this error rather than
+    /// `VerificationFailed` (a refusal the caller must see as such, e.g. `EgressRefused`).
+    Refused(StepFailure, Error),
 }
 
 /// Maps a port error at `step`: a lost lease aborts, anything else fails the step.
@@ -357,6 +360,10 @@ impl Toolshed {
                 Err(e)
             }
             Err(StepError::Fail(f)) => Err(self.record_failure(lease, f).await),
+            Err(StepError::Refused(f, refusal)) => match self.record_failure(lease, f).await {
+                e @ Error::LeaseLost { .. } => Err(e),
+                _ => Err(refusal),
+            },
         }
     }
 
@@ -394,6 +401,10 @@ impl Toolshed {
                     .get_server(&lease.server_id)
                     .await
                     .map_err(at(VerificationStep::Build))?;
+                // A remote is someone else's server: a handshake at its URL, no build, no task.
+                if let Some(url) = server.origin.remote_url() {
+                    return self.verify_remote(lease, &server, url.to_owned()).await;
+                }
                 // A published image is checked as it is: no build.
                 if let Some(image) = published_image(&server) {
                     let image = image.map_err(at(VerificationStep::Build))?;
@@ -587,41 +598,90 @@ impl Toolshed {
                 lease
                     .run
                     .end_phase(VerificationPhase::StoreImage, p.clock.now());
-                let tools = self
-                    .assess(&lease.server_id, &report)
+                self.record_completion(&mut lease, Some(image), &report)
                     .await
-                    .map_err(at(VerificationStep::Record))?;
-                let now = p.clock.now();
-                lease.run.end_phase(VerificationPhase::ScanTools, now);
-                let completion = VerificationCompletion {
-                    image: VerifiedImage {
-                        image,
-                        commit: run.commit.clone(),
-                        verified_at: now,
-                    },
-                    tools,
-                    policy: self.config.promotion_policy,
-                    timings: lease.run.timings.clone(),
-                };
-                let server = p
-                    .repository
-                    .complete_verification(&lease, &completion, now)
-                    .await
-                    .map_err(at(VerificationStep::Record))?;
-                match &server.pending_review {
-                    Some(pending) => info!(
-                        server = %server.id,
-                        commit = %run.commit,
-                        reasons = pending.reasons.len(),
-                        "verification held for review; the live image is unchanged"
-                    ),
-                    None => {
-                        info!(server = %server.id, commit = %run.commit, "verification recorded")
-                    }
-                }
-                Ok(StepOutcome::Done(server))
             }
         }
+    }
+
+    /// Verifies a remote by one probe at its URL through the egress policy (the declared
+    /// headers carry the server's test values), then records it verified without an image. An
+    /// egress refusal is recorded as the check's failure and answered as `EgressRefused`.
+    async fn verify_remote(
+        &self,
+        mut lease: VerificationLease,
+        server: &Server,
+        url: String,
+    ) -> Result<StepOutcome, StepError> {
+        let step = VerificationStep::Check;
+        let headers = self.check_env(server).await.map_err(at(step))?;
+        let target = RemoteTarget { url, headers };
+        let report = match self
+            .ports
+            .probe
+            .probe_remote(&target, self.config.readiness_deadline)
+            .await
+        {
+            Ok(report) => report,
+            Err(refusal @ Error::EgressRefused { .. }) => {
+                let failure = StepFailure {
+                    step,
+                    reason: refusal.to_string(),
+                    log_url: None,
+                    retryable: false,
+                };
+                return Err(StepError::Refused(failure, refusal));
+            }
+            Err(e) => return Err(at(step)(e)),
+        };
+        lease
+            .run
+            .end_phase(VerificationPhase::McpHandshake, self.ports.clock.now());
+        info!(server = %lease.server_id, url = %target.public_url(), tools = report.tools().len(), "remote answered MCP");
+        self.record_completion(&mut lease, None, &report).await
+    }
+
+    /// The record step: the probed tools assessed and the completion written under the
+    /// promotion policy, releasing the lease. `image` is `None` for a remote.
+    async fn record_completion(
+        &self,
+        lease: &mut VerificationLease,
+        image: Option<ImageRef>,
+        report: &ProbeReport,
+    ) -> Result<StepOutcome, StepError> {
+        let p = &self.ports;
+        let tools = self
+            .assess(&lease.server_id, report)
+            .await
+            .map_err(at(VerificationStep::Record))?;
+        let now = p.clock.now();
+        lease.run.end_phase(VerificationPhase::ScanTools, now);
+        let run = &lease.run;
+        let completion = VerificationCompletion {
+            image: image.map(|image| VerifiedImage {
+                image,
+                commit: run.commit.clone(),
+                verified_at: now,
+            }),
+            tools,
+            policy: self.config.promotion_policy,
+            timings: run.timings.clone(),
+        };
+        let server = p
+            .repository
+            .complete_verification(lease, &completion, now)
+            .await
+            .map_err(at(VerificationStep::Record))?;
+        match &server.pending_review {
+            Some(pending) => info!(
+                server = %server.id,
+                commit = %run.commit,
+                reasons = pending.reasons.len(),
+                "verification held for review; the live image is unchanged"
+            ),
+            None => info!(server = %server.id, commit = %run.commit, "verification recorded"),
+        }
+        Ok(StepOutcome::Done(server))
     }
 
     /// The inventory to record: the probed tools, what the tool-poisoning scan finds in them
@@ -656,8 +716,11 @@ impl Toolshed {
             other_servers_tools: &others,
         });
         let previous = repo.get_server(server_id).await?;
-        // A gated listing says nothing about the tools: there is nothing to compare with it.
-        if previous.image.is_some()
+        // A gated listing says nothing about the tools: there is nothing to compare with it. A
+        // remote has no image: its last completed verification is what it is compared with.
+        let verified_before = previous.image.is_some()
+            || (previous.origin.remote_url().is_some() && previous.verification_count > 0);
+        if verified_before
             && previous.tools.gated_reason.is_none()
             && inventory.gated_reason.is_none()
         {

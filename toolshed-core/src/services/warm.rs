@@ -76,7 +76,8 @@ impl Toolshed {
     ///
     /// # Errors
     /// `InvalidInput` for a size above the deployment's warm-pool cap or the per-server session
-    /// cap, or an idle TTL outside 1 min-24 h; `NotFound`; repository errors.
+    /// cap, or an idle TTL outside 1 min-24 h; `NotLaunchable` for a remote (a pool that is not
+    /// off); `NotFound`; repository errors.
     pub async fn set_warm_pool(&self, server_id: &ServerId, pool: WarmPool) -> Result<Server> {
         let bound = self
             .config
@@ -87,6 +88,10 @@ impl Toolshed {
         let mut attempt = 0;
         let stored = loop {
             let mut server = repo.get_server(server_id).await?;
+            // A remote runs at its own URL: it has no sessions to keep warm.
+            if !pool.is_off() {
+                server.ensure_launchable()?;
+            }
             server.warm_pool = pool;
             server.updated_at = self.ports.clock.now();
             match repo.update_server(&server).await {

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::clock::lock;
 use crate::domain::conformance::ProtocolEra;
 use crate::domain::{
-    Endpoint, ListingFacts, McpServerInfo, McpTool, ProbeReport, ToolCall, ToolCallOutput,
-    ToolsOutcome,
+    Endpoint, ListingFacts, McpServerInfo, McpTool, ProbeReport, RemoteTarget, ToolCall,
+    ToolCallOutput, ToolsOutcome,
 };
 use crate::error::{Error, ProbeFailureKind, Result};
 use crate::ports::McpProbe;
@@ -39,6 +39,7 @@ struct Inner {
     tool_results: HashMap<String, ToolCallOutput>,
     probe_calls: u32,
     wait_ready_calls: u32,
+    remote_probes: Vec<RemoteTarget>,
     calls: Vec<RecordedCall>,
 }
 
@@ -119,14 +120,23 @@ impl FakeMcpProbe {
         lock(&self.inner).wait_ready_calls
     }
 
+    /// Every `probe_remote` target, in order (header values included, for assertions).
+    pub fn remote_probes(&self) -> Vec<RemoteTarget> {
+        lock(&self.inner).remote_probes.clone()
+    }
+
     /// Every `call_tool`, in order.
     pub fn calls(&self) -> Vec<RecordedCall> {
         lock(&self.inner).calls.clone()
     }
 
     fn answer(&self, endpoint: &Endpoint) -> Result<ProbeReport> {
+        self.answer_url(endpoint.url())
+    }
+
+    /// The scripted answer for a URL (an endpoint's, or a remote's as registered).
+    fn answer_url(&self, url: String) -> Result<ProbeReport> {
         let inner = lock(&self.inner);
-        let url = endpoint.url();
         if let Some((kind, detail)) = inner.failures.get(&url).or(inner.fail_all.as_ref()) {
             return Err(Error::Probe {
                 kind: *kind,
@@ -153,6 +163,15 @@ impl McpProbe for FakeMcpProbe {
     async fn wait_ready(&self, endpoint: &Endpoint, _deadline: Duration) -> Result<ProbeReport> {
         lock(&self.inner).wait_ready_calls += 1;
         self.answer(endpoint)
+    }
+
+    async fn probe_remote(
+        &self,
+        remote: &RemoteTarget,
+        _deadline: Duration,
+    ) -> Result<ProbeReport> {
+        lock(&self.inner).remote_probes.push(remote.clone());
+        self.answer_url(remote.url.clone())
     }
 
     async fn call_tool(

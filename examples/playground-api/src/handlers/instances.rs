@@ -127,7 +127,7 @@ fn drain(body: &Bytes) -> ApiResult<Option<Duration>> {
     responses(
         (status = 201, description = "Created and started", body = InstanceBody),
         (status = 404, description = "No such server", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 409, description = "The name is taken, or `not_launchable`: a remote server runs at its own URL and is never launched here", body = ErrorBody),
         (status = 412, description = "The server has no verified image", body = ErrorBody),
         (status = 422, description = "Invalid name, server id or environment", body = ErrorBody),
         (status = 503, description = "Runner unavailable", body = ErrorBody),

@@ -31,6 +31,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
     responses(
         (status = 202, description = "Starting", body = SessionView),
         (status = 404, description = "No such server", body = ErrorBody),
+        (status = 409, description = "`not_launchable`: a remote server runs at its own URL and is never launched here", body = ErrorBody),
         (status = 412, description = "The server has no verified image", body = ErrorBody),
         (status = 422, description = "TTL out of bounds, invalid key, or settings that do not match the server's declarations (a required one missing, an undeclared one)", body = ErrorBody),
         (status = 429, description = "Session cap reached", body = ErrorBody),

@@ -51,15 +51,17 @@ pub async fn register_server(
 /// Imports a server from its MCP Registry description: the body is a `server.json` (schema
 /// versions 2025-09-29 to 2025-12-11). A `pypi` or `npm` package is verified by building a
 /// generated Dockerfile that installs it at its exact version; an `oci` image is verified by
-/// digest without a build (a tag is resolved once and pinned). The server is registered
-/// unverified, like `POST /api/servers`.
+/// digest without a build (a tag is resolved once and pinned); a remote (the first remote of a
+/// document without a package this host runs) is verified by an MCP handshake at its https URL
+/// through the deployment's egress policy and is never launched here. The server is
+/// registered unverified, like `POST /api/servers`.
 #[utoipa::path(post, path = "/api/import", tag = "servers", params(ImportQuery),
     request_body(content = ServerJsonDocument, content_type = "application/json"),
     responses(
         (status = 201, description = "Imported", body = ImportedView),
         (status = 400, description = "Malformed JSON or query", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
-        (status = 422, description = "A document, schema version or package this host does not read or run", body = ErrorBody),
+        (status = 422, description = "A document, schema version, package or remote URL this host does not read or run", body = ErrorBody),
     ))]
 pub async fn import_server(
     State(state): State<AppState>,

@@ -20,6 +20,7 @@ use crate::AppState;
         (status = 200, description = "Set: the server with its warm pool", body = ServerView),
         (status = 400, description = "A size above the deployment's cap or an idle TTL outside 60-86400 s: `invalid_input`", body = ErrorBody),
         (status = 404, description = "No such server", body = ErrorBody),
+        (status = 409, description = "`not_launchable`: a remote server has no sessions to keep warm", body = ErrorBody),
     ))]
 pub async fn set_warm_pool(
     State(state): State<AppState>,

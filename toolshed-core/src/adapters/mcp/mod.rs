@@ -38,6 +38,16 @@
 //! whether or not it declared the `tools` capability). The error message is the recorded reason.
 //! A `tools/list` that breaks at the transport level or times out is a failure, not gating.
 //!
+//! ## Remote servers
+//! [`McpProbe::probe_remote`](crate::ports::McpProbe::probe_remote) reaches a server someone else
+//! runs (an imported remote) at its https URL: a client of its own per probe, with the declared
+//! headers (values marked sensitive), https only, no redirects, connect and request timeouts, and
+//! a DNS resolver that applies the deployment's [`RemoteEgressPolicy`](crate::domain::RemoteEgressPolicy):
+//! a host any of whose addresses is refused is `EgressRefused` (naming the host only) before
+//! anything is sent, and connections go only to checked addresses. Extra trusted roots and
+//! allowed networks come from [`RmcpProbe::with_remote_access`]. The probe itself is the same as
+//! for a task (discover, else initialize; tools; conformance facts).
+//!
 //! ## How a server's transport reaches HTTP
 //! A registration says how the image speaks MCP (`domain::Transport`):
 //! - `Transport::Http { port, path }`: the image serves streamable HTTP itself; the probe talks to
@@ -62,6 +72,7 @@
 
 mod classify;
 mod convert;
+mod egress;
 mod output;
 mod probe;
 mod schema;

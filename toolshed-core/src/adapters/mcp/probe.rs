@@ -1,6 +1,7 @@
 //! [`RmcpProbe`]: the [`McpProbe`] port on rmcp's streamable HTTP client.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,15 +16,18 @@ use rmcp::{RoleClient, ServiceError};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::egress::{self, EgressResolver};
 use super::{classify, convert, output, schema};
 use crate::domain::conformance::{ListingFacts, ProtocolEra, SecondListing};
 use crate::domain::drift::tools_digest;
 use crate::domain::poisoning;
 use crate::domain::{
-    Endpoint, McpPrompt, McpTool, ProbeReport, ToolCall, ToolCallOutput, ToolsOutcome,
+    check_remote_url, Endpoint, InstanceEnv, McpPrompt, McpTool, ProbeReport, RemoteEgressPolicy,
+    RemoteTarget, ToolCall, ToolCallOutput, ToolsOutcome,
 };
 use crate::error::{Error, ProbeFailureKind, Result};
 use crate::ports::McpProbe;
+use crate::services::{RemoteAccessSettings, ENV_REMOTE_CA_BUNDLE};
 
 /// A connected MCP client session.
 type Session = RunningService<RoleClient, ClientConfig>;
@@ -130,14 +134,47 @@ impl RmcpProbeConfig {
     }
 }
 
+/// How long connecting to a remote server may take (TCP and TLS).
+const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one HTTP request to a remote server may take, its answer included.
+const REMOTE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Headers a remote's declared settings may not set: the MCP transport's own.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "last-event-id",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "transfer-encoding",
+];
+
 /// Speaks MCP over streamable HTTP with rmcp. One short-lived session per operation, always
 /// closed, so a probe never leaves state behind in the server.
 ///
-/// HTTP proxies from the environment are ignored: endpoints are task or container addresses.
+/// HTTP proxies from the environment are ignored: endpoints are task or container addresses,
+/// and remote servers are reached directly through the egress policy.
 #[derive(Debug, Clone)]
 pub struct RmcpProbe {
     config: RmcpProbeConfig,
     http: reqwest::Client,
+    remote: RemoteAccess,
+    /// Set on the one-probe copy that reaches a remote: the https URL sessions open instead of
+    /// the endpoint's plain HTTP one, with `http` the remote's guarded client.
+    target_url: Option<String>,
+}
+
+/// What a probe of a remote server may reach: the egress policy, and the certificate
+/// authorities trusted on top of the built-in roots.
+#[derive(Debug, Clone, Default)]
+struct RemoteAccess {
+    policy: Arc<RemoteEgressPolicy>,
+    #[cfg(feature = "tls")]
+    roots: Vec<reqwest::Certificate>,
 }
 
 impl RmcpProbe {
@@ -161,7 +198,97 @@ impl RmcpProbe {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::backend("mcp", "build HTTP client", None, false, e))?;
-        Ok(Self { config, http })
+        Ok(Self {
+            config,
+            http,
+            remote: RemoteAccess::default(),
+            target_url: None,
+        })
+    }
+
+    /// Sets how remote servers are reached ([`McpProbe::probe_remote`]): `policy` (by default
+    /// every non-public address is refused) and a PEM bundle of certificate authorities trusted
+    /// on top of the built-in roots (a private deployment's, or a test's).
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "config" }` for a bundle without a readable certificate, or a
+    /// bundle given to a build without the `tls` feature.
+    pub fn with_remote_access(
+        mut self,
+        policy: RemoteEgressPolicy,
+        ca_bundle_pem: Option<&[u8]>,
+    ) -> Result<Self> {
+        self.remote.policy = Arc::new(policy);
+        if let Some(pem) = ca_bundle_pem {
+            #[cfg(feature = "tls")]
+            {
+                let roots = reqwest::Certificate::from_pem_bundle(pem)
+                    .ok()
+                    .filter(|roots| !roots.is_empty())
+                    .ok_or_else(|| {
+                        Error::invalid("config", "the remote CA bundle holds no PEM certificate")
+                    })?;
+                self.remote.roots = roots;
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = pem;
+                return Err(Error::invalid(
+                    "config",
+                    "a remote CA bundle needs the probe's tls feature",
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// [`Self::with_remote_access`] from the deployment's settings (the CA bundle read from
+    /// its file).
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "config" }` naming the setting when the bundle cannot be read or
+    /// holds no certificate.
+    pub fn with_remote_settings(self, settings: &RemoteAccessSettings) -> Result<Self> {
+        let pem = match &settings.ca_bundle {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::invalid(
+                    "config",
+                    format!("{ENV_REMOTE_CA_BUNDLE}: cannot read the file: {}", e.kind()),
+                )
+            })?),
+            None => None,
+        };
+        self.with_remote_access(settings.policy.clone(), pem.as_deref())
+            .map_err(|e| match e {
+                Error::InvalidInput { reason, .. } => {
+                    Error::invalid("config", format!("{ENV_REMOTE_CA_BUNDLE}: {reason}"))
+                }
+                other => other,
+            })
+    }
+
+    /// The one-probe copy that reaches `remote`: its own HTTP client with the declared
+    /// headers, the egress policy as DNS resolver, https only, no redirects, and timeouts.
+    fn for_remote(&self, remote: &RemoteTarget) -> Result<Self> {
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .dns_resolver(Arc::new(EgressResolver::new(self.remote.policy.clone())))
+            .connect_timeout(REMOTE_CONNECT_TIMEOUT)
+            .timeout(REMOTE_REQUEST_TIMEOUT)
+            .default_headers(remote_headers(&remote.headers)?);
+        #[cfg(feature = "tls")]
+        let builder = builder.tls_certs_merge(self.remote.roots.iter().cloned());
+        let http = builder
+            .build()
+            .map_err(|e| Error::backend("mcp", "build HTTP client", None, false, e))?;
+        Ok(Self {
+            config: self.config.clone(),
+            http,
+            remote: self.remote.clone(),
+            target_url: Some(remote.url.clone()),
+        })
     }
 
     /// Opens the TCP port (Unreachable on failure), then opens a session within what is left of
@@ -175,8 +302,8 @@ impl RmcpProbe {
         until: Instant,
         first: ProtocolEra,
     ) -> Result<Connection> {
-        let url = endpoint.url();
-        tcp_check(endpoint, until).await?;
+        let url = self.target_url.clone().unwrap_or_else(|| endpoint.url());
+        self.reach(endpoint, until).await?;
         let first_until = until.min(Instant::now() + FIRST_HANDSHAKE_TIMEOUT);
         let refused = match tokio::time::timeout_at(first_until, self.handshake(&url, first)).await
         {
@@ -632,6 +759,28 @@ impl McpProbe for RmcpProbe {
         self.probe_until(endpoint, Instant::now() + deadline).await
     }
 
+    async fn probe_remote(&self, remote: &RemoteTarget, deadline: Duration) -> Result<ProbeReport> {
+        let until = Instant::now() + deadline;
+        let url = url::Url::parse(&remote.url)
+            .map_err(|_| Error::invalid("url", "the remote URL does not parse"))?;
+        check_remote_url(&url)?;
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(Error::invalid("url", "a remote URL needs a host")),
+        };
+        let port = url.port_or_known_default().unwrap_or(443);
+        // The endpoint only carries host and port for the reachability check; sessions open
+        // the remote's own URL.
+        let endpoint = Endpoint::new(host, port, "/")?;
+        let label = remote.public_url();
+        let probe = self.for_remote(remote)?;
+        probe
+            .probe_until(&endpoint, until)
+            .await
+            .map_err(|e| relabel(e, &label))
+    }
+
     async fn wait_ready(&self, endpoint: &Endpoint, deadline: Duration) -> Result<ProbeReport> {
         let until = Instant::now() + deadline;
         let mut backoff = self.config.initial_backoff;
@@ -696,6 +845,85 @@ impl McpProbe for RmcpProbe {
             .await;
         close(connection.session).await;
         output
+    }
+}
+
+impl RmcpProbe {
+    /// Checks that the endpoint accepts TCP connections before `until`; for a remote, only at
+    /// addresses the egress policy allows (`EgressRefused` otherwise, before anything is sent).
+    async fn reach(&self, endpoint: &Endpoint, until: Instant) -> Result<()> {
+        if self.target_url.is_none() {
+            return tcp_check(endpoint, until).await;
+        }
+        let addrs =
+            egress::checked_addrs(&self.remote.policy, &endpoint.host, endpoint.port).await?;
+        match tokio::time::timeout_at(until, TcpStream::connect(&addrs[..])).await {
+            Ok(Ok(_stream)) => Ok(()),
+            Ok(Err(err)) => Err(probe_error(
+                ProbeFailureKind::Unreachable,
+                endpoint,
+                format!("connect: {}", err.kind()),
+            )),
+            Err(_) => Err(probe_error(
+                ProbeFailureKind::Unreachable,
+                endpoint,
+                "connect did not complete before the deadline".into(),
+            )),
+        }
+    }
+}
+
+/// The declared headers of a remote as HTTP headers (values marked sensitive, so they are
+/// never printed).
+///
+/// # Errors
+/// `InvalidInput { field: "settings" }` for a name that is no header or is the transport's
+/// own, or a value that cannot be a header value.
+fn remote_headers(values: &InstanceEnv) -> Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in values.exposed() {
+        let header_name = name.replace('_', "-").to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&header_name.as_str()) {
+            return Err(Error::invalid(
+                "settings",
+                format!("{name} would set the transport's own header {header_name}"),
+            ));
+        }
+        let header = reqwest::header::HeaderName::from_bytes(header_name.as_bytes())
+            .map_err(|_| Error::invalid("settings", format!("{name} is not a header name")))?;
+        let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            Error::invalid(
+                "settings",
+                format!("the value of {name} cannot be sent as a header"),
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(header, value);
+    }
+    Ok(headers)
+}
+
+/// A remote probe's error naming the remote URL instead of the internal endpoint it was made
+/// with.
+fn relabel(err: Error, label: &str) -> Error {
+    match err {
+        Error::Probe { kind, detail, .. } => Error::Probe {
+            kind,
+            endpoint: label.to_owned(),
+            detail,
+        },
+        Error::LimitExceeded {
+            what,
+            limit,
+            unit,
+            id: Some(_),
+        } => Error::LimitExceeded {
+            what,
+            id: Some(label.to_owned()),
+            limit,
+            unit,
+        },
+        other => other,
     }
 }
 
