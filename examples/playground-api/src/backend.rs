@@ -290,6 +290,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
             openai_secret_arn,
             promotion_policy,
         } => {
+            let package_build = settings.package_build.clone();
             let adapters = AwsAdapters::from_settings(settings).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let metadata: Arc<dyn MetadataGenerator> = match openai {
@@ -317,6 +318,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                     ports,
                     ToolshedConfig {
                         promotion_policy,
+                        package_build,
                         ..ToolshedConfig::default()
                     },
                 )?,
