@@ -16,7 +16,10 @@ bridge (entrypoint + command in exec form, the bridge binary inside); a malforme
 is refused; in a monorepo, servers in subfolders build from their own context and Dockerfile
 into distinct images, build arguments reach the build verbatim (a hostile value is never run by
 a shell), and contexts or Dockerfiles leading out of the repository (or the context) through
-links, '..' or absolute paths are refused, as are reserved or malformed build arguments.
+links, '..' or absolute paths are refused, as are reserved or malformed build arguments. A package
+build (INLINE_DOCKERFILE_B64, no repository) runs no git, builds a context of exactly the given
+Dockerfile, is tagged and labelled by the package fingerprint (a mismatch is refused), reports its
+digest like a repository build, and refuses a hostile, malformed or oversized variable.
 
 Needs TOOLSHED_TEST_DOCKER=1 and TOOLSHED_TEST_REGISTRY=127.0.0.1:PORT (set by scripts/test.sh);
 without them it prints "skipped: <reason>" and exits 0, unless TOOLSHED_REQUIRE_BACKENDS=1.
@@ -26,6 +29,8 @@ Exit status: 0 when every case behaves, 1 otherwise.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import os
@@ -85,6 +90,13 @@ DOCKER_WRAPPER = r"""#!/usr/bin/env bash
 auths=$(jq -r '(.auths // {}) | length' "$DOCKER_CONFIG/config.json" 2>/dev/null || echo 0)
 echo "$1 auths=${auths:-0}" >>"$STUB_DOCKER_LOG"
 exec REAL_DOCKER "$@"
+"""
+
+
+# Records each git call of the buildspec (a package build must run none), then runs the real git.
+GIT_WRAPPER = r"""#!/usr/bin/env bash
+echo "$*" >>"$STUB_GIT_LOG"
+exec REAL_GIT "$@"
 """
 
 
@@ -151,6 +163,10 @@ class Harness:
         wrapper = bin_dir / "docker"
         wrapper.write_text(DOCKER_WRAPPER.replace("REAL_DOCKER", shutil.which("docker") or "docker"), encoding="utf-8")
         wrapper.chmod(0o755)
+        git_wrapper = bin_dir / "git"
+        git_wrapper.write_text(GIT_WRAPPER.replace("REAL_GIT", shutil.which("git") or "git"), encoding="utf-8")
+        git_wrapper.chmod(0o755)
+        self.git_log = work / "git-calls.log"
         self.docker_log = work / "docker-calls.log"
         self.bin_dir = bin_dir
         self.s3_dir = work / "s3"
@@ -189,9 +205,11 @@ class Harness:
             "STUB_REGISTRY": self.registry,
             "STUB_S3_DIR": str(self.s3_dir),
             "STUB_DOCKER_LOG": str(self.docker_log),
+            "STUB_GIT_LOG": str(self.git_log),
         }
         base.update(env)
         self.docker_log.write_text("", encoding="utf-8")
+        self.git_log.write_text("", encoding="utf-8")
         # Each build starts logged out, as a fresh CodeBuild container does.
         (self.work / "docker-config" / "config.json").unlink(missing_ok=True)
         if "IMAGE_TAG" in base:
@@ -206,6 +224,29 @@ class Harness:
             command, _, auths = line.partition(" auths=")
             calls.append((command, int(auths or 0)))
         return calls
+
+    def git_calls(self) -> list[str]:
+        """The git commands the buildspec ran in the last build."""
+        return self.git_log.read_text(encoding="utf-8").splitlines()
+
+    def image_files(self, image: str, prefix: str) -> dict[str, bytes]:
+        """The regular files under `prefix` of an image's file system, with their content."""
+        container = subprocess.run(["docker", "create", image], capture_output=True, text=True, check=False).stdout.strip()
+        if not container:
+            return {}
+        listing = subprocess.run(["docker", "export", container], capture_output=True, check=False).stdout
+        subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+        files = {}
+        with tarfile.open(fileobj=io.BytesIO(listing)) as tar:
+            for member in tar.getmembers():
+                if member.name.startswith(prefix) and member.isfile():
+                    extracted = tar.extractfile(member)
+                    files[member.name] = extracted.read() if extracted else b""
+        return files
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=False)
+        return (json.loads(inspect.stdout)[0]["Config"].get("Labels") or {}) if inspect.returncode == 0 else {}
 
     def registry_digest(self, tag: str) -> str:
         out = subprocess.run(
@@ -398,6 +439,59 @@ def main() -> int:
                 _, refused = mono_build("mono-x", "3333333333", env)
                 expect(label, refused.returncode != 0 and why in refused.stderr + refused.stdout, refused)
             expect("nothing was pushed for a refused spec", h.registry_digest(f"build-mono-x_3333333333-{mono_sha[:12]}") == "")
+
+            # A package build: no repository (CodeBuild clones nothing), the generated Dockerfile
+            # travels base64-encoded and the package fingerprint stands in for the commit.
+            no_source = h.work / "no-source"
+            no_source.mkdir()
+            (no_source / "decoy.txt").write_text("not part of any context\n", encoding="utf-8")
+            fingerprint = hashlib.sha256(f"pypi\0pkg-{h.run_id}\01.0".encode()).hexdigest()[:40]
+            pkg_tag = f"build-pkg-{fingerprint[:12]}"
+            pkg_dockerfile = (f"# Installs pypi io.github.example/pkg $(touch {marker}) `touch {marker}` \"q\" 'q' \u00e9\n"
+                              f"FROM scratch\nCOPY . /ctx/\nCMD [\"pkg-{h.run_id}\"]\n")
+            def b64(text: str) -> str:
+                return base64.b64encode(text.encode("utf-8")).decode("ascii")
+            def package_build(env: dict[str, str]) -> subprocess.CompletedProcess:
+                return h.build(no_source, "", {"IMAGE_TAG": pkg_tag, "SERVER_ID": "pkg",
+                                               "INLINE_DOCKERFILE_B64": b64(pkg_dockerfile),
+                                               "SOURCE_FINGERPRINT": fingerprint, **env})
+            pkg = package_build({})
+            expect("a package build succeeds without a repository", pkg.returncode == 0, pkg)
+            expect("a package build runs no git (nothing cloned, no commit check)", h.git_calls() == [], pkg)
+            pkg_digest = printed(pkg, "TOOLSHED_IMAGE_DIGEST")
+            expect("a package build is pushed under the fingerprint's tag, its digest printed",
+                   pkg_digest.startswith("sha256:") and pkg_digest == h.registry_digest(pkg_tag)
+                   and printed(pkg, "TOOLSHED_IMAGE_URI") == f"{registry}/{h.repo_name}@{pkg_digest}", pkg)
+            pkg_image = f"{registry}/{h.repo_name}:{pkg_tag}"
+            context = h.image_files(pkg_image, "ctx/")
+            expect("the package build's context is exactly the given Dockerfile, byte for byte",
+                   context == {"ctx/Dockerfile": pkg_dockerfile.encode("utf-8")}, pkg)
+            expect("the package image's revision label is the fingerprint",
+                   h.image_labels(pkg_image).get("org.opencontainers.image.revision") == fingerprint, pkg)
+            pkg_again = package_build({})
+            expect("a retried package build reports the stored digest without rebuilding",
+                   pkg_again.returncode == 0 and "already exists, not rebuilding" in pkg_again.stdout
+                   and printed(pkg_again, "TOOLSHED_IMAGE_DIGEST") == pkg_digest, pkg_again)
+            other = hashlib.sha256(b"pypi\0other\01.0").hexdigest()[:40]
+            mismatch = package_build({"SOURCE_FINGERPRINT": other})
+            expect("a fingerprint that is not the tag's is refused",
+                   mismatch.returncode != 0 and "does not match tag" in mismatch.stderr + mismatch.stdout, mismatch)
+            for label, env, why in [
+                ("a package Dockerfile variable made of shell syntax is refused, never run",
+                 {"INLINE_DOCKERFILE_B64": f"$(touch {marker})"}, "must be base64"),
+                ("a package Dockerfile variable with a line break and a command is refused",
+                 {"INLINE_DOCKERFILE_B64": f"{b64(pkg_dockerfile)}\ntouch {marker}"}, "must be base64"),
+                ("a package Dockerfile over 8192 base64 characters is refused",
+                 {"INLINE_DOCKERFILE_B64": "A" * 8196}, "at most 8192"),
+                ("a fingerprint made of shell syntax is refused, never run",
+                 {"SOURCE_FINGERPRINT": f"$(touch {marker})"}, "SOURCE_FINGERPRINT must be"),
+            ]:
+                refused = h.build(no_source, "", {"IMAGE_TAG": f"build-pkg2-{fingerprint[:12]}", "SERVER_ID": "pkg2",
+                                                   "INLINE_DOCKERFILE_B64": b64(pkg_dockerfile),
+                                                   "SOURCE_FINGERPRINT": fingerprint, **env})
+                expect(label, refused.returncode != 0 and why in refused.stderr + refused.stdout, refused)
+            expect("nothing was pushed for a refused package build", h.registry_digest(f"build-pkg2-{fingerprint[:12]}") == "")
+            expect("no hostile package value was ever run by a shell", not marker.exists())
         finally:
             h.cleanup()
 

@@ -11,11 +11,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use toolshed_core::domain::server_json::PackageBuildSettings;
 use toolshed_core::domain::DeploymentId;
 use toolshed_core::ports::{Clock, McpProbe, MetadataGenerator, SourceRepository};
 use toolshed_core::services::{Ports, StatusRefresher, Sweeper};
 
-use crate::codebuild::{CodeBuildImageBuilder, CodeBuildSettings};
+use crate::codebuild::{package_build_from, CodeBuildImageBuilder, CodeBuildSettings};
 use crate::dynamodb::{DynamoServerRepository, DynamoTables};
 use crate::ecr::EcrImageStore;
 use crate::ecs::{EcsSettings, EcsTaskRunner, TaskSecrets};
@@ -73,6 +74,10 @@ pub struct AwsSettings {
     /// (`<prefix>/servers/…`, `<prefix>/instances/…`) and of per-task secrets
     /// (`<prefix>/tasks/…`); the IAM policies are scoped to it.
     pub secrets_prefix: String,
+    /// How servers imported from a `pypi` or `npm` package are built on CodeBuild
+    /// (`TOOLSHED_PYTHON_BASE_IMAGE`, `TOOLSHED_NODE_BASE_IMAGE`, `TOOLSHED_PIP_INDEX_URL`; see
+    /// [`crate::codebuild::package_build_from`]): the composition root hands it to the services.
+    pub package_build: PackageBuildSettings,
 }
 
 /// An ECR repository, from its URI `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.
@@ -146,6 +151,9 @@ impl AwsSettings {
     /// | `TOOLSHED_S3_FORCE_PATH_STYLE` | `true`/`false` (default `false`) |
     /// | `TOOLSHED_DEPLOYMENT_ID` | owner id of this deployment's tasks (default: the family prefix) |
     /// | `TOOLSHED_SECRETS_PREFIX` | Secrets Manager name prefix (default `toolshed`) |
+    /// | `TOOLSHED_PYTHON_BASE_IMAGE`, `TOOLSHED_NODE_BASE_IMAGE` | base images of package builds (default: Docker's official images on ECR Public) |
+    /// | `TOOLSHED_PIP_INDEX_URL` | https PyPI index of package builds (default: the public index) |
+    /// | `TOOLSHED_PACKAGE_CA_BUNDLE` | refused: a CodeBuild build cannot read a file of this host |
     ///
     /// # Errors
     /// [`AwsError::MissingSetting`] / [`AwsError::InvalidSetting`] naming the variable.
@@ -199,6 +207,7 @@ impl AwsSettings {
             deployment_id: owner.deployment_id,
             s3_force_path_style: vars.flag("TOOLSHED_S3_FORCE_PATH_STYLE")?,
             secrets_prefix: owner.secrets_prefix,
+            package_build: package_build_from(&vars.0)?,
         })
     }
 

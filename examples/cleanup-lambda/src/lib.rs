@@ -50,6 +50,9 @@ pub struct SweepResponse {
     pub tasks_seen: u32,
     /// Orphan candidates left alone because they are younger than the grace period.
     pub young_tasks_skipped: u32,
+    /// Tasks that no longer run whose leftovers (per-task secret, task definition revisions)
+    /// this sweep removed.
+    pub leftovers_removed: u32,
     /// Whether task pages were left unread (the next sweep continues).
     pub tasks_truncated: bool,
     /// Errors met on single items (the sweep went on after each).
@@ -65,6 +68,7 @@ impl SweepResponse {
             exited_marked: r.exited_marked,
             tasks_seen: r.tasks_seen,
             young_tasks_skipped: r.young_tasks_skipped,
+            leftovers_removed: r.leftovers_removed,
             tasks_truncated: r.tasks_truncated,
             errors: r.errors,
         }

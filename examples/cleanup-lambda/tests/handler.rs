@@ -10,7 +10,8 @@ use toolshed_aws::testing::MotoEnv;
 use toolshed_aws::SweepSettings;
 use toolshed_cleanup_lambda::{handle, handle_for_runtime, SweepError};
 use toolshed_core::domain::{
-    CommitSha, GitRef, ImageTag, RepoUrl, ServerId, ServerRegistration, SessionCaps, StopReason,
+    CommitSha, GitRef, ImageDigest, ImageRef, ImageTag, InstanceEnv, RepoUrl, ServerId,
+    ServerRegistration, SessionCaps, SessionId, StopReason, TaskLabels, TaskPurpose, TaskResources,
 };
 use toolshed_core::ports::{
     Clock, MockServerRepository, MockTaskRunner, ServerRepository, TaskRunner, TaskSpec,
@@ -467,4 +468,113 @@ async fn a_task_state_change_event_updates_its_session_on_moto() {
     .await
     .unwrap_err();
     assert!(!err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn a_sweep_reports_the_leftovers_it_removes_on_moto() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    // A session's task with a setting value: the runner keeps it in a per-task secret and a
+    // task definition revision of its own.
+    let server_id = ServerId::new("leftover").unwrap();
+    let digest = ImageDigest::new(format!(
+        "sha256:{}",
+        toolshed_aws::testing::sha256_hex(b"leftover")
+    ))
+    .unwrap();
+    let session_id = SessionId::new("s-leftover1").unwrap();
+    let spec = TaskSpec {
+        server_id: server_id.clone(),
+        image: ImageRef::new(
+            &env.settings.repository.uri,
+            ImageTag::new("leftover-aaaaaaaaaaaa").unwrap(),
+            digest,
+        )
+        .unwrap(),
+        container_port: 8000,
+        mcp_path: "/mcp".to_owned(),
+        resources: TaskResources {
+            cpu_units: 256,
+            memory_mib: 512,
+            ..TaskResources::default()
+        },
+        labels: TaskLabels {
+            server_id,
+            purpose: TaskPurpose::Playground {
+                session_id: session_id.clone(),
+            },
+            expires_at: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 900, 0)
+                .unwrap(),
+        },
+        idempotency_token: session_id.to_string(),
+        env: InstanceEnv::from_exposed([("API_TOKEN", "value-1")]).unwrap(),
+    };
+    let runner = &env.adapters.tasks;
+    let task = runner.start(&spec).await.unwrap();
+    let secret = "toolshed/tasks/s-leftover1";
+    let family = runner.task_family(&spec);
+    let secret_exists = || async {
+        env.secretsmanager()
+            .describe_secret()
+            .secret_id(secret)
+            .send()
+            .await
+            .is_ok()
+    };
+    let active_revisions = || async {
+        env.ecs()
+            .list_task_definitions()
+            .family_prefix(&family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .send()
+            .await
+            .unwrap()
+            .task_definition_arns()
+            .len()
+    };
+    assert!(secret_exists().await);
+    assert_eq!(active_revisions().await, 1);
+    // The task stops outside the runner (it exited): its secret and revision are left over.
+    env.ecs()
+        .stop_task()
+        .cluster(env.settings.cluster.as_str())
+        .task(task.as_str())
+        .send()
+        .await
+        .unwrap();
+
+    // The function's sweeper, without the grace period (the leftovers are seconds old).
+    let sweeper = env
+        .sweep_adapters(env.settings.sweep())
+        .sweeper(Arc::new(ManualClock::new(chrono::Utc::now())))
+        .with_orphan_grace(Duration::ZERO);
+    let response = handle(
+        &sweeper,
+        SweepLimits::default(),
+        invoke(scheduled_event("ev-leftovers")),
+    )
+    .await
+    .unwrap();
+    assert!(response.errors.is_empty(), "{response:?}");
+    assert_eq!(response.leftovers_removed, 1, "{response:?}");
+    let out = serde_json::to_value(&response).unwrap();
+    assert_eq!(out["leftovers_removed"], 1, "{out}");
+    assert!(!secret_exists().await, "the per-task secret was removed");
+    assert_eq!(active_revisions().await, 0, "the revision was deregistered");
+
+    // Nothing is left: the next sweep removes and counts nothing.
+    let again = handle(
+        &sweeper,
+        SweepLimits::default(),
+        invoke(scheduled_event("ev-leftovers-2")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.leftovers_removed, 0, "{again:?}");
+    assert_eq!(
+        serde_json::to_value(&again).unwrap()["leftovers_removed"],
+        0
+    );
 }

@@ -297,6 +297,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
             promotion_policy,
             remote_access,
         } => {
+            let package_build = settings.package_build.clone();
             let adapters = AwsAdapters::from_settings(settings).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let metadata: Arc<dyn MetadataGenerator> = match openai {
@@ -324,6 +325,7 @@ pub async fn compose(config: BackendConfig) -> anyhow::Result<ComposedBackend> {
                     ports,
                     ToolshedConfig {
                         promotion_policy,
+                        package_build,
                         ..ToolshedConfig::default()
                     },
                 )?,

@@ -225,6 +225,8 @@ impl MotoEnv {
                 .expect("a valid deployment id"),
             s3_force_path_style: true,
             secrets_prefix: "toolshed".to_owned(),
+            package_build: crate::codebuild::package_build_from(|_| None)
+                .expect("the default package build settings are valid"),
         };
         let calls = CallCounter::new();
         let adapters = Self::adapters_with(&sdk, &account, settings.clone(), &calls);
@@ -547,6 +549,7 @@ impl MotoEnv {
             task_poll_interval: Duration::from_millis(10),
             orphan_grace: Duration::from_secs(60),
             session_caps: caps,
+            package_build: self.settings.package_build.clone(),
             ..ToolshedConfig::default()
         };
         MotoServices {

@@ -1,13 +1,18 @@
 use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsOutput;
 use aws_sdk_codebuild::operation::start_build::{StartBuildInput, StartBuildOutput};
 use aws_sdk_codebuild::types::{
-    Build, BuildPhase, BuildPhaseType, LogsLocation, PhaseContext, StatusType,
+    Build, BuildPhase, BuildPhaseType, EnvironmentVariableType, LogsLocation, PhaseContext,
+    SourceType, StatusType,
 };
 use aws_sdk_codebuild::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use toolshed_aws::codebuild::{
+    package_build_from, BUILDSPEC, DEFAULT_PYTHON_BASE_IMAGE, MAX_INLINE_DOCKERFILE_B64,
+};
 use toolshed_aws::{CodeBuildImageBuilder, CodeBuildSettings};
+use toolshed_core::domain::server_json::{PackageChoice, ServerManifest};
 use toolshed_core::domain::{
-    BuildId, BuildSpec, CommitSha, ImageTag, RepoUrl, ServerId, Transport,
+    BuildId, BuildSpec, CommitSha, ImageTag, RepoUrl, ServerId, ServerOrigin, Transport,
 };
 use toolshed_core::ports::{BuildRequest, BuildStatus, ImageBuilder};
 
@@ -310,18 +315,152 @@ async fn in_progress_succeeded_and_unknown_builds() {
     assert!(err.is_not_found(), "{err:?}");
 }
 
+/// A pypi server imported from a `server.json` whose secret setting has a default: the import
+/// drops it, and nothing of it may reach the build.
+fn imported_pypi_request() -> BuildRequest {
+    let doc = serde_json::json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": "io.github.example/fetch",
+        "description": "Fetches pages",
+        "version": "2025.4.7",
+        "packages": [{
+            "registryType": "pypi", "identifier": "mcp-server-fetch", "version": "2025.4.7",
+            "transport": {"type": "stdio"},
+            "environmentVariables": [
+                {"name": "FETCH_TOKEN", "isSecret": true, "default": "leaked-secret-value"}
+            ]
+        }]
+    });
+    let plan = ServerManifest::parse(doc.to_string().as_bytes())
+        .unwrap()
+        .plan(PackageChoice::Preferred)
+        .unwrap();
+    let settings = package_build_from(|_| None).unwrap();
+    let dockerfile = plan.dockerfile(&settings).expect("a pypi package is built");
+    let origin = ServerOrigin::Imported {
+        registry_name: plan.registry_name.clone(),
+        source: plan.source.clone(),
+    };
+    let fingerprint = origin.fingerprint().unwrap();
+    BuildRequest {
+        dockerfile: Some(dockerfile),
+        tag: ImageTag::for_build(&plan.server_id, &fingerprint),
+        server_id: plan.server_id.clone(),
+        repo: RepoUrl::new("https://github.com/example/fetch").unwrap(),
+        commit: fingerprint,
+        repository: crate::REPO.into(),
+        transport: plan.transport.clone(),
+        build: Default::default(),
+        idempotency_token: "run-0456".into(),
+    }
+}
+
 #[tokio::test]
-async fn a_generated_package_build_is_refused_before_any_call() {
-    // No rule: any call to CodeBuild would fail the test with an unmatched request.
-    let start = mock!(Client::start_build).then_output(|| StartBuildOutput::builder().build());
+async fn a_package_build_carries_its_dockerfile_and_no_source() {
+    let req = imported_pypi_request();
+    let dockerfile = req.dockerfile.clone().unwrap();
+    assert!(
+        dockerfile.contains(&format!("FROM {DEFAULT_PYTHON_BASE_IMAGE}\n")),
+        "{dockerfile}"
+    );
+    let seen = Captured::<StartBuildInput>::default();
+    let s = seen.clone();
+    let start = mock!(Client::start_build)
+        .match_requests(move |r| s.put(r))
+        .then_output(|| {
+            StartBuildOutput::builder()
+                .build_value(Build::builder().id("toolshed-build:7").build())
+                .build()
+        });
     let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start]);
-    let mut req = request(Transport::default());
-    req.dockerfile = Some("FROM python:3.12-slim\n".into());
-    let err = builder(client).start_build(&req).await.unwrap_err();
+    let id = builder(client).start_build(&req).await.unwrap();
+    assert_eq!(id.as_str(), "toolshed-build:7");
+    let sent = seen.get();
+    // No repository: no clone, and the buildspec travels with the build.
+    assert_eq!(sent.source_type_override(), Some(&SourceType::NoSource));
+    assert_eq!(sent.buildspec_override(), Some(BUILDSPEC));
+    assert!(BUILDSPEC.contains("INLINE_DOCKERFILE_B64"));
+    assert_eq!(sent.source_location_override(), None);
+    assert_eq!(sent.source_version(), None);
+    assert_eq!(sent.idempotency_token(), Some("run-0456"));
+
+    let vars = sent.environment_variables_override();
+    assert!(
+        vars.iter()
+            .all(|v| v.r#type() == Some(&EnvironmentVariableType::Plaintext)),
+        "only plain values, no secret references: {vars:?}"
+    );
+    let env = env_of(&sent);
+    let mut names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "IMAGE_TAG",
+            "INLINE_DOCKERFILE_B64",
+            "MCP_STDIO_COMMAND",
+            "MCP_TRANSPORT",
+            "REPOSITORY_URI",
+            "SERVER_ID",
+            "SOURCE_FINGERPRINT",
+        ]
+    );
+    let get = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let decoded = aws_smithy_types::base64::decode(get("INLINE_DOCKERFILE_B64")).unwrap();
+    assert_eq!(String::from_utf8(decoded).unwrap(), dockerfile);
+    // The fingerprint stands in for the commit, in the variable and in the tag.
+    let fingerprint = req.commit.as_str();
+    assert_eq!(get("SOURCE_FINGERPRINT"), fingerprint);
+    assert_eq!(
+        get("IMAGE_TAG"),
+        format!("build-{}-{}", req.server_id, &fingerprint[..12])
+    );
+    assert_eq!(get("MCP_TRANSPORT"), "stdio");
+    assert_eq!(get("MCP_STDIO_COMMAND"), r#"["mcp-server-fetch"]"#);
+    assert!(
+        env.iter()
+            .all(|(_, v)| !v.contains("leaked-secret-value") && !v.contains("FETCH_TOKEN")),
+        "{env:?}"
+    );
+    assert!(!dockerfile.contains("leaked-secret-value"));
+}
+
+#[tokio::test]
+async fn a_too_large_generated_dockerfile_is_refused_before_any_call() {
+    let start = mock!(Client::start_build).then_output(|| {
+        StartBuildOutput::builder()
+            .build_value(Build::builder().id("toolshed-build:8").build())
+            .build()
+    });
+    let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start]);
+    let builder = builder(client);
+    let mut req = imported_pypi_request();
+    // 3 bytes → 4 base64 characters: exactly at the bound, then one block over it.
+    let limit_bytes = MAX_INLINE_DOCKERFILE_B64 / 4 * 3;
+    req.dockerfile = Some(format!("FROM scratch\n#{}\n", "x".repeat(limit_bytes - 15)));
+    assert_eq!(req.dockerfile.as_ref().unwrap().len(), limit_bytes);
+    builder.start_build(&req).await.expect("at the bound");
+    assert_eq!(start.num_calls(), 1);
+
+    req.dockerfile = Some(format!("FROM scratch\n#{}\n", "x".repeat(limit_bytes - 14)));
+    let err = builder.start_build(&req).await.unwrap_err();
     assert!(
         matches!(&err, toolshed_core::Error::InvalidInput { field, .. } if *field == "build"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("imported from a package"), "{err}");
-    assert_eq!(start.num_calls(), 0, "CodeBuild was not called");
+    let text = err.to_string();
+    assert!(
+        text.contains(req.server_id.as_str()) && text.contains("8192"),
+        "{text}"
+    );
+    assert!(
+        !err.is_retryable(),
+        "the same package gives the same Dockerfile"
+    );
+    assert_eq!(start.num_calls(), 1, "CodeBuild was not called again");
 }

@@ -9,7 +9,9 @@ use toolshed_core::domain::{
     SessionState, StopReason, TaskLabels, TaskPurpose, VerificationState,
 };
 use toolshed_core::ports::{Clock, ServerRepository, TaskRunner, TaskSpec, TaskState};
-use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
+use toolshed_core::services::{
+    ImportOptions, LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome,
+};
 use toolshed_core::Error;
 
 use crate::MotoEnv;
@@ -106,6 +108,59 @@ async fn verify_end_to_end_then_skip_when_up_to_date() {
         "an up-to-date server is not rebuilt"
     );
     assert_eq!(env.calls.count("ECS.RunTask"), 0);
+}
+
+#[tokio::test]
+async fn an_imported_pypi_server_is_built_by_codebuild_and_verified() {
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps::default());
+    let document = serde_json::json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": "io.github.modelcontextprotocol/time",
+        "description": "Time and time zone conversion",
+        "version": "2026.10.19",
+        "packages": [{
+            "registryType": "pypi", "identifier": "mcp-server-time", "version": "2026.10.19",
+            "transport": {"type": "stdio"}
+        }]
+    });
+    let id = ServerId::new("pkg-time").unwrap();
+    let imported = svc
+        .toolshed
+        .import_server(
+            document.to_string().as_bytes(),
+            ImportOptions {
+                id: Some(id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let fingerprint = imported.server.origin.fingerprint().expect("a package pin");
+    // moto's CodeBuild pushes nothing: the test plays the push of the fingerprint's tag.
+    let digest = env
+        .push_image(ImageTag::for_build(&id, &fingerprint).as_str(), "pkg-time")
+        .await;
+
+    let outcome = svc
+        .toolshed
+        .verify_server(&id, VerifyOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, VerifyOutcome::Verified { .. }),
+        "{outcome:?}"
+    );
+    let image = outcome.server().image.clone().expect("verified image");
+    assert_eq!(image.image.digest().as_str(), digest);
+    assert_eq!(
+        image.commit, fingerprint,
+        "the package pin stands for the commit"
+    );
+    assert_eq!(env.calls.count("CodeBuild.StartBuild"), 1);
 }
 
 #[tokio::test]

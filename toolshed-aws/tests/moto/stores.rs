@@ -158,6 +158,39 @@ async fn codebuild_start_and_status() {
         builder.build_status(&id).await.unwrap(),
         BuildStatus::Succeeded
     );
+
+    // A package build: the generated Dockerfile replaces the repository, and no commit is sent
+    // (moto records its own default source version when none is given).
+    let fingerprint = CommitSha::new("d".repeat(40)).unwrap();
+    let package = BuildRequest {
+        dockerfile: Some("FROM public.ecr.aws/docker/library/python:3.12-slim\n".into()),
+        tag: ImageTag::for_build(&request.server_id, &fingerprint),
+        commit: fingerprint.clone(),
+        transport: Transport::default(),
+        idempotency_token: "run-2".to_owned(),
+        ..request.clone()
+    };
+    let package_id = builder.start_build(&package).await.unwrap();
+    assert_ne!(package_id, id);
+    let builds = env
+        .codebuild()
+        .batch_get_builds()
+        .ids(package_id.as_str())
+        .send()
+        .await
+        .unwrap();
+    let b = &builds.builds()[0];
+    assert_eq!(b.project_name(), Some("toolshed-build"));
+    assert_eq!(
+        b.source_version(),
+        Some("refs/heads/main"),
+        "no commit was sent"
+    );
+    assert_eq!(
+        builder.build_status(&package_id).await.unwrap(),
+        BuildStatus::Succeeded
+    );
+
     let unknown = BuildId::new("toolshed-build:00000000-0000-0000-0000-000000000000").unwrap();
     assert!(builder
         .build_status(&unknown)

@@ -32,6 +32,10 @@ run "privileged_docker_build_with_project_buildspec" {
     error_message = "the project's own buildspec tags <serverId>-<sha12> and prints the digest"
   }
   assert {
+    condition     = strcontains(aws_codebuild_project.this[0].source[0].buildspec, "INLINE_DOCKERFILE_B64") && strcontains(aws_codebuild_project.this[0].source[0].buildspec, "SOURCE_FINGERPRINT")
+    error_message = "the buildspec also builds generated package Dockerfiles (the service sends the same file as the override of package builds)"
+  }
+  assert {
     condition     = { for v in aws_codebuild_project.this[0].environment[0].environment_variable : v.name => v.value }["REPOSITORY_URI"] == var.repository_url
     error_message = "REPOSITORY_URI defaults to this repository"
   }
