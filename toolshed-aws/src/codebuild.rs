@@ -32,10 +32,11 @@ use toolshed_core::{Error, Result};
 
 use crate::error::{sdk_error, unexpected, AwsError};
 
-/// The verification project's buildspec (terraform/modules/verification/buildspec.yml), sent as
-/// the `buildspecOverride` of package builds, which have no source and so no project buildspec.
-/// Repository builds use the project's own copy (the same file, installed by Terraform).
-pub const BUILDSPEC: &str = include_str!("../../terraform/modules/verification/buildspec.yml");
+/// The verification project's buildspec, sent as the `buildspecOverride` of package builds, which
+/// have no source and so no project buildspec. Repository builds use the project's own copy,
+/// installed by the Terraform module. The crate carries its own copy so that it builds from its
+/// published package; a test keeps it identical to the module's file.
+pub const BUILDSPEC: &str = include_str!("verification_buildspec.yml");
 
 /// The longest `INLINE_DOCKERFILE_B64` value a package build sends (the buildspec refuses longer
 /// ones too). AWS documents no bound for one StartBuild environment override, so this one is
@@ -334,6 +335,18 @@ impl ImageBuilder for CodeBuildImageBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_crate_s_buildspec_is_the_terraform_module_s() {
+        let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../terraform/modules/verification/buildspec.yml");
+        let installed = std::fs::read_to_string(&module).unwrap();
+        assert!(
+            installed == super::BUILDSPEC,
+            "toolshed-aws/src/verification_buildspec.yml differs from {}: copy the module's file",
+            module.display()
+        );
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<PackageBuildSettings, AwsError> {
         package_build_from(|name| {
