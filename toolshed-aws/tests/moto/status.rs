@@ -190,9 +190,8 @@ async fn concurrent_polls_of_stale_records_share_one_describe_tasks() {
         )
         .await;
     assert_eq!(seeded.len(), N);
-    let poll_all = || {
-        futures::future::join_all(seeded.iter().map(|s| svc.toolshed.session_status(&s.id)))
-    };
+    let poll_all =
+        || futures::future::join_all(seeded.iter().map(|s| svc.toolshed.session_status(&s.id)));
 
     // Nothing observed yet: every record is stale.
     env.calls.reset();

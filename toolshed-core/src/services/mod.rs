@@ -38,8 +38,8 @@ pub use metadata::{MetadataOutcome, ServerDocs};
 pub use playground::LaunchRequest;
 pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
 pub use status::{
-    observation_of, observed_state, RefreshLimits, MIN_REFRESH_PERIOD, RefreshReport, StatusRefresher, TaskEvent,
-    TaskEventsReport,
+    observation_of, observed_state, RefreshLimits, RefreshReport, StatusRefresher, TaskEvent,
+    TaskEventsReport, MIN_REFRESH_PERIOD,
 };
 pub use sweep::{SweepLimits, SweepReport, Sweeper};
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};

@@ -378,14 +378,14 @@ fn for_waiter(shared: &Error, session: &SessionId) -> Error {
             retryable,
             source,
             ..
-        } => Error::backend(*backend, *operation, id, *retryable, source.to_string()),
+        } => Error::backend(backend, operation, id, *retryable, source.to_string()),
         Error::PermissionDenied {
             backend,
             operation,
             detail,
         } => Error::PermissionDenied {
-            backend: *backend,
-            operation: *operation,
+            backend,
+            operation,
             detail: detail.clone(),
         },
         Error::Timeout {
@@ -393,7 +393,7 @@ fn for_waiter(shared: &Error, session: &SessionId) -> Error {
             after_ms,
             ..
         } => Error::Timeout {
-            operation: *operation,
+            operation,
             id,
             after_ms: *after_ms,
         },
