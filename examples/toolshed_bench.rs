@@ -639,17 +639,19 @@ async fn main() -> Result<()> {
     for p in &polled {
         println!(
             "{:<58} {:>14}",
-            format!("DescribeTasks/s at ~1,000 polls/s, {}", p.label),
+            format!("DescribeTasks/s, {}", p.label),
             format!("{:.3} ({})", p.describes_per_s(), p.describes)
         );
+        // Each poll reads its record: moto's pace may keep the rate below the target.
         println!(
             "{:<58} {:>14}",
+            format!("  polls/s reached (target {POLLS_PER_S}), made / failed"),
             format!(
-                "  polls made / failed in {:.0} s ({} s freshness)",
-                p.secs,
-                p.freshness.as_secs()
-            ),
-            format!("{} / {}", p.polls, p.failed)
+                "{:.0} ({} / {})",
+                p.polls as f64 / p.secs.max(f64::EPSILON),
+                p.polls,
+                p.failed
+            )
         );
     }
     // The headline: the default freshness, with the refresher the API runs.
