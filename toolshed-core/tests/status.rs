@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::Harness;
-use toolshed_core::domain::{ObservedTaskState, SessionState, StopReason};
+use futures::future::join_all;
+use toolshed_core::domain::{ObservedTaskState, PlaygroundSession, SessionState, StopReason};
 use toolshed_core::ports::{Clock, ServerRepository, TaskState};
 use toolshed_core::services::{LaunchRequest, RefreshLimits, TaskEvent};
 
@@ -19,10 +20,11 @@ async fn a_fresh_record_answers_a_thousand_polls_without_the_runner() {
         .launch_session(&h.id("time"), LaunchRequest::default())
         .await
         .unwrap();
-    // The first poll has nothing observed yet: one describe, stored with the session.
-    let before = h.runner.describe_calls();
+    // The first poll has nothing observed yet: one (batched) describe, stored with the session.
+    let before = h.runner.describe_many_calls();
+    let singles = h.runner.describe_calls();
     let first = h.toolshed.session_status(&s.id).await.unwrap();
-    assert_eq!(h.runner.describe_calls(), before + 1);
+    assert_eq!(h.runner.describe_many_calls(), before + 1);
     assert_eq!(first.state, SessionState::Running);
     let observed = first.observed.clone().expect("the describe is recorded");
     assert_eq!(observed.state, ObservedTaskState::Running);
@@ -33,7 +35,7 @@ async fn a_fresh_record_answers_a_thousand_polls_without_the_runner() {
         assert_eq!(polled.state, SessionState::Running);
     }
     assert_eq!(
-        h.runner.describe_calls(),
+        h.runner.describe_many_calls(),
         before + 1,
         "a fresh record answers without the runner"
     );
@@ -41,11 +43,16 @@ async fn a_fresh_record_answers_a_thousand_polls_without_the_runner() {
     // Once stale (15 s by default), one poll costs one describe and refreshes the record.
     h.clock.advance(Duration::from_secs(15));
     h.toolshed.session_status(&s.id).await.unwrap();
-    assert_eq!(h.runner.describe_calls(), before + 2);
+    assert_eq!(h.runner.describe_many_calls(), before + 2);
     for _ in 0..10 {
         h.toolshed.session_status(&s.id).await.unwrap();
     }
-    assert_eq!(h.runner.describe_calls(), before + 2, "fresh again");
+    assert_eq!(h.runner.describe_many_calls(), before + 2, "fresh again");
+    assert_eq!(
+        h.runner.describe_calls(),
+        singles,
+        "polls never describe one task alone"
+    );
     let stored = h.repo.get_session(&s.id).await.unwrap();
     assert_eq!(stored.observed.unwrap().observed_at, h.clock.now());
 }
@@ -203,10 +210,12 @@ async fn the_refresher_describes_stale_sessions_a_hundred_per_call() {
         (again.checked, again.stale, again.describe_calls),
         (249, 0, 0)
     );
+    let batched = h.runner.describe_many_calls();
     for s in sessions.iter().skip(8).take(50) {
         h.toolshed.session_status(&s.id).await.unwrap();
     }
     assert_eq!(h.runner.describe_calls(), describes);
+    assert_eq!(h.runner.describe_many_calls(), batched);
     // Half the freshness later the refresher renews them before polls would see them stale.
     h.clock.advance(Duration::from_secs(8));
     let renewed = h
@@ -215,10 +224,11 @@ async fn the_refresher_describes_stale_sessions_a_hundred_per_call() {
         .await;
     assert_eq!((renewed.stale, renewed.describe_calls), (249, 3));
     h.clock.advance(Duration::from_secs(8));
+    let batched = h.runner.describe_many_calls();
     h.toolshed.session_status(&sessions[9].id).await.unwrap();
     assert_eq!(
-        h.runner.describe_calls(),
-        describes,
+        (h.runner.describe_calls(), h.runner.describe_many_calls()),
+        (describes, batched),
         "still fresh for polls"
     );
 }
@@ -232,9 +242,196 @@ async fn zero_freshness_describes_on_every_poll() {
         .launch_session(&h.id("time"), LaunchRequest::default())
         .await
         .unwrap();
-    let before = h.runner.describe_calls();
+    let before = h.runner.describe_many_calls();
     for _ in 0..3 {
         h.toolshed.session_status(&s.id).await.unwrap();
     }
-    assert_eq!(h.runner.describe_calls(), before + 3);
+    assert_eq!(h.runner.describe_many_calls(), before + 3);
+}
+
+/// A harness with `n` launched sessions of one verified server (caps raised to fit).
+async fn launched(n: usize) -> (Harness, Vec<PlaygroundSession>) {
+    let h = Harness::with_config(|c| {
+        c.session_caps.per_server = 500;
+        c.session_caps.total = 500;
+    });
+    h.verified("time").await;
+    let mut sessions = Vec::new();
+    for _ in 0..n {
+        sessions.push(
+            h.toolshed
+                .launch_session(&h.id("time"), LaunchRequest::default())
+                .await
+                .unwrap(),
+        );
+    }
+    (h, sessions)
+}
+
+/// Polls every session at once; each poll's answer, in order (none may hang).
+async fn poll_all(
+    h: &Harness,
+    sessions: &[PlaygroundSession],
+) -> Vec<toolshed_core::Result<PlaygroundSession>> {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        join_all(sessions.iter().map(|s| h.toolshed.session_status(&s.id))),
+    )
+    .await
+    .expect("every poll is answered")
+}
+
+#[tokio::test]
+async fn fifty_concurrent_stale_polls_share_one_batched_describe() {
+    let (h, sessions) = launched(50).await;
+    // One task ended without an event: its poll sees it end.
+    h.runner.exit_task(&sessions[13].task);
+    let batched = h.runner.describe_many_calls();
+    let singles = h.runner.describe_calls();
+
+    let polled = poll_all(&h, &sessions).await;
+
+    assert_eq!(
+        h.runner.describe_many_calls(),
+        batched + 1,
+        "one batched describe"
+    );
+    assert_eq!(h.runner.largest_describe_batch(), 50);
+    assert_eq!(
+        h.runner.describe_calls(),
+        singles,
+        "no describe of one task alone"
+    );
+    for (i, (asked, answer)) in sessions.iter().zip(polled).enumerate() {
+        let answer = answer.unwrap();
+        assert_eq!(answer.id, asked.id, "each poll gets its own session");
+        assert_eq!(answer.task, asked.task);
+        if i == 13 {
+            assert_eq!(answer.state, SessionState::Stopped);
+            assert_eq!(answer.stop_reason, Some(StopReason::TaskExited));
+        } else {
+            assert_eq!(answer.state, SessionState::Running, "session {i}");
+            let seen = answer.observed.expect("the observation is stored");
+            assert_eq!(seen.observed_at, h.clock.now());
+        }
+    }
+    let stored = h.repo.get_session(&sessions[13].id).await.unwrap();
+    assert_eq!(stored.state, SessionState::Stopped, "the batch ended it");
+
+    // Fresh records now: a thousand polls, no runner call.
+    for i in 0..1_000 {
+        h.toolshed
+            .session_status(&sessions[i % 50].id)
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.runner.describe_many_calls(), batched + 1, "fresh records");
+    assert_eq!(h.runner.describe_calls(), singles);
+}
+
+#[tokio::test]
+async fn a_failed_batched_describe_reaches_every_waiting_poll_and_the_next_poll_retries() {
+    let (h, sessions) = launched(10).await;
+    h.runner.fail_next_describe("throttled");
+
+    let polled = poll_all(&h, &sessions).await;
+
+    assert_eq!(h.runner.describe_many_calls(), 1, "one batch, which failed");
+    for (asked, answer) in sessions.iter().zip(polled) {
+        let err = answer.expect_err("the describe failed");
+        assert!(err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(asked.id.as_str()),
+            "names its session: {text}"
+        );
+        assert!(text.contains("throttled"), "says why: {text}");
+    }
+    let stored = h.repo.get_session(&sessions[0].id).await.unwrap();
+    assert!(stored.observed.is_none(), "nothing was recorded");
+
+    // The next poll starts a new batch (which renews every other session too).
+    let again = h.toolshed.session_status(&sessions[0].id).await.unwrap();
+    assert_eq!(again.state, SessionState::Running);
+    assert_eq!(h.runner.describe_many_calls(), 2);
+    let other = h.repo.get_session(&sessions[7].id).await.unwrap();
+    assert!(other.observed.is_some(), "the others were renewed with it");
+    for answer in poll_all(&h, &sessions).await {
+        assert_eq!(answer.unwrap().state, SessionState::Running);
+    }
+    assert_eq!(h.runner.describe_many_calls(), 2, "all fresh");
+}
+
+#[tokio::test]
+async fn a_stale_poll_renews_the_sessions_about_to_go_stale_and_leaves_the_young_ones() {
+    let (h, sessions) = launched(3).await;
+    for answer in poll_all(&h, &sessions).await {
+        answer.unwrap();
+    }
+    assert_eq!(h.runner.describe_many_calls(), 1);
+    h.clock.advance(Duration::from_secs(5));
+    let younger = h
+        .toolshed
+        .launch_session(&h.id("time"), LaunchRequest::default())
+        .await
+        .unwrap();
+    // Observed 5 s after the others, which are younger than half the freshness (7.5 s): a
+    // batch of one.
+    h.toolshed.session_status(&younger.id).await.unwrap();
+    assert_eq!(h.runner.describe_many_calls(), 2);
+    assert_eq!(h.runner.largest_describe_batch(), 3);
+
+    // 16 s after the first batch: the three are stale, the younger one 11 s old, past half
+    // the freshness. One poll renews all four in one describe.
+    h.clock.advance(Duration::from_secs(11));
+    h.toolshed.session_status(&sessions[0].id).await.unwrap();
+    assert_eq!(h.runner.describe_many_calls(), 3);
+    assert_eq!(h.runner.largest_describe_batch(), 4);
+    let all: Vec<PlaygroundSession> = sessions.iter().cloned().chain([younger]).collect();
+    for s in &all {
+        let stored = h.repo.get_session(&s.id).await.unwrap();
+        assert_eq!(
+            stored.observed.unwrap().observed_at,
+            h.clock.now(),
+            "aligned"
+        );
+    }
+    for answer in poll_all(&h, &all).await {
+        assert_eq!(answer.unwrap().state, SessionState::Running);
+    }
+    assert_eq!(h.runner.describe_many_calls(), 3, "every record is fresh");
+}
+
+#[tokio::test]
+async fn a_poll_after_a_failed_call_still_asks_the_runner_for_its_task_alone() {
+    let (h, sessions) = launched(3).await;
+    for answer in poll_all(&h, &sessions).await {
+        answer.unwrap();
+    }
+    let batched = h.runner.describe_many_calls();
+    let singles = h.runner.describe_calls();
+    // The record is fresh and says running, but the task is gone: its endpoint is unreachable.
+    let running = h.repo.get_session(&sessions[1].id).await.unwrap();
+    h.runner.exit_task(&sessions[1].task);
+    h.probe.fail_endpoint(
+        running.endpoint.as_ref().expect("running"),
+        toolshed_core::error::ProbeFailureKind::Unreachable,
+        "connection refused",
+    );
+    let mut args = serde_json::Map::new();
+    args.insert("timezone".into(), "UTC".into());
+    let call = toolshed_core::domain::ToolCall::new("get_current_time", args).unwrap();
+    let err = h
+        .toolshed
+        .execute_tool(&sessions[1].id, call)
+        .await
+        .expect_err("the task ended");
+    assert_eq!(
+        h.runner.describe_calls(),
+        singles + 1,
+        "one describe of that task: {err}"
+    );
+    assert_eq!(h.runner.describe_many_calls(), batched, "no batch");
+    let ended = h.repo.get_session(&sessions[1].id).await.unwrap();
+    assert_eq!(ended.state, SessionState::Stopped);
 }

@@ -34,6 +34,7 @@ use toolshed_openai::{ApiKey, KeyProvider, OpenAiMetadataGeneratorBuilder};
 use crate::auth::{AuthMode, AuthSettings};
 use crate::dto::StdioSupport;
 use crate::edge::{parse_origins, AllowedHosts, RateLimit};
+use crate::refresh::status_refresher_from;
 use crate::resume::ResumeWorkerConfig;
 
 /// Which adapters the binary runs on.
@@ -117,6 +118,9 @@ pub struct ServiceConfig {
     pub backend: BackendConfig,
     /// The resume worker (`TOOLSHED_RESUME_INTERVAL_SECS`, default 30; `0` turns it off).
     pub resume: Option<ResumeWorkerConfig>,
+    /// Whether the status refresh worker runs (`TOOLSHED_STATUS_REFRESHER`, `on` by default;
+    /// see [`crate::refresh`]).
+    pub status_refresher: bool,
     /// `TOOLSHED_API_ALLOWED_HOSTS`: `*` or comma-separated `host[:port]` (default: the listen
     /// address, and `localhost`, `127.0.0.1`, `[::1]` with its port).
     pub allowed_hosts: AllowedHosts,
@@ -198,6 +202,7 @@ impl ServiceConfig {
                 ),
             },
         };
+        let status_refresher = status_refresher_from(lookup)?;
         let addr = lookup("TOOLSHED_API_ADDR")
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -206,6 +211,7 @@ impl ServiceConfig {
         check_auth_and_address(&auth, &addr)?;
         Ok(Self {
             resume,
+            status_refresher,
             addr,
             backend,
             allowed_hosts,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 mod middleware;
+pub mod refresh;
 pub mod resume;
 pub mod schema;
 

@@ -16,6 +16,9 @@
 //! - `TOOLSHED_API_RATE_LIMIT`: `<per second>/<burst>` per client, or `off` (default `20/60`).
 //! - `TOOLSHED_RESUME_INTERVAL_SECS`: how often verifications whose process died are resumed
 //!   (default 30; `0` turns the resume worker off, e.g. when another process resumes them).
+//! - `TOOLSHED_STATUS_REFRESHER`: `on` (the default) renews the task observations of live
+//!   sessions every half status freshness, so status polls answer from records; `off` leaves it
+//!   to another process.
 //! - authentication: `TOOLSHED_API_AUTH` (`required`, the default: API keys, and JWTs when
 //!   `TOOLSHED_API_JWKS_URL`, `TOOLSHED_API_JWT_ISSUER` and `TOOLSHED_API_JWT_AUDIENCE` are set;
 //!   `off` only with a loopback address), `TOOLSHED_API_JWT_ALGORITHMS`,
@@ -29,6 +32,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use toolshed_playground_api::backend::{compose, BackendKind, ServiceConfig};
+use toolshed_playground_api::refresh::StatusRefreshWorker;
 use toolshed_playground_api::resume::ResumeWorker;
 use toolshed_playground_api::{router_with, ApiConfig};
 use tracing::info;
@@ -53,6 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let _resume_worker = config
         .resume
         .map(|c| ResumeWorker::start(backend.toolshed.clone(), c));
+    let _status_refresher = config
+        .status_refresher
+        .then(|| StatusRefreshWorker::start(&backend.toolshed));
     let app = router_with(
         backend.toolshed,
         ApiConfig {

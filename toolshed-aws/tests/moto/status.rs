@@ -1,5 +1,6 @@
 //! Session status on moto: the batched refresher describes live sessions 100 tasks per
-//! DescribeTasks, fresh records answer polls without DescribeTasks, and an ECS task state change
+//! DescribeTasks, fresh records answer polls without DescribeTasks, concurrent polls of stale
+//! records share one DescribeTasks, and an ECS task state change
 //! event (as EventBridge sends it) is read by the ECS adapter and applied to its session.
 
 use std::time::Duration;
@@ -161,6 +162,67 @@ async fn the_refresher_uses_one_describe_tasks_per_hundred_sessions_and_polls_no
     assert_eq!(
         env.calls.count("ECS.DescribeTasks"),
         0,
+        "{:?}",
+        env.calls.counts()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_polls_of_stale_records_share_one_describe_tasks() {
+    const N: usize = 30;
+    let Some(env) = MotoEnv::new().await else {
+        return;
+    };
+    env.manual_task_transitions().await;
+    let svc = env.services(SessionCaps {
+        per_server: 1_000,
+        total: 1_000,
+    });
+    let server = verified(&env, &svc, "stale-polls").await;
+    let seeded = env
+        .seed_live_sessions(
+            &server,
+            N,
+            16,
+            svc.clock.now(),
+            |_| Duration::from_secs(3600),
+            std::time::Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+    assert_eq!(seeded.len(), N);
+    let poll_all =
+        || futures::future::join_all(seeded.iter().map(|s| svc.toolshed.session_status(&s.id)));
+
+    // Nothing observed yet: every record is stale.
+    env.calls.reset();
+    let polled = poll_all().await;
+    assert_eq!(
+        env.calls.count("ECS.DescribeTasks"),
+        1,
+        "{:?}",
+        env.calls.counts()
+    );
+    for (asked, answer) in seeded.iter().zip(polled) {
+        let answer = answer.unwrap();
+        assert_eq!(answer.id, asked.id, "each poll gets its own session");
+        assert_eq!(answer.state, SessionState::Running);
+        let seen = answer.observed.expect("observed");
+        assert_eq!(seen.state, ObservedTaskState::Running);
+    }
+
+    // Fresh: none. Stale again (past the 15 s freshness): one for all of them.
+    env.calls.reset();
+    for answer in poll_all().await {
+        answer.unwrap();
+    }
+    assert_eq!(env.calls.count("ECS.DescribeTasks"), 0);
+    svc.clock.advance(Duration::from_secs(16));
+    for answer in poll_all().await {
+        assert_eq!(answer.unwrap().state, SessionState::Running);
+    }
+    assert_eq!(
+        env.calls.count("ECS.DescribeTasks"),
+        1,
         "{:?}",
         env.calls.counts()
     );

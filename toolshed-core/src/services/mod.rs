@@ -19,6 +19,7 @@ mod register;
 mod runs;
 mod settings;
 mod status;
+mod status_batch;
 mod sweep;
 mod verify;
 mod warm;
@@ -39,7 +40,7 @@ pub use playground::LaunchRequest;
 pub use runs::{BackgroundStart, ResumedRun, RunStatus, VerificationRunHandle, VerificationStatus};
 pub use status::{
     observation_of, observed_state, RefreshLimits, RefreshReport, StatusRefresher, TaskEvent,
-    TaskEventsReport,
+    TaskEventsReport, MIN_REFRESH_PERIOD,
 };
 pub use sweep::{SweepLimits, SweepReport, Sweeper};
 pub use verify::{StartOutcome, StepOutcome, VerifyOptions, VerifyOutcome};
@@ -86,6 +87,8 @@ pub struct Toolshed {
     /// Serializes this process's warm-pool top-ups (a claim's background top-up and the
     /// sweep's), so they do not both start a session for the same free place.
     warm_top_up: Arc<tokio::sync::Mutex<()>>,
+    /// Coalesces the describes of this process's stale status polls.
+    status_batch: Arc<status_batch::StatusBatcher>,
 }
 
 impl Toolshed {
@@ -95,10 +98,17 @@ impl Toolshed {
     /// `InvalidInput` if the configuration is inconsistent (see [`ToolshedConfig::validate`]).
     pub fn new(ports: Ports, config: ToolshedConfig) -> Result<Self> {
         config.validate()?;
+        let status_batch = Arc::new(status_batch::StatusBatcher::new(
+            ports.repository.clone(),
+            ports.runner.clone(),
+            ports.clock.clone(),
+            config.status_freshness,
+        ));
         Ok(Self {
             ports,
             config: Arc::new(config),
             warm_top_up: Arc::default(),
+            status_batch,
         })
     }
 

@@ -200,14 +200,16 @@ impl Toolshed {
     ///
     /// The task's state comes from the record while its observation is fresh
     /// (`status_freshness`; kept so by task events and the batched refresher): no runner call.
-    /// Only a stale record costs one describe, whose observation is stored with the session.
+    /// A stale record joins a batched describe shared by every concurrent stale poll (and by
+    /// the other live sessions about to go stale), whose observations are stored with their
+    /// sessions.
     ///
     /// # Errors
     /// `NotFound`; runner / repository errors (a failed readiness check is not an error: the
     /// session stays `Starting`).
     pub async fn session_status(&self, session_id: &SessionId) -> Result<PlaygroundSession> {
         let session = self.ports.repository.get_session(session_id).await?;
-        self.refresh_session(session).await
+        self.refresh_session(session, StaleSource::Batched).await
     }
 
     /// [`Self::session_status`] that asks the runner whatever the record's age: after a call
@@ -219,11 +221,16 @@ impl Toolshed {
     ) -> Result<PlaygroundSession> {
         let mut session = self.ports.repository.get_session(session_id).await?;
         session.observed = None;
-        self.refresh_session(session).await
+        self.refresh_session(session, StaleSource::Runner).await
     }
 
-    /// [`Self::session_status`] of a session already read.
-    async fn refresh_session(&self, session: PlaygroundSession) -> Result<PlaygroundSession> {
+    /// [`Self::session_status`] of a session already read; a stale record learns its task's
+    /// state from `stale`.
+    async fn refresh_session(
+        &self,
+        session: PlaygroundSession,
+        stale: StaleSource,
+    ) -> Result<PlaygroundSession> {
         let p = &self.ports;
         if !session.state.is_live() {
             return Ok(session);
@@ -232,14 +239,33 @@ impl Toolshed {
         let fresh = session
             .observed
             .as_ref()
-            .filter(|o| o.is_fresh(now, self.config.status_freshness));
+            .filter(|o| o.is_fresh(now, self.config.status_freshness))
+            .map(status_of);
+        let mut session = session;
         let mut refreshed = session.clone();
-        let (status, observed_now) = match fresh {
-            Some(o) => (status_of(o), false),
-            None => {
+        let (status, observed_now) = match (fresh, stale) {
+            (Some(status), _) => (status, false),
+            (None, StaleSource::Runner) => {
                 let status = p.runner.describe(&session.task).await?;
                 let observed = refreshed.observe(observation_of(&status, p.clock.now()));
                 (status, observed)
+            }
+            (None, StaleSource::Batched) => {
+                let batched = self.status_batch.status(session.clone()).await?;
+                match batched.stored {
+                    // The batch ended it: its task ended.
+                    Some(stored) if !stored.state.is_live() => return Ok(stored),
+                    // The batch stored the observation: go on from the stored record.
+                    Some(stored) => {
+                        session = stored.clone();
+                        refreshed = stored;
+                        (batched.status, false)
+                    }
+                    None => {
+                        let observed = refreshed.observe(batched.observation);
+                        (batched.status, observed)
+                    }
+                }
             }
         };
         match (status.state, status.endpoint) {
@@ -335,7 +361,7 @@ impl Toolshed {
         let p = &self.ports;
         let until = Instant::now() + deadline;
         // The runner first: the task may have ended, or its server answer already.
-        let mut session = self.refresh_session(session).await?;
+        let mut session = self.refresh_session(session, StaleSource::Batched).await?;
         loop {
             match session.state {
                 SessionState::Running => return Ok(session),
@@ -376,7 +402,7 @@ impl Toolshed {
                 }
             }
             let current = p.repository.get_session(&session.id).await?;
-            session = self.refresh_session(current).await?;
+            session = self.refresh_session(current, StaleSource::Batched).await?;
         }
     }
 
@@ -422,4 +448,13 @@ impl Toolshed {
             .list_sessions_for_server(server_id, live_only, limit.min(1000))
             .await
     }
+}
+
+/// Where a status poll that finds its record stale learns its task's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StaleSource {
+    /// The status batcher: concurrent stale polls share one batched describe.
+    Batched,
+    /// The runner, for this task alone and at once (after a call could not reach the task).
+    Runner,
 }

@@ -1,13 +1,15 @@
 //! Session status kept fresh without a runner call per poll.
 //!
 //! Each session record carries the last observation of its task ([`TaskObservation`]). A status
-//! poll answers from it while it is younger than [`ToolshedConfig::status_freshness`]; only a
-//! stale record costs one describe. Records are kept fresh by two writers:
+//! poll answers from it while it is younger than [`ToolshedConfig::status_freshness`]; the polls
+//! that find their record stale share one batched describe (the service's status batcher, which
+//! also renews the other live sessions about to go stale). Records are kept fresh by two writers:
 //! - task events ([`StatusRefresher::apply_task_events`]): ECS task state changes delivered by
 //!   EventBridge, Docker's event stream locally, parsed by the adapters into [`TaskEvent`]s;
 //! - the batched refresher ([`StatusRefresher::refresh_stale_sessions`]), run on a schedule,
 //!   which describes the tasks of live sessions whose observation is ageing, up to
-//!   [`DESCRIBE_BATCH`] per runner call.
+//!   [`DESCRIBE_BATCH`] per runner call; long-running processes keep it going with
+//!   [`StatusRefresher::refresh_on_schedule`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,6 +31,10 @@ use crate::ports::{
 
 /// Session ends in flight at once while applying events.
 const END_CONCURRENCY: usize = 16;
+
+/// The shortest period of [`StatusRefresher::refresh_on_schedule`] (a zero freshness would
+/// otherwise make it spin).
+pub const MIN_REFRESH_PERIOD: Duration = Duration::from_millis(100);
 
 /// One task state change, as an adapter parsed it from the runner's event source. Untrusted:
 /// it is applied only to a live session whose task it names.
@@ -404,6 +410,28 @@ impl StatusRefresher {
         report.errors.extend(errors);
         debug!(?report, "status refresh done");
         report
+    }
+
+    /// How often [`Self::refresh_on_schedule`] refreshes: half the freshness, so every
+    /// observation is renewed before polls find it stale (at least [`MIN_REFRESH_PERIOD`]).
+    pub fn schedule_period(&self) -> Duration {
+        self.refresh_age.max(MIN_REFRESH_PERIOD)
+    }
+
+    /// Runs [`Self::refresh_stale_sessions`] every [`Self::schedule_period`], the first at once,
+    /// until the future is dropped: the schedule a long-running process (the playground API)
+    /// keeps so its polls answer from records. A refresh's errors are logged and the next
+    /// refresh goes on; a refresh that overruns delays the next instead of piling up.
+    pub async fn refresh_on_schedule(&self, limits: RefreshLimits) {
+        let mut ticks = tokio::time::interval(self.schedule_period());
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let report = self.refresh_stale_sessions(limits).await;
+            if !report.errors.is_empty() {
+                warn!(errors = ?report.errors, "scheduled status refresh met errors");
+            }
+        }
     }
 
     /// Ends sessions whose task ended (`TaskExited`); how many this call ended, and errors.

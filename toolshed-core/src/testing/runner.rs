@@ -39,6 +39,8 @@ struct Inner {
     tasks: BTreeMap<TaskHandle, FakeTask>,
     by_token: HashMap<String, TaskHandle>,
     start_failures: VecDeque<String>,
+    /// Failures the next describes (single or batched) answer, in order.
+    describe_failures: VecDeque<String>,
     pending_describes: u32,
     /// Endpoint given to new tasks instead of an invented one.
     endpoint: Option<Endpoint>,
@@ -122,6 +124,14 @@ impl FakeTaskRunner {
     pub fn fail_next_start(&self, reason: &str) {
         lock(&self.inner)
             .start_failures
+            .push_back(reason.to_owned());
+    }
+
+    /// Makes the next describe (single or batched) fail with a retryable `Backend` error, as a
+    /// throttled backend would.
+    pub fn fail_next_describe(&self, reason: &str) {
+        lock(&self.inner)
+            .describe_failures
             .push_back(reason.to_owned());
     }
 
@@ -246,6 +256,11 @@ impl FakeTaskRunner {
     }
 }
 
+/// The retryable error of a scripted describe failure.
+fn describe_failure(task: Option<String>, reason: String) -> Error {
+    Error::backend("fake-runner", "DescribeTasks", task, true, reason)
+}
+
 #[async_trait]
 impl TaskRunner for FakeTaskRunner {
     async fn prepare(&self, _spec: &TaskSpec) -> Result<()> {
@@ -299,6 +314,9 @@ impl TaskRunner for FakeTaskRunner {
     async fn describe(&self, task: &TaskHandle) -> Result<TaskStatus> {
         let mut inner = lock(&self.inner);
         inner.describe_calls += 1;
+        if let Some(reason) = inner.describe_failures.pop_front() {
+            return Err(describe_failure(Some(task.to_string()), reason));
+        }
         Ok(inner.status_of(task))
     }
 
@@ -309,6 +327,9 @@ impl TaskRunner for FakeTaskRunner {
         for chunk in tasks.chunks(crate::ports::DESCRIBE_BATCH) {
             inner.describe_many_calls += 1;
             inner.largest_describe_batch = inner.largest_describe_batch.max(chunk.len());
+            if let Some(reason) = inner.describe_failures.pop_front() {
+                return Err(describe_failure(None, reason));
+            }
             for task in chunk {
                 if seen.insert(task) {
                     out.push((task.clone(), inner.status_of(task)));
