@@ -1,6 +1,6 @@
 //! Fetching a `server.json` by URL (`toolshed servers import https://…`), as untrusted input:
 //! https only (redirects too, at most [`MAX_REDIRECTS`]), at most
-//! [`MAX_SERVER_JSON_BYTES`](crate::domain::server_json::MAX_SERVER_JSON_BYTES) read (the body
+//! [`crate::domain::server_json::MAX_SERVER_JSON_BYTES`] read (the body
 //! is cut off, never buffered whole), within [`FETCH_TIMEOUT`], no credentials sent.
 
 use std::time::Duration;

@@ -32,7 +32,7 @@ pub struct MetadataRequest {
 
 impl MetadataRequest {
     /// The tools as docs and prompts may show them: a tool or parameter description with a
-    /// finding is replaced by [`flagged_marker`] naming the rules, so text written to steer a
+    /// finding is replaced by `flagged_marker` naming the rules, so text written to steer a
     /// model is neither copied into generated docs nor handed to a generating model.
     ///
     /// ```
