@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolshed_core::domain::server_json::PackageSource;
-use toolshed_core::domain::{ServerId, SessionState, ToolCall, VerificationState};
+use toolshed_core::domain::{ServerId, VerificationState};
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{ImportOptions, LaunchRequest, VerifyOptions, VerifyOutcome};
 use toolshed_core::testing::fixtures;
-use toolshed_tests::{backend, TempDir};
+use toolshed_tests::{backend, call_when_running, TempDir};
 
 const SCHEMA: &str = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json";
 /// The host's CA bundle: inside containers the package index answers through a proxy that
@@ -103,30 +103,16 @@ async fn a_pypi_server_json_is_built_verified_and_its_tool_called() {
         .launch_session(&id, LaunchRequest::default())
         .await
         .unwrap();
-    let started = Instant::now();
-    let deadline = Duration::from_secs(90);
     let mut arguments = serde_json::Map::new();
     arguments.insert("timezone".into(), "Asia/Tokyo".into());
-    let output = loop {
-        let status = ts.session_status(&session.id).await.unwrap();
-        assert!(status.state.is_live(), "session ended: {status:?}");
-        let attempt = if status.state == SessionState::Running {
-            ts.execute_tool(
-                &session.id,
-                ToolCall::new("get_current_time", arguments.clone()).unwrap(),
-            )
-            .await
-        } else {
-            Err(toolshed_core::Error::invalid("state", "not running yet"))
-        };
-        match attempt {
-            Ok(output) => break output,
-            Err(e) if started.elapsed() > deadline => {
-                panic!("no answer within {deadline:?}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    };
+    let output = call_when_running(
+        ts,
+        &session.id,
+        "get_current_time",
+        arguments,
+        Duration::from_secs(90),
+    )
+    .await;
     ts.stop_session(&session.id).await.unwrap();
     assert!(!output.is_error, "{output:?}");
     let text = output

@@ -232,3 +232,35 @@ pub fn git_repo(dir: &std::path::Path, files: &[(&str, &str)]) -> toolshed_core:
     )
     .unwrap()
 }
+
+/// Calls `tool` with `arguments` on a playground session once its status says running, polling
+/// every 250 ms: a hardened container starts a Python server in seconds on a loaded machine, so
+/// the deadline is generous. Panics when the session ends, or with the last error after
+/// `deadline`.
+pub async fn call_when_running(
+    ts: &toolshed_core::services::Toolshed,
+    session: &toolshed_core::domain::SessionId,
+    tool: &str,
+    arguments: serde_json::Map<String, serde_json::Value>,
+    deadline: std::time::Duration,
+) -> toolshed_core::domain::ToolCallOutput {
+    use toolshed_core::domain::{SessionState, ToolCall};
+    let started = std::time::Instant::now();
+    loop {
+        let status = ts.session_status(session).await.unwrap();
+        assert!(status.state.is_live(), "session ended: {status:?}");
+        let attempt = if status.state == SessionState::Running {
+            ts.execute_tool(session, ToolCall::new(tool, arguments.clone()).unwrap())
+                .await
+        } else {
+            Err(toolshed_core::Error::invalid("state", "not running yet"))
+        };
+        match attempt {
+            Ok(output) => return output,
+            Err(e) if started.elapsed() > deadline => {
+                panic!("no answer from {tool} within {deadline:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+}

@@ -6,15 +6,13 @@
 //! registry can be pulled from here); the test command exports its tag as
 //! `TOOLSHED_TEST_PYTHON_IMAGE`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use toolshed_core::domain::{
-    GitRef, RepoUrl, ServerId, ServerRegistration, SessionState, ToolCall, Transport,
-};
+use toolshed_core::domain::{GitRef, RepoUrl, ServerId, ServerRegistration, Transport};
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, VerifyOptions};
 use toolshed_core::testing::fixtures;
-use toolshed_tests::{backend, git_repo, TempDir};
+use toolshed_tests::{backend, call_when_running, git_repo, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
@@ -87,32 +85,16 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
         .launch_session(&id, LaunchRequest::default())
         .await
         .unwrap();
-    let started = Instant::now();
-    // The container is hardened (read-only root, non-root user, no capabilities); Python starts in
-    // a few seconds on a loaded machine. A generous deadline that fails with the last error.
-    let deadline = Duration::from_secs(90);
     let mut arguments = serde_json::Map::new();
     arguments.insert("timezone".into(), "Asia/Tokyo".into());
-    let output = loop {
-        let status = ts.session_status(&session.id).await.unwrap();
-        assert!(status.state.is_live(), "session ended: {status:?}");
-        let attempt = if status.state == SessionState::Running {
-            ts.execute_tool(
-                &session.id,
-                ToolCall::new("get_current_time", arguments.clone()).unwrap(),
-            )
-            .await
-        } else {
-            Err(toolshed_core::Error::invalid("state", "not running yet"))
-        };
-        match attempt {
-            Ok(output) => break output,
-            Err(e) if started.elapsed() > deadline => {
-                panic!("no answer within {deadline:?}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    };
+    let output = call_when_running(
+        ts,
+        &session.id,
+        "get_current_time",
+        arguments,
+        Duration::from_secs(90),
+    )
+    .await;
     assert!(!output.is_error, "{output:?}");
     let text = output
         .content
@@ -233,30 +215,10 @@ async fn mcp_server_fetch_over_stdio_through_the_bridge_in_a_container() {
         .launch_session(&id, LaunchRequest::default())
         .await
         .unwrap();
-    let started = Instant::now();
-    let deadline = Duration::from_secs(90);
     let mut arguments = serde_json::Map::new();
     arguments.insert("url".into(), "https://example.com/".into());
-    let output = loop {
-        let status = ts.session_status(&session.id).await.unwrap();
-        assert!(status.state.is_live(), "session ended: {status:?}");
-        let attempt = if status.state == SessionState::Running {
-            ts.execute_tool(
-                &session.id,
-                ToolCall::new("fetch", arguments.clone()).unwrap(),
-            )
-            .await
-        } else {
-            Err(toolshed_core::Error::invalid("state", "not running yet"))
-        };
-        match attempt {
-            Ok(output) => break output,
-            Err(e) if started.elapsed() > deadline => {
-                panic!("no answer within {deadline:?}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    };
+    let output =
+        call_when_running(ts, &session.id, "fetch", arguments, Duration::from_secs(90)).await;
     // A tool error in MCP's own terms: `isError` with the server's explanation.
     assert!(output.is_error, "{output:?}");
     let text = output

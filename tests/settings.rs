@@ -10,16 +10,16 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use toolshed_core::domain::{
     EnvName, GitRef, InstanceEnv, InstanceName, InstanceRequest, RepoUrl, ServerId,
-    ServerRegistration, SessionState, SettingSpec, ToolCall, Transport,
+    ServerRegistration, SettingSpec, Transport,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::TaskRunner;
 use toolshed_core::services::{LaunchRequest, VerifyOptions};
-use toolshed_tests::{backend, git_repo, TempDir};
+use toolshed_tests::{backend, call_when_running, git_repo, TempDir};
 
 const SECRET: &str = "gk-needle-4e1f9b0c77";
 const TEST_SECRET: &str = "gk-test-needle-51d2e8";
@@ -197,28 +197,16 @@ async fn a_gated_python_server_with_a_secret_setting() {
         .await
         .unwrap();
     answers.push(format!("{session:?}"));
-    let started = Instant::now();
-    let deadline = Duration::from_secs(120);
     let mut arguments = serde_json::Map::new();
     arguments.insert("name".into(), "Ada".into());
-    let output = loop {
-        let status = ts.session_status(&session.id).await.unwrap();
-        assert!(status.state.is_live(), "session ended: {status:?}");
-        let attempt = if status.state == SessionState::Running {
-            ts.execute_tool(
-                &session.id,
-                ToolCall::new("greet", arguments.clone()).unwrap(),
-            )
-            .await
-        } else {
-            Err(toolshed_core::Error::invalid("state", "not running yet"))
-        };
-        match attempt {
-            Ok(output) => break output,
-            Err(e) if started.elapsed() > deadline => panic!("no answer within {deadline:?}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    };
+    let output = call_when_running(
+        ts,
+        &session.id,
+        "greet",
+        arguments,
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(!output.is_error, "{output:?}");
     answers.push(serde_json::to_string(&output.content).unwrap());
     assert!(
