@@ -3,7 +3,6 @@
 //! network and trusted CA: verified, tools listed, era recorded, the declared header sent.
 //! Default policy: refused with `EgressRefused`, nothing verified. Launches: refused before any
 //! task starts.
-#![cfg(feature = "mcp-server")]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
