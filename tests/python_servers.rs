@@ -8,11 +8,61 @@
 
 use std::time::Duration;
 
-use toolshed_core::domain::{GitRef, RepoUrl, ServerId, ServerRegistration, Transport};
+use toolshed_core::domain::{
+    GitRef, RepoUrl, ServerId, ServerRegistration, TaskResources, Transport,
+};
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, VerifyOptions};
 use toolshed_core::testing::fixtures;
 use toolshed_tests::{backend, call_when_running, git_repo, TempDir};
+
+/// A local backend with the static stdio bridge, and a stdio server (`command`) registered from a
+/// repository whose Dockerfile is only `FROM` the local Python image, which has the PyPI servers
+/// installed. The directory holds the backend's data: keep it for the test's length.
+async fn bridged_python_server(
+    name: &str,
+    command: Vec<String>,
+    resources: TaskResources,
+) -> (TempDir, LocalBackend, ServerId) {
+    let image = std::env::var("TOOLSHED_TEST_PYTHON_IMAGE").unwrap();
+    let bridge = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-stdio-bridge"))
+        .await
+        .unwrap()
+        .expect("static stdio bridge");
+    let data = TempDir::new(&format!("toolshed-{name}"));
+    let repo = git_repo(
+        &data.0.join("repo"),
+        &[("Dockerfile", &format!("FROM {image}\n"))],
+    );
+    let backend = LocalBackend::connect(LocalConfig {
+        stdio_bridge: Some(bridge),
+        ..LocalConfig::new(data.0.join("state"))
+    })
+    .await
+    .unwrap();
+    let id = ServerId::new(format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))
+    .unwrap();
+    backend
+        .toolshed
+        .register_server(ServerRegistration {
+            origin: Default::default(),
+            build: Default::default(),
+            settings: Vec::new(),
+            id: id.clone(),
+            repo,
+            git_ref: GitRef::main(),
+            transport: Transport::Stdio { command },
+            resources,
+            description: None,
+            language: None,
+        })
+        .await
+        .unwrap();
+    (data, backend, id)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
@@ -24,48 +74,17 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
     {
         return;
     }
-    let image = std::env::var("TOOLSHED_TEST_PYTHON_IMAGE").unwrap();
-    let bridge = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-stdio-bridge"))
-        .await
-        .unwrap()
-        .expect("static stdio bridge");
-    let data = TempDir::new("toolshed-python");
-    let repo = git_repo(
-        &data.0.join("repo"),
-        &[("Dockerfile", &format!("FROM {image}\n"))],
-    );
-    let backend = LocalBackend::connect(LocalConfig {
-        stdio_bridge: Some(bridge),
-        ..LocalConfig::new(data.0.join("state"))
-    })
-    .await
-    .unwrap();
+    let (_data, backend, id) = bridged_python_server(
+        "py-time",
+        vec![
+            "mcp-server-time".into(),
+            "--local-timezone".into(),
+            "UTC".into(),
+        ],
+        TaskResources::default(),
+    )
+    .await;
     let ts = &backend.toolshed;
-    let id = ServerId::new(format!(
-        "py-time-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ))
-    .unwrap();
-    ts.register_server(ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: id.clone(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Transport::Stdio {
-            command: vec![
-                "mcp-server-time".into(),
-                "--local-timezone".into(),
-                "UTC".into(),
-            ],
-        },
-        resources: Default::default(),
-        description: None,
-        language: None,
-    })
-    .await
-    .unwrap();
 
     let outcome = ts
         .verify_server(&id, VerifyOptions::default())
@@ -126,53 +145,22 @@ async fn mcp_server_time_over_stdio_through_the_bridge_in_a_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_server_fetch_over_stdio_through_the_bridge_in_a_container() {
     use toolshed_core::domain::conformance::{Outcome, ProtocolEra};
-    use toolshed_core::domain::{Egress, TaskResources};
+    use toolshed_core::domain::Egress;
 
     let test = "mcp_server_fetch_in_a_container";
     if !backend("TOOLSHED_TEST_DOCKER", test) || !backend("TOOLSHED_TEST_PYTHON_IMAGE", test) {
         return;
     }
-    let image = std::env::var("TOOLSHED_TEST_PYTHON_IMAGE").unwrap();
-    let bridge = tokio::task::spawn_blocking(|| fixtures::ensure_static_binary("mcp-stdio-bridge"))
-        .await
-        .unwrap()
-        .expect("static stdio bridge");
-    let data = TempDir::new("toolshed-python-fetch");
-    let repo = git_repo(
-        &data.0.join("repo"),
-        &[("Dockerfile", &format!("FROM {image}\n"))],
-    );
-    let backend = LocalBackend::connect(LocalConfig {
-        stdio_bridge: Some(bridge),
-        ..LocalConfig::new(data.0.join("state"))
-    })
-    .await
-    .unwrap();
-    let ts = &backend.toolshed;
-    let id = ServerId::new(format!(
-        "py-fetch-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ))
-    .unwrap();
-    ts.register_server(ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: id.clone(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Transport::Stdio {
-            command: vec!["/opt/mcp/bin/mcp-server-fetch".into()],
-        },
-        resources: TaskResources {
+    let (_data, backend, id) = bridged_python_server(
+        "py-fetch",
+        vec!["/opt/mcp/bin/mcp-server-fetch".into()],
+        TaskResources {
             egress: Egress::None,
             ..TaskResources::default()
         },
-        description: None,
-        language: None,
-    })
-    .await
-    .unwrap();
+    )
+    .await;
+    let ts = &backend.toolshed;
 
     let outcome = ts
         .verify_server(&id, VerifyOptions::default())

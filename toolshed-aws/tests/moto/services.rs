@@ -17,10 +17,12 @@ use toolshed_core::Error;
 use crate::MotoEnv;
 use toolshed_aws::testing::MotoServices;
 
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+/// The commit every moto test server's repository is at.
+pub(crate) const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// Registers `id`, points its repo at COMMIT and plays the build's push of that commit's tag.
-async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (ServerId, String) {
+/// Also the status tests' set-up.
+pub(crate) async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (ServerId, String) {
     let server_id = ServerId::new(id).unwrap();
     let repo = RepoUrl::new(format!("https://github.com/example/{id}")).unwrap();
     let commit = CommitSha::new(COMMIT).unwrap();

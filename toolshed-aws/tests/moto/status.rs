@@ -5,40 +5,15 @@
 
 use std::time::Duration;
 
-use toolshed_core::domain::{
-    CommitSha, GitRef, ImageTag, ObservedTaskState, RepoUrl, ServerId, ServerRegistration,
-    SessionCaps, SessionState, StopReason,
-};
+use toolshed_core::domain::{ObservedTaskState, SessionCaps, SessionState, StopReason};
 use toolshed_core::ports::{Clock, ServerRepository};
 use toolshed_core::services::{LaunchRequest, RefreshLimits, VerifyOptions};
 
 use crate::MotoEnv;
 use toolshed_aws::testing::MotoServices;
 
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
 async fn verified(env: &MotoEnv, svc: &MotoServices, id: &str) -> toolshed_core::domain::Server {
-    let server_id = ServerId::new(id).unwrap();
-    let repo = RepoUrl::new(format!("https://github.com/example/{id}")).unwrap();
-    let commit = CommitSha::new(COMMIT).unwrap();
-    svc.source.set_commit(&repo, &GitRef::main(), &commit);
-    svc.toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: server_id.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        })
-        .await
-        .unwrap();
-    env.push_image(ImageTag::for_build(&server_id, &commit).as_str(), id)
-        .await;
+    let (server_id, _digest) = crate::services::registered(env, svc, id).await;
     svc.toolshed
         .verify_server(&server_id, VerifyOptions::default())
         .await
