@@ -10,8 +10,8 @@ use toolshed_aws::testing::MotoEnv;
 use toolshed_aws::SweepSettings;
 use toolshed_cleanup_lambda::{handle, handle_for_runtime, SweepError};
 use toolshed_core::domain::{
-    CommitSha, GitRef, ImageDigest, ImageRef, ImageTag, InstanceEnv, RepoUrl, ServerId,
-    ServerRegistration, SessionCaps, SessionId, StopReason, TaskLabels, TaskPurpose, TaskResources,
+    CommitSha, GitRef, ImageTag, InstanceEnv, RepoUrl, ServerId, ServerRegistration, SessionCaps,
+    SessionId, StopReason,
 };
 use toolshed_core::ports::{
     Clock, MockServerRepository, MockTaskRunner, ServerRepository, TaskRunner, TaskSpec,
@@ -478,39 +478,12 @@ async fn a_sweep_reports_the_leftovers_it_removes_on_moto() {
     env.manual_task_transitions().await;
     // A session's task with a setting value: the runner keeps it in a per-task secret and a
     // task definition revision of its own.
-    let server_id = ServerId::new("leftover").unwrap();
-    let digest = ImageDigest::new(format!(
-        "sha256:{}",
-        toolshed_aws::testing::sha256_hex(b"leftover")
-    ))
-    .unwrap();
     let session_id = SessionId::new("s-leftover1").unwrap();
-    let spec = TaskSpec {
-        server_id: server_id.clone(),
-        image: ImageRef::new(
-            &env.settings.repository.uri,
-            ImageTag::new("leftover-aaaaaaaaaaaa").unwrap(),
-            digest,
-        )
-        .unwrap(),
-        container_port: 8000,
-        mcp_path: "/mcp".to_owned(),
-        resources: TaskResources {
-            cpu_units: 256,
-            memory_mib: 512,
-            ..TaskResources::default()
-        },
-        labels: TaskLabels {
-            server_id,
-            purpose: TaskPurpose::Playground {
-                session_id: session_id.clone(),
-            },
-            expires_at: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 900, 0)
-                .unwrap(),
-        },
-        idempotency_token: session_id.to_string(),
-        env: InstanceEnv::from_exposed([("API_TOKEN", "value-1")]).unwrap(),
-    };
+    let spec = env.playground_task_spec(
+        "leftover",
+        session_id.as_str(),
+        InstanceEnv::from_exposed([("API_TOKEN", "value-1")]).unwrap(),
+    );
     let runner = &env.adapters.tasks;
     let task = runner.start(&spec).await.unwrap();
     let secret = "toolshed/tasks/s-leftover1";

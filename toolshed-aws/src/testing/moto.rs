@@ -638,3 +638,53 @@ impl MotoEnv {
         sessions
     }
 }
+
+impl MotoEnv {
+    /// A playground task of server `server` for session `session` (a valid session id) running
+    /// an image in the test repository (never pushed: ECS on moto does not pull), 0.25 vCPU /
+    /// 512 MiB, expiring in 15 minutes, with `env` as its environment.
+    pub fn playground_task_spec(
+        &self,
+        server: &str,
+        session: &str,
+        env: toolshed_core::domain::InstanceEnv,
+    ) -> toolshed_core::ports::TaskSpec {
+        use toolshed_core::domain::{
+            ImageDigest, ImageRef, ImageTag, ServerId, SessionId, TaskLabels, TaskPurpose,
+            TaskResources,
+        };
+        let server_id = ServerId::new(server).expect("a valid server id");
+        let digest = ImageDigest::new(format!("sha256:{}", sha256_hex(server.as_bytes())))
+            .expect("a sha256 digest");
+        let session_id = SessionId::new(session).expect("a valid session id");
+        toolshed_core::ports::TaskSpec {
+            server_id: server_id.clone(),
+            image: ImageRef::new(
+                &self.settings.repository.uri,
+                ImageTag::new(format!("{server}-aaaaaaaaaaaa")).expect("a valid tag"),
+                digest,
+            )
+            .expect("a valid image reference"),
+            container_port: 8000,
+            mcp_path: "/mcp".to_owned(),
+            resources: TaskResources {
+                cpu_units: 256,
+                memory_mib: 512,
+                ..TaskResources::default()
+            },
+            labels: TaskLabels {
+                server_id,
+                purpose: TaskPurpose::Playground {
+                    session_id: session_id.clone(),
+                },
+                expires_at: chrono::DateTime::from_timestamp(
+                    chrono::Utc::now().timestamp() + 900,
+                    0,
+                )
+                .expect("a time in range"),
+            },
+            idempotency_token: session_id.to_string(),
+            env,
+        }
+    }
+}

@@ -22,6 +22,29 @@ async fn verified(env: &MotoEnv, svc: &MotoServices, id: &str) -> toolshed_core:
         .clone()
 }
 
+/// `n` live sessions of a verified server `id`, an hour to live each, seeded as
+/// [`MotoEnv::seed_live_sessions`] does.
+async fn live_sessions(
+    env: &MotoEnv,
+    svc: &MotoServices,
+    id: &str,
+    n: usize,
+) -> Vec<toolshed_core::domain::PlaygroundSession> {
+    let server = verified(env, svc, id).await;
+    let seeded = env
+        .seed_live_sessions(
+            &server,
+            n,
+            16,
+            svc.clock.now(),
+            |_| Duration::from_secs(3600),
+            std::time::Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+    assert_eq!(seeded.len(), n);
+    seeded
+}
+
 /// An ECS "Task State Change" event as EventBridge delivers it, for a task as DescribeTasks
 /// shows it.
 fn ecs_event(task: &aws_sdk_ecs::types::Task, last_status: &str, at: &str) -> serde_json::Value {
@@ -88,18 +111,7 @@ async fn the_refresher_uses_one_describe_tasks_per_hundred_sessions_and_polls_no
         per_server: 1_000,
         total: 1_000,
     });
-    let server = verified(&env, &svc, "fresh-status").await;
-    let seeded = env
-        .seed_live_sessions(
-            &server,
-            N,
-            16,
-            svc.clock.now(),
-            |_| Duration::from_secs(3600),
-            std::time::Instant::now() + Duration::from_secs(600),
-        )
-        .await;
-    assert_eq!(seeded.len(), N);
+    let seeded = live_sessions(&env, &svc, "fresh-status", N).await;
 
     env.calls.reset();
     let report = svc
@@ -153,18 +165,7 @@ async fn concurrent_polls_of_stale_records_share_one_describe_tasks() {
         per_server: 1_000,
         total: 1_000,
     });
-    let server = verified(&env, &svc, "stale-polls").await;
-    let seeded = env
-        .seed_live_sessions(
-            &server,
-            N,
-            16,
-            svc.clock.now(),
-            |_| Duration::from_secs(3600),
-            std::time::Instant::now() + Duration::from_secs(600),
-        )
-        .await;
-    assert_eq!(seeded.len(), N);
+    let seeded = live_sessions(&env, &svc, "stale-polls", N).await;
     let poll_all =
         || futures::future::join_all(seeded.iter().map(|s| svc.toolshed.session_status(&s.id)));
 

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::{TaskDefinitionStatus, TaskField};
 use toolshed_aws::{AwsAdapters, AwsAdaptersBuilder, BodyRecorder, CallCounter, StaticHeader};
-use toolshed_core::domain::{
-    ImageDigest, ImageRef, ImageTag, InstanceEnv, ServerId, SessionId, TaskLabels, TaskPurpose,
-    TaskResources,
-};
+use toolshed_core::domain::{InstanceEnv, TaskPurpose};
 use toolshed_core::ports::{TaskRunner, TaskSpec, TaskState};
 use toolshed_core::services::{SweepLimits, Sweeper};
 use toolshed_core::testing::ManualClock;
@@ -20,39 +17,11 @@ use toolshed_core::Error;
 use crate::MotoEnv;
 
 fn spec(env: &MotoEnv, session: &str, values: &[(&str, &str)]) -> TaskSpec {
-    let server_id = ServerId::new("secretive").unwrap();
-    let digest = ImageDigest::new(format!(
-        "sha256:{}",
-        toolshed_aws::testing::sha256_hex(b"secretive")
-    ))
-    .unwrap();
-    let session_id = SessionId::new(session).unwrap();
-    TaskSpec {
-        server_id: server_id.clone(),
-        image: ImageRef::new(
-            &env.settings.repository.uri,
-            ImageTag::new("secretive-aaaaaaaaaaaa").unwrap(),
-            digest,
-        )
-        .unwrap(),
-        container_port: 8000,
-        mcp_path: "/mcp".to_owned(),
-        resources: TaskResources {
-            cpu_units: 256,
-            memory_mib: 512,
-            ..TaskResources::default()
-        },
-        labels: TaskLabels {
-            server_id,
-            purpose: TaskPurpose::Playground {
-                session_id: session_id.clone(),
-            },
-            expires_at: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 900, 0)
-                .unwrap(),
-        },
-        idempotency_token: session_id.to_string(),
-        env: InstanceEnv::from_exposed(values.iter().map(|(k, v)| (*k, *v))).unwrap(),
-    }
+    env.playground_task_spec(
+        "secretive",
+        session,
+        InstanceEnv::from_exposed(values.iter().map(|(k, v)| (*k, *v))).unwrap(),
+    )
 }
 
 /// The account's adapters with every request and response body recorded.
