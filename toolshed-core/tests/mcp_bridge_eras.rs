@@ -204,3 +204,20 @@ async fn both_eras_through_the_bridge_to_a_child_as_installed() {
     ])
     .await;
 }
+
+/// A child slower to start than the bridge's 10 s wait for its `server/discover` answer (a
+/// Python server on a quarter of a CPU on a loaded host): `mcp-server-time` starts 11 s late,
+/// then reads the discover request and the `initialize` the bridge sent meanwhile and answers
+/// both. The bridge keeps the late discover answer out of its `initialize` handshake, opens, and
+/// serves both eras.
+#[tokio::test]
+async fn both_eras_through_the_bridge_to_a_child_slower_than_the_discover_wait() {
+    let Some(bin) = venv_bin() else { return };
+    let server = bin.join("mcp-server-time").to_string_lossy().into_owned();
+    both_eras_through(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("sleep 11 && exec '{server}' --local-timezone UTC"),
+    ])
+    .await;
+}

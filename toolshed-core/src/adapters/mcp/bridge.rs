@@ -36,6 +36,7 @@ use rmcp::service::{
     ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
     RunningServiceCancellationToken,
 };
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -43,6 +44,7 @@ use tokio::process::{Child, ChildStderr};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::child_era::{child_era, ChildEra};
 use super::http_server::InFlight;
 
 use crate::domain::Endpoint;
@@ -161,33 +163,7 @@ impl StdioBridge {
         if let Some(stderr) = process.stderr.take() {
             tokio::spawn(log_stderr(stderr));
         }
-        let link = ChildLink;
-        // The child's era is its own business: `server/discover` first, `initialize` on the same
-        // pipes when it refuses (the common case: Python servers of the `initialize` era).
-        let lifecycle = ClientLifecycleMode::Auto {
-            preferred_versions: ProtocolVersion::KNOWN_VERSIONS
-                .iter()
-                .rev()
-                .cloned()
-                .collect(),
-            legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
-        };
-        let handshake = link.serve_with_lifecycle((stdout, stdin), lifecycle);
-        let child: RunningService<RoleClient, ChildLink> =
-            match tokio::time::timeout(config.startup_timeout, handshake).await {
-                Ok(Ok(child)) => child,
-                Ok(Err(e)) => {
-                    return Err(bridge_error("initialize child", Some(program.clone()), e))
-                }
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        operation: "stdio bridge child initialize",
-                        id: Some(program.clone()),
-                        after_ms: u64::try_from(config.startup_timeout.as_millis())
-                            .unwrap_or(u64::MAX),
-                    })
-                }
-            };
+        let child = open_child_session(stdout, stdin, config.startup_timeout, program).await?;
         let info = child.peer_info().ok_or_else(|| {
             bridge_error(
                 "initialize child",
@@ -304,6 +280,57 @@ fn join_outcome(
         Ok(Ok(exit)) => Ok(exit),
         Ok(Err(e)) => Err(bridge_error("serve", None, e)),
         Err(e) => Err(bridge_error("serve", None, e)),
+    }
+}
+
+/// Opens the MCP session with the child over its pipes, in the child's own era: it is asked
+/// `server/discover` once, waiting as long as the start-up deadline allows (a slow start is not
+/// a refusal), then the session opens with discover or, for a server of the `initialize` era
+/// (the common case: Python servers), with `initialize` on the same pipes.
+async fn open_child_session<R, W>(
+    stdout: R,
+    stdin: W,
+    startup_timeout: Duration,
+    program: &str,
+) -> Result<RunningService<RoleClient, ChildLink>>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let deadline = tokio::time::Instant::now() + startup_timeout;
+    let timed_out = || Error::Timeout {
+        operation: "stdio bridge child initialize",
+        id: Some(program.to_owned()),
+        after_ms: u64::try_from(startup_timeout.as_millis()).unwrap_or(u64::MAX),
+    };
+    let preferred: Vec<ProtocolVersion> = ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .rev()
+        .cloned()
+        .collect();
+    let mut pipes = AsyncRwTransport::new_client(stdout, stdin);
+    let link = ChildLink;
+    let era = tokio::time::timeout_at(
+        deadline,
+        child_era(&mut pipes, &link.get_info(), ProtocolVersion::LATEST),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(|e| bridge_error("initialize child", Some(program.to_owned()), e))?;
+    let lifecycle = match era {
+        ChildEra::Discover => ClientLifecycleMode::Discover {
+            preferred_versions: preferred,
+        },
+        ChildEra::Initialize => ClientLifecycleMode::Initialize,
+    };
+    match tokio::time::timeout_at(deadline, link.serve_with_lifecycle(pipes, lifecycle)).await {
+        Ok(Ok(child)) => Ok(child),
+        Ok(Err(e)) => Err(bridge_error(
+            "initialize child",
+            Some(program.to_owned()),
+            e,
+        )),
+        Err(_) => Err(timed_out()),
     }
 }
 
@@ -547,6 +574,9 @@ impl ClientHandler for ChildLink {
             ClientCapabilities::default(),
             Implementation::new("toolshed-stdio-bridge", env!("CARGO_PKG_VERSION")),
         )
+        // What `initialize` asks a child of that era for (the child picks); the discover era
+        // negotiates from the bridge's own list.
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
     }
 
     #[allow(deprecated)]
@@ -727,6 +757,105 @@ impl ServerHandler for Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child on the other end of in-memory pipes that reads nothing for 12 s (a slow start;
+    /// the tests run on a paused clock, so they take no time), then answers each request with
+    /// `answer` (none for notifications) and records the methods it received.
+    fn slow_child(
+        answer: fn(&serde_json::Value) -> Option<serde_json::Value>,
+    ) -> (
+        tokio::io::DuplexStream,
+        tokio::task::JoinHandle<Vec<String>>,
+    ) {
+        use tokio::io::AsyncWriteExt;
+        let (bridge_side, child_side) = tokio::io::duplex(64 * 1024);
+        let child = tokio::spawn(async move {
+            let (read, mut write) = tokio::io::split(child_side);
+            let mut lines = BufReader::new(read).lines();
+            let mut methods = Vec::new();
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            while let Ok(Some(line)) = lines.next_line().await {
+                let message: serde_json::Value = serde_json::from_str(&line).unwrap();
+                methods.push(message["method"].as_str().unwrap_or("").to_owned());
+                if methods
+                    .last()
+                    .is_some_and(|m| m == "notifications/initialized")
+                {
+                    break;
+                }
+                if let Some(mut reply) = answer(&message) {
+                    reply["jsonrpc"] = "2.0".into();
+                    reply["id"] = message["id"].clone();
+                    let line = format!("{reply}\n");
+                    write.write_all(line.as_bytes()).await.unwrap();
+                }
+            }
+            methods
+        });
+        (bridge_side, child)
+    }
+
+    /// A child of the `initialize` era, slower to start than rmcp's 10 s wait for a discover
+    /// answer: it is asked once, refuses discover, and is initialized; nothing reaches it twice.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_child_of_the_initialize_era_is_initialized() {
+        let (pipes, child) = slow_child(|message| match message["method"].as_str() {
+            Some("initialize") => Some(serde_json::json!({"result": {
+                "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                "serverInfo": {"name": "slow-child", "version": "1"}}})),
+            Some(_) => Some(serde_json::json!({
+                "error": {"code": -32601, "message": "Method not found"}})),
+            None => None,
+        });
+        let (read, write) = tokio::io::split(pipes);
+        let session = open_child_session(read, write, Duration::from_secs(60), "slow-child")
+            .await
+            .expect("the slow child is initialized");
+        let info = session.peer_info().expect("the child's initialize result");
+        assert_eq!(info.protocol_version, ProtocolVersion::V_2025_06_18);
+        assert_eq!(
+            info.server_info.as_ref().map(|s| s.name.as_str()),
+            Some("slow-child")
+        );
+        let methods = tokio::time::timeout(Duration::from_secs(5), child)
+            .await
+            .expect("the child saw the handshake end")
+            .unwrap();
+        assert_eq!(
+            methods,
+            ["server/discover", "initialize", "notifications/initialized"]
+        );
+        drop(session);
+    }
+
+    /// A child of the discover era, as slow: it is never sent `initialize` (which such a server
+    /// refuses once it has answered discover) and the session opens in its era.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_child_of_the_discover_era_is_discovered() {
+        let (pipes, child) = slow_child(|message| match message["method"].as_str() {
+            Some("server/discover") => Some(serde_json::json!({"result": {
+                "resultType": "complete", "supportedVersions": ["2026-07-28"],
+                "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"}})),
+            Some(_) => Some(serde_json::json!({"error": {"code": -32022,
+                "message": "connection is serving the 2026-07-28 protocol"}})),
+            None => None,
+        });
+        let (read, write) = tokio::io::split(pipes);
+        let session = open_child_session(read, write, Duration::from_secs(60), "slow-child")
+            .await
+            .expect("the slow child is discovered");
+        let info = session.peer_info().expect("the child's discover result");
+        assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
+        drop(session);
+        let methods = tokio::time::timeout(Duration::from_secs(5), child)
+            .await
+            .expect("the pipes closed with the session")
+            .unwrap();
+        assert!(
+            methods.iter().all(|m| m == "server/discover"),
+            "{methods:?}"
+        );
+    }
 
     #[test]
     fn the_bridge_serves_both_eras_whatever_the_child_speaks() {
