@@ -15,8 +15,6 @@ use rmcp::model::{
 use rmcp::transport::Transport;
 use rmcp::RoleClient;
 
-use crate::error::{Error, Result};
-
 /// The era a child answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ChildEra {
@@ -37,13 +35,13 @@ const ERA_REQUEST_ID: &str = "toolshed-bridge-era";
 /// timeout: this waits as long as the child takes.
 ///
 /// # Errors
-/// `Backend` (backend `mcp-bridge`) when the request cannot be written or the child closes its
-/// output before answering.
+/// What went wrong, when the request cannot be written or the child closes its output before
+/// answering (the caller names the child).
 pub(super) async fn child_era<T>(
     pipes: &mut T,
     client: &ClientConfig,
     preferred: ProtocolVersion,
-) -> Result<ChildEra>
+) -> Result<ChildEra, String>
 where
     T: Transport<RoleClient>,
 {
@@ -62,11 +60,10 @@ where
             id.clone(),
         ))
         .await
-        .map_err(|e| era_error(e.to_string()))?;
+        .map_err(|e| format!("could not send server/discover: {e}"))?;
     loop {
-        match pipes.receive().await.ok_or_else(|| {
-            era_error("the child closed its output before answering server/discover")
-        })? {
+        let closed = "the child closed its output before answering server/discover";
+        match pipes.receive().await.ok_or(closed)? {
             ServerJsonRpcMessage::Response(answer) if answer.id == id => {
                 return Ok(ChildEra::Discover)
             }
@@ -83,17 +80,6 @@ where
             ),
         }
     }
-}
-
-/// A failure to learn the era (the caller names the child).
-fn era_error(reason: impl Into<String>) -> Error {
-    Error::backend(
-        "mcp-bridge",
-        "ask the child's protocol era",
-        None,
-        false,
-        reason.into(),
-    )
 }
 
 /// The era of a server that refused `server/discover` with `code`: only the new era refuses it
