@@ -225,17 +225,21 @@ async fn a_container_killed_from_outside_ends_its_session_and_is_removed() {
         assert!(out.status.success(), "docker kill: {out:?}");
     }
 
-    // A call on the killed session says it ended, and why.
+    // A call on the killed session says it ended, why, and how (the engine's exit status).
     let err = ts.execute_tool(&called.id, add(1, 1)).await.unwrap_err();
     match &err {
-        Error::SessionNotRunning { state, .. } => {
-            assert!(state.contains("task exited"), "{err}")
-        }
+        Error::SessionNotRunning { state, .. } => assert!(
+            state.contains("task exited, exited with status 137"),
+            "{err}"
+        ),
         other => panic!("expected SessionNotRunning, got {other:?}"),
     }
+    let ended = ts.get_session(&called.id).await.unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::TaskExited));
     assert_eq!(
-        ts.get_session(&called.id).await.unwrap().stop_reason,
-        Some(StopReason::TaskExited)
+        ended.task_exit().and_then(|e| e.exit_code),
+        Some(137),
+        "{ended:?}"
     );
     assert!(
         container_exists(called.task.as_str()),

@@ -407,6 +407,9 @@ async fn a_killed_container_ends_its_session_through_engine_events_without_a_pol
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(ended.stop_reason, Some(StopReason::TaskExited));
+    // The engine's `die` event carries the exit status: SIGKILL's.
+    let exit = ended.task_exit().expect("how the task ended");
+    assert_eq!((exit.exit_code, exit.out_of_memory), (Some(137), false));
     watcher.abort();
     // Remove the exited container.
     f.backend.runner.stop(&s.task, "test done").await.unwrap();

@@ -36,7 +36,9 @@ use toolshed_core::domain::{
     effective_user, DeploymentId, Egress, Endpoint, TaskHandle, TaskLabels, DEFAULT_MCP_PATH,
     DEFAULT_MCP_PORT, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_SERVER,
 };
-use toolshed_core::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+use toolshed_core::ports::{
+    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, OUT_OF_MEMORY,
+};
 use toolshed_core::{Error, Result};
 
 use crate::error::{sdk_error, unexpected, AwsError};
@@ -493,16 +495,24 @@ pub(crate) fn task_state(task: &Task) -> TaskState {
 }
 
 fn stopped(task: &Task) -> TaskState {
-    let exit_code = task
+    let server = task
         .containers()
         .iter()
-        .find(|c| c.name() == Some(CONTAINER_NAME))
-        .and_then(|c| c.exit_code())
-        .map(i64::from);
+        .find(|c| c.name() == Some(CONTAINER_NAME));
     TaskState::Stopped {
-        reason: task.stopped_reason().map(str::to_owned),
-        exit_code,
+        reason: stop_reason(task.stopped_reason(), server.and_then(|c| c.reason())),
+        exit_code: server.and_then(|c| c.exit_code()).map(i64::from),
     }
+}
+
+/// A stopped task's reason: [`OUT_OF_MEMORY`] when ECS says its server container was killed for
+/// its memory (the container's reason, `OutOfMemoryError: …`; the task's own reason then only
+/// says that an essential container exited), else the task's reason.
+pub(crate) fn stop_reason(task: Option<&str>, container: Option<&str>) -> Option<String> {
+    if container.is_some_and(|r| r.starts_with("OutOfMemoryError")) {
+        return Some(OUT_OF_MEMORY.to_owned());
+    }
+    task.map(str::to_owned)
 }
 
 /// The private IPv4 of the task's ENI.
@@ -741,4 +751,47 @@ fn endpoint_tags(task: &Task) -> (Option<u16>, Option<String>) {
         }
     }
     (port, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::types::{Container, Task};
+
+    use super::*;
+
+    fn stopped_task(container_reason: Option<&str>, exit_code: i32) -> Task {
+        Task::builder()
+            .last_status("STOPPED")
+            .desired_status("STOPPED")
+            .stopped_reason("Essential container in task exited")
+            .containers(
+                Container::builder()
+                    .name(CONTAINER_NAME)
+                    .exit_code(exit_code)
+                    .set_reason(container_reason.map(str::to_owned))
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn a_stopped_task_says_how_its_server_ended() {
+        let oom = task_state(&stopped_task(
+            Some("OutOfMemoryError: Container killed due to memory usage"),
+            137,
+        ));
+        let exit = oom.exit().expect("stopped");
+        assert!(exit.out_of_memory, "{oom:?}");
+        assert_eq!(exit.exit_code, Some(137));
+
+        let crashed = task_state(&stopped_task(None, 3));
+        assert_eq!(
+            crashed,
+            TaskState::Stopped {
+                reason: Some("Essential container in task exited".into()),
+                exit_code: Some(3),
+            }
+        );
+        assert!(!crashed.exit().expect("stopped").out_of_memory);
+    }
 }

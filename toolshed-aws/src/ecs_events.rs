@@ -13,7 +13,7 @@ use toolshed_core::ports::{TaskSpec, TaskState};
 use toolshed_core::services::TaskEvent;
 use toolshed_core::{Error, Result};
 
-use crate::ecs::{EcsTaskRunner, CONTAINER_NAME};
+use crate::ecs::{stop_reason, EcsTaskRunner, CONTAINER_NAME};
 
 /// The `group` prefix of playground tasks; the session id follows.
 pub const SESSION_GROUP_PREFIX: &str = "toolshed-session:";
@@ -69,6 +69,7 @@ struct Detail {
 struct Container {
     name: Option<String>,
     exit_code: Option<i64>,
+    reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,13 +153,19 @@ pub fn parse_task_state_change(
         "PROVISIONING" | "PENDING" | "ACTIVATING" => Some(TaskState::Pending),
         other => return Err(invalid(format!("unknown lastStatus {other:?}"))),
     }
-    .unwrap_or_else(|| TaskState::Stopped {
-        reason: d.stopped_reason.map(|r| r.chars().take(255).collect()),
-        exit_code: d
+    .unwrap_or_else(|| {
+        let server = d
             .containers
             .iter()
-            .find(|c| c.name.as_deref() == Some(CONTAINER_NAME))
-            .and_then(|c| c.exit_code),
+            .find(|c| c.name.as_deref() == Some(CONTAINER_NAME));
+        let task_reason: Option<String> = d.stopped_reason.map(|r| r.chars().take(255).collect());
+        TaskState::Stopped {
+            reason: stop_reason(
+                task_reason.as_deref(),
+                server.and_then(|c| c.reason.as_deref()),
+            ),
+            exit_code: server.and_then(|c| c.exit_code),
+        }
     });
     let address = (state == TaskState::Running)
         .then(|| {
@@ -256,6 +263,19 @@ mod tests {
             }
         ));
         assert_eq!(ev.address, None);
+    }
+
+    #[test]
+    fn a_server_killed_for_its_memory_is_told_apart() {
+        let mut stopped = event("STOPPED", "toolshed-session:s-12345678");
+        stopped["detail"]["containers"][0]["reason"] =
+            "OutOfMemoryError: Container killed due to memory usage".into();
+        let ev = parse_task_state_change(&stopped, "play", &dep())
+            .unwrap()
+            .unwrap();
+        let exit = ev.state.exit().expect("stopped");
+        assert!(exit.out_of_memory, "{:?}", ev.state);
+        assert_eq!(exit.exit_code, Some(137));
     }
 
     #[test]

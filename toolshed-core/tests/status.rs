@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use common::Harness;
 use futures::future::join_all;
-use toolshed_core::domain::{ObservedTaskState, PlaygroundSession, SessionState, StopReason};
+use toolshed_core::domain::{
+    ObservedTaskState, PlaygroundSession, SessionState, StopReason, ToolCall,
+};
 use toolshed_core::ports::{Clock, ServerRepository, TaskState};
 use toolshed_core::services::{LaunchRequest, RefreshLimits, TaskEvent};
+use toolshed_core::Error;
 
 #[tokio::test]
 async fn a_fresh_record_answers_a_thousand_polls_without_the_runner() {
@@ -78,6 +81,53 @@ async fn a_task_that_ends_is_seen_by_the_first_poll_after_its_record_goes_stale(
     let polled = h.toolshed.session_status(&s.id).await.unwrap();
     assert_eq!(polled.state, SessionState::Stopped);
     assert_eq!(polled.stop_reason, Some(StopReason::TaskExited));
+}
+
+#[tokio::test]
+async fn a_session_whose_task_ended_says_how() {
+    let h = Harness::new();
+    h.verified("time").await;
+    let launch = || async {
+        h.toolshed
+            .launch_session(&h.id("time"), LaunchRequest::default())
+            .await
+            .unwrap()
+    };
+    let (crashed, starved) = (launch().await, launch().await);
+    h.runner.exit_task(&crashed.task);
+    h.runner.kill_task_for_memory(&starved.task);
+    h.clock.advance(Duration::from_secs(16));
+    let expect = [
+        (&crashed, Some(1), false, "exited with status 1"),
+        (&starved, Some(137), true, "more memory than its limit"),
+    ];
+    for (s, exit_code, out_of_memory, words) in expect {
+        let polled = h.toolshed.session_status(&s.id).await.unwrap();
+        assert_eq!(polled.stop_reason, Some(StopReason::TaskExited));
+        let exit = polled.task_exit().expect("how the task ended");
+        assert_eq!(
+            (exit.exit_code, exit.out_of_memory),
+            (exit_code, out_of_memory)
+        );
+        assert_eq!(
+            h.repo.get_session(&s.id).await.unwrap().task_exit(),
+            Some(exit),
+            "kept with the ended record"
+        );
+        let err = h
+            .toolshed
+            .execute_tool(&s.id, ToolCall::new("now", serde_json::Map::new()).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::SessionNotRunning { state, .. } if state.contains(words)),
+            "{err}"
+        );
+    }
+    // A session stopped by hand has no task exit to tell.
+    let stopped = launch().await;
+    let stopped = h.toolshed.stop_session(&stopped.id).await.unwrap();
+    assert_eq!(stopped.task_exit(), None);
 }
 
 #[tokio::test]

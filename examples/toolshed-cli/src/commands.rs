@@ -566,11 +566,13 @@ fn session_row(s: &PlaygroundSession) -> [String; 5] {
 }
 
 /// `session <id> <state> at <endpoint>; expires <time>`, with how long a starting session has
-/// been starting.
+/// been starting, or why an ended one ended.
 fn session_line(s: &PlaygroundSession, now: chrono::DateTime<chrono::Utc>) -> String {
-    let state = match s.starting_for(now) {
-        Some(d) => format!("{} (for {} s)", s.state, d.as_secs()),
-        None => s.state.to_string(),
+    let state = match (s.starting_for(now), s.stop_reason, s.task_exit()) {
+        (Some(d), _, _) => format!("{} (for {} s)", s.state, d.as_secs()),
+        (None, Some(reason), Some(exit)) => format!("{} ({reason}: {exit})", s.state),
+        (None, Some(reason), None) => format!("{} ({reason})", s.state),
+        (None, None, _) => s.state.to_string(),
     };
     format!(
         "session {} {state} at {}; expires {}",

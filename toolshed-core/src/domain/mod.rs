@@ -58,7 +58,7 @@ pub use metadata::{
     DocsRef, GeneratedMetadata, MetadataFailure, MetadataField, Provenance, ProvenanceSource,
     RepoSnapshot, ServerMetadata,
 };
-pub use observation::{ObservedTaskState, TaskObservation};
+pub use observation::{ObservedTaskState, TaskExit, TaskObservation};
 pub use origin::{package_dockerfile, OciReference, ServerOrigin};
 pub use principal::{
     ApiKey, ApiKeyId, ApiKeySecret, NewApiKey, PresentedApiKey, Principal, PrincipalId,

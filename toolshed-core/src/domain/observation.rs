@@ -1,6 +1,7 @@
 //! What was last seen of a session's task, so a status poll can answer from the record instead of
 //! asking the runner (whose describe calls are throttled per account).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,29 @@ impl ObservedTaskState {
     }
 }
 
+/// How a task ended, as far as its runner said: kept with the last observation, so a session that
+/// ended by itself can say why (the runner's own wording is not kept: on AWS it may name
+/// internal addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskExit {
+    /// The server container's exit code, when the runner knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Whether it was killed for using more memory than its limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_memory: bool,
+}
+
+impl fmt::Display for TaskExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.out_of_memory, self.exit_code) {
+            (true, _) => f.write_str("killed for using more memory than its limit"),
+            (false, Some(code)) => write!(f, "exited with status {code}"),
+            (false, None) => f.write_str("exited (status unknown)"),
+        }
+    }
+}
+
 /// The last observation of a session's task, kept on the session record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskObservation {
@@ -38,6 +62,9 @@ pub struct TaskObservation {
     pub endpoint: Option<Endpoint>,
     /// When the runner reported it (an event's time, or the describe's).
     pub observed_at: Timestamp,
+    /// How it ended, when it was seen stopped and the runner said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<TaskExit>,
 }
 
 impl TaskObservation {
@@ -70,6 +97,7 @@ mod tests {
             state: ObservedTaskState::Running,
             endpoint: Some(ep),
             observed_at: at(0),
+            exit: None,
         };
         let fresh = Duration::from_secs(15);
         assert!(o.is_fresh(at(14), fresh));
@@ -92,5 +120,24 @@ mod tests {
             ..o.clone()
         };
         assert!(later.supersedes(Some(&o)) && !o.supersedes(Some(&later)));
+    }
+
+    #[test]
+    fn an_exit_says_what_happened() {
+        let exit = |exit_code, out_of_memory| TaskExit {
+            exit_code,
+            out_of_memory,
+        };
+        assert_eq!(exit(Some(3), false).to_string(), "exited with status 3");
+        assert_eq!(
+            exit(Some(137), true).to_string(),
+            "killed for using more memory than its limit"
+        );
+        assert_eq!(exit(None, false).to_string(), "exited (status unknown)");
+        // Records written before exits were kept still load.
+        let old: TaskObservation =
+            serde_json::from_str(r#"{"state":"stopped","observed_at":"2030-03-17T17:46:40Z"}"#)
+                .unwrap();
+        assert_eq!(old.exit, None);
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Endpoint, IdempotencyKey, ImageRef, PrincipalId, ServerId, SessionId, TaskObservation,
-    Timestamp,
+    Endpoint, IdempotencyKey, ImageRef, PrincipalId, ServerId, SessionId, TaskExit,
+    TaskObservation, Timestamp,
 };
 use crate::error::{CapScope, Error, Result};
 
@@ -287,6 +287,18 @@ impl PlaygroundSession {
         true
     }
 
+    /// How its task ended, when the session ended because its task did and the last
+    /// observation (kept through the end) says how.
+    pub fn task_exit(&self) -> Option<TaskExit> {
+        if self.stop_reason != Some(StopReason::TaskExited) {
+            return None;
+        }
+        self.observed
+            .as_ref()
+            .filter(|o| o.state.is_ended())
+            .and_then(|o| o.exit)
+    }
+
     /// Ends a live session: `Stopped` with `reason` at `at`. Returns `false`, changing nothing,
     /// when it had already ended (ending is idempotent). The version is left to the repository.
     pub fn end(&mut self, reason: StopReason, at: Timestamp) -> bool {
@@ -466,6 +478,7 @@ mod tests {
             state,
             endpoint: None,
             observed_at: s_at(secs),
+            exit: None,
         };
         fn s_at(secs: i64) -> Timestamp {
             chrono::DateTime::from_timestamp(1_900_000_000 + secs, 0).unwrap()

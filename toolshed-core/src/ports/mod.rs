@@ -39,7 +39,7 @@ pub use repository::{
 };
 pub use runner::{
     TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, DESCRIBE_BATCH,
-    MAX_LOG_TAIL,
+    MAX_LOG_TAIL, OUT_OF_MEMORY,
 };
 pub use secrets::{SecretOwner, SecretStore};
 pub use source::{SnapshotLimits, SourceRepository};

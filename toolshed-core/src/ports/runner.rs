@@ -7,12 +7,16 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Endpoint, ImageRef, Instance, InstanceEnv, Server, ServerId, SessionId, TaskHandle, TaskLabels,
-    TaskPurpose, TaskResources, Timestamp,
+    Endpoint, ImageRef, Instance, InstanceEnv, Server, ServerId, SessionId, TaskExit, TaskHandle,
+    TaskLabels, TaskPurpose, TaskResources, Timestamp,
 };
 
 /// Most tasks one [`TaskRunner::describe_many`] backend call describes (ECS DescribeTasks).
 pub const DESCRIBE_BATCH: usize = 100;
+
+/// The [`TaskState::Stopped`] reason of a task the runner knows was killed for using more memory
+/// than its limit, whatever the backend's own wording (so the services can say so).
+pub const OUT_OF_MEMORY: &str = "out of memory";
 
 /// Most log lines [`TaskRunner::tail_logs`] returns at once.
 pub const MAX_LOG_TAIL: usize = 10_000;
@@ -154,6 +158,18 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// How a stopped task ended (its exit code; whether it ran out of memory); `None` while
+    /// it is live or unknown.
+    pub fn exit(&self) -> Option<TaskExit> {
+        match self {
+            TaskState::Stopped { reason, exit_code } => Some(TaskExit {
+                exit_code: *exit_code,
+                out_of_memory: reason.as_deref() == Some(OUT_OF_MEMORY),
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether the task is (or will be) running.
     pub fn is_live(&self) -> bool {
         matches!(self, TaskState::Pending | TaskState::Running)

@@ -26,13 +26,15 @@ const RETRY_AFTER_LOADING: Duration = Duration::from_secs(2);
 /// Suggested pause after `SessionStarting` while the task has no endpoint yet.
 const RETRY_AFTER_PENDING: Duration = Duration::from_secs(5);
 
-/// `SessionNotRunning` for an ended session, with its stop reason.
+/// `SessionNotRunning` for an ended session, with its stop reason and, when its task ended by
+/// itself, how.
 pub(super) fn not_running(session: &PlaygroundSession) -> Error {
     Error::SessionNotRunning {
         session_id: session.id.to_string(),
-        state: match session.stop_reason {
-            Some(reason) => format!("{}: {reason}", session.state),
-            None => session.state.to_string(),
+        state: match (session.stop_reason, session.task_exit()) {
+            (Some(reason), Some(exit)) => format!("{}: {reason}, {exit}", session.state),
+            (Some(reason), None) => format!("{}: {reason}", session.state),
+            (None, _) => session.state.to_string(),
         },
     }
 }
@@ -297,11 +299,24 @@ impl Toolshed {
                 }
                 self.store_refreshed(&refreshed).await
             }
-            (TaskState::Stopped { .. } | TaskState::Missing, _) => Ok(p
-                .repository
-                .end_session(&session.id, StopReason::TaskExited, p.clock.now())
-                .await?
-                .into_session()),
+            (TaskState::Stopped { .. } | TaskState::Missing, _) => {
+                if observed_now {
+                    // Kept through the end, so the ended session says how its task ended. A
+                    // failed write costs only that detail: the session ends all the same.
+                    if let Err(e) = self.store_refreshed(&refreshed).await {
+                        debug!(session = %session.id, error = %e, "task end not recorded");
+                    }
+                }
+                let ended = p
+                    .repository
+                    .end_session(&session.id, StopReason::TaskExited, p.clock.now())
+                    .await?
+                    .into_session();
+                if let Some(exit) = ended.task_exit() {
+                    info!(session = %ended.id, task = %exit, "session ended: its task ended");
+                }
+                Ok(ended)
+            }
             _ if observed_now => self.store_refreshed(&refreshed).await,
             _ => Ok(session),
         }

@@ -20,13 +20,13 @@ use tracing::{debug, info, warn};
 
 use super::{Toolshed, ToolshedConfig};
 use crate::domain::{
-    Endpoint, ObservedTaskState, PlaygroundSession, ServerId, SessionId, StopReason, TaskHandle,
-    TaskObservation, Timestamp,
+    Endpoint, ObservedTaskState, PlaygroundSession, ServerId, SessionId, StopReason, TaskExit,
+    TaskHandle, TaskObservation, Timestamp,
 };
 use crate::error::Result;
 use crate::ports::{
     Clock, ServerRepository, SessionEnd, SessionObservation, TaskRunner, TaskState, TaskStatus,
-    DESCRIBE_BATCH, SESSION_BATCH,
+    DESCRIBE_BATCH, OUT_OF_MEMORY, SESSION_BATCH,
 };
 
 /// Session ends in flight at once while applying events.
@@ -117,7 +117,8 @@ pub fn observed_state(state: &TaskState) -> ObservedTaskState {
     }
 }
 
-/// The observation of a describe at `at` (an endpoint is kept only while running).
+/// The observation of a describe at `at` (an endpoint is kept only while running; how it ended,
+/// once stopped).
 pub fn observation_of(status: &TaskStatus, at: Timestamp) -> TaskObservation {
     let state = observed_state(&status.state);
     TaskObservation {
@@ -127,6 +128,7 @@ pub fn observation_of(status: &TaskStatus, at: Timestamp) -> TaskObservation {
             .filter(|_| state == ObservedTaskState::Running),
         state,
         observed_at: at,
+        exit: status.state.exit(),
     }
 }
 
@@ -136,10 +138,16 @@ pub(super) fn status_of(observation: &TaskObservation) -> TaskStatus {
         state: match observation.state {
             ObservedTaskState::Pending => TaskState::Pending,
             ObservedTaskState::Running => TaskState::Running,
-            ObservedTaskState::Stopped => TaskState::Stopped {
-                reason: None,
-                exit_code: None,
-            },
+            ObservedTaskState::Stopped => {
+                let exit = observation.exit.unwrap_or(TaskExit {
+                    exit_code: None,
+                    out_of_memory: false,
+                });
+                TaskState::Stopped {
+                    reason: exit.out_of_memory.then(|| OUT_OF_MEMORY.to_owned()),
+                    exit_code: exit.exit_code,
+                }
+            }
             ObservedTaskState::Missing => TaskState::Missing,
         },
         endpoint: observation.endpoint.clone(),
@@ -444,8 +452,9 @@ impl StatusRefresher {
                     .end_session(&id, StopReason::TaskExited, now)
                     .await
                 {
-                    Ok(SessionEnd::Ended(_)) => {
-                        info!(session = %id, "session ended: its task ended");
+                    Ok(SessionEnd::Ended(s)) => {
+                        let exit = s.task_exit().map(|e| e.to_string());
+                        info!(session = %id, task = exit.as_deref().unwrap_or("ended"), "session ended: its task ended");
                         Ok(true)
                     }
                     Ok(SessionEnd::AlreadyEnded(_)) => Ok(false),

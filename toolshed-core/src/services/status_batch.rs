@@ -315,8 +315,9 @@ impl StatusBatcher {
         for (id, end) in ends {
             match end {
                 Ok(end) => {
-                    if matches!(end, SessionEnd::Ended(_)) {
-                        info!(session = %id, "session ended: its task ended");
+                    if let SessionEnd::Ended(s) = &end {
+                        let exit = s.task_exit().map(|e| e.to_string());
+                        info!(session = %id, task = exit.as_deref().unwrap_or("ended"), "session ended: its task ended");
                     }
                     if let Some(a) = answers.get_mut(&id) {
                         a.stored = Some(end.into_session());

@@ -181,6 +181,17 @@ impl FakeTaskRunner {
         }
     }
 
+    /// Makes a task end the way a server killed for its memory does (exit code 137).
+    pub fn kill_task_for_memory(&self, handle: &TaskHandle) {
+        if let Some(t) = lock(&self.inner).tasks.get_mut(handle) {
+            t.state = TaskState::Stopped {
+                reason: Some(crate::ports::OUT_OF_MEMORY.to_owned()),
+                exit_code: Some(137),
+            };
+            t.endpoint = None;
+        }
+    }
+
     /// Forgets a task entirely (`describe` then answers `Missing`).
     pub fn forget_task(&self, handle: &TaskHandle) {
         lock(&self.inner).tasks.remove(handle);

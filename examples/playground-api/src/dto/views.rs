@@ -17,7 +17,7 @@ use toolshed_core::domain::{
     DocsRef, Egress, Endpoint, ImageRef, InstanceState, InstanceView, McpServerInfo, McpTool,
     MetadataFailure, MetadataField, PendingReview, PhaseTimings, PlaygroundSession, Provenance,
     ProvenanceSource, ReviewReason, Server, ServerMetadata, SessionState, SettingSpec, StopReason,
-    TaskResources, Timestamp, ToolCallOutput, ToolDrift, ToolInventory, Transport,
+    TaskExit, TaskResources, Timestamp, ToolCallOutput, ToolDrift, ToolInventory, Transport,
     VerificationFailure, VerificationPhase, VerificationState, VerificationStep, VerifiedImage,
 };
 use toolshed_core::services::{InstanceHealth, RunStatus};
@@ -1040,6 +1040,28 @@ impl From<StopReason> for StopReasonView {
     }
 }
 
+/// How a session's task ended by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TaskExitView {
+    /// The server container's exit code, when known.
+    pub exit_code: Option<i64>,
+    /// Whether it was killed for using more memory than its limit (raise the server's
+    /// `memory_mib`).
+    pub out_of_memory: bool,
+    /// The same in words, e.g. `exited with status 1`.
+    pub summary: String,
+}
+
+impl From<TaskExit> for TaskExitView {
+    fn from(e: TaskExit) -> Self {
+        Self {
+            exit_code: e.exit_code,
+            out_of_memory: e.out_of_memory,
+            summary: e.to_string(),
+        }
+    }
+}
+
 /// A playground session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SessionBody {
@@ -1057,6 +1079,10 @@ pub struct SessionBody {
     pub state: SessionStateView,
     /// Why it ended.
     pub stop_reason: Option<StopReasonView>,
+    /// How its task ended, when it ended by itself (`stop_reason` `task_exited`) and the runner
+    /// said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_exit: Option<TaskExitView>,
     /// The idempotency key it was launched with.
     pub idempotency_key: Option<String>,
     /// Launch time (RFC 3339).
@@ -1096,6 +1122,7 @@ impl From<&PlaygroundSession> for SessionBody {
             endpoint: s.endpoint.as_ref().map(Into::into),
             state: s.state.into(),
             stop_reason: s.stop_reason.map(Into::into),
+            task_exit: s.task_exit().map(Into::into),
             idempotency_key: s.idempotency_key.as_ref().map(ToString::to_string),
             created_at: s.created_at,
             expires_at: s.expires_at,
@@ -1327,8 +1354,8 @@ mod tests {
     use toolshed_core::domain::poisoning::{Location, Severity};
     use toolshed_core::domain::{
         ChangeKind, CommitSha, GitRef, IdempotencyKey, ImageDigest, ImageTag, InstanceId,
-        InstanceName, PrincipalId, RepoUrl, ServerId, ServerRegistration, SessionId, TaskHandle,
-        ToolChange,
+        InstanceName, ObservedTaskState, PrincipalId, RepoUrl, ServerId, ServerRegistration,
+        SessionId, TaskHandle, TaskObservation, ToolChange,
     };
 
     use super::*;
@@ -1583,6 +1610,26 @@ mod tests {
         session.stopped_at = Some(at(60));
         session.owner = Some(PrincipalId::new("user:alice").expect("principal"));
         same(&session, &SessionBody::from(&session));
+        // How the task ended is read from the record's last observation (which the view does
+        // not show otherwise).
+        session.observed = Some(TaskObservation {
+            state: ObservedTaskState::Stopped,
+            endpoint: None,
+            observed_at: at(59),
+            exit: Some(TaskExit {
+                exit_code: Some(137),
+                out_of_memory: true,
+            }),
+        });
+        let body = serde_json::to_value(SessionBody::from(&session)).expect("view serialises");
+        assert_eq!(
+            body["task_exit"],
+            json!({"exit_code": 137, "out_of_memory": true,
+                   "summary": "killed for using more memory than its limit"})
+        );
+        session.stop_reason = Some(StopReason::Requested);
+        let body = serde_json::to_value(SessionBody::from(&session)).expect("view serialises");
+        assert!(body.get("task_exit").is_none(), "{body}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::DockerTaskRunner;
 use crate::domain::{
     DeploymentId, SessionId, TaskHandle, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_SESSION,
 };
-use crate::ports::{TaskRunner, TaskState};
+use crate::ports::{TaskRunner, TaskState, OUT_OF_MEMORY};
 use crate::services::{StatusRefresher, TaskEvent};
 
 /// Container actions that change a session's task state.
@@ -90,7 +90,11 @@ pub async fn watch_session_status(
         } else {
             (
                 TaskState::Stopped {
-                    reason: Some(format!("container {action}")),
+                    reason: Some(if action == "oom" {
+                        OUT_OF_MEMORY.to_owned()
+                    } else {
+                        format!("container {action}")
+                    }),
                     exit_code: msg
                         .actor
                         .as_ref()

@@ -21,7 +21,9 @@ use crate::domain::{
     TaskResources, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_PURPOSE, LABEL_SERVER,
 };
 use crate::error::{EntityKind, Error, Result};
-use crate::ports::{TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary};
+use crate::ports::{
+    TaskPage, TaskRunner, TaskSpec, TaskState, TaskStatus, TaskSummary, OUT_OF_MEMORY,
+};
 
 /// Label with the container port serving MCP (to find the published host port again).
 pub const LABEL_PORT: &str = "toolshed.port";
@@ -618,12 +620,14 @@ impl DockerTaskRunner {
                 TaskState::Pending
             }
             _ => TaskState::Stopped {
-                reason: state.error.clone().filter(|e| !e.is_empty()).or_else(|| {
-                    Some(if state.oom_killed == Some(true) {
-                        "out of memory".into()
-                    } else {
-                        "exited".into()
-                    })
+                reason: Some(if state.oom_killed == Some(true) {
+                    OUT_OF_MEMORY.to_owned()
+                } else {
+                    state
+                        .error
+                        .clone()
+                        .filter(|e| !e.is_empty())
+                        .unwrap_or_else(|| "exited".to_owned())
                 }),
                 exit_code: state.exit_code,
             },

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::{created, new_server, now, sample_session, secs, Must, NO_CAPS};
 use crate::domain::{
-    Endpoint, ObservedTaskState, SessionId, StopReason, TaskHandle, TaskObservation, Timestamp,
+    Endpoint, ObservedTaskState, SessionId, StopReason, TaskExit, TaskHandle, TaskObservation,
+    Timestamp,
 };
 use crate::ports::{ServerRepository, SessionObservation, SESSION_BATCH};
 
@@ -18,6 +19,7 @@ fn seen(state: ObservedTaskState, at: Timestamp) -> TaskObservation {
             .then(|| Endpoint::new("10.0.0.9", 8000, "/mcp").must("endpoint")),
         state,
         observed_at: at,
+        exit: None,
     }
 }
 
@@ -148,6 +150,30 @@ pub async fn check_record_task_observations(repo: Repo) {
             .observed,
         Some(later),
     );
+
+    // How the task ended stays with the record through the session's end.
+    let exit = TaskExit {
+        exit_code: Some(137),
+        out_of_memory: true,
+    };
+    let stopped = TaskObservation {
+        exit: Some(exit),
+        ..seen(ObservedTaskState::Stopped, t + secs(6))
+    };
+    repo.record_task_observations(&[obs(&live.id, &live.task, stopped.clone())])
+        .await
+        .must("record_task_observations (stopped)");
+    repo.end_session(&live.id, StopReason::TaskExited, t + secs(7))
+        .await
+        .must("end_session");
+    let ended_live = repo.get_session(&live.id).await.must("get_session");
+    assert_eq!(
+        ended_live.observed,
+        Some(stopped),
+        "conformance: a session's last observation, with how its task ended, is kept through \
+         end_session"
+    );
+    assert_eq!(ended_live.task_exit(), Some(exit));
 
     // More sessions than one backend request holds.
     let mut many = Vec::new();
