@@ -326,8 +326,11 @@ pub struct ListServersQuery {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
-    /// The index of the package to import (default: the first `oci`, else `pypi`, else `npm`).
+    /// The index of the package to import (default: the first `oci`, else `pypi`, else `npm`;
+    /// the first remote when there is no package).
     pub package: Option<usize>,
+    /// The index of the remote to import instead of a package (not with `package`).
+    pub remote: Option<usize>,
     /// The server id (default: made from the registry name, e.g. `io.github.x/time` → `time`).
     #[param(value_type = Option<String>)]
     pub id: Option<ServerId>,
@@ -335,14 +338,26 @@ pub struct ImportQuery {
 
 impl ImportQuery {
     /// The import options.
-    pub fn into_options(self) -> toolshed_core::services::ImportOptions {
-        toolshed_core::services::ImportOptions {
-            choice: match self.package {
-                Some(i) => toolshed_core::domain::server_json::PackageChoice::Package(i),
-                None => toolshed_core::domain::server_json::PackageChoice::Preferred,
-            },
+    ///
+    /// # Errors
+    /// `InvalidInput` (field `remote`) when both a package and a remote are asked for.
+    pub fn into_options(self) -> toolshed_core::Result<toolshed_core::services::ImportOptions> {
+        use toolshed_core::domain::server_json::PackageChoice;
+        let choice = match (self.package, self.remote) {
+            (Some(_), Some(_)) => {
+                return Err(toolshed_core::Error::invalid(
+                    "remote",
+                    "ask for a package or a remote, not both",
+                ))
+            }
+            (Some(i), None) => PackageChoice::Package(i),
+            (None, Some(i)) => PackageChoice::Remote(i),
+            (None, None) => PackageChoice::Preferred,
+        };
+        Ok(toolshed_core::services::ImportOptions {
+            choice,
             id: self.id,
-        }
+        })
     }
 }
 

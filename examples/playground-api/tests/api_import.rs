@@ -180,13 +180,24 @@ async fn a_remote_is_imported_verified_by_handshake_and_never_launched() {
         "name": "io.github.example/weather",
         "description": "Weather, run by its publisher",
         "version": "2.0.0",
-        "remotes": [{
-            "type": "streamable-http",
-            "url": "https://mcp.weather.example/mcp",
-            "headers": [{"name": "X-Api-Key", "isSecret": true}]
-        }]
+        "remotes": [
+            {"type": "streamable-http", "url": "https://eu.weather.example/mcp"},
+            {
+                "type": "streamable-http",
+                "url": "https://mcp.weather.example/mcp",
+                "headers": [{"name": "X-Api-Key", "isSecret": true}]
+            }
+        ]
     });
-    let (status, body) = api.post("/api/import", remote).await;
+    // One entry at a time: a package and a remote together are refused, an absent remote too;
+    // the second remote is asked for by its index.
+    let (status, body) = api
+        .post("/api/import?package=0&remote=0", remote.clone())
+        .await;
+    assert_error(status, &body, 422, "invalid_input");
+    let (status, body) = api.post("/api/import?remote=2", remote.clone()).await;
+    assert_error(status, &body, 422, "invalid_input");
+    let (status, body) = api.post("/api/import?remote=1", remote).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let server = &body["server"];
     assert_eq!(server["id"], "weather");

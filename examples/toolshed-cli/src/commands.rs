@@ -111,9 +111,13 @@ pub enum Servers {
     Import {
         /// A `server.json` file, or an https URL of one.
         source: String,
-        /// Which entry of `packages` to import (default: the first oci, else pypi, else npm).
+        /// Which entry of `packages` to import (default: the first oci, else pypi, else npm;
+        /// the first remote when there is no package).
         #[arg(long)]
         package: Option<usize>,
+        /// Which entry of `remotes` to import instead of a package.
+        #[arg(long, conflicts_with = "package")]
+        remote: Option<usize>,
         /// The server id (default: from the registry name, `io.github.x/time` → `time`).
         #[arg(long)]
         id: Option<String>,
@@ -642,11 +646,17 @@ async fn servers(b: &LocalBackend, f: Format, c: Servers) -> anyhow::Result<()> 
         Servers::Import {
             source,
             package,
+            remote,
             id,
         } => {
             let document = read_server_json(&source).await?;
+            let choice = match (package, remote) {
+                (Some(i), _) => PackageChoice::Package(i),
+                (None, Some(i)) => PackageChoice::Remote(i),
+                (None, None) => PackageChoice::Preferred,
+            };
             let options = ImportOptions {
-                choice: package.map_or(PackageChoice::Preferred, PackageChoice::Package),
+                choice,
                 id: id.map(ServerId::new).transpose()?,
             };
             let imported = ts.import_server(&document, options).await?;
@@ -1037,15 +1047,44 @@ mod tests {
         let Command::Servers(Servers::Import {
             source,
             package,
+            remote,
             id,
         }) = line.command
         else {
             panic!("not an import");
         };
         assert_eq!(
-            (source.as_str(), package, id.as_deref()),
-            ("server.json", Some(1), Some("time"))
+            (source.as_str(), package, remote, id.as_deref()),
+            ("server.json", Some(1), None, Some("time"))
         );
+        let line = Line::try_parse_from([
+            "toolshed",
+            "servers",
+            "import",
+            "server.json",
+            "--remote",
+            "1",
+        ])
+        .unwrap();
+        assert!(matches!(
+            line.command,
+            Command::Servers(Servers::Import {
+                package: None,
+                remote: Some(1),
+                ..
+            })
+        ));
+        let both = Line::try_parse_from([
+            "toolshed",
+            "servers",
+            "import",
+            "server.json",
+            "--package",
+            "0",
+            "--remote",
+            "0",
+        ]);
+        assert!(both.is_err(), "a package and a remote at once are refused");
         // Only https is fetched; a large file is refused before it is read.
         let err = read_server_json("http://example.com/server.json")
             .await

@@ -69,7 +69,7 @@ pub async fn import_server(
     ApiQuery(query): ApiQuery<ImportQuery>,
     ApiJson(document): ApiJson<ServerJsonDocument>,
 ) -> ApiResult<impl IntoResponse> {
-    let options = query.into_options();
+    let options = query.into_options()?;
     let bytes = serde_json::to_vec(&document.0)
         .map_err(|e| ApiError::invalid("server_json", e.to_string()))?;
     let imported = state
