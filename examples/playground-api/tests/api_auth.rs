@@ -182,17 +182,14 @@ impl Harness {
             .post(&format!("/api/servers/{SERVER}/reverify"), json!({}))
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        for _ in 0..500 {
-            let (_, v) = self
-                .api
-                .get(&format!("/api/servers/{SERVER}/verification"))
-                .await;
-            if v["in_progress"] == false && v["state"] == "verified" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{SERVER} was not verified in time");
+        let run = self
+            .api
+            .settled_verification(
+                &format!("/api/servers/{SERVER}/verification"),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(run["state"], "verified", "{SERVER}: {run}");
     }
 
     /// Sends `method path` with `credential` (an API key or a JWT as a bearer token; `None`:

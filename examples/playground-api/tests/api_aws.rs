@@ -70,17 +70,10 @@ async fn the_api_on_the_aws_adapters_against_moto() {
     let (status, body) = api.post("/api/servers/clock/reverify", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let url = body["status_url"].as_str().unwrap().to_owned();
-    let mut verified = false;
-    for _ in 0..300 {
-        let (_, v) = api.get(&url).await;
-        if v["in_progress"] == false && v["state"] != "unverified" {
-            assert_eq!(v["state"], "verified", "{v}");
-            verified = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(verified, "the verification did not finish");
+    let run = api
+        .settled_verification(&url, Duration::from_secs(15))
+        .await;
+    assert_eq!(run["state"], "verified", "{run}");
     let (_, body) = api.get("/api/servers/clock").await;
     assert!(
         body["server"]["image"].to_string().contains(&digest),

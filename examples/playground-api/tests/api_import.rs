@@ -85,16 +85,10 @@ async fn a_server_json_is_imported_and_verified_like_a_registration() {
     let (status, body) = api.post("/api/servers/time/reverify", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let url = body["status_url"].as_str().unwrap().to_owned();
-    let mut verified = false;
-    for _ in 0..500 {
-        let (_, v) = api.get(&url).await;
-        if v["in_progress"] == false && v["state"] == "verified" {
-            verified = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(verified, "time was not verified in time");
+    let run = api
+        .settled_verification(&url, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(run["state"], "verified", "{run}");
     let (_, body) = api.get("/api/servers/time").await;
     assert_eq!(body["server"]["origin"]["source"]["kind"], "pypi");
 }
@@ -212,16 +206,10 @@ async fn a_remote_is_imported_verified_by_handshake_and_never_launched() {
     let (status, body) = api.post("/api/servers/weather/reverify", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let url = body["status_url"].as_str().unwrap().to_owned();
-    let mut verified = false;
-    for _ in 0..500 {
-        let (_, v) = api.get(&url).await;
-        if v["in_progress"] == false && v["state"] == "verified" {
-            verified = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(verified, "the remote was not verified in time");
+    let run = api
+        .settled_verification(&url, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(run["state"], "verified", "{run}");
     let (_, body) = api.get("/api/servers/weather").await;
     assert_eq!(body["server"]["state"], "verified", "{body}");
     assert!(body["server"]["image"].is_null(), "no image: {body}");

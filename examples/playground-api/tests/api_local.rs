@@ -32,17 +32,6 @@ impl Drop for TempDir {
     }
 }
 
-async fn poll_verified(api: &Served, url: &str) -> Value {
-    for _ in 0..1200 {
-        let (_, v) = api.get(url).await;
-        if v["in_progress"] == false && v["state"] != "unverified" {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("verification did not finish in 120 s");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_the_local_backend() {
     if required_env("TOOLSHED_TEST_DOCKER", "no Docker engine").is_none() {
@@ -105,7 +94,9 @@ async fn the_api_on_the_local_backend() {
         )
         .await;
     assert_error(status, &body, 409, "verification_in_progress");
-    let v = poll_verified(&api, &url).await;
+    let v = api
+        .settled_verification(&url, Duration::from_secs(120))
+        .await;
     assert_eq!(v["state"], "verified", "{v}");
     let (_, server) = api.get(&format!("/api/servers/{id}")).await;
     let tools: Vec<&str> = server["server"]["tools"]["tools"]

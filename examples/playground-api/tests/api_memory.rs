@@ -104,14 +104,11 @@ impl Harness {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         assert_eq!(body["status"], "started");
         let url = body["status_url"].as_str().unwrap().to_owned();
-        for _ in 0..500 {
-            let (_, v) = self.api.get(&url).await;
-            if v["in_progress"] == false && v["state"] == "verified" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{id} was not verified in time");
+        let run = self
+            .api
+            .settled_verification(&url, Duration::from_secs(5))
+            .await;
+        assert_eq!(run["state"], "verified", "{id}: {run}");
     }
 
     async fn launch(&self, id: &str, body: Value) -> (StatusCode, Value) {
@@ -829,16 +826,12 @@ async fn settled(h: &Harness, id: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let url = body["status_url"].as_str().unwrap().to_owned();
-    for _ in 0..500 {
-        let (_, v) = h.api.get(&url).await;
-        if v["in_progress"] == false && v["state"] != "unverified" {
-            let (status, server) = h.api.get(&format!("/api/servers/{id}")).await;
-            assert_eq!(status, StatusCode::OK, "{server}");
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{id}: the verification did not end in time");
+    h.api
+        .settled_verification(&url, Duration::from_secs(5))
+        .await;
+    let (status, server) = h.api.get(&format!("/api/servers/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{server}");
+    server
 }
 
 #[tokio::test]

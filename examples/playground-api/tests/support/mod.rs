@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -121,6 +122,27 @@ impl Served {
             assert_conforms(doc, &method_name, path, status.as_u16(), &json);
         }
         (status, json)
+    }
+
+    /// Polls the verification status at `path` until no run is in progress and its state is
+    /// no longer `unverified`, for at most `deadline` (pausing a 500th of it between polls);
+    /// that last answer.
+    ///
+    /// # Panics
+    /// When the verification has not ended by then.
+    pub async fn settled_verification(&self, path: &str, deadline: Duration) -> Value {
+        let until = Instant::now() + deadline;
+        loop {
+            let (_, v) = self.get(path).await;
+            if v["in_progress"] == false && v["state"] != "unverified" {
+                return v;
+            }
+            assert!(
+                Instant::now() < until,
+                "the verification at {path} did not end within {deadline:?}: {v}"
+            );
+            tokio::time::sleep(deadline / 500).await;
+        }
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
