@@ -27,12 +27,16 @@ use toolshed_core::ports::McpProbe;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Passes stdio through to the command in its arguments, except `server/discover`, which it
-/// answers itself with JSON-RPC "method not found" (what a server of the `initialize` era says).
+/// Passes stdio through to the command in its arguments after the first, except
+/// `server/discover`, which it answers itself with JSON-RPC "method not found" (what a server of
+/// the `initialize` era says) when the first argument is `refuse`, or on which it exits with
+/// status 1 when it is `die` (what servers of the Python SDK up to mcp 1.9.3 do with a request
+/// they cannot validate).
 const LEGACY_FILTER: &str = r#"
 import json, subprocess, sys, threading
 lock = threading.Lock()
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+mode = sys.argv[1]
+child = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 def write(line):
     with lock:
         sys.stdout.buffer.write(line)
@@ -47,6 +51,10 @@ for line in sys.stdin.buffer:
     except ValueError:
         msg = None
     if isinstance(msg, dict) and msg.get("method") == "server/discover":
+        if mode == "die":
+            sys.stderr.write("legacy filter: died on server/discover\n")
+            child.kill()
+            sys.exit(1)
         sys.stderr.write("legacy filter: refused server/discover\n")
         if "id" in msg:
             error = {"code": -32601, "message": "Method not found"}
@@ -177,21 +185,35 @@ async fn both_eras_through(command: Vec<String>) {
     bridge.wait().await.unwrap();
 }
 
-#[tokio::test]
-async fn both_eras_through_the_bridge_to_a_child_of_the_initialize_era() {
+/// `mcp-server-time` behind [`LEGACY_FILTER`] in `mode`.
+async fn both_eras_through_the_legacy_filter(mode: &str) {
     let Some(bin) = venv_bin() else { return };
-    let filter =
-        std::env::temp_dir().join(format!("toolshed-legacy-filter-{}.py", std::process::id()));
+    let filter = std::env::temp_dir().join(format!(
+        "toolshed-legacy-filter-{mode}-{}.py",
+        std::process::id()
+    ));
     std::fs::write(&filter, LEGACY_FILTER).unwrap();
     both_eras_through(vec![
         bin.join("python3").to_string_lossy().into_owned(),
         filter.to_string_lossy().into_owned(),
+        mode.to_owned(),
         bin.join("mcp-server-time").to_string_lossy().into_owned(),
         "--local-timezone".into(),
         "UTC".into(),
     ])
     .await;
     let _ = std::fs::remove_file(&filter);
+}
+
+#[tokio::test]
+async fn both_eras_through_the_bridge_to_a_child_of_the_initialize_era() {
+    both_eras_through_the_legacy_filter("refuse").await;
+}
+
+/// A child that exits on `server/discover` is started again and asked only `initialize`.
+#[tokio::test]
+async fn both_eras_through_the_bridge_to_a_child_that_dies_on_discover() {
+    both_eras_through_the_legacy_filter("die").await;
 }
 
 #[tokio::test]

@@ -40,7 +40,7 @@ use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStderr};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -142,28 +142,35 @@ impl StdioBridge {
                 "the stdio bridge needs a command",
             ));
         };
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Every early return below (failed initialize, bind) must not leave it running.
-            .kill_on_drop(true);
-        let mut process = command
-            .spawn()
-            .map_err(|e| bridge_error("spawn", Some(program.clone()), e))?;
-        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
-            return Err(bridge_error(
-                "spawn",
-                Some(program.clone()),
-                "the child's stdin and stdout are not pipes",
-            ));
+        let deadline = tokio::time::Instant::now() + config.startup_timeout;
+        let timed_out = || Error::Timeout {
+            operation: "stdio bridge child initialize",
+            id: Some(program.clone()),
+            after_ms: u64::try_from(config.startup_timeout.as_millis()).unwrap_or(u64::MAX),
         };
-        if let Some(stderr) = process.stderr.take() {
-            tokio::spawn(log_stderr(stderr));
-        }
-        let child = open_child_session(stdout, stdin, config.startup_timeout, program).await?;
+        let (mut process, stdout, stdin) = spawn_child(program, args)?;
+        let era_wait = Some(config.startup_timeout / 2);
+        let child = match open_child_session(stdout, stdin, deadline, era_wait).await {
+            Ok(child) => child,
+            // Servers of older SDKs exit on a method they do not know, some ignore it: a child
+            // that cannot take the question is started again and asked nothing but `initialize`.
+            Err(ChildOpen::EraUnanswered(reason)) => {
+                tracing::warn!(
+                    command = %program,
+                    %reason,
+                    "the child did not answer server/discover; starting it again with initialize"
+                );
+                if let Err(e) = process.kill().await {
+                    tracing::warn!(error = %e, "could not stop the first child");
+                }
+                let (again, stdout, stdin) = spawn_child(program, args)?;
+                process = again;
+                open_child_session(stdout, stdin, deadline, None)
+                    .await
+                    .map_err(|e| e.into_error(program, timed_out))?
+            }
+            Err(e) => return Err(e.into_error(program, timed_out)),
+        };
         let info = child.peer_info().ok_or_else(|| {
             bridge_error(
                 "initialize child",
@@ -283,54 +290,104 @@ fn join_outcome(
     }
 }
 
-/// Opens the MCP session with the child over its pipes, in the child's own era: it is asked
-/// `server/discover` once, waiting as long as the start-up deadline allows (a slow start is not
-/// a refusal), then the session opens with discover or, for a server of the `initialize` era
-/// (the common case: Python servers), with `initialize` on the same pipes.
+/// Spawns the server command with piped stdio (its stderr logged line by line). It is killed
+/// when its handle is dropped, so no early return leaves it running.
+fn spawn_child(program: &str, args: &[String]) -> Result<(Child, ChildStdout, ChildStdin)> {
+    let mut process = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| bridge_error("spawn", Some(program.to_owned()), e))?;
+    let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+        return Err(bridge_error(
+            "spawn",
+            Some(program.to_owned()),
+            "the child's stdin and stdout are not pipes",
+        ));
+    };
+    if let Some(stderr) = process.stderr.take() {
+        tokio::spawn(log_stderr(stderr));
+    }
+    Ok((process, stdout, stdin))
+}
+
+/// Why the session with a child did not open.
+#[derive(Debug)]
+enum ChildOpen {
+    /// The child closed its output, or said nothing within the wait, instead of answering
+    /// `server/discover`: a child started again may still take `initialize`.
+    EraUnanswered(String),
+    /// The start-up deadline passed.
+    TimedOut,
+    /// The handshake failed.
+    Failed(String),
+}
+
+impl ChildOpen {
+    /// The crate error, naming the child's `program`.
+    fn into_error(self, program: &str, timed_out: impl FnOnce() -> Error) -> Error {
+        match self {
+            Self::TimedOut => timed_out(),
+            Self::EraUnanswered(reason) | Self::Failed(reason) => {
+                bridge_error("initialize child", Some(program.to_owned()), reason)
+            }
+        }
+    }
+}
+
+/// Opens the MCP session with the child over its pipes, in the child's own era. With
+/// `era_wait`, it is asked `server/discover` once and given that long to answer (a slow start is
+/// not a refusal, so this is not rmcp's fixed 10 s), then the session opens with discover or, for
+/// a server of the `initialize` era (the common case: Python servers), with `initialize` on the
+/// same pipes. Without, it is asked nothing but `initialize`. Everything ends by `deadline`.
 async fn open_child_session<R, W>(
     stdout: R,
     stdin: W,
-    startup_timeout: Duration,
-    program: &str,
-) -> Result<RunningService<RoleClient, ChildLink>>
+    deadline: tokio::time::Instant,
+    era_wait: Option<Duration>,
+) -> std::result::Result<RunningService<RoleClient, ChildLink>, ChildOpen>
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let deadline = tokio::time::Instant::now() + startup_timeout;
-    let timed_out = || Error::Timeout {
-        operation: "stdio bridge child initialize",
-        id: Some(program.to_owned()),
-        after_ms: u64::try_from(startup_timeout.as_millis()).unwrap_or(u64::MAX),
-    };
-    let preferred: Vec<ProtocolVersion> = ProtocolVersion::KNOWN_VERSIONS
-        .iter()
-        .rev()
-        .cloned()
-        .collect();
     let mut pipes = AsyncRwTransport::new_client(stdout, stdin);
     let link = ChildLink;
-    let era = tokio::time::timeout_at(
-        deadline,
-        child_era(&mut pipes, &link.get_info(), ProtocolVersion::LATEST),
-    )
-    .await
-    .map_err(|_| timed_out())?
-    .map_err(|e| bridge_error("initialize child", Some(program.to_owned()), e))?;
+    let era = match era_wait {
+        Some(wait) => {
+            let until = deadline.min(tokio::time::Instant::now() + wait);
+            let client = link.get_info();
+            let asked = child_era(&mut pipes, &client, ProtocolVersion::LATEST);
+            match tokio::time::timeout_at(until, asked).await {
+                Ok(Ok(era)) => era,
+                Ok(Err(reason)) => return Err(ChildOpen::EraUnanswered(reason)),
+                Err(_) if until < deadline => {
+                    return Err(ChildOpen::EraUnanswered(format!(
+                        "no answer to server/discover within {} s",
+                        wait.as_secs()
+                    )))
+                }
+                Err(_) => return Err(ChildOpen::TimedOut),
+            }
+        }
+        None => ChildEra::Initialize,
+    };
     let lifecycle = match era {
         ChildEra::Discover => ClientLifecycleMode::Discover {
-            preferred_versions: preferred,
+            preferred_versions: ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .rev()
+                .cloned()
+                .collect(),
         },
         ChildEra::Initialize => ClientLifecycleMode::Initialize,
     };
     match tokio::time::timeout_at(deadline, link.serve_with_lifecycle(pipes, lifecycle)).await {
         Ok(Ok(child)) => Ok(child),
-        Ok(Err(e)) => Err(bridge_error(
-            "initialize child",
-            Some(program.to_owned()),
-            e,
-        )),
-        Err(_) => Err(timed_out()),
+        Ok(Err(e)) => Err(ChildOpen::Failed(e.to_string())),
+        Err(_) => Err(ChildOpen::TimedOut),
     }
 }
 
@@ -760,7 +817,8 @@ mod tests {
 
     /// A child on the other end of in-memory pipes that reads nothing for 12 s (a slow start;
     /// the tests run on a paused clock, so they take no time), then answers each request with
-    /// `answer` (none for notifications) and records the methods it received.
+    /// `answer` (`None`: no answer; `{"exit": true}`: it closes its pipes, as a server that dies
+    /// on a method it does not know) and records the methods it received.
     fn slow_child(
         answer: fn(&serde_json::Value) -> Option<serde_json::Value>,
     ) -> (
@@ -784,6 +842,9 @@ mod tests {
                     break;
                 }
                 if let Some(mut reply) = answer(&message) {
+                    if reply["exit"] == true {
+                        break;
+                    }
                     reply["jsonrpc"] = "2.0".into();
                     reply["id"] = message["id"].clone();
                     let line = format!("{reply}\n");
@@ -795,20 +856,81 @@ mod tests {
         (bridge_side, child)
     }
 
+    /// How long the tests' children are given to answer `server/discover` (the bridge's default:
+    /// half its 60 s start-up deadline).
+    const ASK_WAIT: Duration = Duration::from_secs(30);
+
+    /// [`open_child_session`] over `pipes` with a 60 s deadline.
+    async fn open(
+        pipes: tokio::io::DuplexStream,
+        era_wait: Option<Duration>,
+    ) -> std::result::Result<RunningService<RoleClient, ChildLink>, ChildOpen> {
+        let (read, write) = tokio::io::split(pipes);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        open_child_session(read, write, deadline, era_wait).await
+    }
+
+    fn initialize_result() -> serde_json::Value {
+        serde_json::json!({"result": {
+            "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+            "serverInfo": {"name": "slow-child", "version": "1"}}})
+    }
+
+    /// A child that dies on `server/discover` (servers of older SDKs do) or ignores it: the
+    /// question is reported unanswered (the bridge then starts it again with `initialize` alone).
+    #[tokio::test(start_paused = true)]
+    async fn a_child_that_dies_on_or_ignores_discover_leaves_the_era_unanswered() {
+        let (pipes, _child) = slow_child(|message| match message["method"].as_str() {
+            Some("server/discover") => Some(serde_json::json!({"exit": true})),
+            _ => None,
+        });
+        match open(pipes, Some(ASK_WAIT)).await {
+            Err(ChildOpen::EraUnanswered(reason)) => {
+                assert!(reason.contains("closed its output"), "{reason}")
+            }
+            other => panic!("expected an unanswered era, got {:?}", other.map(|_| ())),
+        }
+        let (pipes, _child) = slow_child(|_| None);
+        match open(pipes, Some(ASK_WAIT)).await {
+            Err(ChildOpen::EraUnanswered(reason)) => {
+                assert!(reason.contains("within 30 s"), "{reason}")
+            }
+            other => panic!("expected an unanswered era, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    /// Asked nothing but `initialize` (the second start): the child sees no discover.
+    #[tokio::test(start_paused = true)]
+    async fn a_child_started_again_is_only_initialized() {
+        let (pipes, child) = slow_child(|message| match message["method"].as_str() {
+            Some("initialize") => Some(initialize_result()),
+            Some(_) => Some(serde_json::json!({"exit": true})),
+            None => None,
+        });
+        let session = open(pipes, None).await.expect("initialized");
+        assert_eq!(
+            session.peer_info().map(|i| i.protocol_version.clone()),
+            Some(ProtocolVersion::V_2025_06_18)
+        );
+        let methods = tokio::time::timeout(Duration::from_secs(5), child)
+            .await
+            .expect("the child saw the handshake end")
+            .unwrap();
+        assert_eq!(methods, ["initialize", "notifications/initialized"]);
+        drop(session);
+    }
+
     /// A child of the `initialize` era, slower to start than rmcp's 10 s wait for a discover
     /// answer: it is asked once, refuses discover, and is initialized; nothing reaches it twice.
     #[tokio::test(start_paused = true)]
     async fn a_slow_child_of_the_initialize_era_is_initialized() {
         let (pipes, child) = slow_child(|message| match message["method"].as_str() {
-            Some("initialize") => Some(serde_json::json!({"result": {
-                "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
-                "serverInfo": {"name": "slow-child", "version": "1"}}})),
+            Some("initialize") => Some(initialize_result()),
             Some(_) => Some(serde_json::json!({
                 "error": {"code": -32601, "message": "Method not found"}})),
             None => None,
         });
-        let (read, write) = tokio::io::split(pipes);
-        let session = open_child_session(read, write, Duration::from_secs(60), "slow-child")
+        let session = open(pipes, Some(ASK_WAIT))
             .await
             .expect("the slow child is initialized");
         let info = session.peer_info().expect("the child's initialize result");
@@ -840,8 +962,7 @@ mod tests {
                 "message": "connection is serving the 2026-07-28 protocol"}})),
             None => None,
         });
-        let (read, write) = tokio::io::split(pipes);
-        let session = open_child_session(read, write, Duration::from_secs(60), "slow-child")
+        let session = open(pipes, Some(ASK_WAIT))
             .await
             .expect("the slow child is discovered");
         let info = session.peer_info().expect("the child's discover result");

@@ -5,8 +5,8 @@
 //! importing its SDK on a quarter of a CPU) then reads both requests and answers both: the
 //! handshake takes the late discover answer for a broken server, or the child, now serving the
 //! new era on that connection, refuses the `initialize`. Either way the bridge exits and the task
-//! with it. So the bridge asks the era itself, waiting as long as the start-up deadline allows,
-//! and then opens the session in that era alone.
+//! with it. So the bridge asks the era itself, with a wait of its own choosing, and then opens
+//! the session in that era alone.
 
 use rmcp::model::{
     ClientConfig, ClientJsonRpcMessage, ClientRequest, DiscoverRequest, DiscoverRequestParams,
