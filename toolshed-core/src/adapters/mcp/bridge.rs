@@ -62,8 +62,14 @@ pub struct BridgeConfig {
     pub port: u16,
     /// MCP path (default `/mcp`).
     pub path: String,
-    /// How long the child may take to answer `initialize` (default 60 s).
+    /// How long the child may take to answer `initialize` (default 60 s), a second start
+    /// included.
     pub startup_timeout: Duration,
+    /// How long the child may take to answer `server/discover` (default 15 s) before it is
+    /// started again and asked only `initialize`: long enough for a slow start, short enough
+    /// that a server which hangs on a method it does not know (Python SDK up to mcp 1.9.3) is
+    /// soon served. A slow dual-era server past it only costs a second start.
+    pub discover_wait: Duration,
 }
 
 impl BridgeConfig {
@@ -75,6 +81,7 @@ impl BridgeConfig {
             port: crate::domain::DEFAULT_MCP_PORT,
             path: crate::domain::DEFAULT_MCP_PATH.to_owned(),
             startup_timeout: Duration::from_secs(60),
+            discover_wait: Duration::from_secs(15),
         }
     }
 
@@ -94,6 +101,12 @@ impl BridgeConfig {
     /// Sets the start-up deadline of the child.
     pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
+        self
+    }
+
+    /// Sets how long the child may take to answer `server/discover`.
+    pub fn with_discover_wait(mut self, wait: Duration) -> Self {
+        self.discover_wait = wait;
         self
     }
 }
@@ -149,11 +162,11 @@ impl StdioBridge {
             after_ms: u64::try_from(config.startup_timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let (mut process, stdout, stdin) = spawn_child(program, args)?;
-        let era_wait = Some(config.startup_timeout / 2);
+        let era_wait = Some(config.discover_wait);
         let child = match open_child_session(stdout, stdin, deadline, era_wait).await {
             Ok(child) => child,
-            // Servers of older SDKs exit on a method they do not know, some ignore it: a child
-            // that cannot take the question is started again and asked nothing but `initialize`.
+            // Servers of older SDKs exit or hang on a method they do not know, some ignore it: a
+            // child that cannot take the question is started again and asked only `initialize`.
             Err(ChildOpen::EraUnanswered(reason)) => {
                 tracing::warn!(
                     command = %program,
@@ -856,9 +869,8 @@ mod tests {
         (bridge_side, child)
     }
 
-    /// How long the tests' children are given to answer `server/discover` (the bridge's default:
-    /// half its 60 s start-up deadline).
-    const ASK_WAIT: Duration = Duration::from_secs(30);
+    /// How long the tests' children are given to answer `server/discover` (the bridge's default).
+    const ASK_WAIT: Duration = Duration::from_secs(15);
 
     /// [`open_child_session`] over `pipes` with a 60 s deadline.
     async fn open(
@@ -893,7 +905,7 @@ mod tests {
         let (pipes, _child) = slow_child(|_| None);
         match open(pipes, Some(ASK_WAIT)).await {
             Err(ChildOpen::EraUnanswered(reason)) => {
-                assert!(reason.contains("within 30 s"), "{reason}")
+                assert!(reason.contains("within 15 s"), "{reason}")
             }
             other => panic!("expected an unanswered era, got {:?}", other.map(|_| ())),
         }

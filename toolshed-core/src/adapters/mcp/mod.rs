@@ -66,10 +66,9 @@
 //!
 //! The bridge serves both eras on HTTP whatever its child speaks (it answers `server/discover`
 //! itself and relays requests to its one session with the child, which it opens like the probe:
-//! `server/discover`, else `initialize`; it gives the child half its start-up deadline to answer
-//! discover, since on pipes a slow start is no refusal and a second request would meet the late
-//! answer to the first, and starts a child that exits on discover or ignores it again with
-//! `initialize` alone). It opens its port only after the child answered, so readiness
+//! `server/discover`, else `initialize`; it gives the child 15 s to answer discover, since on
+//! pipes a slow start is no refusal and a second request would meet the late answer to the first,
+//! and starts a child that exits on, hangs on or ignores discover again with `initialize` alone). It opens its port only after the child answered, so readiness
 //! (`wait_ready`: poll the port, then the handshake, with backoff) needs no fixed sleep. It exits
 //! when the child exits, so the task stops with its server.
 
