@@ -48,18 +48,7 @@ async fn setup(endpoint: &str) -> Result<(MotoEnv, MotoServices, ServerId)> {
     let commit = CommitSha::new(COMMIT)?;
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: id.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        })
+        .register_server(ServerRegistration::new(id.clone(), repo))
         .await?;
     moto.push_image(ImageTag::for_build(&id, &commit).as_str(), "bench")
         .await;

@@ -22,7 +22,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use toolshed_core::domain::{GitRef, ServerId, ServerRegistration, ToolCall};
+use toolshed_core::domain::{ServerId, ServerRegistration, ToolCall};
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::McpProbe;
 use toolshed_core::services::{LaunchRequest, SweepLimits, VerifyOptions, VerifyOutcome};
@@ -88,19 +88,8 @@ async fn main() -> anyhow::Result<()> {
     match ts.get_server(&id).await {
         Ok(_) => step(t, &format!("server {id} already registered")),
         Err(e) if e.is_not_found() => {
-            ts.register_server(ServerRegistration {
-                origin: Default::default(),
-                build: Default::default(),
-                settings: Vec::new(),
-                id: id.clone(),
-                repo,
-                git_ref: GitRef::main(),
-                transport: Default::default(),
-                resources: Default::default(),
-                description: None,
-                language: None,
-            })
-            .await?;
+            ts.register_server(ServerRegistration::new(id.clone(), repo))
+                .await?;
             step(t, &format!("registered server {id}"));
         }
         Err(e) => return Err(e.into()),

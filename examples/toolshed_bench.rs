@@ -92,18 +92,7 @@ async fn verified_on_moto(
     let commit = CommitSha::new(COMMIT)?;
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            id: id.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-            build: Default::default(),
-            settings: Vec::new(),
-        })
+        .register_server(ServerRegistration::new(id.clone(), repo))
         .await?;
     moto.push_image(ImageTag::for_build(&id, &commit).as_str(), name)
         .await;
@@ -513,18 +502,7 @@ fn python_repo(dir: &std::path::Path, image: &str) -> Result<RepoUrl> {
 async fn register(backend: &LocalBackend, id: &ServerId, repo: RepoUrl) -> Result<()> {
     backend
         .toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            id: id.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-            build: Default::default(),
-            settings: Vec::new(),
-        })
+        .register_server(ServerRegistration::new(id.clone(), repo))
         .await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use toolshed_core::domain::{
-    BuildSpec, GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, VerificationState,
+    BuildSpec, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration, VerificationState,
     VerificationStep,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
@@ -65,16 +65,8 @@ fn monorepo(dir: &Path, binary: &Path) -> RepoUrl {
 
 fn registration(id: &ServerId, repo: &RepoUrl, build: BuildSpec) -> ServerRegistration {
     ServerRegistration {
-        origin: Default::default(),
-        id: id.clone(),
-        repo: repo.clone(),
-        git_ref: GitRef::main(),
-        transport: Default::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
         build,
-        settings: Vec::new(),
+        ..ServerRegistration::new(id.clone(), repo.clone())
     }
 }
 

@@ -270,18 +270,7 @@ async fn a_verification_whose_build_times_out_leaves_no_build_container() {
     .unwrap();
     backend
         .toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: id.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Transport::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        })
+        .register_server(ServerRegistration::new(id.clone(), repo))
         .await
         .unwrap();
 

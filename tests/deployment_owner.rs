@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use toolshed_core::domain::{
-    GitRef, PlaygroundSession, ServerId, ServerRegistration, SessionId, SessionState, StopReason,
-    ToolCall, Transport,
+    PlaygroundSession, ServerId, ServerRegistration, SessionId, SessionState, StopReason, ToolCall,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::{TaskRunner, TaskSpec, TaskState};
@@ -44,18 +43,7 @@ async fn verified_backend(tweak: impl FnOnce(&mut LocalConfig)) -> Local {
     .unwrap();
     backend
         .toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: server.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Transport::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        })
+        .register_server(ServerRegistration::new(server.clone(), repo))
         .await
         .unwrap();
     backend

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use toolshed_core::domain::{
-    GitRef, InstanceEnv, InstanceName, InstanceRequest, InstanceState, ServerId,
-    ServerRegistration, TaskHandle,
+    InstanceEnv, InstanceName, InstanceRequest, InstanceState, ServerId, ServerRegistration,
+    TaskHandle,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::VerifyOptions;
@@ -52,20 +52,9 @@ async fn create_status_restart_stop_on_the_engine() {
     let t = &backend.toolshed;
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let server = ServerId::new(format!("inst-{suffix}")).unwrap();
-    t.register_server(ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: server.clone(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Default::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-    })
-    .await
-    .unwrap();
+    t.register_server(ServerRegistration::new(server.clone(), repo))
+        .await
+        .unwrap();
     t.verify_server(&server, VerifyOptions::default())
         .await
         .expect("verification on the engine");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use toolshed_core::adapters::sqlite::SqliteServerRepository;
 use toolshed_core::domain::{
-    GitRef, ServerId, ServerRegistration, SessionId, SessionState, StopReason, ToolCall, Transport,
+    ServerId, ServerRegistration, SessionId, SessionState, StopReason, ToolCall, Transport,
     TtlBounds, VerificationState, VerificationStep,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
@@ -63,16 +63,8 @@ async fn fixture_with(
     backend
         .toolshed
         .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: server.clone(),
-            repo,
-            git_ref: GitRef::main(),
             transport,
-            resources: Default::default(),
-            description: None,
-            language: None,
+            ..ServerRegistration::new(server.clone(), repo)
         })
         .await
         .unwrap();

@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use toolshed_core::domain::{
-    GitRef, RepoUrl, ServerId, ServerRegistration, TaskResources, Transport,
-};
+use toolshed_core::domain::{RepoUrl, ServerId, ServerRegistration, TaskResources, Transport};
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, VerifyOptions};
 use toolshed_core::testing::fixtures;
@@ -48,16 +46,9 @@ async fn bridged_python_server(
     backend
         .toolshed
         .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: id.clone(),
-            repo,
-            git_ref: GitRef::main(),
             transport: Transport::Stdio { command },
             resources,
-            description: None,
-            language: None,
+            ..ServerRegistration::new(id.clone(), repo)
         })
         .await
         .unwrap();
@@ -263,20 +254,9 @@ async fn verify_python_http(id_prefix: &str, tools: &str) -> Option<toolshed_cor
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ))
     .unwrap();
-    ts.register_server(ServerRegistration {
-        origin: Default::default(),
-        id: id.clone(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Transport::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-        build: Default::default(),
-        settings: Vec::new(),
-    })
-    .await
-    .unwrap();
+    ts.register_server(ServerRegistration::new(id.clone(), repo))
+        .await
+        .unwrap();
     let outcome = ts
         .verify_server(&id, VerifyOptions::default())
         .await
@@ -470,18 +450,7 @@ async fn a_python_rug_pull_is_held_for_review_and_a_shadowing_name_is_found() {
         let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
         git_repo(&data.0.join(dir), &files)
     };
-    let registration = |id: &ServerId, repo: RepoUrl| ServerRegistration {
-        origin: Default::default(),
-        id: id.clone(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Transport::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-        build: Default::default(),
-        settings: Vec::new(),
-    };
+    let registration = |id: &ServerId, repo: RepoUrl| ServerRegistration::new(id.clone(), repo);
     let honest = "@app.tool(description=\"Returns the weather forecast for a city.\")\n\
                   def forecast(city: str) -> str:\n    return \"sunny\"\n";
     let pulled = "@app.tool(description=\"Returns the weather forecast for a city.\")\n\

@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use toolshed_core::domain::{
-    GitRef, ServerId, ServerRegistration, SessionState, ToolCall, Transport,
-};
+use toolshed_core::domain::{ServerId, ServerRegistration, SessionState, ToolCall, Transport};
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, Toolshed, ToolshedConfig, VerifyOptions};
 use toolshed_core::Error;
@@ -65,19 +63,11 @@ async fn a_slow_python_server_is_starting_until_it_answers_mcp() {
     ))
     .unwrap();
     ts.register_server(ServerRegistration {
-        origin: Default::default(),
-        id: id.clone(),
-        repo,
-        git_ref: GitRef::main(),
         transport: Transport::Http {
             port: 8000,
             path: "/mcp".into(),
         },
-        resources: Default::default(),
-        description: None,
-        language: None,
-        build: Default::default(),
-        settings: Vec::new(),
+        ..ServerRegistration::new(id.clone(), repo)
     })
     .await
     .unwrap();

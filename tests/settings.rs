@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use toolshed_core::domain::{
-    EnvName, GitRef, InstanceEnv, InstanceName, InstanceRequest, RepoUrl, ServerId,
-    ServerRegistration, SettingSpec, Transport,
+    EnvName, InstanceEnv, InstanceName, InstanceRequest, RepoUrl, ServerId, ServerRegistration,
+    SettingSpec,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::ports::TaskRunner;
@@ -41,15 +41,6 @@ impl Write for Captured {
 
 fn registration(id: &ServerId, repo: &RepoUrl) -> ServerRegistration {
     ServerRegistration {
-        origin: Default::default(),
-        id: id.clone(),
-        repo: repo.clone(),
-        git_ref: GitRef::main(),
-        transport: Transport::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-        build: Default::default(),
         settings: vec![SettingSpec::new(
             EnvName::new("GATED_API_KEY").unwrap(),
             Some("Unlocks the tools".into()),
@@ -58,6 +49,7 @@ fn registration(id: &ServerId, repo: &RepoUrl) -> ServerRegistration {
             None,
         )
         .unwrap()],
+        ..ServerRegistration::new(id.clone(), repo.clone())
     }
 }
 

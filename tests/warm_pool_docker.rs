@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use toolshed_core::domain::{
-    GitRef, PlaygroundSession, ServerId, ServerRegistration, SessionState, StopReason, ToolCall,
-    Transport, WarmPool,
+    PlaygroundSession, ServerId, ServerRegistration, SessionState, StopReason, ToolCall, WarmPool,
 };
 use toolshed_core::local::{LocalBackend, LocalConfig};
 use toolshed_core::services::{LaunchRequest, Toolshed, VerifyOptions, VerifyOutcome};
@@ -65,20 +64,9 @@ async fn a_launch_claims_the_warm_session_and_its_tool_answers_at_once() {
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     ))
     .unwrap();
-    ts.register_server(ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: server.clone(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Transport::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-    })
-    .await
-    .unwrap();
+    ts.register_server(ServerRegistration::new(server.clone(), repo))
+        .await
+        .unwrap();
     let outcome = ts
         .verify_server(&server, VerifyOptions::default())
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use toolshed_core::domain::{
-    CommitSha, GitRef, ImageDigest, ImageRef, ImageTag, InstanceEnv, InstanceName, InstanceRequest,
+    CommitSha, ImageDigest, ImageRef, ImageTag, InstanceEnv, InstanceName, InstanceRequest,
     InstanceState, PrincipalId, RepoUrl, Server, ServerId, ServerRegistration, TaskPurpose,
     VerificationState, VerifiedImage,
 };
@@ -17,18 +17,10 @@ use toolshed_core::Error;
 
 fn verified_server(id: &str, at: toolshed_core::domain::Timestamp) -> Server {
     let mut s = Server::register(
-        ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: ServerId::new(id).unwrap(),
-            repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        },
+        ServerRegistration::new(
+            ServerId::new(id).unwrap(),
+            RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
+        ),
         at,
     )
     .unwrap();

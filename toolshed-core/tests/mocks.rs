@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use toolshed_core::domain::LiveSessionCounts;
-use toolshed_core::domain::{GitRef, RepoUrl, Server, ServerId, ServerRegistration};
+use toolshed_core::domain::{RepoUrl, Server, ServerId, ServerRegistration};
 use toolshed_core::error::EntityKind;
 use toolshed_core::ports::{MockServerRepository, MockTaskRunner};
 use toolshed_core::services::{LaunchRequest, Ports, Toolshed, ToolshedConfig};
@@ -15,18 +15,10 @@ use toolshed_core::Error;
 async fn launch_of_an_unverified_server_never_starts_a_task() {
     let clock = Arc::new(ManualClock::fixed());
     let server = Server::register(
-        ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: ServerId::new("time").unwrap(),
-            repo: RepoUrl::new("https://github.com/a/time").unwrap(),
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        },
+        ServerRegistration::new(
+            ServerId::new("time").unwrap(),
+            RepoUrl::new("https://github.com/a/time").unwrap(),
+        ),
         chrono::Utc::now(),
     )
     .unwrap();

@@ -4,22 +4,11 @@
 mod common;
 
 use common::Harness;
-use toolshed_core::domain::{GitRef, RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration};
+use toolshed_core::domain::{RepoUrl, RepoUrlPolicy, ServerId, ServerRegistration};
 use toolshed_core::Error;
 
 fn registration(id: &str, repo: RepoUrl) -> ServerRegistration {
-    ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: ServerId::new(id).unwrap(),
-        repo,
-        git_ref: GitRef::main(),
-        transport: Default::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-    }
+    ServerRegistration::new(ServerId::new(id).unwrap(), repo)
 }
 
 #[tokio::test]

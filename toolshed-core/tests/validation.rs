@@ -120,18 +120,10 @@ fn ttls() {
 #[tokio::test]
 async fn registrations() {
     let h = Harness::new();
-    let base = ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: ServerId::new("time").unwrap(),
-        repo: RepoUrl::new("https://github.com/a/b").unwrap(),
-        git_ref: GitRef::main(),
-        transport: Transport::default(),
-        resources: TaskResources::default(),
-        description: None,
-        language: None,
-    };
+    let base = ServerRegistration::new(
+        ServerId::new("time").unwrap(),
+        RepoUrl::new("https://github.com/a/b").unwrap(),
+    );
     let mut bad = base.clone();
     bad.transport = Transport::Http {
         port: 0,

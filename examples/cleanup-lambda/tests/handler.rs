@@ -58,18 +58,10 @@ fn memory() -> Memory {
 }
 
 fn registration(id: &str) -> ServerRegistration {
-    ServerRegistration {
-        origin: Default::default(),
-        build: Default::default(),
-        settings: Vec::new(),
-        id: ServerId::new(id).unwrap(),
-        repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
-        git_ref: GitRef::main(),
-        transport: Default::default(),
-        resources: Default::default(),
-        description: None,
-        language: None,
-    }
+    ServerRegistration::new(
+        ServerId::new(id).unwrap(),
+        RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
+    )
 }
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";

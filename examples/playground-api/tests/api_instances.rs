@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::{assert_error, Served};
 use toolshed_core::domain::{
-    CommitSha, GitRef, ImageDigest, ImageRef, ImageTag, RepoUrl, Server, ServerId,
-    ServerRegistration, TaskHandle, Timestamp, VerificationState, VerifiedImage,
+    CommitSha, ImageDigest, ImageRef, ImageTag, RepoUrl, Server, ServerId, ServerRegistration,
+    TaskHandle, Timestamp, VerificationState, VerifiedImage,
 };
 use toolshed_core::ports::{Clock, ServerRepository};
 use toolshed_core::services::{Ports, Toolshed, ToolshedConfig};
@@ -20,18 +20,10 @@ use toolshed_core::testing::{InMemoryPorts, ManualClock};
 
 fn server(id: &str, verified: bool, at: Timestamp) -> Server {
     let mut s = Server::register(
-        ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: ServerId::new(id).unwrap(),
-            repo: RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        },
+        ServerRegistration::new(
+            ServerId::new(id).unwrap(),
+            RepoUrl::new(format!("https://github.com/example/{id}")).unwrap(),
+        ),
         at,
     )
     .unwrap();

@@ -88,18 +88,7 @@ async fn served(ready_deadline: Duration) -> (Served, u16) {
     let verifier = Toolshed::new(doubles.ports(), config.clone()).unwrap();
     let id = ServerId::new("example").unwrap();
     verifier
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            id: id.clone(),
-            repo: url,
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-            build: Default::default(),
-            settings: Vec::new(),
-        })
+        .register_server(ServerRegistration::new(id.clone(), url))
         .await
         .unwrap();
     let outcome = verifier

@@ -28,18 +28,7 @@ pub(crate) async fn registered(env: &MotoEnv, svc: &MotoServices, id: &str) -> (
     let commit = CommitSha::new(COMMIT).unwrap();
     svc.source.set_commit(&repo, &GitRef::main(), &commit);
     svc.toolshed
-        .register_server(ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: server_id.clone(),
-            repo,
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
-            description: None,
-            language: None,
-        })
+        .register_server(ServerRegistration::new(server_id.clone(), repo))
         .await
         .unwrap();
     let digest = env

@@ -671,7 +671,7 @@ pub struct InstanceView {
 mod tests {
     use super::*;
     use crate::domain::{
-        CommitSha, GitRef, ImageDigest, ImageTag, RepoUrl, ServerRegistration, VerifiedImage,
+        CommitSha, ImageDigest, ImageTag, RepoUrl, ServerRegistration, VerifiedImage,
     };
 
     fn now() -> Timestamp {
@@ -681,18 +681,7 @@ mod tests {
     fn server(verified: bool) -> Server {
         let id = ServerId::new("time").unwrap();
         let mut s = Server::register(
-            ServerRegistration {
-                origin: Default::default(),
-                build: Default::default(),
-                settings: Vec::new(),
-                id,
-                repo: RepoUrl::new("https://github.com/o/r").unwrap(),
-                git_ref: GitRef::main(),
-                transport: Default::default(),
-                resources: Default::default(),
-                description: None,
-                language: None,
-            },
+            ServerRegistration::new(id, RepoUrl::new("https://github.com/o/r").unwrap()),
             now(),
         )
         .unwrap();

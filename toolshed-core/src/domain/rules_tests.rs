@@ -12,18 +12,10 @@ fn t(secs: i64) -> Timestamp {
 
 fn server() -> Server {
     Server::register(
-        ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: ServerId::new("weather").unwrap(),
-            repo: RepoUrl::new("https://github.com/acme/weather").unwrap(),
-            git_ref: GitRef::main(),
-            transport: Transport::default(),
-            resources: TaskResources::default(),
-            description: None,
-            language: None,
-        },
+        ServerRegistration::new(
+            ServerId::new("weather").unwrap(),
+            RepoUrl::new("https://github.com/acme/weather").unwrap(),
+        ),
         t(0),
     )
     .unwrap()

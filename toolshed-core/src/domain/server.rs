@@ -238,6 +238,24 @@ pub struct ServerRegistration {
 }
 
 impl ServerRegistration {
+    /// A registration of `id` from `repo`, following `main`, every other field at its default:
+    /// streamable HTTP (port 8000, `/mcp`), the default task size, the repository root's
+    /// `Dockerfile`, no declared settings, no description or language.
+    pub fn new(id: ServerId, repo: RepoUrl) -> Self {
+        Self {
+            id,
+            repo,
+            git_ref: GitRef::main(),
+            transport: Transport::default(),
+            resources: TaskResources::default(),
+            description: None,
+            language: None,
+            build: BuildSpec::default(),
+            settings: Vec::new(),
+            origin: ServerOrigin::default(),
+        }
+    }
+
     /// A registration from a JSON object whose `repo` is parsed under `policy` (plain
     /// deserialisation applies the strict default policy).
     ///

@@ -19,10 +19,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::domain::{
-    BuildId, CommitSha, Endpoint, GitRef, ImageDigest, ImageRef, ImageTag, PlaygroundSession,
-    RepoUrl, RunProgress, Server, ServerId, ServerRegistration, SessionCaps, SessionId,
-    SessionState, StopReason, TaskHandle, Timestamp, ToolInventory, VerificationFailure,
-    VerificationRun, VerificationState, VerificationStep, VerifiedImage,
+    BuildId, CommitSha, Endpoint, ImageDigest, ImageRef, ImageTag, PlaygroundSession, RepoUrl,
+    RunProgress, Server, ServerId, ServerRegistration, SessionCaps, SessionId, SessionState,
+    StopReason, TaskHandle, Timestamp, ToolInventory, VerificationFailure, VerificationRun,
+    VerificationState, VerificationStep, VerifiedImage,
 };
 use crate::error::{CapScope, EntityKind, Error};
 use crate::ports::{ServerRepository, SessionEnd, SessionInsert, VerificationCompletion};
@@ -147,16 +147,11 @@ fn image(server: &ServerId, seed: &str) -> ImageRef {
 pub fn sample_server(id: &ServerId, at: Timestamp) -> Server {
     Server::register(
         ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: id.clone(),
-            repo: RepoUrl::new(format!("https://git.test/conformance/{id}")).must("repo url"),
-            git_ref: GitRef::main(),
-            transport: Default::default(),
-            resources: Default::default(),
             description: Some("conformance server".to_owned()),
-            language: None,
+            ..ServerRegistration::new(
+                id.clone(),
+                RepoUrl::new(format!("https://git.test/conformance/{id}")).must("repo url"),
+            )
         },
         at,
     )

@@ -111,16 +111,8 @@ impl Harness {
         let server = self
             .toolshed
             .register_server(ServerRegistration {
-                origin: Default::default(),
-                build: Default::default(),
-                settings: Vec::new(),
-                id: ServerId::new(id).unwrap(),
-                repo: repo_url(id),
-                git_ref: GitRef::main(),
-                transport: Default::default(),
-                resources: Default::default(),
                 description: description.map(str::to_owned),
-                language: None,
+                ..ServerRegistration::new(ServerId::new(id).unwrap(), repo_url(id))
             })
             .await
             .unwrap();

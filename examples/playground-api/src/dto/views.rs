@@ -1391,16 +1391,11 @@ mod tests {
     /// A server with every optional part filled in (`full`) or none (a fresh registration).
     fn server(full: bool) -> Server {
         let reg = ServerRegistration {
-            origin: Default::default(),
-            build: Default::default(),
-            settings: Vec::new(),
-            id: ServerId::new("time").expect("id"),
-            repo: RepoUrl::new("https://github.com/example/time").expect("repo"),
             git_ref: GitRef::new("main").expect("ref"),
-            transport: Transport::default(),
-            resources: TaskResources::default(),
-            description: None,
-            language: None,
+            ..ServerRegistration::new(
+                ServerId::new("time").expect("id"),
+                RepoUrl::new("https://github.com/example/time").expect("repo"),
+            )
         };
         let mut s = Server::register(reg, at(0)).expect("register");
         if !full {
